@@ -1,0 +1,10 @@
+"""REST API. Each feature module under annotation/api/ owns its urlpatterns."""
+from annotation.api import datasets, items, projects, quality, rater
+
+urlpatterns = [
+    *projects.urlpatterns,
+    *items.urlpatterns,
+    *rater.urlpatterns,
+    *datasets.urlpatterns,
+    *quality.urlpatterns,
+]

@@ -1,0 +1,97 @@
+"""Writes of judgments: submit once, never lose an acknowledged one."""
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from annotation import kinds
+from annotation.models import Assignment, Item, Judgment, Project
+
+
+class LeaseLost(Exception):
+    """The lease expired and its slot went to another rater; the answer cannot be stored."""
+
+
+def _existing(*, rater, assignment: Assignment, client_key: str) -> Judgment | None:
+    if client_key:
+        found = Judgment.objects.filter(rater=rater, client_key=client_key).first()
+        if found is not None:
+            return found
+    return Judgment.objects.filter(item_id=assignment.item_id, rater=rater, source=Judgment.Source.HUMAN).first()
+
+
+def judgment_submit(
+    *,
+    assignment: Assignment,
+    rater,
+    value: dict,
+    duration_ms: int | None = None,
+    rationale: str = "",
+    flags: list[str] | None = None,
+    client_key: str = "",
+) -> tuple[Judgment, bool]:
+    """Store the rater's answer to their assignment. Returns (judgment, created).
+
+    Submitting twice (double click, a retry after a timeout) returns the first judgment and
+    stores nothing new: the client key, the assignment's state and the unique (item, rater)
+    constraint each catch a repeat.
+    """
+    if assignment.rater_id != rater.id:
+        raise PermissionError("not your assignment")
+    existing = _existing(rater=rater, assignment=assignment, client_key=client_key)
+    if existing is not None:
+        return existing, False
+
+    project: Project = assignment.project
+    n_candidates = len(assignment.display_order) or assignment.item.candidates.count()
+    clean = kinds.validate_value(project, value, n_candidates)
+    gold_correct = None
+    if assignment.is_gold and assignment.item.gold:
+        gold_correct = kinds.gold_matches(project.kind, assignment.item.gold, clean, rating_threshold=project.rating_threshold)
+
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            won = Assignment.objects.filter(id=assignment.id, status=Assignment.Status.ACTIVE).update(
+                status=Assignment.Status.SUBMITTED, finished_at=now
+            )
+            if not won:
+                # A late answer to an expired lease still counts if the slot is free again.
+                late = Assignment.objects.filter(id=assignment.id, status=Assignment.Status.EXPIRED).update(
+                    status=Assignment.Status.SUBMITTED, finished_at=now
+                )
+                if not late:
+                    raise LeaseLost("this assignment is no longer open (skipped or already answered)")
+                slot = Item.objects.filter(id=assignment.item_id)
+                if not assignment.is_gold:
+                    slot = slot.filter(taken__lt=project.overlap)
+                if not slot.update(taken=F("taken") + 1):
+                    raise LeaseLost("the lease expired and the item went to other raters")
+            judgment = Judgment.objects.create(
+                project=project,
+                item_id=assignment.item_id,
+                rater=rater,
+                assignment=assignment,
+                kind=project.kind,
+                source=Judgment.Source.HUMAN,
+                value=clean,
+                display_order=assignment.display_order,
+                duration_ms=duration_ms,
+                rationale=rationale or "",
+                flags=list(flags or []),
+                client_key=client_key or "",
+                gold_correct=gold_correct,
+            )
+            Item.objects.filter(id=assignment.item_id).update(judgment_count=F("judgment_count") + 1)
+    except IntegrityError:
+        existing = _existing(rater=rater, assignment=assignment, client_key=client_key)
+        if existing is None:
+            raise
+        return existing, False
+
+    if gold_correct is not None:
+        from annotation.gold import gold_check_rater
+
+        gold_check_rater(project=project, rater=rater)
+    return judgment, True

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from annotation.models.item import Item
+from annotation.models.project import Project
+
+
+class Assignment(models.Model):
+    """A lease: one rater holds one item until expires_at. One row per (item, rater), ever,
+    which is how 'a rater never sees an item twice' is enforced by the database."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        SUBMITTED = "submitted"
+        SKIPPED = "skipped"
+        EXPIRED = "expired"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments")
+    rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    # Candidate positions in the order they are shown on screen (randomised per assignment).
+    display_order = models.JSONField(default=list)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    is_gold = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "rater"], name="assignment_unique_item_rater")]
+        indexes = [
+            models.Index(fields=["project", "status", "expires_at"], name="assignment_expiry_idx"),
+            models.Index(fields=["rater", "project", "status"], name="assignment_rater_idx"),
+        ]
+
+
+class Judgment(models.Model):
+    class Source(models.TextChoices):
+        HUMAN = "human"
+        AI = "ai"
+        IMPORT = "import"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judgments")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="judgments")
+    rater = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="judgments")
+    assignment = models.OneToOneField(Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="judgment")
+    kind = models.CharField(max_length=16)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.HUMAN)
+    # The answer in canonical form (annotation.kinds): candidates by position, never by screen side.
+    value = models.JSONField()
+    display_order = models.JSONField(default=list, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    rationale = models.TextField(blank=True)
+    flags = models.JSONField(default=list, blank=True)
+    # Idempotency: a retried submit with the same key stores nothing new.
+    client_key = models.CharField(max_length=64, blank=True)
+    # For AI feedback: which model judged.
+    ai_model = models.CharField(max_length=200, blank=True)
+    # For gold items: whether the answer matched the expected one.
+    gold_correct = models.BooleanField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "rater"], condition=Q(source="human"), name="judgment_unique_human_item_rater"),
+            models.UniqueConstraint(fields=["rater", "client_key"], condition=~Q(client_key=""), name="judgment_unique_client_key"),
+        ]
+        indexes = [
+            models.Index(fields=["project", "id"], name="judgment_project_idx"),
+            models.Index(fields=["rater", "project", "created_at"], name="judgment_rater_idx"),
+            models.Index(fields=["item", "source"], name="judgment_item_idx"),
+        ]

@@ -1,0 +1,12 @@
+"""Browser pages. Each feature module under annotation/views/ owns its urlpatterns."""
+from annotation.views import datasets, imports, projects, quality, rater
+
+app_name = "annotation"
+
+urlpatterns = [
+    *projects.urlpatterns,
+    *imports.urlpatterns,
+    *rater.urlpatterns,
+    *datasets.urlpatterns,
+    *quality.urlpatterns,
+]

@@ -1,0 +1,136 @@
+"""Shared fixtures. Every endpoint is tested with three users (DESIGN.md habits):
+the owner (a manager of the project), a member (a rater on it) and an outsider who must see
+nothing; `researcher` is the fourth role where it matters."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from annotation.kinds import Kind
+from annotation.models import Candidate, Item, Membership, Project, Role
+
+PASSWORD = "correct-horse-battery"
+_counter = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_storage(settings, tmp_path):
+    """Artifacts and uploads of each test go to its own folder; Celery runs tasks inline unless
+    a test starts a real worker."""
+    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
+    settings.UPLOAD_DIR = tmp_path / "uploads"
+    settings.ARTIFACT_ROOT.mkdir()
+    settings.UPLOAD_DIR.mkdir()
+    from config.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def make_user(db):
+    def make(username: str | None = None, **extra):
+        username = username or f"user{next(_counter)}"
+        return get_user_model().objects.create_user(username=username, password=PASSWORD, email=f"{username}@example.org", **extra)
+
+    return make
+
+
+@pytest.fixture
+def owner(make_user):
+    return make_user("owner")
+
+
+@pytest.fixture
+def member(make_user):
+    return make_user("member")
+
+
+@pytest.fixture
+def researcher(make_user):
+    return make_user("researcher")
+
+
+@pytest.fixture
+def outsider(make_user):
+    return make_user("outsider")
+
+
+@pytest.fixture
+def staff(make_user):
+    return make_user("staff", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def make_project(db, owner, member, researcher):
+    """make_project(kind=..., **settings): owner is manager, member a rater, researcher a researcher."""
+
+    def make(kind: str = Kind.BINARY, slug: str | None = None, **fields) -> Project:
+        slug = slug or f"{kind}-{next(_counter)}"
+        project = Project.objects.create(slug=slug, name=fields.pop("name", slug.title()), kind=kind, created_by=owner, **fields)
+        Membership.objects.create(project=project, user=owner, role=Role.MANAGER)
+        Membership.objects.create(project=project, user=member, role=Role.RATER)
+        Membership.objects.create(project=project, user=researcher, role=Role.RESEARCHER)
+        return project
+
+    return make
+
+
+@pytest.fixture
+def project(make_project):
+    return make_project(Kind.BINARY, slug="demo")
+
+
+@pytest.fixture
+def add_items(db):
+    """add_items(project, n, candidates=2, gold=None, chat=False) -> list[Item]."""
+
+    def add(project: Project, n: int, candidates: int | None = None, gold: dict | None = None, chat: bool = False, prefix: str = "p") -> list[Item]:
+        k = candidates or project.candidates_per_item or 1
+        start = Item.objects.filter(project=project).count()
+        items = []
+        for i in range(start, start + n):
+            prompt = [{"role": "user", "content": f"Question {i}?"}] if chat else f"Question {i}?"
+            items.append(Item(project=project, external_id=f"{prefix}-{i:05d}", prompt=prompt, gold=gold, is_gold=gold is not None))
+        Item.objects.bulk_create(items)
+        items = list(Item.objects.filter(project=project, external_id__in=[it.external_id for it in items]).order_by("id"))
+        Candidate.objects.bulk_create(
+            [Candidate(item=item, position=p, text=f"Answer {p} to {item.external_id}", model_name=f"model-{p}") for item in items for p in range(k)]
+        )
+        return items
+
+    return add
+
+
+@pytest.fixture
+def client_for(client, db):
+    """A Django test client logged in as the given user (None: anonymous)."""
+    from django.test import Client
+
+    def make(user):
+        c = Client()
+        if user is not None:
+            c.force_login(user)
+        return c
+
+    return make
+
+
+@pytest.fixture
+def api_for(db):
+    """A DRF API client authenticated with the user's token (None: anonymous)."""
+
+    def make(user):
+        c = APIClient()
+        if user is not None:
+            token, _ = Token.objects.get_or_create(user=user)
+            c.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return c
+
+    return make

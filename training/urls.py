@@ -1,0 +1,3 @@
+"""Browser pages of the training app."""
+app_name = "training"
+urlpatterns = []
