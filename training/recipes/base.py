@@ -1,0 +1,206 @@
+"""Recipe configs: one dataclass per training method, every hyperparameter with its default and
+help text in one place (TRL style). This module imports no torch: the web process reads it to
+build forms and to validate a run before it is queued.
+
+A value of None in a field marked "auto" is resolved on the worker, which is the only process
+that knows the device (CPU: fp32, no gradient checkpointing; GPU: bf16).
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+# method -> module under training.recipes; a method without a recipe cannot be started yet.
+RECIPE_MODULES = {"reward": "training.recipes.reward", "dpo": "training.recipes.dpo"}
+
+
+def _f(default: Any, help: str, *, choices: tuple | None = None, minimum: float | None = None, auto: bool = False):
+    return field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum, "auto": auto})
+
+
+@dataclass
+class TrainConfig:
+    """Settings every method shares."""
+
+    learning_rate: float | None = _f(None, "Peak learning rate. Auto: the method's default for LoRA or full training.", minimum=0, auto=True)
+    num_train_epochs: float = _f(1.0, "Passes over the training split.", minimum=0)
+    max_steps: int = _f(-1, "Stop after this many optimizer steps (overrides epochs when > 0).", minimum=-1)
+    per_device_train_batch_size: int = _f(8, "Preference pairs per batch on one device.", minimum=1)
+    gradient_accumulation_steps: int = _f(1, "Batches accumulated per optimizer step.", minimum=1)
+    per_device_eval_batch_size: int = _f(16, "Pairs per batch when evaluating on the test split.", minimum=1)
+    warmup_steps: float = _f(0.03, "Warm-up: a number of steps, or a fraction of all steps when below 1.", minimum=0)
+    weight_decay: float = _f(0.0, "AdamW weight decay.", minimum=0)
+    lr_scheduler_type: str = _f("linear", "Learning-rate schedule.", choices=("linear", "cosine", "constant", "constant_with_warmup"))
+    max_length: int = _f(1024, "Longest tokenized prompt+response kept; longer pairs are dropped (reward) or truncated (DPO).", minimum=8)
+    seed: int = _f(42, "Random seed (data order, head initialisation).", minimum=0)
+    bf16: bool | None = _f(None, "bfloat16 mixed precision. Auto: on for GPUs that support it, off on CPU.", auto=True)
+    gradient_checkpointing: bool | None = _f(
+        None, "Recompute activations to save memory (about 20-30% slower). Auto: off on CPU and for models under 1B parameters.", auto=True
+    )
+    group_by_length: bool = _f(True, "Batch pairs of similar length together so little compute is spent on padding.")
+    torch_compile: bool = _f(False, "Compile the model with torch.compile (GPU; slower start, faster steps).")
+    logging_steps: int = _f(5, "Steps between progress updates (heartbeat, metrics, log line).", minimum=1)
+    save_steps: int = _f(50, "Steps between checkpoints; a run resumes from the last one after a lost worker.", minimum=1)
+    save_total_limit: int = _f(2, "Checkpoints kept on disk.", minimum=1)
+    lora_r: int = _f(16, "LoRA rank (with LoRA).", minimum=1)
+    lora_alpha: int = _f(32, "LoRA scaling alpha (with LoRA).", minimum=1)
+    lora_dropout: float = _f(0.0, "Dropout on the LoRA path (with LoRA).", minimum=0)
+
+    # Defaults for the auto learning rate, per method: (LoRA, full).
+    LR_DEFAULTS: typing.ClassVar[tuple[float, float]] = (1e-4, 1e-5)
+
+
+@dataclass
+class RewardConfig(TrainConfig):
+    """Reward model: Bradley-Terry loss on (chosen, rejected) through TRL's RewardTrainer."""
+
+    use_margin: bool = _f(False, "Use the snapshot's margin column (Likert strength, rank distance) in the loss: -log σ(r_c - r_r - margin).")
+    center_rewards_coefficient: float | None = _f(None, "Pull rewards towards mean zero with this weight (0.01 is a common value).", minimum=0)
+
+    LR_DEFAULTS: typing.ClassVar[tuple[float, float]] = (1e-4, 1e-5)
+
+
+DPO_LOSS_TYPES = (
+    "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard",
+    "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm",
+)
+
+
+@dataclass
+class DPOConfig(TrainConfig):
+    """DPO: TRL's DPOTrainer; with LoRA the adapter switched off is the reference (no second copy)."""
+
+    beta: float = _f(0.1, "Strength of the pull towards the reference model (higher: stays closer).", minimum=0)
+    loss_type: str = _f("sigmoid", "DPO loss: sigmoid (original DPO), ipo, robust, hinge, …", choices=DPO_LOSS_TYPES)
+    label_smoothing: float = _f(0.0, "Probability that a label is flipped (robust DPO; must be below 0.5).", minimum=0)
+    precompute_ref_log_probs: bool = _f(False, "Compute the reference log-probabilities once before training (saves a forward pass per step).")
+    sample_prompts: int = _f(8, "Held-out prompts sampled from the trained policy and the reference at the end.", minimum=0)
+    sample_max_new_tokens: int = _f(64, "Tokens generated per sample.", minimum=1)
+
+    LR_DEFAULTS: typing.ClassVar[tuple[float, float]] = (5e-5, 1e-6)
+
+
+CONFIGS: dict[str, type[TrainConfig]] = {"reward": RewardConfig, "dpo": DPOConfig}
+
+
+class ConfigError(ValueError):
+    """A bad hyperparameter; the message names the field."""
+
+
+def config_class(method: str) -> type[TrainConfig]:
+    try:
+        return CONFIGS[method]
+    except KeyError:
+        known = ", ".join(sorted(CONFIGS))
+        raise ConfigError(f"method {method!r} has no training recipe yet (available: {known})") from None
+
+
+def recipe_module(method: str):
+    config_class(method)
+    return importlib.import_module(RECIPE_MODULES[method])
+
+
+def _fields(cls: type[TrainConfig]) -> list[tuple[dataclasses.Field, Any]]:
+    hints = typing.get_type_hints(cls)
+    return [(f, hints[f.name]) for f in dataclasses.fields(cls)]
+
+
+def _base_type(tp) -> tuple[type, bool]:
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    optional = type(None) in typing.get_args(tp)
+    return (args[0] if args else tp), optional
+
+
+def _coerce(name: str, value: Any, tp) -> Any:
+    base, optional = _base_type(tp)
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "auto", "none")):
+        if optional:
+            return None
+        raise ConfigError(f"{name}: a value is required")
+    try:
+        if base is bool:
+            if isinstance(value, bool):
+                return value
+            low = str(value).strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if base is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(str(value).strip()) if isinstance(value, str) else int(value)
+        if base is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if base is str:
+            if not isinstance(value, str):
+                raise ValueError
+            return value.strip()
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: {value!r} is not a valid {base.__name__}") from None
+    return value
+
+
+def config_validate(method: str, data: dict | None) -> dict:
+    """Check a user's settings against the method's dataclass; return every field, defaults filled.
+    Raises ConfigError naming the first bad field."""
+    cls = config_class(method)
+    data = dict(data or {})
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown setting for {method} (known: {', '.join(sorted(known))})")
+    out = {}
+    for f, tp in _fields(cls):
+        value = _coerce(f.name, data[f.name], tp) if f.name in data else f.default
+        choices, minimum = f.metadata.get("choices"), f.metadata.get("minimum")
+        if value is not None and choices and value not in choices:
+            raise ConfigError(f"{f.name}: {value!r} is not one of {', '.join(map(str, choices))}")
+        if value is not None and minimum is not None and not isinstance(value, bool) and value < minimum:
+            raise ConfigError(f"{f.name}: {value} must be at least {minimum}")
+        out[f.name] = value
+    if method == "dpo" and out["loss_type"] == "robust" and not out["label_smoothing"] < 0.5:
+        raise ConfigError("label_smoothing: must be below 0.5 for the robust loss")
+    return out
+
+
+def config_schema(method: str) -> list[dict]:
+    """Fields for a form: name, type, default, help, choices, whether None means auto."""
+    rows = []
+    for f, tp in _fields(config_class(method)):
+        base, optional = _base_type(tp)
+        rows.append(
+            {
+                "name": f.name,
+                "type": base.__name__,
+                "default": f.default,
+                "optional": optional,
+                "auto": bool(f.metadata.get("auto")),
+                "help": f.metadata.get("help", ""),
+                "choices": list(f.metadata["choices"]) if f.metadata.get("choices") else None,
+                "minimum": f.metadata.get("minimum"),
+            }
+        )
+    return rows
+
+
+def config_resolve(method: str, values: dict, *, use_lora: bool, device_type: str, bf16_supported: bool, n_params: int) -> TrainConfig:
+    """Fill the auto fields for the device the worker actually has."""
+    cfg = config_class(method)(**config_validate(method, values))
+    if cfg.learning_rate is None:
+        cfg.learning_rate = cfg.LR_DEFAULTS[0] if use_lora else cfg.LR_DEFAULTS[1]
+    if cfg.bf16 is None:
+        cfg.bf16 = device_type == "cuda" and bf16_supported
+    if device_type == "cpu":
+        cfg.bf16 = False  # CPU autocast to bf16 is slower than fp32 on most CPUs and loses precision
+    if cfg.gradient_checkpointing is None:
+        cfg.gradient_checkpointing = device_type == "cuda" and n_params >= 1_000_000_000
+    if device_type != "cuda":
+        cfg.torch_compile = False
+    return cfg
