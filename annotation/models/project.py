@@ -72,6 +72,9 @@ class Membership(models.Model):
     # their judgments are left out of snapshots.
     paused = models.BooleanField(default=False)
     paused_reason = models.CharField(max_length=200, blank=True)
+    # Gold answers before this moment do not count toward pausing: a manager who unpauses a
+    # rater gives them a fresh start instead of a re-pause on their next gold answer.
+    gold_counted_from = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
