@@ -6,28 +6,41 @@ an expired lease returns its slot to the pool; two raters asking at the same ins
 get the last slot of an item.
 
 How: Item.taken counts judgments plus live leases. Claiming is a conditional UPDATE
-(taken < overlap) whose row count says whether we won; candidates come from an index range
-scan on (project, is_gold, taken, id), never a scan or COUNT of the whole table.
-PostgreSQL also skips rows other claimers hold locked; SQLite serialises writers through
-IMMEDIATE transactions instead.
+(taken < overlap) whose row count says whether we won; the candidate comes from an index range
+scan on (project, is_gold, taken, id) with LIMIT 1, never a scan or COUNT of the whole table.
+PostgreSQL skips rows other claimers hold locked (FOR UPDATE SKIP LOCKED), so fifty raters
+asking at once each lock a different row instead of queueing on the first; SQLite serialises
+writers through IMMEDIATE transactions instead (it has no row locks to skip).
 """
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from collections import Counter
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from annotation.models import Assignment, Candidate, Item, Membership, Project
 
-CANDIDATE_WINDOW = 8
-EXPIRE_BATCH = 200
+EXPIRE_BATCH = 500
+# How many times a claim retries after losing a race; each try takes the next free row.
+CLAIM_ATTEMPTS = 4
+
+# Project id -> when this process last swept its expired leases. Sweeping on every request
+# would add a query (and on SQLite a write lock) to the hot path; a lease that expired a few
+# seconds ago can wait that long before it returns to the pool.
+_last_sweep: dict[int, datetime] = {}
 
 
 class RaterPaused(Exception):
     """The rater is paused on this project (gold accuracy below the threshold, or by a manager)."""
+
+
+def _sweep_interval() -> float:
+    return float(getattr(settings, "ARBITER_LEASE_SWEEP_SECONDS", 5))
 
 
 def _active_lease(*, project: Project, rater, now) -> Assignment | None:
@@ -39,89 +52,131 @@ def _active_lease(*, project: Project, rater, now) -> Assignment | None:
     )
 
 
-def leases_expire(*, project: Project, now=None) -> int:
-    """Return expired leases' slots to the pool. Safe to run concurrently: each lease is
-    flipped by a conditional UPDATE, and only the winner gives the slot back."""
+def leases_expire(*, project: Project, now: datetime | None = None) -> int:
+    """Return expired leases' slots to the pool; returns how many were released.
+
+    Safe to run concurrently with itself, with submits and with claims: the expired leases are
+    locked (PostgreSQL: skipping those another sweeper or a submit holds) and re-checked before
+    they flip, and only the transaction that flips a lease gives its slot back.
+    """
     now = now or timezone.now()
-    expired_ids = list(
-        Assignment.objects.filter(project=project, status=Assignment.Status.ACTIVE, expires_at__lte=now)
-        .values_list("id", "item_id")[:EXPIRE_BATCH]
-    )
-    released = 0
-    for assignment_id, item_id in expired_ids:
-        with transaction.atomic():
-            won = Assignment.objects.filter(id=assignment_id, status=Assignment.Status.ACTIVE).update(
-                status=Assignment.Status.EXPIRED, finished_at=now
-            )
-            if won:
-                Item.objects.filter(id=item_id, taken__gt=0).update(taken=F("taken") - 1)
-                released += 1
+    with transaction.atomic():
+        due = Assignment.objects.filter(project=project, status=Assignment.Status.ACTIVE, expires_at__lte=now).order_by("id")
+        if connection.features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True)
+        rows = list(due.values_list("id", "item_id")[:EXPIRE_BATCH])
+        if not rows:
+            return 0
+        released = Assignment.objects.filter(id__in=[r[0] for r in rows], status=Assignment.Status.ACTIVE).update(
+            status=Assignment.Status.EXPIRED, finished_at=now
+        )
+        # One UPDATE per item, in id order: two sweepers never lock items in opposite orders.
+        for item_id, n in sorted(Counter(r[1] for r in rows).items()):
+            Item.objects.filter(id=item_id, taken__gte=n).update(taken=F("taken") - n)
     return released
 
 
-def _candidate_items(*, project: Project, rater, gold: bool):
+def _maybe_sweep(*, project: Project, now: datetime) -> None:
+    last = _last_sweep.get(project.id)
+    # A clock that went backwards (tests passing `now`) counts as "due".
+    if last is not None and timedelta(0) <= now - last < timedelta(seconds=_sweep_interval()):
+        return
+    _last_sweep[project.id] = now
+    leases_expire(project=project, now=now)
+
+
+def _next_item_query(*, project: Project, rater, gold: bool):
+    """The rater's next candidate row, as a queryset that is an index range scan on
+    item_next_idx (project, is_gold, taken, id) with an anti-join probe per row into the unique
+    (item, rater) index of Assignment."""
     seen = Assignment.objects.filter(item=OuterRef("pk"), rater=rater)
     qs = Item.objects.filter(project=project, is_gold=gold).exclude(Exists(seen))
     if not gold:
         qs = qs.filter(taken__lt=project.overlap)
-    qs = qs.order_by("taken", "id")
-    if connection.features.has_select_for_update_skip_locked:
-        qs = qs.select_for_update(skip_locked=True, of=("self",))
-    return qs
+    return qs.order_by("taken", "id")
 
 
-def _try_claim(*, project: Project, rater, gold: bool, now) -> Assignment | None:
+def _try_claim(*, project: Project, rater, gold: bool, now: datetime, rng: random.Random) -> Assignment | None:
+    """One attempt: lock the first free row, take a slot, create the lease. Returns None when
+    no row is free or when another claimer won the race for the row we saw."""
     with transaction.atomic():
-        for item_id in _candidate_items(project=project, rater=rater, gold=gold).values_list("id", flat=True)[:CANDIDATE_WINDOW]:
-            claim = Item.objects.filter(id=item_id)
-            if not gold:
-                claim = claim.filter(taken__lt=project.overlap)
-            if not claim.update(taken=F("taken") + 1):
-                continue  # somebody else took the last slot between our read and our write
-            positions = list(Candidate.objects.filter(item_id=item_id).values_list("position", flat=True))
-            random.shuffle(positions)
-            try:
-                with transaction.atomic():
-                    return Assignment.objects.create(
-                        project=project,
-                        item_id=item_id,
-                        rater=rater,
-                        display_order=positions,
-                        is_gold=gold,
-                        expires_at=now + timedelta(seconds=project.lease_seconds),
-                    )
-            except IntegrityError:
-                # The same rater claimed this item from another tab a moment ago: give the slot back.
-                Item.objects.filter(id=item_id).update(taken=F("taken") - 1)
-                continue
+        qs = _next_item_query(project=project, rater=rater, gold=gold)
+        if connection.features.has_select_for_update_skip_locked:
+            qs = qs.select_for_update(skip_locked=True, of=("self",))
+        item_id = qs.values_list("id", flat=True).first()
+        if item_id is None:
+            return None
+        claim = Item.objects.filter(id=item_id)
+        if not gold:
+            claim = claim.filter(taken__lt=project.overlap)
+        if not claim.update(taken=F("taken") + 1):
+            return _LOST  # somebody else took the last slot between our read and our write
+        positions = list(Candidate.objects.filter(item_id=item_id).order_by("position").values_list("position", flat=True))
+        rng.shuffle(positions)
+        try:
+            with transaction.atomic():
+                return Assignment.objects.create(
+                    project=project,
+                    item_id=item_id,
+                    rater=rater,
+                    display_order=positions,
+                    is_gold=gold,
+                    expires_at=now + timedelta(seconds=project.lease_seconds),
+                )
+        except IntegrityError:
+            # The same rater claimed this item from another tab a moment ago: give the slot back.
+            Item.objects.filter(id=item_id).update(taken=F("taken") - 1)
+            return _LOST
+
+
+_LOST = object()
+
+
+def _claim(*, project: Project, rater, gold: bool, now: datetime, rng: random.Random) -> Assignment | None:
+    for _ in range(CLAIM_ATTEMPTS):
+        result = _try_claim(project=project, rater=rater, gold=gold, now=now, rng=rng)
+        if result is not _LOST:
+            return result
     return None
 
 
-def lease_next(*, project: Project, rater, now=None) -> Assignment | None:
-    """The rater's current lease, or a new one, or None when nothing is left for them."""
+def lease_next(
+    *,
+    project: Project,
+    rater,
+    now: datetime | None = None,
+    membership: Membership | None = None,
+    rng: random.Random | None = None,
+) -> Assignment | None:
+    """The rater's current lease, or a new one, or None when nothing is left for them.
+
+    Raises RaterPaused for a paused rater. `membership` saves a query when the caller already
+    has it (the API does); `rng` makes gold mixing and on-screen order reproducible in tests.
+    """
     now = now or timezone.now()
-    membership = Membership.objects.filter(project=project, user=rater).first()
+    rng = rng or random
+    if membership is None or membership.pk is None:
+        membership = Membership.objects.filter(project=project, user=rater).first()
     if membership is not None and membership.paused:
         raise RaterPaused(membership.paused_reason or "paused by a manager")
     current = _active_lease(project=project, rater=rater, now=now)
     if current is not None:
         return current
-    leases_expire(project=project, now=now)
-    want_gold = project.gold_rate > 0 and random.random() < project.gold_rate
+    _maybe_sweep(project=project, now=now)
     assignment = None
-    if want_gold:
-        assignment = _try_claim(project=project, rater=rater, gold=True, now=now)
+    if project.gold_rate > 0 and rng.random() < project.gold_rate:
+        assignment = _claim(project=project, rater=rater, gold=True, now=now, rng=rng)
     if assignment is None:
-        # Try twice: a window full of items that others claimed first is not "nothing left".
-        for _ in range(2):
-            assignment = _try_claim(project=project, rater=rater, gold=False, now=now)
-            if assignment is not None:
-                break
+        assignment = _claim(project=project, rater=rater, gold=False, now=now, rng=rng)
+    # No gold-only fallback when the regular items run out: a queue of nothing but gold items
+    # would tell the rater which items are gold.
     return assignment
 
 
 def assignment_skip(*, assignment: Assignment, rater) -> bool:
-    """The rater passes on this item: it goes back to the pool for others, never to them."""
+    """The rater passes on this item: it goes back to the pool for others, never to them
+    (their Assignment row stays, and (item, rater) is unique). Returns False when the lease
+    was no longer active (already answered, skipped or expired)."""
     if assignment.rater_id != rater.id:
         raise PermissionError("not your assignment")
     with transaction.atomic():
@@ -130,4 +185,14 @@ def assignment_skip(*, assignment: Assignment, rater) -> bool:
         )
         if won:
             Item.objects.filter(id=assignment.item_id, taken__gt=0).update(taken=F("taken") - 1)
+    if won:
+        assignment.status = Assignment.Status.SKIPPED
     return bool(won)
+
+
+def sweep_clock_reset() -> None:
+    """Forget when projects were last swept (tests that move the clock use it)."""
+    _last_sweep.clear()
+
+
+__all__ = ["RaterPaused", "assignment_skip", "lease_next", "leases_expire", "sweep_clock_reset"]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from annotation import kinds
@@ -14,11 +14,20 @@ class LeaseLost(Exception):
 
 
 def _existing(*, rater, assignment: Assignment, client_key: str) -> Judgment | None:
-    if client_key:
-        found = Judgment.objects.filter(rater=rater, client_key=client_key).first()
-        if found is not None:
-            return found
-    return Judgment.objects.filter(item_id=assignment.item_id, rater=rater, source=Judgment.Source.HUMAN).first()
+    """The rater's earlier answer to this item (a repeat), in one indexed query.
+
+    A client key the rater already used for a *different* item is a client bug, not a repeat:
+    answering with the other item's judgment would hide it, so it is refused by name.
+    """
+    same_item = Q(item_id=assignment.item_id, source=Judgment.Source.HUMAN)
+    match = same_item | Q(client_key=client_key) if client_key else same_item
+    found = list(Judgment.objects.filter(match, rater=rater)[:2])
+    for judgment in found:
+        if judgment.item_id == assignment.item_id:
+            return judgment
+    if found:
+        raise kinds.InvalidValue("client_key", "this key was already used for another judgment; send a new key per assignment")
+    return None
 
 
 def judgment_submit(
@@ -62,6 +71,10 @@ def judgment_submit(
                     status=Assignment.Status.SUBMITTED, finished_at=now
                 )
                 if not late:
+                    # A concurrent repeat (double click) may have answered it a moment ago.
+                    repeat = _existing(rater=rater, assignment=assignment, client_key=client_key)
+                    if repeat is not None:
+                        return repeat, False
                     raise LeaseLost("this assignment is no longer open (skipped or already answered)")
                 slot = Item.objects.filter(id=assignment.item_id)
                 if not assignment.is_gold:
