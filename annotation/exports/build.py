@@ -1,0 +1,338 @@
+"""Building a snapshot: judgments -> the four formats, the card, the manifest; atomically.
+
+The build streams: judgments are read with .iterator() ordered by item, one item's judgments are
+combined at a time, and every row goes straight to its files. Memory depends on the largest item,
+not on the number of judgments (bench/export_bench.py measures it).
+
+Atomicity: everything is written into a hidden temporary folder next to the final one and moved
+into place with one os.rename. A failure removes the temporary folder, so no half-written
+snapshot is ever visible, and the row says `failed` with the error.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import uuid
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Q
+from django.utils import timezone
+
+from annotation import consensus, kinds
+from annotation.exports.card import render_card
+from annotation.exports.formats import JUDGMENT_FIELDS, SPLITS, SnapshotWriter, export_completion, export_prompt
+from annotation.exports.options import NONE, SnapshotOptions
+from annotation.exports.split import split_of
+from annotation.models import Candidate, DatasetSnapshot, Item, Judgment, Membership, Project
+
+log = logging.getLogger(__name__)
+CHUNK = 5000
+PROGRESS_EVERY = 25_000
+
+
+def snapshot_dir(snapshot: DatasetSnapshot) -> Path:
+    """Where a snapshot's folder lives (or will live once ready)."""
+    return Path(settings.ARTIFACT_ROOT) / "snapshots" / snapshot.project.slug / f"v{snapshot.version}"
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=5)
+        if out.returncode == 0 and out.stdout.strip():
+            return f"git:{out.stdout.strip()}"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        from importlib.metadata import version
+
+        return f"arbiter {version('arbiter')}"
+    except Exception:
+        return "arbiter 0.1.0"
+
+
+def snapshot_build(*, snapshot_id: int) -> DatasetSnapshot | None:
+    """Build the snapshot's folder. A task that arrives twice or late finds the row ready (or
+    failed) and does nothing."""
+    claimed = DatasetSnapshot.objects.filter(id=snapshot_id, status__in=[DatasetSnapshot.Status.QUEUED, DatasetSnapshot.Status.BUILDING]).update(
+        status=DatasetSnapshot.Status.BUILDING, progress=0.0, error=""
+    )
+    if not claimed:
+        return DatasetSnapshot.objects.filter(id=snapshot_id).first()
+    snapshot = DatasetSnapshot.objects.select_related("project").get(id=snapshot_id)
+    final = snapshot_dir(snapshot)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".v{snapshot.version}.building-{uuid.uuid4().hex[:8]}"
+    try:
+        manifest = _build_into(snapshot, tmp)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            # Another delivery of the same task finished first: its folder stands, ours goes.
+            shutil.rmtree(tmp, ignore_errors=True)
+            snapshot.refresh_from_db()
+            if snapshot.status == DatasetSnapshot.Status.READY:
+                return snapshot
+            raise
+    except Exception as exc:
+        log.exception("snapshot %s failed", snapshot_id)
+        shutil.rmtree(tmp, ignore_errors=True)
+        DatasetSnapshot.objects.filter(id=snapshot_id).exclude(status=DatasetSnapshot.Status.READY).update(
+            status=DatasetSnapshot.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:4000], finished_at=timezone.now(), path=""
+        )
+        snapshot.refresh_from_db()
+        return snapshot
+    DatasetSnapshot.objects.filter(id=snapshot_id).update(
+        status=DatasetSnapshot.Status.READY, progress=1.0, path=str(final), manifest=manifest, finished_at=timezone.now()
+    )
+    snapshot.refresh_from_db()
+    return snapshot
+
+
+def _judgments(projects: list[Project], opts: SnapshotOptions):
+    qs = Judgment.objects.filter(project__in=[p.id for p in projects], source__in=opts.sources)
+    if not opts.keep_gold:
+        qs = qs.filter(item__is_gold=False)
+    if opts.exclude_paused:
+        paused = list(Membership.objects.filter(project__in=projects, paused=True).values_list("project_id", "user_id"))
+        for project_id, user_id in paused:
+            qs = qs.exclude(Q(project_id=project_id) & Q(rater_id=user_id))
+    return qs
+
+
+def _has_chat(projects: list[Project]) -> bool:
+    fn = "jsonb_typeof" if connection.vendor == "postgresql" else "json_type"
+    table = Item._meta.db_table
+    return Item.objects.filter(project__in=projects).extra(where=[f"{fn}({table}.prompt) = 'array'"]).exists()
+
+
+def _keep(value: dict, opts: SnapshotOptions) -> bool:
+    winner = value.get("winner")
+    if winner == kinds.TIE and not opts.keep_ties:
+        return False
+    if winner == kinds.BOTH_BAD and not opts.keep_both_bad:
+        return False
+    return True
+
+
+def _candidates(projects: list[Project]) -> Iterator[tuple[int, dict[int, tuple[str, str]]]]:
+    """(item_id, {position: (text, model)}) for every item, in item order (a merge join partner)."""
+    rows = (
+        Candidate.objects.filter(item__project__in=projects)
+        .order_by("item_id", "position")
+        .values_list("item_id", "position", "text", "model_name")
+        .iterator(chunk_size=CHUNK)
+    )
+    current, group = None, {}
+    for item_id, position, text, model in rows:
+        if item_id != current:
+            if current is not None:
+                yield current, group
+            current, group = item_id, {}
+        group[position] = (text, model)
+    if current is not None:
+        yield current, group
+
+
+class _Rater:
+    """Pseudonymous rater ids: a salted hash, with a salt that lives only for this build, so ids
+    are stable inside one snapshot and cannot be linked across snapshots or back to users."""
+
+    def __init__(self):
+        self.salt = os.urandom(16)
+        self.cache: dict[Any, str] = {}
+
+    def __call__(self, rater_id: int | None, source: str, ai_model: str) -> str:
+        if source == Judgment.Source.AI:
+            return f"ai:{ai_model or 'model'}"
+        key = rater_id
+        if key not in self.cache:
+            self.cache[key] = "r-" + hashlib.blake2b(f"{rater_id}".encode(), key=self.salt, digest_size=6).hexdigest() if rater_id else source
+        return self.cache[key]
+
+
+def _worker_key(rater_id, source, ai_model) -> str:
+    return f"ai:{ai_model}" if source == Judgment.Source.AI else f"u:{rater_id}"
+
+
+def _build_into(snapshot: DatasetSnapshot, root: Path) -> dict:
+    opts = SnapshotOptions.from_dict(snapshot.options)
+    projects = [snapshot.project, *snapshot.extra_projects.order_by("id")]
+    by_id = {p.id: p for p in projects}
+    root.mkdir(parents=True)
+    qs = _judgments(projects, opts)
+    total = qs.count()
+    chat = _has_chat(projects)
+    with_margin = any(p.kind != kinds.Kind.BINARY for p in projects)
+
+    winners: dict[int, tuple[Any, float]] = {}
+    if opts.aggregation == consensus.DAWID_SKENE:
+        rows = qs.filter(kind__in=[kinds.Kind.BINARY, kinds.Kind.LIKERT]).values_list("item_id", "rater_id", "source", "ai_model", "value")
+        winners = consensus.dawid_skene_winners(
+            (item_id, _worker_key(r, s, m), v["winner"]) for item_id, r, s, m, v in rows.iterator(chunk_size=CHUNK) if _keep(v, opts)
+        )
+
+    writer = SnapshotWriter(root, chat=chat, with_margin=with_margin)
+    stats = _Stats()
+    pseudonym = _Rater()
+    fields = ("item_id", "project_id", "rater_id", "kind", "source", "ai_model", "value", "display_order", "duration_ms", "rationale", "created_at", "item__prompt", "item__external_id")
+    rows = qs.order_by("item_id", "id").values_list(*fields).iterator(chunk_size=CHUNK)
+    candidates = _candidates(projects)
+    cand_item, cand_group = -1, {}
+    group: list[tuple] = []
+    done = 0
+    try:
+        for row in _grouped(rows):
+            item_id = row[0][0]
+            while cand_item is not None and cand_item < item_id:
+                cand_item, cand_group = next(candidates, (None, {}))
+            cands = cand_group if cand_item == item_id else {}
+            group = [r for r in row if _keep(r[6], opts)]
+            if group:
+                _write_item(writer, group, cands, by_id, opts, chat, with_margin, winners.get(item_id), pseudonym, stats)
+            done += len(row)
+            if done // PROGRESS_EVERY != (done - len(row)) // PROGRESS_EVERY:
+                DatasetSnapshot.objects.filter(id=snapshot.id).update(progress=round(0.95 * done / max(total, 1), 4))
+    finally:
+        writer.close()
+
+    counts = writer.counts()
+    card = render_card(snapshot=snapshot, projects=projects, options=opts, counts=counts, stats=stats.as_dict(), chat=chat, with_margin=with_margin)
+    (root / "README.md").write_text(card, encoding="utf-8")
+    files = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        files[path.relative_to(root).as_posix()] = {"sha256": _sha256(path), "bytes": path.stat().st_size}
+    manifest = {
+        "name": f"{snapshot.project.slug}-v{snapshot.version}",
+        "project": snapshot.project.slug,
+        "projects": [p.slug for p in projects],
+        "version": snapshot.version,
+        "options": opts.as_dict(),
+        "counts": counts,
+        "judgments": stats.as_dict(),
+        "conversational": chat,
+        "files": files,
+        "code_version": code_version(),
+        "created_by": snapshot.created_by.username if snapshot.created_by_id else None,
+        "created_at": snapshot.created_at.isoformat(),
+        "built_at": timezone.now().isoformat(),
+    }
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    return manifest
+
+
+def _grouped(rows) -> Iterator[list[tuple]]:
+    current, group = None, []
+    for row in rows:
+        if row[0] != current:
+            if group:
+                yield group
+            current, group = row[0], []
+        group.append(row)
+    if group:
+        yield group
+
+
+class _Stats:
+    def __init__(self):
+        self.judgments = 0
+        self.per_kind: dict[str, int] = {}
+        self.per_source: dict[str, int] = {}
+        self.items = 0
+        self.items_multi = 0
+        self.agreement_sum = 0.0
+        self.split_evenly = 0
+        self.below_min_agreement = 0
+        self.raters: set[str] = set()
+
+    def as_dict(self) -> dict:
+        return {
+            "total": self.judgments,
+            "per_kind": self.per_kind,
+            "per_source": self.per_source,
+            "raters": len(self.raters),
+            "items": self.items,
+            "items_with_several_judgments": self.items_multi,
+            "mean_agreement_with_consensus": round(self.agreement_sum / self.items_multi, 4) if self.items_multi else None,
+            "items_split_evenly": self.split_evenly,
+            "items_below_min_agreement": self.below_min_agreement,
+        }
+
+
+def _write_item(writer, group, cands, by_id, opts, chat, with_margin, ds_winner, pseudonym, stats) -> None:
+    (_, project_id, _, kind, _, _, _, _, _, _, _, prompt, external_id) = group[0]
+    project = by_id[project_id]
+    split = split_of(prompt, seed=opts.seed, test_share=opts.test_share)
+    p = export_prompt(prompt, chat)
+    candidates = [{"position": pos, "text": text, "model": model} for pos, (text, model) in sorted(cands.items())]
+    stats.items += 1
+    values = []
+    for (_, _, rater_id, j_kind, source, ai_model, value, order, duration, rationale, created_at, _, _) in group:
+        rater = pseudonym(rater_id, source, ai_model)
+        stats.raters.add(rater)
+        stats.judgments += 1
+        stats.per_kind[j_kind] = stats.per_kind.get(j_kind, 0) + 1
+        stats.per_source[source] = stats.per_source.get(source, 0) + 1
+        values.append(value)
+        row = dict(zip(JUDGMENT_FIELDS, (
+            external_id, project.slug, p, candidates, j_kind, json.dumps(value), rater, source, ai_model,
+            order, duration, rationale, created_at.isoformat(),
+        )))
+        writer.write("judgments", split, row)
+
+    def text(position: int) -> str | None:
+        found = cands.get(position)
+        return found[0] if found else None
+
+    forced, confidence = ds_winner if ds_winner else (None, None)
+    agreed = consensus.item_consensus(kind, values, rating_threshold=project.rating_threshold, forced_winner=forced)
+    if len(values) > 1:
+        stats.items_multi += 1
+        stats.agreement_sum += agreed.agreement if agreed else 0.5
+    if agreed is None:
+        stats.split_evenly += 1
+        if opts.aggregation != NONE or opts.min_agreement > 0:
+            return
+    elif agreed.agreement < opts.min_agreement:
+        stats.below_min_agreement += 1
+        return
+
+    sources = values if opts.aggregation == NONE else [agreed.value]
+    for value in sources:
+        for pair in kinds.comparisons(kind, value):
+            chosen, rejected = text(pair.chosen), text(pair.rejected)
+            if chosen is None or rejected is None:
+                continue
+            row = {"prompt": p, "chosen": export_completion(chosen, chat), "rejected": export_completion(rejected, chat)}
+            if with_margin:
+                row["margin"] = float(pair.strength)
+            writer.write("preference", split, row)
+        for position, label in kinds.unpaired_labels(kind, value, rating_threshold=project.rating_threshold):
+            completion = text(position)
+            if completion is not None:
+                writer.write("unpaired", split, {"prompt": p, "completion": export_completion(completion, chat), "label": label})
+
+    # SFT: only the best response, and only where the raters agree on it.
+    if agreed is not None and agreed.agreement >= opts.sft_min_agreement:
+        best = kinds.best_positions(kind, agreed.value)
+        if len(best) == 1 and text(best[0]) is not None:
+            writer.write("sft", split, {"prompt": p, "completion": export_completion(text(best[0]), chat)})
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+__all__ = ["snapshot_build", "snapshot_dir", "code_version", "SPLITS"]

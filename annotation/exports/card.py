@@ -1,0 +1,158 @@
+"""The dataset card (README.md): what the snapshot holds, how it was collected, the instructions
+raters saw, counts, agreement, and how to load it. Written for a stranger who only has the folder."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from annotation.kinds import Kind
+
+log = logging.getLogger(__name__)
+
+KIND_TEXT = {
+    Kind.BINARY: "raters saw two responses side by side (in random order) and picked the better one"
+    " (or 'tie' / 'both bad' where allowed)",
+    Kind.LIKERT: "raters saw two responses and said which is better and by how much on a symmetric scale;"
+    " the strength becomes `margin`",
+    Kind.RANKING: "raters ordered several responses from best to worst; every pair becomes a preference with"
+    " the rank distance as `margin`",
+    Kind.RATING: "raters scored each response on its own; the score threshold gives good/bad labels, and"
+    " responses of one prompt whose scores differ become pairs (score difference as `margin`)",
+}
+
+FORMAT_TEXT = {
+    "preference": "`prompt`, `chosen`, `rejected`{margin} — for TRL `RewardTrainer` and `DPOTrainer`",
+    "unpaired": "`prompt`, `completion`, `label` (true = desirable) — for TRL `KTOTrainer`",
+    "sft": "`prompt`, `completion` (the best response, only where raters agree) — for TRL `SFTTrainer`",
+    "judgments": "every raw judgment: item id, prompt, candidates, `value` (the canonical answer as JSON text),"
+    " pseudonymous `rater`, `source`, `display_order` (on-screen order), `duration_ms`, `rationale`, `created_at`",
+}
+
+
+def project_agreement(project) -> dict[str, Any] | None:
+    """Agreement figures from annotation.agreement, when that module exists and answers; the card
+    must never fail because a statistic could not be computed."""
+    try:
+        from annotation import agreement
+    except ImportError:
+        return None
+    for name in ("project_agreement", "agreement_summary", "project_summary"):
+        fn = getattr(agreement, name, None)
+        if callable(fn):
+            try:
+                result = fn(project=project)
+            except Exception:  # noqa: BLE001 - a statistic is optional on the card
+                log.warning("agreement figures for %s failed", project.slug, exc_info=True)
+                return None
+            return result if isinstance(result, dict) else None
+    return None
+
+
+def _scalars(data: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    out = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, (int, float)):
+            out.append((name, round(value, 4) if isinstance(value, float) else value))
+        elif isinstance(value, dict) and not prefix:
+            out.extend(_scalars(value, f"{name}."))
+    return out[:30]
+
+
+def _quote(text: str) -> str:
+    return "\n".join(f"> {line}" if line.strip() else ">" for line in text.strip().splitlines()) or "> (none)"
+
+
+def render_card(*, snapshot, projects, options, counts, stats, chat: bool, with_margin: bool) -> str:
+    name = f"{snapshot.project.slug}-v{snapshot.version}"
+    lines = [
+        f"# {name}",
+        "",
+        f"A preference dataset built by Arbiter from human{' and AI' if 'ai' in options.sources else ''} judgments of LLM"
+        f" responses in the project{'s' if len(projects) > 1 else ''} {', '.join(f'**{p.name}** (`{p.slug}`)' for p in projects)}.",
+        f"Snapshot version {snapshot.version}, created {snapshot.created_at:%Y-%m-%d %H:%M} UTC"
+        f"{' by ' + snapshot.created_by.username if snapshot.created_by_id else ''}. It is immutable: `manifest.json` lists the"
+        " sha256 of every file.",
+        "",
+        "## What it holds",
+        "",
+        "| format | train | test | columns |",
+        "|---|---:|---:|---|",
+    ]
+    for fmt, split_counts in counts.items():
+        columns = FORMAT_TEXT[fmt].format(margin=", `margin`" if with_margin else "")
+        lines.append(f"| `{fmt}/` | {split_counts['train']} | {split_counts['test']} | {columns} |")
+    lines += [
+        "",
+        f"Prompts are {'in TRL conversational form (lists of `{role, content}` messages; responses are one assistant message)' if chat else 'plain text'}."
+        " Every format comes as `train.jsonl`/`test.jsonl` and `train.parquet`/`test.parquet`.",
+        f"The split is by prompt (a hash of the prompt text with seed {options.seed}, test share {options.test_share}):"
+        " no prompt appears in both train and test.",
+        "",
+        "## How it was collected",
+        "",
+    ]
+    for project in projects:
+        lines.append(f"- **{project.name}**: {project.kind} judgments — {KIND_TEXT.get(project.kind, project.kind)}."
+                     f" Up to {project.overlap} rater(s) per item; candidates were shown in a random order per rater.")
+    lines += [
+        "",
+        f"Judgments counted: {', '.join(options.sources)} (\"import\" = judgments that came with the imported items)."
+        f" Paused raters (failed gold checks or paused by a manager) {'left out' if options.exclude_paused else 'included'};"
+        f" gold items {'kept' if options.keep_gold else 'left out'}; ties {'kept as votes' if options.keep_ties else 'dropped'};"
+        f" 'both bad' {'kept (two negatives in unpaired)' if options.keep_both_bad else 'dropped'}.",
+        f"Combining several judgments of one item: **{options.aggregation}**"
+        + {
+            "none": " (every judgment gives its own rows).",
+            "majority": " (majority vote; an even split gives no row).",
+            "dawid_skene": " (Dawid–Skene from crowd-kit weights raters by their estimated reliability for the winner).",
+        }.get(options.aggregation, ".")
+        + f" Minimum agreement with the consensus: {options.min_agreement}; SFT rows need {options.sft_min_agreement}.",
+        "",
+        "## Counts",
+        "",
+        f"- judgments: {stats['total']} ({', '.join(f'{k}: {v}' for k, v in sorted(stats['per_kind'].items())) or 'none'})",
+        f"- by source: {', '.join(f'{k}: {v}' for k, v in sorted(stats['per_source'].items())) or 'none'}",
+        f"- items: {stats['items']}; with several judgments: {stats['items_with_several_judgments']}",
+        f"- raters (pseudonymous): {stats['raters']}",
+        "",
+        "## Agreement",
+        "",
+    ]
+    if stats["mean_agreement_with_consensus"] is not None:
+        lines.append(f"- mean share of judgments agreeing with the item consensus: {stats['mean_agreement_with_consensus']}")
+    else:
+        lines.append("- no item has more than one judgment, so agreement cannot be measured")
+    lines.append(f"- items split evenly (no consensus): {stats['items_split_evenly']}; below the minimum agreement: {stats['items_below_min_agreement']}")
+    for project in projects:
+        figures = project_agreement(project)
+        if figures:
+            lines.append(f"- {project.slug}: " + ", ".join(f"{k} = {v}" for k, v in _scalars(figures)))
+    lines += ["", "## Instructions raters saw", ""]
+    for project in projects:
+        if len(projects) > 1:
+            lines += [f"### {project.name}", ""]
+        lines += [_quote(project.instructions or "(no instructions)"), ""]
+    lines += [
+        "## How to load it",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        "",
+        'files = {"train": "preference/train.jsonl", "test": "preference/test.jsonl"}',
+        'preference = load_dataset("json", data_files=files)  # or "parquet" with the .parquet files',
+        "",
+        "from trl import DPOConfig, DPOTrainer  # RewardTrainer reads the same files",
+        'trainer = DPOTrainer(model=model, args=DPOConfig(output_dir="out"), train_dataset=preference["train"],',
+        "                     processing_class=tokenizer)",
+        "trainer.train()",
+        "",
+        '# unpaired/ -> KTOTrainer, sft/ -> SFTTrainer, the same way.',
+        "```",
+        "",
+        "Rater ids in `judgments/` are salted hashes that change with every snapshot; they cannot be linked to people.",
+        "",
+    ]
+    return "\n".join(lines)
