@@ -1,0 +1,339 @@
+"""Inter-rater agreement, position bias and speed, computed on numpy arrays.
+
+The one judgments -> matrix step lives here (`cells_from_values`): every judgment becomes one
+or more *cells* (unit, rater, value code, consensus label). Everything else reads the cells.
+
+What a unit and a value are, per kind (and why)
+- binary:  unit = item; value = winner as a category (A, B, tie, both bad). Nominal: the four
+  answers have no order.
+- likert:  unit = item; value = one signed number per answer, oriented by candidate position:
+  -3 = "candidate 0 much better" ... 0 = tie ... +3 = "candidate 1 much better" (a 7-point
+  scale). Ordinal: "B slightly better" vs "B much better" is a smaller disagreement than
+  "A much better" vs "B much better". Orienting by *position*, not by screen side, matters:
+  two raters who saw the cards in opposite order but preferred the same response agree.
+- rating:  unit = (item, candidate); value = the score. Ordinal.
+- ranking: unit = (item, candidate); value = the candidate's rank (its tier, 0 = best). Ordinal.
+  We chose per-candidate ranks over alpha on the K(K-1)/2 pairwise preferences because the pairs
+  of one ranking are not independent (a > b and b > c imply a > c), so treating them as separate
+  units would overstate how much evidence there is; ranks keep one unit per candidate and let
+  the ordinal metric weigh "1st vs 2nd" less than "1st vs 4th". (Ranks within one item are
+  still constrained to be a permutation, which biases alpha slightly for small K.)
+
+Consensus labels, used for "agreement with the consensus", follow annotation.kinds.gold_matches:
+binary compares the answer, likert the side only (A / tie / B), rating the good/bad label of each
+candidate (score >= threshold), ranking whether each candidate is in the top tier. The consensus
+is a leave-one-out majority: a rater's answer is compared with the strict plurality of the *other*
+raters on that unit, so a rater never agrees with themselves.
+
+Libraries: Krippendorff's alpha comes from `krippendorff` (fed with per-unit value counts, which
+keeps it fast for 100,000 judgments). Fleiss' and Cohen's kappa are short numpy formulas here,
+vectorised over all rater pairs at once (statsmodels is not installed, crowd-kit has neither, and
+calling sklearn once per rater pair is too slow for hundreds of raters); the tests check them
+against textbook examples and against sklearn.metrics.cohen_kappa_score.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from annotation.kinds import BOTH_BAD, TIE, Kind, likert_half
+
+# Gaps between two judgments of one rater longer than this are breaks, not labelling time.
+IDLE_GAP_SECONDS = 600
+# Rater pairs sharing fewer units than this get no Cohen's kappa (too noisy to show).
+MIN_SHARED_FOR_KAPPA = 10
+
+BINARY_CODES = {0: 0, 1: 1, TIE: 2, BOTH_BAD: 3}
+BINARY_DOMAIN = ["A (candidate 0)", "B (candidate 1)", "tie", "both bad"]
+
+
+@dataclass
+class Cells:
+    """One row per (unit, rater) answer. Codes are 0..n_values-1, in scale order where ordinal."""
+
+    unit: np.ndarray  # int64, 0..n_units-1
+    rater: np.ndarray  # int64, index into the caller's rater list
+    value: np.ndarray  # int64 value code
+    label: np.ndarray  # int64 consensus label code
+    row: np.ndarray  # int64 index of the judgment the cell came from
+    n_values: int
+    n_labels: int
+    level: str  # "nominal" or "ordinal"
+    domain: list = field(default_factory=list)
+
+    @property
+    def n_units(self) -> int:
+        return int(self.unit.max()) + 1 if len(self.unit) else 0
+
+
+def scale_for(kind: str, *, likert_points: int = 7, rating_min: int = 1, rating_max: int = 5, ranking_k: int = 4) -> tuple[int, str, list]:
+    """(number of value codes, level of measurement, meaning of each code) for a kind."""
+    if kind == Kind.BINARY:
+        return 4, "nominal", list(BINARY_DOMAIN)
+    if kind == Kind.LIKERT:
+        half = likert_half(likert_points)
+        return 2 * half + 1, "ordinal", list(range(-half, half + 1))
+    if kind == Kind.RATING:
+        return rating_max - rating_min + 1, "ordinal", list(range(rating_min, rating_max + 1))
+    if kind == Kind.RANKING:
+        return ranking_k, "ordinal", [f"rank {i + 1}" for i in range(ranking_k)]
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+def cells_from_values(
+    kind: str,
+    item_ids,
+    rater_idx,
+    values: list[dict],
+    *,
+    likert_points: int = 7,
+    rating_min: int = 1,
+    rating_max: int = 5,
+    rating_threshold: int = 4,
+    ranking_k: int = 4,
+) -> Cells:
+    """Canonical judgment values (annotation.kinds) -> cells. `item_ids` and `rater_idx` are
+    parallel to `values`; rater_idx are small integers (index into a list of raters)."""
+    n_values, level, domain = scale_for(kind, likert_points=likert_points, rating_min=rating_min, rating_max=rating_max, ranking_k=ranking_k)
+    item_ids = np.asarray(item_ids, dtype=np.int64)
+    rater_idx = np.asarray(rater_idx, dtype=np.int64)
+    keys: list[int] = []
+    codes: list[int] = []
+    labels: list[int] = []
+    rows: list[int] = []
+    if kind in (Kind.BINARY, Kind.LIKERT):
+        half = likert_half(likert_points)
+        for i, v in enumerate(values):
+            winner = v.get("winner")
+            if kind == Kind.BINARY:
+                code = BINARY_CODES.get(winner)
+                if code is None:
+                    continue
+                label = code
+            else:
+                if winner == TIE:
+                    signed = 0
+                elif winner in (0, 1):
+                    signed = (1 if winner == 1 else -1) * int(v.get("strength", 1))
+                else:
+                    continue
+                code = signed + half
+                label = (signed > 0) - (signed < 0) + 1  # 0: A side, 1: tie, 2: B side
+            keys.append(int(item_ids[i]))
+            codes.append(code)
+            labels.append(label)
+            rows.append(i)
+        n_labels = 4 if kind == Kind.BINARY else 3
+    else:
+        for i, v in enumerate(values):
+            base = int(item_ids[i]) * 64  # a unit per (item, candidate); K <= 50
+            if kind == Kind.RATING:
+                for pos, score in enumerate(v.get("scores", [])):
+                    keys.append(base + pos)
+                    codes.append(int(score) - rating_min)
+                    labels.append(int(score >= rating_threshold))
+                    rows.append(i)
+            else:
+                tiers = v.get("ranking", [])
+                for tier_no, tier in enumerate(tiers):
+                    for pos in tier:
+                        keys.append(base + int(pos))
+                        codes.append(min(tier_no, n_values - 1))
+                        labels.append(int(tier_no == 0))
+                        rows.append(i)
+        n_labels = 2
+    rows_arr = np.asarray(rows, dtype=np.int64)
+    _, unit = np.unique(np.asarray(keys, dtype=np.int64), return_inverse=True)
+    value = np.clip(np.asarray(codes, dtype=np.int64), 0, n_values - 1)
+    return Cells(
+        unit=unit.astype(np.int64),
+        rater=rater_idx[rows_arr] if len(rows_arr) else np.zeros(0, dtype=np.int64),
+        value=value,
+        label=np.asarray(labels, dtype=np.int64),
+        row=rows_arr,
+        n_values=n_values,
+        n_labels=n_labels,
+        level=level,
+        domain=domain,
+    )
+
+
+def value_counts(cells: Cells, mask: np.ndarray | None = None) -> np.ndarray:
+    """Units x values matrix: how many raters gave each value to each unit (pairable units only)."""
+    unit, value = (cells.unit, cells.value) if mask is None else (cells.unit[mask], cells.value[mask])
+    if not len(unit):
+        return np.zeros((0, cells.n_values), dtype=np.int64)
+    n_units = cells.n_units
+    counts = np.bincount(unit * cells.n_values + value, minlength=n_units * cells.n_values).reshape(n_units, cells.n_values)
+    return counts[counts.sum(axis=1) >= 2]
+
+
+def _finite(x) -> float | None:
+    x = float(x)
+    return None if math.isnan(x) or math.isinf(x) else x
+
+
+def krippendorff_alpha(counts: np.ndarray, level: str) -> float | None:
+    """Krippendorff's alpha from a units x values count matrix; None where it is undefined
+    (fewer than two pairable units, or every answer the same)."""
+    import krippendorff
+
+    if counts.shape[0] < 2 or (counts.sum(axis=0) > 0).sum() < 2:
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        result = krippendorff.alpha(value_counts=counts, value_domain=list(range(counts.shape[1])), level_of_measurement=level)
+    return _finite(result)
+
+
+def fleiss_kappa(counts: np.ndarray) -> float | None:
+    """Fleiss' kappa from a units x categories count matrix. Units may have different numbers of
+    raters (each unit's observed agreement uses its own n); units with fewer than two are dropped.
+    With a constant number of raters this is exactly Fleiss (1971)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    n = counts.sum(axis=1)
+    counts, n = counts[n >= 2], n[n >= 2]
+    if len(n) == 0:
+        return None
+    p_unit = ((counts**2).sum(axis=1) - n) / (n * (n - 1))
+    p_bar = p_unit.mean()
+    p_cat = counts.sum(axis=0) / n.sum()
+    p_e = (p_cat**2).sum()
+    if p_e >= 1.0:
+        return None
+    return _finite((p_bar - p_e) / (1 - p_e))
+
+
+@dataclass
+class PairKappas:
+    rater_a: np.ndarray
+    rater_b: np.ndarray
+    shared: np.ndarray
+    kappa: np.ndarray  # nan where undefined
+
+
+def _within_unit_pairs(cells: Cells) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (i, j) of every two cells on the same unit, without a Python loop over units."""
+    order = np.argsort(cells.unit, kind="stable")
+    unit = cells.unit[order]
+    firsts, seconds = [], []
+    d = 1
+    while d < len(unit):
+        same = unit[d:] == unit[:-d]
+        if not same.any():
+            break
+        idx = np.nonzero(same)[0]
+        firsts.append(order[idx])
+        seconds.append(order[idx + d])
+        d += 1
+    if not firsts:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    return np.concatenate(firsts), np.concatenate(seconds)
+
+
+def pairwise_cohen_kappa(cells: Cells, *, min_shared: int = MIN_SHARED_FOR_KAPPA) -> PairKappas:
+    """Cohen's kappa for every rater pair sharing at least `min_shared` units. Unweighted for
+    nominal scales; linearly weighted for ordinal ones (as sklearn's weights="linear")."""
+    i, j = _within_unit_pairs(cells)
+    ra, rb, va, vb = cells.rater[i], cells.rater[j], cells.value[i], cells.value[j]
+    swap = ra > rb
+    ra, rb = np.where(swap, rb, ra), np.where(swap, ra, rb)
+    va, vb = np.where(swap, vb, va), np.where(swap, va, vb)
+    keep = ra != rb
+    ra, rb, va, vb = ra[keep], rb[keep], va[keep], vb[keep]
+    empty = PairKappas(*(np.zeros(0, dtype=np.int64) for _ in range(3)), np.zeros(0))
+    if not len(ra):
+        return empty
+    n_r = int(max(ra.max(), rb.max())) + 1
+    pair_keys, pair_of, shared = np.unique(ra * n_r + rb, return_inverse=True, return_counts=True)
+    enough = shared >= min_shared
+    if not enough.any():
+        return empty
+    group = np.cumsum(enough) - 1  # pair index among the kept pairs
+    use = enough[pair_of]
+    g, V = int(enough.sum()), cells.n_values
+    conf = np.bincount(group[pair_of[use]] * V * V + va[use] * V + vb[use], minlength=g * V * V).reshape(g, V, V).astype(np.float64)
+    grid = np.arange(V)
+    weights = np.abs(grid[:, None] - grid[None, :]).astype(np.float64) if cells.level == "ordinal" else (grid[:, None] != grid[None, :]).astype(np.float64)
+    total = conf.sum(axis=(1, 2))
+    expected = conf.sum(axis=2)[:, :, None] * conf.sum(axis=1)[:, None, :] / total[:, None, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kappa = 1.0 - (weights * conf).sum(axis=(1, 2)) / (weights * expected).sum(axis=(1, 2))
+    kept_keys = pair_keys[enough]
+    return PairKappas(kept_keys // n_r, kept_keys % n_r, shared[enough], kappa)
+
+
+def consensus_agreement(cells: Cells) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell: (has_consensus, agrees) against the leave-one-out plurality of the other raters
+    on the unit. A unit where the others are split evenly has no consensus for that cell."""
+    L = cells.n_labels
+    if not len(cells.unit):
+        empty = np.zeros(0, dtype=bool)
+        return empty, empty
+    counts = np.bincount(cells.unit * L + cells.label, minlength=cells.n_units * L).reshape(cells.n_units, L)
+    others = counts[cells.unit]
+    others[np.arange(len(cells.label)), cells.label] -= 1
+    top = others.max(axis=1)
+    unique_top = (others == top[:, None]).sum(axis=1) == 1
+    has = (top > 0) & unique_top
+    agrees = has & (others.argmax(axis=1) == cells.label)
+    return has, agrees
+
+
+def first_card_picks(kind: str, values: list[dict], display_orders: list[list]) -> tuple[np.ndarray, np.ndarray]:
+    """Per judgment: (counted, picked_first). A judgment counts when it names a single best
+    candidate (not a tie, not 'both bad', not a tied top tier or top score) and the on-screen
+    order is known; picked_first says whether that candidate was the left / first card."""
+    n = len(values)
+    counted = np.zeros(n, dtype=bool)
+    first = np.zeros(n, dtype=bool)
+    for i, (v, order) in enumerate(zip(values, display_orders)):
+        if not order:
+            continue
+        if kind in (Kind.BINARY, Kind.LIKERT):
+            best = v.get("winner")
+            if best not in (0, 1):
+                continue
+        elif kind == Kind.RANKING:
+            tiers = v.get("ranking") or [[]]
+            if len(tiers[0]) != 1:
+                continue
+            best = tiers[0][0]
+        else:
+            scores = v.get("scores") or []
+            if not scores or scores.count(max(scores)) != 1:
+                continue
+            best = scores.index(max(scores))
+        counted[i] = True
+        first[i] = order[0] == best
+    return counted, first
+
+
+def active_seconds(times: np.ndarray, typical_seconds: float) -> float:
+    """Labelling time of one rater from the timestamps (epoch seconds) of their judgments: a gap
+    up to IDLE_GAP_SECONDS is the time spent on the next judgment; a longer gap is a break and
+    starts a new session, whose first judgment counts as one typical judgment."""
+    if not len(times):
+        return 0.0
+    gaps = np.diff(np.sort(times))
+    working = gaps <= IDLE_GAP_SECONDS
+    sessions = 1 + int((~working).sum())
+    return float(gaps[working].sum()) + sessions * typical_seconds
+
+
+def per_group_median(group: np.ndarray, x: np.ndarray, n_groups: int) -> np.ndarray:
+    """Median of x (nan ignored) per group index; nan where a group has no values."""
+    out = np.full(n_groups, np.nan)
+    ok = ~np.isnan(x)
+    group, x = group[ok], x[ok]
+    if not len(x):
+        return out
+    order = np.lexsort((x, group))
+    group, x = group[order], x[order]
+    starts = np.searchsorted(group, np.arange(n_groups), side="left")
+    ends = np.searchsorted(group, np.arange(n_groups), side="right")
+    for g in np.nonzero(ends > starts)[0]:
+        out[g] = np.median(x[starts[g] : ends[g]])
+    return out

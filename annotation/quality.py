@@ -1,0 +1,232 @@
+"""Quality selectors: agreement, consensus, position bias and speed per project and per rater.
+
+One query (values_list over the project's human judgments of its kind), then numpy
+(annotation.agreement). A 100,000-judgment project takes well under the 5 s target; see
+bench/agreement_bench.py. Results are cached per project until a judgment or a membership
+changes (the key holds the newest judgment id, the judgment count and the paused raters).
+"""
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from datetime import timezone as dt_timezone
+
+import numpy as np
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.db.models import Count, Max
+
+from annotation import agreement
+from annotation.kinds import Kind
+from annotation.models import Judgment, Membership, Project
+
+CACHE_SECONDS = 300
+FIELDS = ("item_id", "rater_id", "value", "display_order", "duration_ms", "created_at", "gold_correct")
+
+
+def _round(x, digits: int = 3):
+    if x is None:
+        return None
+    x = float(x)
+    return None if np.isnan(x) else round(x, digits)
+
+
+class QualityData:
+    """The project's human judgments as arrays, and their cells (annotation.agreement.Cells)."""
+
+    def __init__(self, project: Project):
+        self.project = project
+        rows = list(
+            Judgment.objects.filter(project=project, source=Judgment.Source.HUMAN, kind=project.kind, rater__isnull=False)
+            .order_by()
+            .values_list(*FIELDS)
+        )
+        self.n = len(rows)
+        items, raters, self.values, self.orders, durations, created, gold = (list(col) for col in zip(*rows)) if rows else ([] for _ in FIELDS)
+        self.rater_ids, self.rater = np.unique(np.asarray(raters, dtype=np.int64), return_inverse=True)
+        self.rater = self.rater.astype(np.int64)
+        self.item = np.asarray(items, dtype=np.int64)
+        self.seconds = np.asarray([d / 1000.0 if d is not None else np.nan for d in durations], dtype=np.float64)
+        self.time = np.asarray([c.timestamp() for c in created], dtype=np.float64)
+        self.gold_answered = np.asarray([g is not None for g in gold], dtype=bool)
+        self.gold_correct = np.asarray([g is True for g in gold], dtype=bool)
+        self.cells = agreement.cells_from_values(
+            project.kind,
+            self.item,
+            self.rater,
+            self.values,
+            likert_points=project.likert_points,
+            rating_min=project.rating_min,
+            rating_max=project.rating_max,
+            rating_threshold=project.rating_threshold,
+            ranking_k=project.ranking_k,
+        )
+
+    @property
+    def n_raters(self) -> int:
+        return len(self.rater_ids)
+
+
+def _k_for(project: Project, orders: list) -> int:
+    if project.kind in (Kind.BINARY, Kind.LIKERT):
+        return 2
+    if project.kind == Kind.RANKING:
+        return project.ranking_k
+    lengths = [len(o) for o in orders if o]
+    return int(np.median(lengths)) if lengths else 1
+
+
+def _project_figures(data: QualityData, pairs: agreement.PairKappas, has: np.ndarray, agrees: np.ndarray, counted: np.ndarray, first: np.ndarray, active: np.ndarray) -> dict:
+    cells = data.cells
+    counts = agreement.value_counts(cells)
+    kappas = pairs.kappa[~np.isnan(pairs.kappa)]
+    typical = np.nanmedian(data.seconds) if np.any(~np.isnan(data.seconds)) else None
+    k = _k_for(data.project, data.orders)
+    return {
+        "kind": data.project.kind,
+        "judgments": data.n,
+        "raters": data.n_raters,
+        "items": int(len(np.unique(data.item))) if data.n else 0,
+        "units": cells.n_units,
+        "pairable_units": int(counts.shape[0]),
+        "level": cells.level,
+        "alpha": _round(agreement.krippendorff_alpha(counts, cells.level)),
+        "fleiss_kappa": _round(agreement.fleiss_kappa(counts)),
+        "mean_cohen_kappa": _round(kappas.mean()) if len(kappas) else None,
+        "rater_pairs": int(len(kappas)),
+        "consensus_agreement": _round(agrees.sum() / has.sum()) if has.any() else None,
+        "first_card_share": _round(first.sum() / counted.sum()) if counted.any() else None,
+        "first_card_expected": _round(1.0 / k),
+        "first_card_judgments": int(counted.sum()),
+        "median_seconds": _round(typical, 1),
+        "judgments_per_hour": _round(data.n / (active.sum() / 3600.0), 1) if active.sum() > 0 else None,
+        "gold_answered": int(data.gold_answered.sum()),
+        "gold_accuracy": _round(data.gold_correct.sum() / data.gold_answered.sum()) if data.gold_answered.any() else None,
+    }
+
+
+def _rater_table(data: QualityData, pairs: agreement.PairKappas, has, agrees, counted, first, active) -> list[dict]:
+    R = data.n_raters
+    if R == 0:
+        return []
+    cells = data.cells
+    n = np.bincount(data.rater, minlength=R)
+    gold_n = np.bincount(data.rater, weights=data.gold_answered, minlength=R)
+    gold_ok = np.bincount(data.rater, weights=data.gold_correct, minlength=R)
+    cons_n = np.bincount(cells.rater, weights=has, minlength=R)
+    cons_ok = np.bincount(cells.rater, weights=agrees, minlength=R)
+    left_n = np.bincount(data.rater, weights=counted, minlength=R)
+    left_ok = np.bincount(data.rater, weights=first, minlength=R)
+    median_s = agreement.per_group_median(data.rater, data.seconds, R)
+    ok = ~np.isnan(pairs.kappa)
+    kappa_sum = np.bincount(pairs.rater_a[ok], weights=pairs.kappa[ok], minlength=R) + np.bincount(pairs.rater_b[ok], weights=pairs.kappa[ok], minlength=R)
+    kappa_n = np.bincount(pairs.rater_a[ok], minlength=R) + np.bincount(pairs.rater_b[ok], minlength=R)
+
+    users = get_user_model().objects.in_bulk([int(r) for r in data.rater_ids])
+    memberships = {m.user_id: m for m in Membership.objects.filter(project=data.project, user_id__in=[int(r) for r in data.rater_ids])}
+    table = []
+    for r, user_id in enumerate(data.rater_ids):
+        user_id = int(user_id)
+        membership = memberships.get(user_id)
+        user = users.get(user_id)
+        table.append(
+            {
+                "rater_id": user_id,
+                "username": user.get_username() if user else f"#{user_id}",
+                "role": membership.role if membership else None,
+                "judgments": int(n[r]),
+                "gold_answered": int(gold_n[r]),
+                "gold_accuracy": _round(gold_ok[r] / gold_n[r]) if gold_n[r] else None,
+                "consensus_agreement": _round(cons_ok[r] / cons_n[r]) if cons_n[r] else None,
+                "consensus_units": int(cons_n[r]),
+                "mean_cohen_kappa": _round(kappa_sum[r] / kappa_n[r]) if kappa_n[r] else None,
+                "first_card_share": _round(left_ok[r] / left_n[r]) if left_n[r] else None,
+                "first_card_judgments": int(left_n[r]),
+                "median_seconds": _round(median_s[r], 1),
+                "judgments_per_hour": _round(n[r] / (active[r] / 3600.0), 1) if active[r] > 0 else None,
+                "paused": bool(membership.paused) if membership else False,
+                "paused_reason": membership.paused_reason if membership else "",
+            }
+        )
+    table.sort(key=lambda row: (-row["judgments"], row["username"]))
+    return table
+
+
+def _active_per_rater(data: QualityData) -> np.ndarray:
+    R = data.n_raters
+    active = np.zeros(R)
+    if not data.n:
+        return active
+    typical_all = np.nanmedian(data.seconds) if np.any(~np.isnan(data.seconds)) else 0.0
+    median_s = agreement.per_group_median(data.rater, data.seconds, R)
+    order = np.argsort(data.rater, kind="stable")
+    bounds = np.searchsorted(data.rater[order], np.arange(R + 1))
+    for r in range(R):
+        typical = median_s[r] if not np.isnan(median_s[r]) else typical_all
+        active[r] = agreement.active_seconds(data.time[order[bounds[r] : bounds[r + 1]]], float(typical))
+    return active
+
+
+def agreement_over_time(data: QualityData, *, max_points: int = 60) -> list[dict]:
+    """Alpha per day (or per week when the project spans more than 60 days). Each unit belongs
+    to the period of its last judgment and brings all its judgments, so a pair of judgments made
+    on different days still counts: the curve reads 'agreement on units completed that day'."""
+    cells = data.cells
+    if not len(cells.unit):
+        return []
+    cell_time = data.time[cells.row]
+    last = np.full(cells.n_units, -np.inf)
+    np.maximum.at(last, cells.unit, cell_time)
+    span_days = (last.max() - last.min()) / 86400.0
+    width = 86400.0 if span_days <= max_points else 7 * 86400.0
+    start = np.floor(last.min() / 86400.0) * 86400.0
+    period = ((last - start) // width).astype(np.int64)
+    n_periods = int(period.max()) + 1
+    points = []
+    for p in range(max(0, n_periods - max_points), n_periods):
+        mask = period[cells.unit] == p
+        counts = agreement.value_counts(cells, mask)
+        if counts.shape[0] < 2:
+            continue
+        day = datetime.fromtimestamp(start + p * width, tz=dt_timezone.utc).date()
+        points.append({"period": day.isoformat(), "days": int(width // 86400), "units": int(counts.shape[0]), "alpha": _round(agreement.krippendorff_alpha(counts, cells.level))})
+    return points
+
+
+def project_quality_compute(*, project: Project) -> dict:
+    """Every quality figure of a project, uncached. Prefer project_quality (cached)."""
+    data = QualityData(project)
+    pairs = agreement.pairwise_cohen_kappa(data.cells)
+    has, agrees = agreement.consensus_agreement(data.cells)
+    counted, first = agreement.first_card_picks(project.kind, data.values, data.orders)
+    active = _active_per_rater(data)
+    return {
+        "project": project.slug,
+        "computed_at": datetime.now(tz=dt_timezone.utc).isoformat(),
+        "summary": _project_figures(data, pairs, has, agrees, counted, first, active),
+        "raters": _rater_table(data, pairs, has, agrees, counted, first, active),
+        "over_time": agreement_over_time(data),
+    }
+
+
+def _cache_key(project: Project) -> str:
+    stats = Judgment.objects.filter(project=project).aggregate(last=Max("id"), n=Count("id"))
+    paused = list(Membership.objects.filter(project=project, paused=True).order_by("user_id").values_list("user_id", flat=True))
+    scale = (project.kind, project.likert_points, project.rating_min, project.rating_max, project.rating_threshold, project.ranking_k)
+    digest = hashlib.sha1(repr((stats["last"], stats["n"], scale, paused)).encode()).hexdigest()
+    return f"arbiter:quality:{project.id}:{digest}"
+
+
+def quality_cached(*, project: Project, name: str, compute):
+    """compute() cached under `name` until the project's judgments or paused raters change."""
+    key = f"{_cache_key(project)}:{name}"
+    result = cache.get(key)
+    if result is None:
+        result = compute()
+        cache.set(key, result, CACHE_SECONDS)
+    return result
+
+
+def project_quality(*, project: Project) -> dict:
+    """Quality figures of a project, cached until its judgments or paused raters change."""
+    return quality_cached(project=project, name="figures", compute=lambda: project_quality_compute(project=project))
