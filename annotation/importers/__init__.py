@@ -1,0 +1,27 @@
+"""Item import (DESIGN.md: File formats). formats.py reads files, service.py writes items."""
+from annotation.importers.formats import FORMATS, LineError, ParsedItem, parse_record, stable_id, transcript_messages
+from annotation.importers.service import (
+    MAX_ERRORS,
+    ImportFailed,
+    import_batch_run,
+    import_path,
+    import_records,
+    import_stream,
+    import_upload,
+)
+
+__all__ = [
+    "FORMATS",
+    "MAX_ERRORS",
+    "ImportFailed",
+    "LineError",
+    "ParsedItem",
+    "import_batch_run",
+    "import_path",
+    "import_records",
+    "import_stream",
+    "import_upload",
+    "parse_record",
+    "stable_id",
+    "transcript_messages",
+]

@@ -1,0 +1,442 @@
+"""Reading import files, one record at a time: native JSONL, CSV and TRL preference files.
+
+Nothing here reads a whole file: JSONL is iterated line by line on the binary stream, CSV through
+the csv module on a text wrapper, gzip through a streaming decompressor. Each record becomes a
+ParsedItem, or a LineError that names the field and the reason.
+
+Formats
+- Native JSONL (DESIGN.md): {"id", "prompt": text | [{"role", "content"}...],
+  "responses": [{"text", "model"?, "metadata"?} | "text", ...], "metadata"?: {...},
+  "gold"?: {"kind"?: <project kind>, ...canonical value (annotation.kinds)}}.
+- TRL preference records, in a JSONL file or CSV: {"prompt"?, "chosen", "rejected", "margin"?}.
+    explicit prompt: prompt + chosen + rejected (text, or lists of messages);
+    implicit prompt, text: chosen and rejected are whole "\\n\\nHuman: ...\\n\\nAssistant: ..."
+      transcripts; the prompt is their shared beginning up to its last "\\n\\nAssistant:" and
+      becomes chat messages; each response is what follows that marker (so a response that
+      itself runs on into "Human:" turns, as a few real ones do, stays whole);
+    implicit prompt, conversational: chosen and rejected are message lists that share every
+      message but the last, which is the assistant's answer.
+  They become two-candidate items: position 0 = chosen, 1 = rejected (raters see a random
+  on-screen order per assignment). Other keys go to the item's metadata.
+- CSV: a header row, then one item per row. Columns: id, prompt, metadata (JSON object), gold
+  (JSON object) and the responses either as one `responses` column holding the JSON list of the
+  native format, or as `response_1` .. `response_k` columns (text; empty cells are ignored, so
+  rows may carry fewer responses than there are columns) with optional `model_1` .. `model_k`.
+  A prompt cell holding a JSON list of {"role", "content"} objects is a chat prompt. A CSV with
+  `chosen` and `rejected` columns is read as TRL records. Line numbers are those of the file
+  (a quoted cell may span lines; the record's first line is reported).
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from annotation import kinds
+from annotation.kinds import Kind
+
+FORMATS = ("jsonl", "csv", "trl")
+ROLES = {"system", "user", "assistant", "tool"}
+NATIVE_KEYS = {"id", "prompt", "responses", "metadata", "gold"}
+MAX_ID = 200
+ASSISTANT = "\n\nAssistant:"
+_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant|System):")
+_ROLE_OF = {"Human": "user", "Assistant": "assistant", "System": "system"}
+
+# Cells of a real CSV may be long (a whole transcript); the default 128 KiB limit is too low.
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+
+class LineError(ValueError):
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(slots=True)
+class Response:
+    text: str
+    model: str = ""
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ParsedItem:
+    external_id: str
+    explicit_id: bool
+    prompt: str | list
+    responses: list[Response]
+    metadata: dict
+    gold: dict | None = None
+    # The canonical judgment value a preference record carries (chosen = position 0).
+    preference: dict | None = None
+
+
+# --- Opening and detecting ------------------------------------------------------------------
+
+
+def open_binary(stream: BinaryIO) -> BinaryIO:
+    """The stream itself, or a streaming gunzip of it when it starts with the gzip magic bytes."""
+    head = stream.read(2)
+    stream.seek(0)
+    if head == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=stream, mode="rb")
+    return stream
+
+
+def detect_format(stream: BinaryIO, filename: str = "", fmt: str | None = None) -> str:
+    """'jsonl' or 'csv' (how to split records), from fmt, the file name, or the first byte.
+    TRL is a record shape, not a container: 'trl' files are JSONL (or CSV by extension)."""
+    if fmt not in (None, "", *FORMATS):
+        raise LineError("format", f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    name = filename.lower().removesuffix(".gz")
+    if fmt == "csv" or (fmt in (None, "", "trl") and name.endswith(".csv")):
+        return "csv"
+    if fmt in ("jsonl", "trl") or name.endswith((".jsonl", ".json", ".ndjson")):
+        return "jsonl"
+    data = open_binary(stream)
+    try:
+        first = data.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    except (OSError, EOFError) as exc:
+        raise LineError("file", f"cannot read the file: {exc}") from exc
+    finally:
+        stream.seek(0)
+    return "jsonl" if first in (b"{", b"") else "csv"
+
+
+def iter_records(stream: BinaryIO, container: str) -> Iterator[tuple[int, dict | LineError]]:
+    """(line number, record dict or LineError) for every record of the file, streaming."""
+    data = open_binary(stream)
+    try:
+        if container == "csv":
+            yield from _iter_csv(data)
+        else:
+            yield from _iter_jsonl(data)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        yield 0, LineError("file", f"cannot read the file: {exc}")
+
+
+def _iter_jsonl(data: BinaryIO) -> Iterator[tuple[int, dict | LineError]]:
+    for number, raw in enumerate(data, start=1):
+        if number == 1:
+            raw = raw.removeprefix(b"\xef\xbb\xbf")
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except UnicodeDecodeError:
+            yield number, LineError("line", "is not valid UTF-8")
+            continue
+        except ValueError as exc:
+            yield number, LineError("line", f"is not valid JSON ({exc})")
+            continue
+        if not isinstance(record, dict):
+            yield number, LineError("line", "must be a JSON object")
+            continue
+        yield number, record
+
+
+def _iter_csv(data: BinaryIO) -> Iterator[tuple[int, dict | LineError]]:
+    text = io.TextIOWrapper(data, encoding="utf-8-sig", newline="")
+    reader = csv.reader(text)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except (UnicodeDecodeError, csv.Error) as exc:
+        yield 1, LineError("header", f"cannot read the CSV header ({exc})")
+        return
+    header = [h.strip() for h in header]
+    problem = _csv_header_problem(header)
+    if problem:
+        yield 1, LineError("header", problem)
+        return
+    start = reader.line_num + 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except UnicodeDecodeError:
+            yield start, LineError("line", "is not valid UTF-8")
+            return  # the decoder cannot resynchronise; everything after is suspect
+        except csv.Error as exc:
+            yield start, LineError("line", f"is not valid CSV ({exc})")
+            start = reader.line_num + 1
+            continue
+        number, start = start, reader.line_num + 1
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            yield number, LineError("line", f"has {len(row)} cells, the header has {len(header)}")
+            continue
+        try:
+            yield number, _csv_record(dict(zip(header, row)))
+        except LineError as exc:
+            yield number, exc
+
+
+_RESPONSE_COL = re.compile(r"^(response|model)_(\d+)$")
+
+
+def _csv_header_problem(header: list[str]) -> str:
+    if len(set(header)) != len(header):
+        return "column names must be unique"
+    cols = set(header)
+    if {"chosen", "rejected"} <= cols:
+        return ""
+    known = NATIVE_KEYS | {"margin"}
+    unknown = [h for h in header if h not in known and not _RESPONSE_COL.match(h)]
+    if unknown:
+        return f"unknown column(s) {', '.join(unknown)}; expected id, prompt, responses or response_1.., model_1.., metadata, gold"
+    if "prompt" not in cols:
+        return "a 'prompt' column is required"
+    if "responses" not in cols and not any(h.startswith("response_") for h in header):
+        return "give the responses as a 'responses' column (JSON list) or response_1 .. response_k columns"
+    return ""
+
+
+def _json_cell(value: str, name: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise LineError(name, f"is not valid JSON ({exc})") from exc
+
+
+def _maybe_messages(value: str) -> str | list:
+    """A cell holding a JSON list of messages is a chat; anything else is text."""
+    if value.lstrip().startswith("["):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return value
+        if isinstance(parsed, list) and parsed and all(isinstance(m, dict) and "role" in m for m in parsed):
+            return parsed
+    return value
+
+
+def _csv_record(row: dict[str, str]) -> dict:
+    if "chosen" in row and "rejected" in row:
+        record: dict[str, Any] = {k: v for k, v in row.items() if v != "" or k in ("chosen", "rejected")}
+        for key in ("prompt", "chosen", "rejected"):
+            if key in record:
+                record[key] = _maybe_messages(record[key])
+        if "margin" in record:
+            record["margin"] = _json_cell(record["margin"], "margin")
+        return record
+    record = {}
+    if row.get("id", "").strip():
+        record["id"] = row["id"].strip()
+    record["prompt"] = _maybe_messages(row.get("prompt", ""))
+    if "responses" in row:
+        record["responses"] = _json_cell(row["responses"], "responses")
+    else:
+        numbered = sorted((int(m.group(2)), h) for h in row if (m := _RESPONSE_COL.match(h)) and m.group(1) == "response")
+        responses = []
+        for n, col in numbered:
+            if row[col] == "":
+                continue
+            responses.append({"text": row[col], "model": row.get(f"model_{n}", "")})
+        record["responses"] = responses
+    for key in ("metadata", "gold"):
+        if row.get(key, "").strip():
+            record[key] = _json_cell(row[key], key)
+    return record
+
+
+# --- Records to items -----------------------------------------------------------------------
+
+
+def _messages(value: Any, name: str) -> list[dict]:
+    if not isinstance(value, list) or not value:
+        raise LineError(name, "must be a non-empty list of messages")
+    clean = []
+    for i, message in enumerate(value):
+        if not isinstance(message, dict):
+            raise LineError(f"{name}[{i}]", "must be an object with role and content")
+        role, content = message.get("role"), message.get("content")
+        if role not in ROLES:
+            raise LineError(f"{name}[{i}].role", f"must be one of {', '.join(sorted(ROLES))}")
+        if not isinstance(content, str):
+            raise LineError(f"{name}[{i}].content", "must be a string")
+        clean.append({"role": role, "content": content})
+    return clean
+
+
+def _prompt(value: Any, name: str = "prompt") -> str | list:
+    if isinstance(value, str):
+        if not value.strip():
+            raise LineError(name, "must not be empty")
+        return value
+    if isinstance(value, list):
+        return _messages(value, name)
+    raise LineError(name, "must be a string or a list of {role, content} messages")
+
+
+def transcript_messages(text: str) -> list[dict]:
+    """'\\n\\nHuman: hi\\n\\nAssistant: hello\\n\\nHuman: more' -> chat messages."""
+    parts = _TURN.split(text)
+    messages = []
+    if parts[0].strip():
+        messages.append({"role": "system", "content": parts[0].strip()})
+    for speaker, content in zip(parts[1::2], parts[2::2]):
+        messages.append({"role": _ROLE_OF[speaker], "content": content.strip()})
+    return messages
+
+
+def _is_transcript(text: str) -> bool:
+    return text.lstrip("\n").startswith(("Human:", "System:"))
+
+
+def _split_implicit(chosen: str, rejected: str) -> tuple[list, str, str]:
+    common = 0
+    limit = min(len(chosen), len(rejected))
+    while common < limit and chosen[common] == rejected[common]:
+        common += 1
+    # The last assistant turn that both transcripts still share; after it they differ.
+    cut = chosen.rfind(ASSISTANT, 0, common)
+    if cut < 0:
+        raise LineError("chosen", 'chosen and rejected share no "\\n\\nAssistant:" turn; give an explicit "prompt"')
+    start = cut + len(ASSISTANT)
+    prompt = transcript_messages(chosen[:cut])
+    if not prompt:
+        raise LineError("chosen", "the shared prompt before the last assistant turn is empty")
+    return prompt, chosen[start:].strip(), rejected[start:].strip()
+
+
+def _trl_item(record: dict) -> tuple[str | list, list[Response], dict]:
+    chosen, rejected = record.get("chosen"), record.get("rejected")
+    extra = {k: v for k, v in record.items() if k not in ("id", "prompt", "chosen", "rejected")}
+    if "prompt" in record:
+        prompt = record["prompt"]
+        if isinstance(prompt, str) and _is_transcript(prompt):
+            prompt = transcript_messages(prompt.rstrip().removesuffix("Assistant:").rstrip())
+        prompt = _prompt(prompt)
+        texts = []
+        for name, value in (("chosen", chosen), ("rejected", rejected)):
+            if isinstance(value, str):
+                texts.append(value.strip())
+            elif isinstance(value, list):
+                turns = _messages(value, name)
+                texts.append("\n\n".join(m["content"] for m in turns if m["role"] == "assistant") or turns[-1]["content"])
+            else:
+                raise LineError(name, "must be a string or a list of messages")
+        return prompt, [Response(texts[0]), Response(texts[1])], extra
+    if isinstance(chosen, str) and isinstance(rejected, str):
+        prompt, c, r = _split_implicit(chosen, rejected)
+        return prompt, [Response(c), Response(r)], extra
+    if isinstance(chosen, list) and isinstance(rejected, list):
+        c_msgs, r_msgs = _messages(chosen, "chosen"), _messages(rejected, "rejected")
+        if len(c_msgs) < 2 or c_msgs[:-1] != r_msgs[:-1] or len(r_msgs) != len(c_msgs):
+            raise LineError("rejected", "chosen and rejected must share every message but the last")
+        if c_msgs[-1]["role"] != "assistant" or r_msgs[-1]["role"] != "assistant":
+            raise LineError("chosen", "the last message of chosen and rejected must be the assistant's")
+        return c_msgs[:-1], [Response(c_msgs[-1]["content"]), Response(r_msgs[-1]["content"])], extra
+    raise LineError("chosen", "chosen and rejected must both be strings or both be message lists")
+
+
+def _responses(value: Any) -> list[Response]:
+    if not isinstance(value, list) or not value:
+        raise LineError("responses", "must be a non-empty list of responses")
+    out = []
+    for i, r in enumerate(value):
+        if isinstance(r, str):
+            out.append(Response(r))
+            continue
+        if not isinstance(r, dict):
+            raise LineError(f"responses[{i}]", 'must be a string or {"text", "model"}')
+        text, model, meta = r.get("text"), r.get("model", "") or "", r.get("metadata", {}) or {}
+        if not isinstance(text, str):
+            raise LineError(f"responses[{i}].text", "must be a string")
+        if not isinstance(model, str) or len(model) > 200:
+            raise LineError(f"responses[{i}].model", "must be a string of at most 200 characters")
+        if not isinstance(meta, dict):
+            raise LineError(f"responses[{i}].metadata", "must be an object")
+        out.append(Response(text, model, meta))
+    return out
+
+
+def stable_id(prompt: str | list, responses: list[Response]) -> str:
+    """The id of an item that came without one: the same content always gets the same id."""
+    blob = json.dumps([prompt, [r.text for r in responses]], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha1(blob.encode("utf-8")).hexdigest()
+
+
+def _preference(project, margin: Any) -> dict:
+    """The label a preference record carries (chosen = position 0), in the project's kind."""
+    if project.kind == Kind.BINARY:
+        return {"winner": 0}
+    if project.kind == Kind.LIKERT:
+        half = kinds.likert_half(project.likert_points)
+        if margin is None:
+            return {"winner": 0, "strength": 1}
+        if isinstance(margin, bool) or not isinstance(margin, int | float) or margin != int(margin) or not 1 <= margin <= half:
+            raise LineError("margin", f"must be a whole number between 1 and {half} to become the Likert strength")
+        return {"winner": 0, "strength": int(margin)}
+    if project.kind == Kind.RANKING:
+        return {"ranking": [[0], [1]]}
+    raise LineError("as_judgments", f"a preference cannot become a {project.kind} judgment (it has no scores)")
+
+
+def parse_record(record: dict, *, project, as_judgments: bool = False, trl_only: bool = False) -> ParsedItem:
+    """One record (dict) -> ParsedItem for this project, or LineError naming the field."""
+    is_trl = "chosen" in record or "rejected" in record
+    if trl_only and not is_trl:
+        raise LineError("chosen", "a TRL preference record needs 'chosen' and 'rejected'")
+    if is_trl:
+        for key in ("chosen", "rejected"):
+            if key not in record:
+                raise LineError(key, "is required in a preference record")
+        prompt, responses, metadata = _trl_item(record)
+        gold = None
+        preference = _preference(project, metadata.get("margin")) if as_judgments else None
+    else:
+        unknown = sorted(set(record) - NATIVE_KEYS)
+        if unknown:
+            raise LineError(unknown[0], "unknown field; expected id, prompt, responses, metadata, gold")
+        if "prompt" not in record:
+            raise LineError("prompt", "is required")
+        prompt = _prompt(record["prompt"])
+        responses = _responses(record.get("responses"))
+        metadata = record.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise LineError("metadata", "must be an object")
+        gold = _gold(record.get("gold"), project, len(responses)) if record.get("gold") is not None else None
+        if as_judgments:
+            raise LineError("as_judgments", "only preference records (chosen/rejected) carry a label to import")
+        preference = None
+
+    expected = project.candidates_per_item
+    if expected is not None and len(responses) != expected:
+        raise LineError("responses", f"this {project.kind} project needs {expected} responses per item, got {len(responses)}")
+
+    raw_id = record.get("id")
+    if raw_id is None or raw_id == "":
+        return ParsedItem(stable_id(prompt, responses), False, prompt, responses, metadata, gold, preference)
+    if isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
+        raise LineError("id", "must be a string or an integer")
+    external_id = str(raw_id).strip()
+    if not external_id or len(external_id) > MAX_ID:
+        raise LineError("id", f"must be 1 to {MAX_ID} characters")
+    return ParsedItem(external_id, True, prompt, responses, metadata, gold, preference)
+
+
+def _gold(value: Any, project, n_candidates: int) -> dict:
+    if not isinstance(value, dict):
+        raise LineError("gold", "must be an object such as {\"kind\": \"binary\", \"winner\": 0}")
+    answer = dict(value)
+    kind = answer.pop("kind", project.kind)
+    if kind != project.kind:
+        raise LineError("gold.kind", f"is {kind!r} but the project's kind is {project.kind!r}")
+    try:
+        return kinds.validate_value(project, answer, n_candidates)
+    except kinds.InvalidValue as exc:
+        raise LineError(f"gold.{exc.field}", exc.message) from exc
