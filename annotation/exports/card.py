@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
+
 from annotation.kinds import Kind
 
 log = logging.getLogger(__name__)
@@ -29,23 +31,30 @@ FORMAT_TEXT = {
 }
 
 
+# Above this many judgments the card skips the project-wide agreement statistics: they hold every
+# judgment in memory, and the build must stay flat in memory (the quality page has them).
+AGREEMENT_MAX_JUDGMENTS = 200_000
+AGREEMENT_FIELDS = ("level", "alpha", "fleiss_kappa", "mean_cohen_kappa", "consensus_agreement", "gold_accuracy", "first_card_share")
+
+
 def project_agreement(project) -> dict[str, Any] | None:
-    """Agreement figures from annotation.agreement, when that module exists and answers; the card
-    must never fail because a statistic could not be computed."""
+    """Agreement figures from the quality module (annotation.quality / annotation.agreement), when
+    it exists and answers; the card must never fail because a statistic could not be computed."""
+    from annotation.models import Judgment
+
+    limit = getattr(settings, "ARBITER_CARD_AGREEMENT_MAX", AGREEMENT_MAX_JUDGMENTS)
+    if Judgment.objects.filter(project=project).count() > limit:
+        return None
     try:
-        from annotation import agreement
+        from annotation.quality import project_quality
     except ImportError:
         return None
-    for name in ("project_agreement", "agreement_summary", "project_summary"):
-        fn = getattr(agreement, name, None)
-        if callable(fn):
-            try:
-                result = fn(project=project)
-            except Exception:  # noqa: BLE001 - a statistic is optional on the card
-                log.warning("agreement figures for %s failed", project.slug, exc_info=True)
-                return None
-            return result if isinstance(result, dict) else None
-    return None
+    try:
+        summary = project_quality(project=project).get("summary") or {}
+    except Exception:  # noqa: BLE001 - a statistic is optional on the card
+        log.warning("agreement figures for %s failed", project.slug, exc_info=True)
+        return None
+    return {k: summary[k] for k in AGREEMENT_FIELDS if summary.get(k) is not None} or None
 
 
 def _scalars(data: dict, prefix: str = "") -> list[tuple[str, Any]]:
@@ -54,7 +63,7 @@ def _scalars(data: dict, prefix: str = "") -> list[tuple[str, Any]]:
         name = f"{prefix}{key}"
         if isinstance(value, bool) or value is None:
             continue
-        if isinstance(value, (int, float)):
+        if isinstance(value, (int, float, str)):
             out.append((name, round(value, 4) if isinstance(value, float) else value))
         elif isinstance(value, dict) and not prefix:
             out.extend(_scalars(value, f"{name}."))
@@ -129,7 +138,8 @@ def render_card(*, snapshot, projects, options, counts, stats, chat: bool, with_
     for project in projects:
         figures = project_agreement(project)
         if figures:
-            lines.append(f"- {project.slug}: " + ", ".join(f"{k} = {v}" for k, v in _scalars(figures)))
+            lines.append(f"- {project.slug} (raters against each other, from the quality page): "
+                         + ", ".join(f"{k} = {v}" for k, v in _scalars(figures)))
     lines += ["", "## Instructions raters saw", ""]
     for project in projects:
         if len(projects) > 1:
