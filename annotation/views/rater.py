@@ -1,1 +1,186 @@
-urlpatterns = []
+"""The rater's labelling page and the three small endpoints it talks to.
+
+GET  /projects/<slug>/label/                       the page, holding the rater's current lease
+GET  /projects/<slug>/label/next/                  JSON: the current or next lease, as HTML to swap in
+POST /projects/<slug>/label/<assignment>/submit/   store the answer; JSON carries the next item
+POST /projects/<slug>/label/<assignment>/skip/     pass on the item; JSON carries the next item
+
+The page works with label.js (JSON posts, no reloads) and without it (plain form posts that
+redirect back to the page). Leasing, submitting and progress are the services' work
+(annotation.assignment, annotation.judgments, annotation.progress); these views parse input,
+check who may label, and turn the services' answers into HTML or JSON.
+
+Who may label: raters and managers of the project (and staff). Researchers read statistics but
+do not label (403); outsiders learn nothing (404).
+"""
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import path, reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from annotation import kinds
+from annotation.assignment import RaterPaused, assignment_skip, lease_next
+from annotation.judgments import LeaseLost, judgment_submit
+from annotation.labelling import item_context, value_from_form
+from annotation.models import Assignment, Project, Role
+from annotation.progress import rater_progress
+from annotation.selectors import project_get_for_user
+
+MAX_RATIONALE_CHARS = 10_000
+MAX_DURATION_MS = 2**31 - 1
+MAX_CLIENT_KEY_CHARS = 64
+
+
+def _labelling_project(request: HttpRequest, slug: str) -> Project:
+    project, membership = project_get_for_user(user=request.user, slug=slug, role=Role.RATER)
+    if membership.role == Role.RESEARCHER:
+        raise PermissionDenied("Researchers see statistics and datasets; labelling needs the rater role on this project.")
+    return project
+
+
+def _own_assignment(request: HttpRequest, project: Project, assignment_id: int) -> Assignment:
+    assignment = (
+        Assignment.objects.select_related("project", "item")
+        .filter(id=assignment_id, project=project, rater=request.user)
+        .first()
+    )
+    if assignment is None:
+        raise Http404("No such assignment")
+    return assignment
+
+
+def _stage(request: HttpRequest, project: Project) -> dict:
+    """What the rater sees now: an item under lease, or why there is none."""
+    if project.archived:
+        return {"state": "closed"}
+    try:
+        assignment = lease_next(project=project, rater=request.user)
+    except RaterPaused as paused:
+        return {"state": "paused", "reason": str(paused)}
+    if assignment is None:
+        return {"state": "done"}
+    return {"state": "item", **item_context(project=project, assignment=assignment)}
+
+
+def _stage_payload(request: HttpRequest, project: Project) -> dict:
+    stage = _stage(request, project)
+    html = render_to_string("annotation/_label_stage.html", {"project": project, **stage}, request=request)
+    payload = {"state": stage["state"], "html": html, "progress": rater_progress(project=project, rater=request.user)}
+    if stage["state"] == "item":
+        payload["assignment"] = stage["assignment"].id
+        payload["display_order"] = stage["assignment"].display_order
+    return payload
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return request.content_type == "application/json" or "application/json" in request.headers.get("Accept", "")
+
+
+def _error(request: HttpRequest, project: Project, status: int, message: str, field: str = "", **extra) -> HttpResponse:
+    if _wants_json(request):
+        return JsonResponse({"error": message, "field": field, **extra}, status=status)
+    messages.error(request, f"{field}: {message}" if field else message)
+    return redirect("annotation:label", slug=project.slug)
+
+
+def _parse_submission(request: HttpRequest, project: Project, assignment: Assignment) -> dict:
+    """The submitted answer and its extras, from a JSON body (label.js) or a plain form post."""
+    n_candidates = len(assignment.display_order)
+    if request.content_type == "application/json":
+        try:
+            body = json.loads(request.body or b"{}")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise kinds.InvalidValue("body", f"not valid JSON ({exc})") from None
+        if not isinstance(body, dict):
+            raise kinds.InvalidValue("body", "must be a JSON object")
+        value = body.get("value")
+        duration = body.get("duration_ms")
+        rationale = body.get("rationale") or ""
+        client_key = body.get("client_key") or ""
+    else:
+        value = value_from_form(project, request.POST, n_candidates)
+        duration = request.POST.get("duration_ms") or None
+        rationale = request.POST.get("rationale", "")
+        client_key = request.POST.get("client_key", "")
+
+    if duration is not None:
+        try:
+            duration = int(duration)
+        except (TypeError, ValueError):
+            raise kinds.InvalidValue("duration_ms", "must be a whole number of milliseconds") from None
+        if not 0 <= duration <= MAX_DURATION_MS:
+            raise kinds.InvalidValue("duration_ms", "must be between 0 and 2147483647")
+    if not isinstance(rationale, str) or len(rationale) > MAX_RATIONALE_CHARS:
+        raise kinds.InvalidValue("rationale", f"must be text of at most {MAX_RATIONALE_CHARS} characters")
+    if not isinstance(client_key, str) or len(client_key) > MAX_CLIENT_KEY_CHARS:
+        raise kinds.InvalidValue("client_key", f"must be a string of at most {MAX_CLIENT_KEY_CHARS} characters")
+    return {"value": value, "duration_ms": duration, "rationale": rationale.strip(), "client_key": client_key}
+
+
+@login_required
+@require_GET
+def label_page(request: HttpRequest, slug: str) -> HttpResponse:
+    project = _labelling_project(request, slug)
+    context = {
+        "project": project,
+        "progress": rater_progress(project=project, rater=request.user),
+        **_stage(request, project),
+    }
+    return render(request, "annotation/label.html", context)
+
+
+@login_required
+@require_GET
+def label_next(request: HttpRequest, slug: str) -> HttpResponse:
+    project = _labelling_project(request, slug)
+    return JsonResponse(_stage_payload(request, project))
+
+
+@login_required
+@require_POST
+def label_submit(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
+    project = _labelling_project(request, slug)
+    assignment = _own_assignment(request, project, assignment_id)
+    try:
+        submission = _parse_submission(request, project, assignment)
+        judgment, created = judgment_submit(assignment=assignment, rater=request.user, **submission)
+    except kinds.InvalidValue as invalid:
+        return _error(request, project, 400, invalid.message, invalid.field)
+    except LeaseLost as lost:
+        # The answer cannot count any more; hand the rater their next item straight away.
+        extra = {"next": _stage_payload(request, project)} if _wants_json(request) else {}
+        return _error(request, project, 409, str(lost), **extra)
+    if not _wants_json(request):
+        return redirect("annotation:label", slug=project.slug)
+    return JsonResponse({"stored": True, "created": created, "judgment": judgment.id, "next": _stage_payload(request, project)})
+
+
+@login_required
+@require_POST
+def label_skip(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
+    project = _labelling_project(request, slug)
+    assignment = _own_assignment(request, project, assignment_id)
+    skipped = assignment_skip(assignment=assignment, rater=request.user)
+    if not _wants_json(request):
+        return redirect("annotation:label", slug=project.slug)
+    return JsonResponse({"skipped": skipped, "next": _stage_payload(request, project)})
+
+
+def label_url(project: Project) -> str:
+    return reverse("annotation:label", kwargs={"slug": project.slug})
+
+
+urlpatterns = [
+    path("projects/<slug:slug>/label/", label_page, name="label"),
+    path("projects/<slug:slug>/label/next/", label_next, name="label-next"),
+    path("projects/<slug:slug>/label/<int:assignment_id>/submit/", label_submit, name="label-submit"),
+    path("projects/<slug:slug>/label/<int:assignment_id>/skip/", label_skip, name="label-skip"),
+]

@@ -1,0 +1,154 @@
+"""What the labelling page shows for one lease, and how a plain form post becomes an answer.
+
+The screen names candidates by side (A, B, … or card 1..K, in the assignment's display_order);
+answers are stored by candidate *position* (annotation.kinds). Every control on the page
+therefore carries the canonical value it stands for (data-value for label.js, the form value
+for a post without JavaScript), computed here from display_order, so no screen side ever
+reaches the database.
+"""
+from __future__ import annotations
+
+import json
+from string import ascii_uppercase
+
+from django.urls import reverse
+
+from annotation import kinds
+from annotation.kinds import BOTH_BAD, TIE, Kind
+from annotation.models import Assignment, Project
+
+# Keys for the n-th point of a scale, in keyboard order (a Likert scale has at most 11 points).
+SCALE_KEYS = "1234567890-="
+ROLE_NAMES = {"system": "System", "user": "User", "assistant": "Assistant", "tool": "Tool"}
+
+
+def likert_choices(project: Project, side_a: int, side_b: int) -> list[dict]:
+    """The points of the scale, left ("A much better") to right ("B much better")."""
+    points = project.likert_points
+    half = kinds.likert_half(points)
+    labels = project.likert_labels if len(project.likert_labels or []) == points else default_likert_labels(points)
+    choices = []
+    for i in range(1, points + 1):
+        if i <= half:
+            value = {"winner": side_a, "strength": half - i + 1}
+        elif points % 2 == 1 and i == half + 1:
+            value = {"winner": TIE, "strength": 0}
+        else:
+            value = {"winner": side_b, "strength": i - (points - half)}
+        choices.append({"key": SCALE_KEYS[i - 1], "point": i, "label": labels[i - 1], "value": json.dumps(value), "form": f"{value['winner']}:{value['strength']}"})
+    return choices
+
+
+def default_likert_labels(points: int) -> list[str]:
+    half = kinds.likert_half(points)
+
+    def words(strength: int) -> str:
+        if half == 1:
+            return "better"
+        if strength == half:
+            return "much better"
+        if strength == 1:
+            return "slightly better"
+        return "better"
+
+    left = [f"A {words(s)}" for s in range(half, 0, -1)]
+    right = [f"B {words(s)}" for s in range(1, half + 1)]
+    return left + (["About the same"] if points % 2 else []) + right
+
+
+def binary_choices(project: Project, side_a: int, side_b: int) -> list[dict]:
+    choices = [
+        {"key": "a", "shown": "A", "label": "A is better", "form": str(side_a), "value": json.dumps({"winner": side_a})},
+        {"key": "b", "shown": "B", "label": "B is better", "form": str(side_b), "value": json.dumps({"winner": side_b})},
+    ]
+    if project.allow_tie:
+        choices.append({"key": "t", "shown": "T", "label": "Tie", "form": TIE, "value": json.dumps({"winner": TIE})})
+    if project.allow_both_bad:
+        choices.append({"key": "x", "shown": "X", "label": "Both bad", "form": BOTH_BAD, "value": json.dumps({"winner": BOTH_BAD})})
+    return choices
+
+
+def rating_choices(project: Project) -> list[dict]:
+    scores = list(range(project.rating_min, project.rating_max + 1))
+    labels = project.rating_labels if len(project.rating_labels or []) == len(scores) else [""] * len(scores)
+    # Digit keys name the score itself when the scale fits on them (1..5, 0..9); otherwise the n-th key.
+    natural = project.rating_min >= 0 and project.rating_max <= 9
+    choices = []
+    for i, score in enumerate(scores):
+        key = str(score) if natural else (SCALE_KEYS[i] if i < len(SCALE_KEYS) else "")
+        choices.append({"score": score, "key": key, "label": labels[i]})
+    return choices
+
+
+def _messages(prompt) -> list[dict]:
+    out = []
+    for message in prompt:
+        if isinstance(message, dict):
+            role = str(message.get("role", "")) or "message"
+            content = message.get("content", "")
+        else:
+            role, content = "message", message
+        if not isinstance(content, str):
+            content = json.dumps(content, ensure_ascii=False)
+        out.append({"role": ROLE_NAMES.get(role, role.title()), "role_class": role if role in ROLE_NAMES else "other", "content": content})
+    return out
+
+
+def item_context(*, project: Project, assignment: Assignment) -> dict:
+    item = assignment.item
+    by_position = {c.position: c for c in item.candidates.all()}
+    order = [p for p in (assignment.display_order or sorted(by_position)) if p in by_position]
+    cards = [
+        {"index": i + 1, "label": ascii_uppercase[i] if i < 26 else str(i + 1), "position": p, "text": by_position[p].text}
+        for i, p in enumerate(order)
+    ]
+    context = {
+        "assignment": assignment,
+        "item": item,
+        "cards": cards,
+        "display_order_json": json.dumps(order),
+        "is_chat": isinstance(item.prompt, list),
+        "chat": _messages(item.prompt) if isinstance(item.prompt, list) else [],
+        "submit_url": reverse("annotation:label-submit", kwargs={"slug": project.slug, "assignment_id": assignment.id}),
+        "skip_url": reverse("annotation:label-skip", kwargs={"slug": project.slug, "assignment_id": assignment.id}),
+        "rank_choices": list(range(1, len(cards) + 1)),
+    }
+    if project.kind == Kind.BINARY and len(cards) == 2:
+        context["choices"] = binary_choices(project, order[0], order[1])
+    elif project.kind == Kind.LIKERT and len(cards) == 2:
+        context["choices"] = likert_choices(project, order[0], order[1])
+    elif project.kind == Kind.RATING:
+        context["scores"] = rating_choices(project)
+    return context
+
+
+def value_from_form(project: Project, post, n_candidates: int) -> dict:
+    """A plain form post (no JavaScript) -> an answer for kinds.validate_value.
+
+    Fields: binary `winner` (a position, "tie" or "both_bad"); likert `likert` ("winner:strength");
+    ranking `rank_<position>` (1 = best; equal ranks form a tier); rating `score_<position>`.
+    """
+    if project.kind == Kind.BINARY:
+        winner = post.get("winner", "")
+        if winner in (TIE, BOTH_BAD):
+            return {"winner": winner}
+        return {"winner": _int_field(winner, "winner")}
+    if project.kind == Kind.LIKERT:
+        raw = post.get("likert", "")
+        winner, _, strength = raw.partition(":")
+        if winner == TIE:
+            return {"winner": TIE, "strength": 0}
+        return {"winner": _int_field(winner, "likert"), "strength": _int_field(strength, "likert")}
+    if project.kind == Kind.RANKING:
+        ranks = {p: _int_field(post.get(f"rank_{p}", ""), f"rank_{p}") for p in range(n_candidates)}
+        return {"ranking": [sorted(p for p, r in ranks.items() if r == rank) for rank in sorted(set(ranks.values()))]}
+    if project.kind == Kind.RATING:
+        return {"scores": [_int_field(post.get(f"score_{p}", ""), f"score_{p}") for p in range(n_candidates)]}
+    raise kinds.InvalidValue("kind", f"unknown judgment kind {project.kind!r}")
+
+
+def _int_field(raw: str, field: str) -> int:
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise kinds.InvalidValue(field, "choose an answer" if raw in ("", None) else f"not a number: {raw!r}") from None

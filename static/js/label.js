@@ -1,0 +1,309 @@
+/* The labelling page: keyboard shortcuts, answers in canonical positions, and the next item
+ * swapped in without a reload. Progressive enhancement: without this file the page is a plain
+ * form that posts and redirects.
+ *
+ * Screen -> position: every card carries data-position (its candidate position) and every
+ * choice button carries data-value (the canonical answer it stands for, computed by the server
+ * from the assignment's display_order). This file only ever sends positions.
+ */
+(function () {
+  "use strict";
+
+  document.documentElement.classList.add("js");
+  var app = document.getElementById("label-app");
+  if (!app) return;
+  var stage = document.getElementById("label-stage");
+  var instructions = document.getElementById("instructions");
+  var allowTies = app.dataset.allowTies === "true";
+  var cur = null; // state of the item on screen
+
+  function newClientKey() {
+    // randomUUID needs a secure context; a plain-http deployment on a LAN address still has getRandomValues.
+    if (window.crypto && typeof window.crypto.randomUUID === "function") return window.crypto.randomUUID();
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+
+  function setup() {
+    var form = stage.querySelector("form.label-item");
+    if (!form) { cur = null; return; }
+    cur = {
+      form: form,
+      kind: form.dataset.kind,
+      cards: Array.prototype.slice.call(form.querySelectorAll(".candidate")),
+      started: performance.now(),
+      clientKey: newClientKey(),
+      choice: null,        // binary/likert: the selected button
+      ranking: [],         // ranking: tiers of card indexes (1-based, screen order), best first
+      tieNext: false,      // ranking: the next placement joins the last tier
+      current: 0,          // rating: index of the card the score keys apply to
+      busy: false
+    };
+    paint();
+  }
+
+  function status(text, isError) {
+    if (!cur) return;
+    var el = cur.form.querySelector("[data-status]");
+    el.textContent = text || "";
+    el.classList.toggle("error", !!isError);
+  }
+
+  function paint() {
+    if (!cur) return;
+    var form = cur.form;
+    form.querySelectorAll("[data-choice]").forEach(function (b) {
+      b.classList.toggle("selected", b === cur.choice);
+      b.setAttribute("aria-pressed", b === cur.choice ? "true" : "false");
+    });
+    if (cur.kind === "ranking") {
+      var rankOf = {};
+      cur.ranking.forEach(function (tier, i) { tier.forEach(function (idx) { rankOf[idx] = i + 1; }); });
+      cur.cards.forEach(function (card) {
+        var r = rankOf[card.dataset.index];
+        card.classList.toggle("placed", !!r);
+        card.querySelector("[data-rank-badge]").textContent = r ? "#" + r : "";
+      });
+      var list = form.querySelector("[data-ranking-order]");
+      list.textContent = "";
+      if (!cur.ranking.length) {
+        var li0 = document.createElement("li");
+        li0.className = "muted placeholder";
+        li0.textContent = "press a response's number";
+        list.appendChild(li0);
+      }
+      cur.ranking.forEach(function (tier) {
+        var li = document.createElement("li");
+        li.textContent = tier.map(function (idx) { return cur.cards[idx - 1].dataset.label; }).join(" = ");
+        list.appendChild(li);
+      });
+      if (cur.tieNext) {
+        var hint = document.createElement("li");
+        hint.className = "muted placeholder";
+        hint.textContent = "= … (tie with the last)";
+        list.appendChild(hint);
+      }
+    }
+    if (cur.kind === "rating") {
+      cur.cards.forEach(function (card, i) {
+        card.classList.toggle("current", i === cur.current && cur.cards.length > 1);
+        card.classList.toggle("scored", !!card.querySelector("input[type=radio]:checked"));
+      });
+    }
+  }
+
+  function choose(button) {
+    cur.choice = button;
+    status("");
+    paint();
+  }
+
+  function place(index) {
+    if (index < 1 || index > cur.cards.length) return;
+    var placed = cur.ranking.some(function (tier) { return tier.indexOf(index) !== -1; });
+    if (placed) { status("Response " + cur.cards[index - 1].dataset.label + " is already placed (Backspace undoes)", true); return; }
+    if (cur.tieNext && cur.ranking.length) cur.ranking[cur.ranking.length - 1].push(index);
+    else cur.ranking.push([index]);
+    cur.tieNext = false;
+    status("");
+    paint();
+  }
+
+  function undo() {
+    if (cur.tieNext) { cur.tieNext = false; paint(); return; }
+    var last = cur.ranking[cur.ranking.length - 1];
+    if (!last) return;
+    last.pop();
+    if (!last.length) cur.ranking.pop();
+    status("");
+    paint();
+  }
+
+  function score(key) {
+    var card = cur.cards[cur.current];
+    var radio = card && card.querySelector('input[type=radio][data-key="' + key + '"]');
+    if (!radio) return false;
+    radio.checked = true;
+    // Move on to the next response still without a score, so 4 then 2 scores two responses.
+    for (var step = 1; step <= cur.cards.length; step++) {
+      var next = (cur.current + step) % cur.cards.length;
+      if (!cur.cards[next].querySelector("input[type=radio]:checked")) { cur.current = next; break; }
+    }
+    status("");
+    paint();
+    return true;
+  }
+
+  function valueOrError() {
+    if (cur.kind === "binary" || cur.kind === "likert") {
+      if (!cur.choice) return { error: "Choose an answer first" };
+      return { value: JSON.parse(cur.choice.dataset.value) };
+    }
+    if (cur.kind === "ranking") {
+      var tiers = cur.ranking.map(function (t) { return t.slice(); });
+      var placed = [].concat.apply([], tiers);
+      var left = cur.cards.filter(function (c) { return placed.indexOf(Number(c.dataset.index)) === -1; });
+      if (left.length === 1) tiers.push([Number(left[0].dataset.index)]); // the last one left is last
+      else if (left.length > 1) return { error: "Place every response (" + left.length + " left)" };
+      return { value: { ranking: tiers.map(function (t) {
+        return t.map(function (idx) { return Number(cur.cards[idx - 1].dataset.position); });
+      }) } };
+    }
+    if (cur.kind === "rating") {
+      var scores = [];
+      for (var i = 0; i < cur.cards.length; i++) {
+        var card = cur.cards[i];
+        var checked = card.querySelector("input[type=radio]:checked");
+        if (!checked) return { error: "Score response " + card.dataset.label + " first" };
+        scores[Number(card.dataset.position)] = Number(checked.value);
+      }
+      return { value: { scores: scores } };
+    }
+    return { error: "Unknown judgment kind" };
+  }
+
+  function csrf() {
+    var input = cur.form.querySelector("input[name=csrfmiddlewaretoken]");
+    return input ? input.value : "";
+  }
+
+  function post(url, body) {
+    return fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "Accept": "application/json", "X-CSRFToken": csrf() },
+      body: JSON.stringify(body)
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (data) {
+        return { status: response.status, data: data };
+      });
+    });
+  }
+
+  function swap(next) {
+    if (!next || typeof next.html !== "string") return;
+    // The HTML comes from our own templates, with all untrusted text sanitised server-side.
+    stage.innerHTML = next.html;
+    if (next.progress) {
+      app.querySelectorAll("[data-progress]").forEach(function (el) {
+        var v = next.progress[el.dataset.progress];
+        if (v !== undefined) el.textContent = v;
+      });
+    }
+    setup();
+    window.scrollTo(0, 0);
+  }
+
+  function submit() {
+    if (!cur || cur.busy) return;
+    var got = valueOrError();
+    if (got.error) { status(got.error, true); return; }
+    cur.busy = true;
+    status("Saving…");
+    var mine = cur;
+    post(cur.form.dataset.submitUrl, {
+      value: got.value,
+      duration_ms: Math.max(1, Math.round(performance.now() - cur.started)),
+      rationale: cur.form.querySelector("textarea[name=rationale]").value,
+      client_key: cur.clientKey  // the same key on a retry, so the answer is stored once
+    }).then(function (r) {
+      mine.busy = false;
+      if (r.status === 200) { swap(r.data.next); return; }
+      if (r.status === 409) { swap(r.data.next); status(r.data.error + " — here is your next item.", true); return; }
+      status((r.data.field ? r.data.field + ": " : "") + (r.data.error || "Could not save (HTTP " + r.status + ")"), true);
+    }, function () {
+      mine.busy = false;
+      status("Network error — press Enter to try again; your answer will be stored once.", true);
+    });
+  }
+
+  function skip() {
+    if (!cur || cur.busy) return;
+    cur.busy = true;
+    status("Skipping…");
+    var mine = cur;
+    post(cur.form.dataset.skipUrl, {}).then(function (r) {
+      mine.busy = false;
+      if (r.status === 200) swap(r.data.next);
+      else status(r.data.error || "Could not skip (HTTP " + r.status + ")", true);
+    }, function () {
+      mine.busy = false;
+      status("Network error — press S to try again.", true);
+    });
+  }
+
+  function toggleInstructions() {
+    instructions.open = !instructions.open;
+    if (instructions.open) instructions.scrollIntoView({ block: "nearest" });
+  }
+
+  function onKey(event) {
+    var target = event.target;
+    var typing = target && (target.tagName === "TEXTAREA" || (target.tagName === "INPUT" && target.type === "text") || target.tagName === "SELECT");
+    if (typing) {
+      if (event.key === "Escape") { target.blur(); event.preventDefault(); }
+      else if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); submit(); }
+      return;
+    }
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    var key = event.key;
+    if (key === "?" || key === "i" || key === "I") { event.preventDefault(); toggleInstructions(); return; }
+    if (!cur) return;
+    var lower = key.length === 1 ? key.toLowerCase() : key;
+    if (key === "Enter") { event.preventDefault(); submit(); return; }
+    if (lower === "s") { event.preventDefault(); skip(); return; }
+    if (lower === "r") {
+      event.preventDefault();
+      cur.form.querySelector("textarea[name=rationale]").focus();
+      return;
+    }
+    if (cur.kind === "binary" || cur.kind === "likert") {
+      if (cur.kind === "binary" && key === "ArrowLeft") lower = "a";
+      if (cur.kind === "binary" && key === "ArrowRight") lower = "b";
+      var button = cur.form.querySelector('[data-choice][data-key="' + CSS.escape(lower) + '"]');
+      if (button) { event.preventDefault(); choose(button); }
+      return;
+    }
+    if (cur.kind === "ranking") {
+      if (key === "Backspace") { event.preventDefault(); undo(); return; }
+      if (key === "=" && allowTies && cur.ranking.length) { event.preventDefault(); cur.tieNext = true; paint(); return; }
+      if (/^[0-9]$/.test(key)) { event.preventDefault(); place(key === "0" ? 10 : Number(key)); }
+      return;
+    }
+    if (cur.kind === "rating") {
+      if (key === "ArrowLeft" || key === "ArrowRight") {
+        event.preventDefault();
+        var n = cur.cards.length;
+        cur.current = (cur.current + (key === "ArrowRight" ? 1 : n - 1)) % n;
+        paint();
+        return;
+      }
+      if (score(lower)) event.preventDefault();
+    }
+  }
+
+  function onClick(event) {
+    if (!cur) return;
+    var choice = event.target.closest("[data-choice]");
+    if (choice) { event.preventDefault(); choose(choice); return; }
+    var action = event.target.closest("[data-action]");
+    if (action && action.dataset.action === "submit") { event.preventDefault(); submit(); return; }
+    if (action && action.dataset.action === "skip") { event.preventDefault(); skip(); return; }
+    if (cur.kind === "ranking") {
+      var card = event.target.closest(".candidate");
+      if (card && !event.target.closest("a, select, textarea")) place(Number(card.dataset.index));
+    }
+    if (cur.kind === "rating") {
+      var rated = event.target.closest(".candidate");
+      if (rated) { cur.current = cur.cards.indexOf(rated); paint(); }
+    }
+  }
+
+  document.addEventListener("keydown", onKey);
+  stage.addEventListener("click", onClick);
+  stage.addEventListener("change", function () { paint(); });
+  stage.addEventListener("submit", function (event) { event.preventDefault(); submit(); });
+  app.querySelector("[data-action=instructions]").addEventListener("click", toggleInstructions);
+  setup();
+})();
