@@ -1,1 +1,133 @@
-urlpatterns = []
+"""Project pages: the list, creating a project, the role-aware overview, settings and members.
+Thin: parse, get the project through the membership selector, call one service."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import redirect, render
+from django.urls import path
+from django.views.decorators.http import require_http_methods
+
+from annotation.forms import MemberForm, ProjectCreateForm, ProjectSettingsForm
+from annotation.models import Membership, Role
+from annotation.progress import rater_progress
+from annotation.projects import (
+    membership_remove,
+    membership_set,
+    project_create,
+    project_statistics,
+    project_update,
+    user_by_username,
+    user_can_create_projects,
+)
+from annotation.selectors import membership_get, project_get_for_user, project_list_for_user
+
+
+@login_required
+def project_list(request):
+    projects = list(project_list_for_user(user=request.user).order_by("archived", "name"))
+    roles = dict(Membership.objects.filter(user=request.user, project__in=projects).values_list("project_id", "role"))
+    rows = [{"project": p, "role": roles.get(p.id) or ("staff" if request.user.is_staff else "")} for p in projects]
+    return render(request, "annotation/project_list.html", {"rows": rows, "can_create": user_can_create_projects(user=request.user)})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_new(request):
+    if not user_can_create_projects(user=request.user):
+        raise PermissionDenied("Only managers may create projects")
+    form = ProjectCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        members = {u: Role.RATER for u in form.cleaned_data["raters"]}
+        members.update({u: Role.RESEARCHER for u in form.cleaned_data["researchers"]})
+        members.pop(request.user, None)  # the creator is a manager
+        try:
+            project = project_create(created_by=request.user, members=members, **form.settings())
+        except ValidationError as exc:
+            form.add_service_errors(exc)
+        else:
+            messages.success(request, f"Created {project.name}.")
+            return redirect("annotation:project-detail", slug=project.slug)
+    return render(request, "annotation/project_form.html", {"form": form, "title": "New project"})
+
+
+@login_required
+def project_detail(request, slug: str):
+    project, membership = project_get_for_user(user=request.user, slug=slug)
+    is_researcher = membership.has_role(Role.RESEARCHER)
+    context = {
+        "project": project,
+        "membership": membership,
+        "is_researcher": is_researcher,
+        "is_manager": membership.has_role(Role.MANAGER),
+        "progress": rater_progress(project=project, rater=request.user),
+        "stats": project_statistics(project=project) if is_researcher else None,
+    }
+    return render(request, "annotation/project_detail.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_settings(request, slug: str):
+    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.MANAGER)
+    form = ProjectSettingsForm(request.POST or None, instance=project)
+    if request.method == "POST" and form.is_valid():
+        try:
+            project_update(project=project, fields=form.settings())
+        except ValidationError as exc:
+            form.add_service_errors(exc)
+        else:
+            messages.success(request, "Settings saved.")
+            return redirect("annotation:project-detail", slug=project.slug)
+    return render(request, "annotation/project_form.html", {"form": form, "project": project, "title": f"Settings · {project.name}"})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_members(request, slug: str):
+    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.MANAGER)
+    form = MemberForm(request.POST if request.POST.get("action") == "add" else None)
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            if action == "add":
+                if form.is_valid():
+                    membership_set(project=project, user=form.cleaned_data["user"], role=form.cleaned_data["role"])
+                    messages.success(request, f"{form.cleaned_data['username']} is now a {form.cleaned_data['role']}.")
+                    return redirect("annotation:project-members", slug=project.slug)
+            elif action in ("role", "pause", "resume", "remove"):
+                user = user_by_username(request.POST.get("username", ""))
+                current = Membership.objects.filter(project=project, user=user).first() if user else None
+                if current is None:
+                    messages.error(request, "username: not a member of this project")
+                elif action == "remove":
+                    membership_remove(project=project, user=user)
+                    messages.success(request, f"Removed {user.username}.")
+                elif action == "role":
+                    membership_set(project=project, user=user, role=request.POST.get("role", ""))
+                    messages.success(request, f"{user.username} is now a {request.POST.get('role')}.")
+                else:
+                    membership_set(project=project, user=user, role=current.role, paused=action == "pause")
+                    messages.success(request, f"{'Paused' if action == 'pause' else 'Resumed'} {user.username}.")
+                return redirect("annotation:project-members", slug=project.slug)
+        except ValidationError as exc:
+            for field, errs in exc.message_dict.items():
+                for err in errs:
+                    messages.error(request, f"{field}: {err}")
+            return redirect("annotation:project-members", slug=project.slug)
+    members = Membership.objects.filter(project=project).select_related("user").order_by("-role", "user__username")
+    return render(
+        request,
+        "annotation/project_members.html",
+        {"project": project, "members": members, "form": form, "roles": Role.choices, "me": membership_get(user=request.user, project=project)},
+    )
+
+
+urlpatterns = [
+    path("", project_list, name="project-list"),
+    path("projects/new/", project_new, name="project-new"),
+    path("projects/<slug:slug>/", project_detail, name="project-detail"),
+    path("projects/<slug:slug>/settings/", project_settings, name="project-settings"),
+    path("projects/<slug:slug>/members/", project_members, name="project-members"),
+]
