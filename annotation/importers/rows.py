@@ -37,11 +37,11 @@ class RowInserter:
         for f in rest:
             if getattr(f, "auto_now_add", False) or getattr(f, "auto_now", False):
                 tail.append(now)
-            elif f.has_default():
+            else:
+                # get_default() is what the ORM would store: the default, "" for a text field
+                # without one, or None.
                 default = f.get_default()
                 tail.append(self.json(default) if isinstance(f, models.JSONField) else default)
-            else:
-                tail.append(None)
         self.tail = tuple(tail)
         quote = connection.ops.quote_name
         names = [by_name[c].column for c in columns] + [f.column for f in rest]

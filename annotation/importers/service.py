@@ -166,7 +166,7 @@ class _Inserter:
             ]
         )
         if self.as_judgments:
-            kind, source, j_value = self.project.kind, str(Judgment.Source.IMPORT), self.judgments.json
+            kind, source, j_value = str(self.project.kind), str(Judgment.Source.IMPORT), self.judgments.json
             rows = [(project_id, item_id, kind, source, j_value(p.preference)) for item_id, p in zip(ids, fresh) if p.preference is not None]
             self.judgments.insert(rows)
             self.judged += len(rows)
