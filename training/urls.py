@@ -1,3 +1,9 @@
-"""Browser pages of the training app."""
+"""Browser pages of the training app. Each module under training/views/ owns its urlpatterns."""
+from training.views import models, runs
+
 app_name = "training"
-urlpatterns = []
+
+urlpatterns = [
+    *runs.urlpatterns,
+    *models.urlpatterns,
+]

@@ -1,0 +1,159 @@
+// Training pages: live run progress and metric charts (small SVG line charts, no library),
+// and the start-run form's method switch. Loaded as a file: the CSP allows no inline script.
+(function () {
+  "use strict";
+  var SVG = "http://www.w3.org/2000/svg";
+  var POLL_MS = 3000;
+  // Which metric keys go on which chart: by name, so "eval_loss" joins "loss".
+  var GROUPS = [
+    { title: "Loss", match: function (k) { return k.indexOf("loss") !== -1; } },
+    { title: "Accuracy", match: function (k) { return k.indexOf("acc") !== -1; } },
+    { title: "Learning rate", match: function (k) { return k === "lr" || k.indexOf("learning_rate") !== -1; } },
+  ];
+  var COLORS = ["#3b5bdb", "#e8590c", "#2f9e44", "#ae3ec9", "#1098ad", "#f08c00"];
+
+  function el(name, attrs, parent) {
+    var node = document.createElementNS(SVG, name);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    if (parent) parent.appendChild(node);
+    return node;
+  }
+
+  function fmt(v) {
+    if (v === 0) return "0";
+    var a = Math.abs(v);
+    return a >= 1000 || a < 0.01 ? v.toExponential(1) : v.toFixed(a >= 10 ? 1 : 3);
+  }
+
+  // One chart: every series in `series` ({key: [[step, value], ...]}) on shared axes.
+  function drawChart(box, title, series) {
+    var W = 360, H = 180, L = 48, R = 8, T = 22, B = 24;
+    box.textContent = "";
+    var svg = el("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": title, "class": "chart" }, box);
+    var keys = Object.keys(series);
+    var xs = [], ys = [];
+    keys.forEach(function (k) { series[k].forEach(function (p) { xs.push(p[0]); ys.push(p[1]); }); });
+    var title_ = el("text", { x: L, y: 14, "class": "chart-title" }, svg);
+    title_.textContent = title;
+    if (!xs.length) return;
+    var x0 = Math.min.apply(null, xs), x1 = Math.max.apply(null, xs);
+    var y0 = Math.min.apply(null, ys), y1 = Math.max.apply(null, ys);
+    if (x1 === x0) x1 = x0 + 1;
+    if (y1 === y0) { y0 -= Math.abs(y0) * 0.1 || 1; y1 += Math.abs(y1) * 0.1 || 1; }
+    function sx(v) { return L + (W - L - R) * (v - x0) / (x1 - x0); }
+    function sy(v) { return T + (H - T - B) * (1 - (v - y0) / (y1 - y0)); }
+    el("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, "class": "axis" }, svg);
+    el("line", { x1: L, y1: T, x2: L, y2: H - B, "class": "axis" }, svg);
+    [[y1, T], [y0, H - B]].forEach(function (t) {
+      var label = el("text", { x: L - 4, y: t[1] + 4, "text-anchor": "end", "class": "tick" }, svg);
+      label.textContent = fmt(t[0]);
+    });
+    [[x0, L, "start"], [x1, W - R, "end"]].forEach(function (t) {
+      var label = el("text", { x: t[1], y: H - 6, "text-anchor": t[2], "class": "tick" }, svg);
+      label.textContent = "step " + t[0];
+    });
+    keys.forEach(function (k, i) {
+      var color = COLORS[i % COLORS.length];
+      var pts = series[k].map(function (p) { return sx(p[0]).toFixed(1) + "," + sy(p[1]).toFixed(1); }).join(" ");
+      el("polyline", { points: pts, fill: "none", stroke: color, "stroke-width": 1.8, "data-series": k }, svg);
+      if (series[k].length === 1) el("circle", { cx: sx(series[k][0][0]), cy: sy(series[k][0][1]), r: 2.5, fill: color }, svg);
+      var legend = el("text", { x: W - R - 2, y: 14 + 12 * i, "text-anchor": "end", fill: color, "class": "legend" }, svg);
+      var last = series[k][series[k].length - 1][1];
+      legend.textContent = k + " " + fmt(last);
+    });
+  }
+
+  function renderCharts(container, points) {
+    GROUPS.forEach(function (group, gi) {
+      var series = {};
+      points.forEach(function (p, i) {
+        var step = typeof p.step === "number" ? p.step : i;
+        Object.keys(p).forEach(function (k) {
+          if (k === "step" || k === "epoch" || typeof p[k] !== "number" || !isFinite(p[k]) || !group.match(k)) return;
+          (series[k] = series[k] || []).push([step, p[k]]);
+        });
+      });
+      var box = container.querySelector('[data-chart="' + gi + '"]');
+      if (!Object.keys(series).length) { if (box) box.remove(); return; }
+      if (!box) {
+        box = document.createElement("figure");
+        box.className = "chart-box";
+        box.setAttribute("data-chart", gi);
+        container.appendChild(box);
+      }
+      drawChart(box, group.title, series);
+    });
+  }
+
+  function setText(root, field, text) {
+    var node = root.querySelector('[data-field="' + field + '"]');
+    if (node && node.textContent !== text) node.textContent = text;
+    return node;
+  }
+
+  function live(root) {
+    var url = root.getAttribute("data-metrics-url");
+    var charts = root.querySelector("[data-charts]");
+    var points = [], next = 0, timer = null;
+    var statusBadges = document.querySelectorAll('[data-field="status"]');
+
+    function apply(state) {
+      points = points.concat(state.metrics || []);
+      next = state.next;
+      renderCharts(charts, points);
+      var bar = root.querySelector('[data-field="progressbar"]');
+      bar.setAttribute("aria-valuenow", state.percent);
+      bar.firstElementChild.style.width = state.percent + "%";
+      setText(root, "steps", state.step + " / " + (state.total_steps || "?") + " steps (" + state.percent + "%)");
+      setText(root, "worker", state.worker || "–");
+      setText(root, "device", state.device || "–");
+      setText(root, "attempts", String(state.attempts));
+      setText(root, "heartbeat", state.heartbeat_at ? new Date(state.heartbeat_at).toLocaleTimeString() : "–");
+      setText(root, "cancel-note", state.cancel_requested && !state.finished ? "· stopping at the next step" : "");
+      var log = root.querySelector('[data-field="log"]');
+      if (log.textContent !== state.log_tail) { log.textContent = state.log_tail; log.scrollTop = log.scrollHeight; }
+      var error = root.querySelector('[data-field="error"]');
+      error.hidden = !state.error;
+      setText(root, "error-text", state.error || "");
+      statusBadges.forEach(function (b) { b.textContent = state.status; b.className = "status status-" + state.status; });
+      if (state.finished && root.getAttribute("data-finished") !== "1") {
+        // Results, the registered model and the cancel button change at the end: reload once.
+        window.location.reload();
+        return;
+      }
+      if (!state.finished) timer = window.setTimeout(poll, POLL_MS);
+    }
+
+    function poll() {
+      fetch(url + "?since=" + next, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+        .then(apply)
+        .catch(function () { timer = window.setTimeout(poll, POLL_MS * 3); });
+    }
+    poll();
+  }
+
+  // Start-run form: show the hyperparameters of the chosen method only (all show without JS).
+  function runForm(form) {
+    function sync() {
+      var checked = form.querySelector('input[name="method"]:checked');
+      var method = checked ? checked.value : "reward";
+      form.querySelectorAll("fieldset.hyper").forEach(function (fs) {
+        var on = fs.getAttribute("data-method") === method;
+        fs.hidden = !on;
+        fs.disabled = !on; // a hidden method's fields are not posted
+      });
+    }
+    form.addEventListener("change", sync);
+    sync();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-run-live]").forEach(live);
+    document.querySelectorAll("[data-run-form]").forEach(runForm);
+    document.querySelectorAll("[data-cancel-form]").forEach(function (f) {
+      f.addEventListener("submit", function (e) { if (!window.confirm("Cancel this run? It stops at its next step.")) e.preventDefault(); });
+    });
+  });
+  window.ArbiterTraining = { drawChart: drawChart, renderCharts: renderCharts };
+})();

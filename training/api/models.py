@@ -1,0 +1,60 @@
+"""The model registry over the API, and reward-model scoring."""
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.urls import path
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from training.api.serializers import ModelArtifactSerializer, ScoreRequestSerializer, ScoreResponseSerializer
+from training.models import ModelArtifact
+from training.selectors import may_see_models, model_get_for_user, model_list_for_user
+
+
+@extend_schema(summary="Models you may see: base models, and those trained on your projects")
+class ModelList(generics.ListAPIView):
+    serializer_class = ModelArtifactSerializer
+
+    def get_queryset(self):
+        if not may_see_models(user=self.request.user):
+            raise PermissionDenied("The model registry is for researchers and managers")
+        return model_list_for_user(user=self.request.user)
+
+
+@extend_schema(summary="A model with its lineage fields (base_model, run, snapshot)")
+class ModelDetail(generics.RetrieveAPIView):
+    serializer_class = ModelArtifactSerializer
+
+    def get_object(self):
+        return model_get_for_user(user=self.request.user, model_id=self.kwargs["pk"])
+
+
+class ModelScore(APIView):
+    @extend_schema(summary="Score responses to a prompt with a reward model", request=ScoreRequestSerializer,
+                   responses={200: ScoreResponseSerializer})
+    def post(self, request, pk: int):
+        artifact = model_get_for_user(user=request.user, model_id=pk)
+        if artifact.kind != ModelArtifact.Kind.REWARD_MODEL:
+            raise ValidationError({"model": [f"{artifact.name} is a {artifact.get_kind_display().lower()}, not a reward model"]})
+        body = ScoreRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        # Loads torch on first use, in this process: the price of scoring inline. Models are cached there.
+        from training.scoring import score
+
+        try:
+            scores = score(model=artifact, prompt=body.validated_data["prompt"], responses=body.validated_data["responses"])
+        except NotImplementedError:
+            return Response({"detail": "scoring is not available in this version"}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        except (ValueError, OSError) as exc:
+            raise ValidationError({"model": [str(exc)]}) from None
+        return Response({"model": artifact.pk, "scores": [float(s) for s in scores]})
+
+
+urlpatterns = [
+    path("models/", ModelList.as_view(), name="training-models"),
+    path("models/<int:pk>/", ModelDetail.as_view(), name="training-model"),
+    path("models/<int:pk>/score/", ModelScore.as_view(), name="training-model-score"),
+]

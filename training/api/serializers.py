@@ -1,0 +1,91 @@
+"""API shapes of models and runs. Read-only views of rows; writes go through services."""
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from training.models import ModelArtifact, TrainingRun
+from training.selectors import model_project
+
+
+class ModelArtifactSerializer(serializers.ModelSerializer):
+    base_model_name = serializers.CharField(source="base_model.name", default=None, read_only=True)
+    project = serializers.SerializerMethodField(help_text="Slug of the project a trained model belongs to; null for base models.")
+
+    class Meta:
+        model = ModelArtifact
+        fields = ["id", "name", "kind", "source", "is_adapter", "base_model", "base_model_name", "run", "snapshot", "project",
+                  "config", "metrics", "created_at"]
+        read_only_fields = fields
+
+    def get_project(self, artifact) -> str | None:
+        project = model_project(artifact)
+        return project.slug if project else None
+
+
+class TrainingRunSerializer(serializers.ModelSerializer):
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    snapshot_version = serializers.IntegerField(source="snapshot.version", read_only=True)
+    base_model_name = serializers.CharField(source="base_model.name", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    percent = serializers.SerializerMethodField()
+    output_model = serializers.SerializerMethodField(help_text="Id of the registered model once the run succeeded.")
+
+    class Meta:
+        model = TrainingRun
+        fields = ["id", "project", "snapshot", "snapshot_version", "base_model", "base_model_name", "method", "use_lora", "config",
+                  "status", "cancel_requested", "worker", "device", "attempts", "step", "total_steps", "percent", "heartbeat_at",
+                  "log_tail", "result", "error", "output_model", "created_by", "created_at", "started_at", "finished_at"]
+        read_only_fields = fields
+
+    def get_percent(self, run) -> int:
+        from training.views.runs import _percent
+
+        return _percent(run)
+
+    def get_output_model(self, run) -> int | None:
+        artifact = getattr(run, "output_model", None)
+        return artifact.pk if artifact else None
+
+
+class RunCreateSerializer(serializers.Serializer):
+    project = serializers.SlugField(help_text="Slug of the project (you must be its manager).")
+    snapshot = serializers.IntegerField(help_text="Id of a ready dataset snapshot of that project.")
+    base_model = serializers.CharField(help_text="Id or name of a registered model.")
+    method = serializers.ChoiceField(choices=["reward", "dpo"])
+    use_lora = serializers.BooleanField(default=True)
+    config = serializers.DictField(required=False, default=dict, help_text="Hyperparameters; missing ones take the recipe's defaults.")
+
+
+class RunStateSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    finished = serializers.BooleanField()
+    cancel_requested = serializers.BooleanField()
+    step = serializers.IntegerField()
+    total_steps = serializers.IntegerField()
+    percent = serializers.IntegerField()
+    worker = serializers.CharField()
+    device = serializers.CharField()
+    attempts = serializers.IntegerField()
+    heartbeat_at = serializers.DateTimeField(allow_null=True)
+    metrics = serializers.ListField(child=serializers.DictField(), help_text="Metric points from index `since` on.")
+    next = serializers.IntegerField(help_text="Pass as `since` next time to get only new points.")
+    log_tail = serializers.CharField()
+    error = serializers.CharField()
+
+
+class ScoreRequestSerializer(serializers.Serializer):
+    prompt = serializers.JSONField(help_text="Text, or a list of chat messages [{role, content}].")
+    responses = serializers.ListField(child=serializers.CharField(allow_blank=True, trim_whitespace=False), min_length=1, max_length=64)
+
+    def validate_prompt(self, value):
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list) and value and all(isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value):
+            return value
+        raise serializers.ValidationError("a string, or a non-empty list of {role, content} messages")
+
+
+class ScoreResponseSerializer(serializers.Serializer):
+    model = serializers.IntegerField()
+    scores = serializers.ListField(child=serializers.FloatField(), help_text="One reward per response, in order.")

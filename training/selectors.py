@@ -1,0 +1,106 @@
+"""Reads of runs and models, scoped by project membership (DESIGN.md: Roles).
+
+Runs belong to a project: researchers and managers of it see them, raters get 403 and
+outsiders 404 (annotation.selectors.project_get_for_user decides). Models are global, but a
+trained model belongs to the project of the run (or snapshot) it came from; base models are
+visible to anyone who is a researcher or manager somewhere.
+"""
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from annotation.models import Membership, Project, Role
+from annotation.selectors import project_get_for_user, user_role
+from training.models import ModelArtifact, TrainingRun
+
+VIEWER_ROLES = (Role.RESEARCHER, Role.MANAGER)
+
+
+def projects_viewable(*, user) -> QuerySet[Project]:
+    """Projects whose training the user may see (researcher or manager; staff: all)."""
+    if not user.is_authenticated:
+        return Project.objects.none()
+    if user.is_staff:
+        return Project.objects.all()
+    return Project.objects.filter(memberships__user=user, memberships__role__in=VIEWER_ROLES).distinct()
+
+
+def projects_managed(*, user) -> QuerySet[Project]:
+    if not user.is_authenticated:
+        return Project.objects.none()
+    if user.is_staff:
+        return Project.objects.all()
+    return Project.objects.filter(memberships__user=user, memberships__role=Role.MANAGER).distinct()
+
+
+def may_see_models(*, user) -> bool:
+    return user.is_authenticated and (user.is_staff or Membership.objects.filter(user=user, role__in=VIEWER_ROLES).exists())
+
+
+def run_list_for_user(*, user, project: Project | None = None) -> QuerySet[TrainingRun]:
+    runs = TrainingRun.objects.select_related("project", "snapshot", "base_model")
+    if project is not None:
+        return runs.filter(project=project)
+    return runs.filter(project__in=projects_viewable(user=user))
+
+
+def run_get_for_user(*, user, run_id: int, role: str = Role.RESEARCHER) -> TrainingRun:
+    """The run, if the user holds `role` on its project: Http404 for outsiders, 403 for too low a role."""
+    run = TrainingRun.objects.select_related("project", "snapshot", "base_model", "created_by").filter(pk=run_id).first()
+    if run is None:
+        raise Http404("No such run")
+    project_get_for_user(user=user, slug=run.project.slug, role=role)
+    return run
+
+
+def can_manage_run(*, user, run: TrainingRun) -> bool:
+    return user_role(user=user, project=run.project) == Role.MANAGER
+
+
+def model_project(artifact: ModelArtifact) -> Project | None:
+    """The project a trained model belongs to; None for a base model."""
+    if artifact.run_id:
+        return artifact.run.project
+    if artifact.snapshot_id:
+        return artifact.snapshot.project
+    return None
+
+
+def model_list_for_user(*, user) -> QuerySet[ModelArtifact]:
+    models = ModelArtifact.objects.select_related("run", "run__project", "snapshot", "snapshot__project", "base_model")
+    if not may_see_models(user=user):
+        return models.none()
+    if user.is_staff:
+        return models
+    projects = projects_viewable(user=user)
+    base = Q(run__isnull=True, snapshot__isnull=True)
+    return models.filter(base | Q(run__project__in=projects) | Q(run__isnull=True, snapshot__project__in=projects))
+
+
+def model_get_for_user(*, user, model_id: int) -> ModelArtifact:
+    artifact = ModelArtifact.objects.select_related("run", "run__project", "snapshot", "snapshot__project", "base_model").filter(pk=model_id).first()
+    if artifact is None:
+        raise Http404("No such model")
+    project = model_project(artifact)
+    if project is not None:
+        project_get_for_user(user=user, slug=project.slug, role=Role.RESEARCHER)
+    elif not may_see_models(user=user):
+        raise PermissionDenied("The model registry is for researchers and managers")
+    return artifact
+
+
+def model_lineage(artifact: ModelArtifact) -> list[ModelArtifact]:
+    """The chain of base models, the model itself first and the original base last."""
+    chain, seen = [artifact], {artifact.pk}
+    while chain[-1].base_model_id and chain[-1].base_model_id not in seen:
+        parent = ModelArtifact.objects.select_related("run", "snapshot", "base_model").get(pk=chain[-1].base_model_id)
+        seen.add(parent.pk)
+        chain.append(parent)
+    return chain
+
+
+def base_models_for_training(*, user) -> QuerySet[ModelArtifact]:
+    """Models a run may start from: visible to the user, full models (not adapters)."""
+    return model_list_for_user(user=user).filter(is_adapter=False).order_by("name")

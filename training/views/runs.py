@@ -1,0 +1,209 @@
+"""Training pages: the runs of a user's projects, the start-run form, a run's live page."""
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import path, reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from annotation.models import Role
+from annotation.selectors import project_get_for_user
+from training.models import TrainingRun
+from training.registry import model_path
+from training.runs import ConfigError, run_cancel, run_create
+from training.selectors import can_manage_run, projects_managed, run_get_for_user, run_list_for_user
+from training.views.forms import METHODS, RunForm, config_fields, config_from_post
+
+FINISHED = {TrainingRun.Status.SUCCEEDED, TrainingRun.Status.FAILED, TrainingRun.Status.CANCELLED}
+
+
+@login_required
+def index(request):
+    runs = run_list_for_user(user=request.user)[:200]
+    return render(request, "training/index.html", {"runs": runs, "managed": projects_managed(user=request.user).order_by("name")})
+
+
+@login_required
+def project_runs(request, slug: str):
+    project, membership = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER)
+    runs = run_list_for_user(user=request.user, project=project)
+    return render(request, "training/project_runs.html", {"project": project, "runs": runs, "is_manager": membership.role == Role.MANAGER})
+
+
+@login_required
+def run_new(request, slug: str):
+    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.MANAGER)
+    data = request.POST if request.method == "POST" else None
+    form = RunForm(data, project=project, user=request.user, initial={"snapshot": request.GET.get("snapshot")})
+    error = None
+    if data is not None and form.is_valid():
+        method = form.cleaned_data["method"]
+        try:
+            run = run_create(
+                project=project,
+                snapshot=form.cleaned_data["snapshot"],
+                base_model=form.cleaned_data["base_model"],
+                method=method,
+                use_lora=form.cleaned_data["training"] == "lora",
+                config=config_from_post(method, data),
+                created_by=request.user,
+            )
+        except ConfigError as exc:
+            error = str(exc)
+        else:
+            messages.success(request, f"Run {run.pk} queued: it starts when a gpu worker is free.")
+            return redirect("training:run", pk=run.pk)
+    sections = [{"method": m, "label": label, "fields": config_fields(m, data)} for m, label in METHODS]
+    status = 400 if data is not None else 200
+    return render(request, "training/run_new.html", {"project": project, "form": form, "sections": sections, "error": error}, status=status)
+
+
+@login_required
+def run_detail(request, pk: int):
+    run = run_get_for_user(user=request.user, run_id=pk)
+    result = run.result or {}
+    context = {
+        "run": run,
+        "can_cancel": can_manage_run(user=request.user, run=run) and run.status not in FINISHED,
+        "finished": run.status in FINISHED,
+        "percent": _percent(run),
+        "result_rows": [(k, v) for k, v in result.items() if isinstance(v, (int, float, str, bool))],
+        "histogram": margin_histogram(result),
+        "has_samples": bool(run_samples(run)),
+        "output_model": getattr(run, "output_model", None),
+        "config_rows": sorted(run.config.items()),
+        "metrics_url": reverse("training:run-metrics", args=[run.pk]),
+    }
+    return render(request, "training/run_detail.html", context)
+
+
+@login_required
+@require_GET
+def run_metrics(request, pk: int):
+    """What the run page polls every few seconds. `since` skips metric points the page has."""
+    run = run_get_for_user(user=request.user, run_id=pk)
+    return JsonResponse(run_state(run, since=_int(request.GET.get("since"))))
+
+
+@login_required
+@require_POST
+def run_cancel_view(request, pk: int):
+    run = run_get_for_user(user=request.user, run_id=pk, role=Role.MANAGER)
+    run = run_cancel(run=run)
+    if run.status == TrainingRun.Status.CANCELLED:
+        messages.success(request, f"Run {run.pk} cancelled.")
+    elif run.cancel_requested and run.status == TrainingRun.Status.RUNNING:
+        messages.success(request, f"Run {run.pk} will stop within a few steps.")
+    else:
+        messages.info(request, f"Run {run.pk} had already {run.status}; nothing to cancel.")
+    return redirect("training:run", pk=run.pk)
+
+
+@login_required
+def run_samples_view(request, pk: int):
+    run = run_get_for_user(user=request.user, run_id=pk)
+    return render(request, "training/run_samples.html", {"run": run, "samples": run_samples(run)})
+
+
+# --- presentation helpers (also used by the API) ----------------------------------------------
+
+def run_state(run: TrainingRun, *, since: int = 0) -> dict:
+    points = run.metrics if isinstance(run.metrics, list) else []
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "finished": run.status in FINISHED,
+        "cancel_requested": run.cancel_requested,
+        "step": run.step,
+        "total_steps": run.total_steps,
+        "percent": _percent(run),
+        "worker": run.worker,
+        "device": run.device,
+        "attempts": run.attempts,
+        "heartbeat_at": run.heartbeat_at.isoformat() if run.heartbeat_at else None,
+        "metrics": points[max(since, 0):],
+        "next": len(points),
+        "log_tail": run.log_tail,
+        "error": run.error,
+    }
+
+
+def margin_histogram(result: dict, bins: int = 20) -> dict | None:
+    """The reward-margin distribution as bars: from the recipe's histogram or its raw margins."""
+    for key, value in result.items():
+        if "margin" not in key:
+            continue
+        if isinstance(value, dict) and isinstance(value.get("counts"), list) and isinstance(value.get("edges"), list):
+            return _bars(value["edges"], value["counts"], key)
+        if isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):
+            lo, hi = min(value), max(value)
+            width = (hi - lo) / bins or 1.0
+            counts = [0] * bins
+            for v in value:
+                counts[min(int((v - lo) / width), bins - 1)] += 1
+            return _bars([lo + i * width for i in range(bins + 1)], counts, key)
+    return None
+
+
+def _bars(edges: list, counts: list, key: str) -> dict:
+    top = max(counts) if counts else 0
+    bars = [
+        {"lo": edges[i], "hi": edges[i + 1] if i + 1 < len(edges) else edges[i], "count": c, "height": round(100 * c / top) if top else 0}
+        for i, c in enumerate(counts)
+    ]
+    negative = sum(b["count"] for b in bars if b["hi"] <= 0)
+    return {"key": key, "bars": bars, "total": sum(counts), "negative": negative}
+
+
+def run_samples(run: TrainingRun) -> list[dict]:
+    """DPO samples: the trained policy beside its reference on held-out prompts. In the run's
+    result, or as samples.jsonl in the output model's folder."""
+    samples = (run.result or {}).get("samples")
+    if isinstance(samples, list):
+        return [_sample(s) for s in samples if isinstance(s, dict)]
+    artifact = getattr(run, "output_model", None) if run.pk else None
+    if artifact is not None:
+        file = model_path(artifact) / "samples.jsonl"
+        if file.is_file():
+            try:
+                return [_sample(json.loads(line)) for line in file.read_text().splitlines() if line.strip()]
+            except (OSError, json.JSONDecodeError):
+                return []
+    return []
+
+
+def _sample(raw: dict) -> dict:
+    """One sample under fixed names, whatever the recipe called them."""
+    pick = lambda *keys: next((raw[k] for k in keys if raw.get(k) is not None), "")  # noqa: E731
+    prompt = pick("prompt")
+    if isinstance(prompt, list):  # conversational: show the turns as text
+        prompt = "\n".join(f"{m.get('role', '?')}: {m.get('content', '')}" for m in prompt if isinstance(m, dict))
+    return {"prompt": prompt, "policy": pick("policy", "trained", "completion", "chosen"), "reference": pick("reference", "ref", "base")}
+
+
+def _percent(run: TrainingRun) -> int:
+    if run.status == TrainingRun.Status.SUCCEEDED:
+        return 100
+    return min(100, round(100 * run.step / run.total_steps)) if run.total_steps else 0
+
+
+def _int(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+urlpatterns = [
+    path("", index, name="index"),
+    path("projects/<slug:slug>/", project_runs, name="project-runs"),
+    path("projects/<slug:slug>/new/", run_new, name="run-new"),
+    path("runs/<int:pk>/", run_detail, name="run"),
+    path("runs/<int:pk>/metrics.json", run_metrics, name="run-metrics"),
+    path("runs/<int:pk>/cancel/", run_cancel_view, name="run-cancel"),
+    path("runs/<int:pk>/samples/", run_samples_view, name="run-samples"),
+]
