@@ -213,7 +213,8 @@ def _cache_key(project: Project) -> str:
     stats = Judgment.objects.filter(project=project).aggregate(last=Max("id"), n=Count("id"))
     paused = list(Membership.objects.filter(project=project, paused=True).order_by("user_id").values_list("user_id", flat=True))
     scale = (project.kind, project.likert_points, project.rating_min, project.rating_max, project.rating_threshold, project.ranking_k)
-    digest = hashlib.sha1(repr((stats["last"], stats["n"], scale, paused)).encode()).hexdigest()
+    # created_at tells apart two projects that reused an id (SQLite after a rollback).
+    digest = hashlib.sha1(repr((project.created_at, stats["last"], stats["n"], scale, paused)).encode()).hexdigest()
     return f"arbiter:quality:{project.id}:{digest}"
 
 
