@@ -76,7 +76,8 @@ def rating_choices(project: Project) -> list[dict]:
     choices = []
     for i, score in enumerate(scores):
         key = str(score) if natural else (SCALE_KEYS[i] if i < len(SCALE_KEYS) else "")
-        choices.append({"score": score, "key": key, "label": labels[i]})
+        # The score itself is printed only when its key does not already say it.
+        choices.append({"score": score, "key": key, "label": labels[i], "show_score": key != str(score)})
     return choices
 
 

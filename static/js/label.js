@@ -304,6 +304,5 @@
   stage.addEventListener("click", onClick);
   stage.addEventListener("change", function () { paint(); });
   stage.addEventListener("submit", function (event) { event.preventDefault(); submit(); });
-  app.querySelector("[data-action=instructions]").addEventListener("click", toggleInstructions);
   setup();
 })();
