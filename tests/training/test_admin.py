@@ -1,0 +1,55 @@
+"""Django admin: a run added there goes through run_create (defaults, checks, the queue);
+actions cancel runs and start them again."""
+from __future__ import annotations
+
+import pytest
+
+from annotation.models import DatasetSnapshot
+from training.models import ModelArtifact, TrainingRun
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def setup(project):
+    snapshot = DatasetSnapshot.objects.create(project=project, version=1, status="ready", path="snapshots/demo/v1")
+    base = ModelArtifact.objects.create(name="smol", kind="causal_lm", source="gguf", path="models/smol")
+    return snapshot, base
+
+
+def test_it_adds_a_run_through_the_service(client_for, staff, project, setup):
+    snapshot, base = setup
+    client = client_for(staff)
+    assert client.get("/admin/training/trainingrun/add/").status_code == 200
+    data = {"project": project.pk, "snapshot": snapshot.pk, "base_model": base.pk, "method": "reward", "use_lora": "on",
+            "config": '{"num_train_epochs": 2}'}
+    response = client.post("/admin/training/trainingrun/add/", data)
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    run = TrainingRun.objects.get()
+    assert run.created_by == staff and run.status == "queued" and run.config["num_train_epochs"] == 2.0
+    assert run.config["per_device_train_batch_size"] == 8  # defaults filled by run_create
+    response = client.post("/admin/training/trainingrun/add/", {**data, "config": '{"num_train_epochs": "many"}'})
+    assert response.status_code == 200 and "is not a valid float" in response.content.decode()
+    assert TrainingRun.objects.count() == 1  # the dry run left nothing behind
+    assert client.get(f"/admin/training/trainingrun/{run.pk}/change/").status_code == 200
+
+
+def test_it_cancels_and_restarts_selected_runs(client_for, staff, project, setup):
+    snapshot, base = setup
+    queued = TrainingRun.objects.create(project=project, snapshot=snapshot, base_model=base, method="reward", config={"num_train_epochs": 2})
+    done = TrainingRun.objects.create(project=project, snapshot=snapshot, base_model=base, method="reward", status="succeeded")
+    client = client_for(staff)
+    client.post("/admin/training/trainingrun/", {"action": "cancel_runs", "_selected_action": [queued.pk, done.pk]})
+    queued.refresh_from_db()
+    done.refresh_from_db()
+    assert queued.status == "cancelled" and done.status == "succeeded"
+    client.post("/admin/training/trainingrun/", {"action": "start_again", "_selected_action": [queued.pk]})
+    again = TrainingRun.objects.exclude(pk__in=[queued.pk, done.pk]).get()
+    assert again.status == "queued" and again.config["num_train_epochs"] == 2.0 and again.created_by == staff
+
+
+def test_it_shows_the_registry_read_only(client_for, staff, setup):
+    _, base = setup
+    client = client_for(staff)
+    assert "smol" in client.get("/admin/training/modelartifact/").content.decode()
+    assert client.get("/admin/training/modelartifact/add/").status_code == 403
