@@ -23,7 +23,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
-from django.urls import path, reverse
+from django.urls import path
 from django.views.decorators.http import require_GET, require_POST
 
 from annotation import kinds
@@ -172,10 +172,6 @@ def label_skip(request: HttpRequest, slug: str, assignment_id: int) -> HttpRespo
     if not _wants_json(request):
         return redirect("annotation:label", slug=project.slug)
     return JsonResponse({"skipped": skipped, "next": _stage_payload(request, project)})
-
-
-def label_url(project: Project) -> str:
-    return reverse("annotation:label", kwargs={"slug": project.slug})
 
 
 urlpatterns = [

@@ -61,6 +61,15 @@ def test_it_lets_a_manager_label(client_for, owner, project, add_items):
     assert Assignment.objects.filter(rater=owner).count() == 1
 
 
+def test_it_lets_staff_label_any_project(client_for, staff, project, add_items):
+    add_items(project, 1)
+    client = client_for(staff)
+    payload = next_item(client, project)
+    assert payload["state"] == "item"
+    assert submit(client, project, payload["assignment"], {"value": {"winner": 1}, "client_key": "st"}).status_code == 200
+    assert Judgment.objects.get().rater == staff
+
+
 def test_it_refuses_a_researcher_who_is_not_a_rater(client_for, researcher, project, add_items):
     add_items(project, 1)
     client = client_for(researcher)

@@ -192,7 +192,7 @@ def test_it_labels_a_ranking_project_with_the_keyboard_alone(page, login, make_p
         assert judgment.duration_ms > 0
 
 
-def test_it_labels_likert_and_rating_projects_with_the_keyboard_alone(page, login, make_project, member):
+def test_it_labels_likert_rating_and_tied_ranking_projects_with_the_keyboard_alone(page, login, make_project, member):
     likert = make_project(Kind.LIKERT, slug="likert-7", likert_points=7)
     make_item(likert, "l0", "Write a haiku about rain.", ["Soft rain on the roof", "Rain is water."])
     rating = make_project(Kind.RATING, slug="rate-three", rating_min=1, rating_max=5, rating_labels=["awful", "poor", "ok", "good", "great"])
@@ -223,4 +223,17 @@ def test_it_labels_likert_and_rating_projects_with_the_keyboard_alone(page, logi
     judgment = Judgment.objects.get(project=rating)
     assert judgment.value == {"scores": [5, 1, 4]}
     assert judgment.display_order == order
+
+    # A ranking with a tie: "=" puts the next card in the same tier as the last one placed.
+    tied = make_project(Kind.RANKING, slug="rank-ties", ranking_k=3, ranking_allow_ties=True)
+    make_item(tied, "t0", "Pick the clearest.", ["one", "two", "three"])
+    page.goto(f"/projects/{tied.slug}/label/")
+    order = screen_positions(page)
+    for key in [str(order.index(2) + 1), "=", str(order.index(0) + 1), str(order.index(1) + 1)]:
+        page.keyboard.press(key)
+    assert page.locator("[data-ranking-order] li").all_inner_texts()[0].count("=") == 1
+    shown = current_assignment(page)
+    page.keyboard.press("Enter")
+    wait_for_next(page, shown)
+    assert Judgment.objects.get(project=tied).value == {"ranking": [[0, 2], [1]]}
     assert page.watch.errors == [] and page.watch.dialogs == []
