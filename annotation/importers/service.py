@@ -13,8 +13,9 @@ Ids already in the project are skipped (items_skipped), so re-importing a file a
 An id repeated inside one file is an error. Items without an id get a content hash as id; the
 same content twice is skipped, not an error (the real hh-rlhf files contain such repeats).
 
-Memory stays flat: records are read one at a time, and only an 8-byte hash and a line number
-are kept per explicit id (16 MB for a million items) to find ids repeated in the file.
+Memory stays flat: records are read one at a time and go to the database a chunk at a time;
+ids repeated in the file are found through the rows this import already inserted (good lines are
+inserted even after a bad one, into the transaction that will roll back), not an in-memory set.
 
 --as-judgments: a preference record (chosen over rejected) also becomes a Judgment with source
 "import", rater None. Imported judgments do not bump Item.judgment_count/taken: those count
@@ -23,13 +24,11 @@ the item; exports and agreement read imported labels by their source.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import shutil
 import tempfile
 import uuid
-from array import array
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
@@ -74,27 +73,6 @@ class _Errors:
         return report
 
 
-def _id_hash(external_id: str) -> int:
-    return int.from_bytes(hashlib.blake2b(external_id.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
-
-
-def _duplicates(hashes: array, lines: array) -> Iterator[tuple[int, int]]:
-    """(line, first line with the same id) for every repeated id, from compact arrays."""
-    if len(hashes) < 2:
-        return
-    import numpy as np
-
-    h = np.frombuffer(hashes, dtype=np.int64)
-    order = np.argsort(h, kind="stable")
-    ordered = h[order]
-    is_start = np.ones(len(ordered), dtype=bool)
-    is_start[1:] = ordered[1:] != ordered[:-1]
-    # Index of the first (earliest line, the sort is stable) entry of each run of equal hashes.
-    run_start = np.maximum.accumulate(np.where(is_start, np.arange(len(ordered)), 0))
-    for i in np.nonzero(~is_start)[0].tolist():
-        yield lines[int(order[i])], lines[int(order[run_start[i]])]
-
-
 def _parsed(stream: BinaryIO, container: str, *, project: Project, as_judgments: bool, trl_only: bool) -> Iterator[tuple[int, ParsedItem | LineError]]:
     for line, record in iter_records(stream, container):
         if isinstance(record, LineError):
@@ -137,21 +115,31 @@ class _Inserter:
         self.judgments = RowInserter(Judgment, ["project_id", "item_id", "kind", "source", "value"])
         self.created = self.skipped = self.judged = 0
 
-    def add(self, chunk: list[ParsedItem]) -> None:
-        existing: set[str] = set()
-        for part in _chunks([p.external_id for p in chunk], 5000):
-            existing.update(Item.objects.filter(project=self.project, external_id__in=part).values_list("external_id", flat=True))
+    def add(self, chunk: list[tuple[int, ParsedItem]]) -> list[tuple[int, str]]:
+        """Insert the chunk's new items; return (line, id) of explicit ids this file already had.
+
+        The database remembers which ids this import inserted (import_batch), so finding ids
+        repeated in the file needs no memory that grows with the file."""
+        found: dict[str, int | None] = {}
+        for part in _chunks([p.external_id for _, p in chunk], 5000):
+            found.update(Item.objects.filter(project=self.project, external_id__in=part).values_list("external_id", "import_batch_id"))
+        repeats: list[tuple[int, str]] = []
         fresh: list[ParsedItem] = []
-        for p in chunk:
-            if p.external_id in existing:
-                # Already in the project (an earlier import), or the same content twice in this
-                # file. An explicit id repeated in the file is reported by the duplicate check.
+        for line, p in chunk:
+            if p.external_id not in found:
+                found[p.external_id] = self.batch.id
+                fresh.append(p)
+            elif p.explicit_id and found[p.external_id] == self.batch.id:
+                repeats.append((line, p.external_id))
+            else:
+                # Already in the project from an earlier import (idempotent re-import), or the
+                # same content twice in this file without ids: nothing to add.
                 self.skipped += 1
-                continue
-            existing.add(p.external_id)
-            fresh.append(p)
-        if not fresh:
-            return
+        if fresh:
+            self._insert(fresh)
+        return repeats
+
+    def _insert(self, fresh: list[ParsedItem]) -> None:
         project_id, batch_id = self.project.id, self.batch.id
         j_items, j_cands = self.items.json, self.candidates.json
         ids = self.items.insert(
@@ -175,6 +163,21 @@ class _Inserter:
 
 class _Rollback(Exception):
     pass
+
+
+def _name_first_lines(errors: _Errors, repeats: dict[str, list[int]], source: BinaryIO, container: str, **parse) -> None:
+    """A failed file only: read it once more to say which line first had each repeated id."""
+    first: dict[str, int] = {}
+    source.seek(0)
+    for line, result in _parsed(source, container, **parse):
+        if isinstance(result, ParsedItem) and result.external_id in repeats and result.external_id not in first:
+            first[result.external_id] = line
+            if len(first) == len(repeats):
+                break
+    where = {line: first[external_id] for external_id, lines in repeats.items() for line in lines if external_id in first}
+    for error in errors.items:
+        if error["field"] == "id" and error["line"] in where:
+            error["message"] = f"repeats the id of line {where[error['line']]}"
 
 
 def _fail(batch: ImportBatch, errors: list[dict]) -> None:
@@ -216,7 +219,7 @@ def import_stream(
         # One pass, one transaction: insert chunk by chunk while every line is checked; after
         # the first bad line keep checking (to report them all) but stop inserting, and roll back.
         errors = _Errors()
-        hashes, lines = array("q"), array("q")
+        repeats: dict[str, list[int]] = {}
         read = 0
         inserter = _Inserter(project=project, batch=batch, as_judgments=as_judgments)
         parsed = _parsed(source, container, project=project, as_judgments=as_judgments, trl_only=fmt == "trl")
@@ -228,15 +231,14 @@ def import_stream(
                         read += 1
                         if isinstance(result, LineError):
                             errors.add(line, result.field, result.message)
-                            continue
-                        if result.explicit_id:
-                            hashes.append(_id_hash(result.external_id))
-                            lines.append(line)
-                        good.append(result)
-                    if not errors.count:
-                        inserter.add(good)
-                for line, first in _duplicates(hashes, lines):
-                    errors.add(line, "id", f"repeats the id of line {first}")
+                        else:
+                            good.append((line, result))
+                    # Good lines go in even after a bad one: the transaction rolls back anyway,
+                    # and inserting is how ids repeated later in the file are still found.
+                    for line, external_id in inserter.add(good):
+                        errors.add(line, "id", "repeats an id of an earlier line")
+                        if len(repeats) < MAX_ERRORS:
+                            repeats.setdefault(external_id, []).append(line)
                 if errors.count:
                     raise _Rollback
                 batch.lines_read = read
@@ -247,6 +249,8 @@ def import_stream(
                 batch.save()
         except _Rollback:
             batch.lines_read = read
+            if repeats:
+                _name_first_lines(errors, repeats, source, container, project=project, as_judgments=as_judgments, trl_only=fmt == "trl")
             report = errors.report()
             _fail(batch, report)
             raise ImportFailed(report, errors.count, batch=batch) from None

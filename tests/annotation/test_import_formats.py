@@ -257,3 +257,23 @@ def test_it_names_the_line_of_a_csv_row_and_rejects_unknown_columns(project):
     with pytest.raises(ImportFailed) as failed:
         run(project, b"id,question,response_1\n1,q,a\n", filename="y.csv")
     assert failed.value.errors[0]["line"] == 1 and "question" in failed.value.errors[0]["message"]
+
+
+def test_it_finds_ids_repeated_across_chunks_and_after_a_bad_line(project, settings):
+    settings.ARBITER_IMPORT_BATCH_SIZE = 2
+    data = jsonl(
+        {"id": "a", "prompt": "q", "responses": ["x", "y"]},
+        {"id": "b", "prompt": "q", "responses": ["x", "y"]},
+        {"id": "c", "prompt": "", "responses": ["x", "y"]},
+        {"id": "d", "prompt": "q", "responses": ["x", "y"]},
+        {"id": "a", "prompt": "q", "responses": ["x", "y"]},
+        {"id": "d", "prompt": "q", "responses": ["x", "y"]},
+    )
+    with pytest.raises(ImportFailed) as failed:
+        run(project, data)
+    assert [(e["line"], e["field"], e["message"]) for e in failed.value.errors] == [
+        (3, "prompt", "must not be empty"),
+        (5, "id", "repeats the id of line 1"),
+        (6, "id", "repeats the id of line 4"),
+    ]
+    assert not Item.objects.filter(project=project).exists()
