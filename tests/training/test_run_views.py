@@ -163,16 +163,27 @@ def test_it_shows_the_error_in_words(client_for, run, owner):
 
 
 def test_it_shows_the_results_margin_distribution_and_the_model(client_for, run, owner, base_model):
+    # The shape training.runner writes: test-split metrics with a margin distribution.
     run.status, run.step = "succeeded", 120
-    run.result = {"accuracy": 0.875, "eval_loss": 0.31, "margins": [-0.5, 0.2, 0.4, 1.0, 1.5, 2.0, 2.2, 3.0]}
+    run.result = {"train_loss": 0.41, "global_step": 120, "train_seconds": 33.2, "test": {
+        "test_pairs": 8, "accuracy": 0.875, "note": "a word",
+        "margin": {"count": 8, "mean": 1.2, "std": 1.0, "p5": -0.4, "p50": 1.2, "p95": 2.8,
+                   "histogram": {"edges": [-1.0, 0.0, 1.0, 2.0, 3.0], "counts": [1, 2, 3, 2]}}}}
     run.save()
     trained = ModelArtifact.objects.create(name="rm-1", kind="reward_model", source="trained", path="models/rm-1",
                                            base_model=base_model, run=run, snapshot=run.snapshot)
     page = client_for(owner).get(f"/training/runs/{run.pk}/").content.decode()
-    assert "0.875" in page and "Reward margin distribution" in page
-    assert "8 pairs, 1 with the rejected response ahead" in page
-    assert page.count('class="bar') == 20
+    assert "<th>accuracy</th><td>0.875</td>" in page and "<td>a word</td>" in page and "<th>train_loss</th><td>0.41</td>" in page
+    assert "Reward margin distribution" in page and "8 pairs, 1 with the rejected response ahead" in page
+    assert page.count('class="bar') == 4 and "p50 1.200" in page
     assert f"/training/models/{trained.pk}/" in page and "120 / 120 steps (100%)" in page
+
+
+def test_it_draws_a_histogram_from_raw_margins(client_for, run, owner):
+    run.status, run.result = "succeeded", {"margins": [-0.5, 0.2, 0.4, 1.0, 1.5, 2.0, 2.2, 3.0]}
+    run.save()
+    page = client_for(owner).get(f"/training/runs/{run.pk}/").content.decode()
+    assert page.count('class="bar') == 20 and "8 pairs" in page
 
 
 def test_it_shows_dpo_samples_beside_the_reference(client_for, run, researcher, member):

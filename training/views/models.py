@@ -9,6 +9,7 @@ from django.urls import path
 
 from training.registry import model_path
 from training.selectors import may_see_models, model_get_for_user, model_lineage, model_list_for_user, model_project, projects_viewable
+from training.views.runs import display_rows
 
 
 @login_required
@@ -28,7 +29,7 @@ def model_detail(request, pk: int):
         "lineage": model_lineage(artifact),
         "folder": model_path(artifact),
         "config_rows": sorted((k, v) for k, v in (artifact.config or {}).items()),
-        "metric_rows": sorted((k, v) for k, v in (artifact.metrics or {}).items() if isinstance(v, (int, float, str, bool))),
+        "metric_rows": display_rows(artifact.metrics or {}),
         "runs": artifact.runs.select_related("project").filter(project__in=projects_viewable(user=request.user)),
     }
     return render(request, "training/model_detail.html", context)

@@ -71,8 +71,9 @@ def run_detail(request, pk: int):
         "can_cancel": can_manage_run(user=request.user, run=run) and run.status not in FINISHED,
         "finished": run.status in FINISHED,
         "percent": _percent(run),
-        "result_rows": [(k, v) for k, v in result.items() if isinstance(v, (int, float, str, bool))],
-        "histogram": margin_histogram(result),
+        "test_rows": display_rows(result.get("test") or {}),
+        "train_rows": display_rows({k: v for k, v in result.items() if k != "test"}),
+        "histogram": margin_histogram(result.get("test") or result),
         "has_samples": bool(run_samples(run)),
         "output_model": getattr(run, "output_model", None),
         "config_rows": sorted(run.config.items()),
@@ -137,6 +138,11 @@ def margin_histogram(result: dict, bins: int = 20) -> dict | None:
     for key, value in result.items():
         if "margin" not in key:
             continue
+        if isinstance(value, dict) and isinstance(value.get("histogram"), dict):  # training.recipes.common.distribution
+            bars = margin_histogram({key: value["histogram"]})
+            if bars:
+                bars["summary"] = [(k, value[k]) for k in ("mean", "std", "p5", "p50", "p95") if isinstance(value.get(k), (int, float))]
+            return bars
         if isinstance(value, dict) and isinstance(value.get("counts"), list) and isinstance(value.get("edges"), list):
             return _bars(value["edges"], value["counts"], key)
         if isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):
@@ -147,6 +153,17 @@ def margin_histogram(result: dict, bins: int = 20) -> dict | None:
                 counts[min(int((v - lo) / width), bins - 1)] += 1
             return _bars([lo + i * width for i in range(bins + 1)], counts, key)
     return None
+
+
+def display_rows(values: dict) -> list[tuple[str, str]]:
+    """Plain values as display text: floats to 4 significant digits, the rest as they are."""
+    rows = []
+    for key, value in values.items():
+        if isinstance(value, float):
+            rows.append((key, f"{value:.4g}"))
+        elif isinstance(value, (int, str, bool)):
+            rows.append((key, str(value)))
+    return rows
 
 
 def _bars(edges: list, counts: list, key: str) -> dict:
