@@ -1,0 +1,144 @@
+"""Tiny models and preference snapshots for the training tests.
+
+A model here is a 2-layer Llama with a hidden size of 32-64 built from a config, and a word-level
+tokenizer trained in milliseconds, saved as safetensors and registered like any base model. The
+data follow a rule a model can learn from a few hundred pairs: the preferred answer is polite
+(it contains "thanks"), the rejected one is not."""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+
+from annotation.models import DatasetSnapshot
+from training.models import ModelArtifact
+
+TOPICS = "apples rivers engines planets music gardens clocks bridges oceans forests cities trains".split()
+FILLER = "the a it is was we you they can will".split()
+POLITE = ["thanks", "please", "kindly"]
+RUDE = ["whatever", "stop", "go"]
+SPECIALS = ["<pad>", "<eos>", "<unk>", "<|user|>", "<|assistant|>"]
+CHAT_TEMPLATE = (
+    "{% for m in messages %}{% if m['role'] == 'user' %}<|user|> {{ m['content'] }} "
+    "{% else %}<|assistant|> {{ m['content'] }} <eos> {% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|> {% endif %}"
+)
+
+
+def pytest_configure(config):
+    """The worker tests share the test database with a worker process, which cannot see
+    SQLite's in-memory test database: use a file in the data folder instead (PostgreSQL is
+    shared as it is)."""
+    db = django_settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3") and not (db.get("TEST") or {}).get("NAME"):
+        db.setdefault("TEST", {})["NAME"] = str(Path(django_settings.DATA_DIR) / "test-training.sqlite3")
+
+
+def vocabulary() -> list[str]:
+    words = SPECIALS + TOPICS + FILLER + POLITE + RUDE + ["question", "about"]
+    return list(dict.fromkeys(words))
+
+
+def build_tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(vocabulary())}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def build_tiny_model(folder: Path, *, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
+    """A random-weight causal LM from a config, saved as safetensors with its tokenizer."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = build_tokenizer()
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+        # Llama, not Qwen2: AutoTokenizer would swap our word-level tokenizer for Qwen2's BPE class.
+    )
+    model = LlamaForCausalLM(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def preference_rows(n: int, *, seed: int, start: int = 0, chat: bool = False, margin: bool = False) -> list[dict]:
+    """Pairs where the chosen answer is polite and the rejected one rude; lengths vary."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(start, start + n):
+        topic = rng.choice(TOPICS)
+        prompt = f"question about {topic}"
+        body = lambda: " ".join(rng.choice(FILLER) for _ in range(rng.randint(1, 6)))  # noqa: E731
+        chosen = f"{body()} {rng.choice(POLITE)} {body()}"
+        rejected = f"{body()} {rng.choice(RUDE)} {body()}"
+        row = {"prompt": prompt, "chosen": " " + chosen, "rejected": " " + rejected}
+        if chat:
+            row = {
+                "prompt": [{"role": "user", "content": prompt}],
+                "chosen": [{"role": "assistant", "content": chosen}],
+                "rejected": [{"role": "assistant", "content": rejected}],
+            }
+        if margin:
+            row["margin"] = float(rng.choice([0.0, 1.0, 2.0]))
+        rows.append(row)
+    return rows
+
+
+def write_snapshot_folder(folder: Path, train: list[dict], test: list[dict]) -> Path:
+    """The snapshot layout of DESIGN.md: manifest.json, README.md, preference/{train,test}.jsonl."""
+    (folder / "preference").mkdir(parents=True, exist_ok=True)
+    for split, rows in (("train", train), ("test", test)):
+        with open(folder / "preference" / f"{split}.jsonl", "w") as fh:
+            for row in rows:
+                fh.write(json.dumps(row) + "\n")
+    (folder / "manifest.json").write_text(json.dumps({"formats": ["preference"], "counts": {"train": len(train), "test": len(test)}}))
+    (folder / "README.md").write_text("# Test snapshot\n\nPolite answers preferred.\n")
+    return folder
+
+
+@pytest.fixture
+def tiny_model(db, settings):
+    """make(name="tiny", hidden=32, layers=2) -> ModelArtifact (a causal LM base model)."""
+
+    def make(name: str = "tiny", **kwargs) -> ModelArtifact:
+        folder = build_tiny_model(Path(settings.ARTIFACT_ROOT) / "models" / name, **kwargs)
+        return ModelArtifact.objects.create(
+            name=name, kind=ModelArtifact.Kind.CAUSAL_LM, source=ModelArtifact.Source.LOCAL, path=f"models/{name}"
+        )
+
+    return make
+
+
+@pytest.fixture
+def make_snapshot(db, settings):
+    """make(project, train_rows, test_rows) -> a ready DatasetSnapshot with the files on disk."""
+
+    def make(project, train: list[dict], test: list[dict]) -> DatasetSnapshot:
+        version = DatasetSnapshot.objects.filter(project=project).count() + 1
+        rel = f"snapshots/{project.slug}/v{version}"
+        write_snapshot_folder(Path(settings.ARTIFACT_ROOT) / rel, train, test)
+        return DatasetSnapshot.objects.create(project=project, version=version, status=DatasetSnapshot.Status.READY, path=rel, progress=1.0)
+
+    return make

@@ -1,0 +1,43 @@
+"""Reward-model runs, in process on CPU: the model learns a rule from a snapshot, is registered
+with its lineage, and scores new responses."""
+from __future__ import annotations
+
+import pytest
+
+from tests.training.conftest import preference_rows
+from training.models import ModelArtifact, TrainingRun
+from training.runner import run_execute
+from training.runs import run_create
+
+# transaction=True: the runner's heartbeat thread has its own connection and must see committed rows.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+FAST = {"num_train_epochs": 2, "per_device_train_batch_size": 16, "learning_rate": 1e-2, "max_length": 64, "logging_steps": 4, "save_steps": 1000}
+
+
+@pytest.mark.parametrize("use_lora", [True, False], ids=["lora", "full"])
+def test_it_learns_that_polite_answers_are_preferred(project, owner, tiny_model, make_snapshot, use_lora):
+    base = tiny_model(hidden=32)
+    snapshot = make_snapshot(project, preference_rows(160, seed=1), preference_rows(40, seed=2))
+    run = run_create(project=project, snapshot=snapshot, base_model=base, method="reward", use_lora=use_lora, config=FAST, created_by=owner)
+    # Celery runs eagerly in tests: the task ran when run_create's transaction committed. A second
+    # delivery of the same message finds the run finished and does nothing.
+    assert run_execute(run_id=run.pk, worker_name="a-second-delivery") == "skipped"
+
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.log_tail
+    assert run.attempts == 1 and run.worker != "a-second-delivery" and run.device.startswith("cpu")
+    assert run.step == run.total_steps == 20
+    test = run.result["test"]
+    assert test["test_pairs"] == 40
+    assert test["accuracy"] >= 0.85, run.log_tail
+    assert test["margin"]["mean"] > 0 and sum(test["margin"]["histogram"]["counts"]) == 40
+    # The loss curve went down: the metrics over time are on the row for the page's chart.
+    losses = [m["loss"] for m in run.metrics]
+    assert len(losses) >= 5 and losses[-1] < losses[0]
+    assert {"step", "loss", "accuracy", "learning_rate"} <= set(run.metrics[-1])
+
+    model = ModelArtifact.objects.get(run=run)
+    assert model.kind == ModelArtifact.Kind.REWARD_MODEL and model.source == ModelArtifact.Source.TRAINED
+    assert model.base_model == base and model.snapshot == snapshot and model.is_adapter == use_lora
+    assert model.config["learning_rate"] == 1e-2 and model.metrics["accuracy"] == test["accuracy"]

@@ -1,0 +1,122 @@
+"""DPO recipe: TRL's DPOTrainer on the snapshot's preference pairs (text or conversational).
+With LoRA the reference is the same model with the adapter switched off (TRL does this when no
+ref_model is given), so no second copy of the weights sits in memory."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from training.recipes.base import DPOConfig
+from training.recipes.common import (
+    add_length_column,
+    lora_config,
+    render_prompt,
+    training_args_kwargs,
+    with_length_column,
+)
+
+ARTIFACT_KIND = "policy"
+Config = DPOConfig
+
+
+def model_load(*, path: Path | str, dtype=None):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(path), use_safetensors=True, dtype=dtype, attn_implementation="sdpa")
+
+
+def trainer_build(*, cfg: DPOConfig, model, tokenizer, train_ds, use_lora: bool, output_dir, device_type: str, callbacks=()):
+    from trl import DPOConfig as TRLDPOConfig
+    from trl import DPOTrainer
+
+    args = TRLDPOConfig(
+        **training_args_kwargs(cfg, output_dir=output_dir, device_type=device_type),
+        beta=cfg.beta,
+        loss_type=[cfg.loss_type],
+        label_smoothing=cfg.label_smoothing,
+        precompute_ref_log_probs=cfg.precompute_ref_log_probs,
+    )
+    if "margin" in train_ds.column_names:
+        train_ds = train_ds.remove_columns("margin")
+    peft_config = lora_config(cfg, task_type="CAUSAL_LM", model=model) if use_lora else None
+    trainer = with_length_column(DPOTrainer)(
+        model=model,
+        ref_model=None,
+        args=args,
+        train_dataset=train_ds,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=list(callbacks),
+    )
+    if cfg.group_by_length:
+        trainer.train_dataset = add_length_column(trainer.train_dataset, ("prompt_ids+chosen_ids", "prompt_ids+rejected_ids"))
+    return trainer
+
+
+def evaluate(*, trainer, cfg: DPOConfig, test_ds) -> dict:
+    """Implicit-reward accuracy and margins on the test split (β·log π/π_ref of chosen vs rejected)."""
+    if test_ds is None or len(test_ds) == 0:
+        return {"test_pairs": 0, "note": "the snapshot has no test split"}
+    if "margin" in test_ds.column_names:
+        test_ds = test_ds.remove_columns("margin")
+    metrics = trainer.evaluate(eval_dataset=test_ds, metric_key_prefix="test")
+    pick = {
+        "accuracy": "test_rewards/accuracies",
+        "margin_mean": "test_rewards/margins",
+        "reward_chosen_mean": "test_rewards/chosen",
+        "reward_rejected_mean": "test_rewards/rejected",
+        "loss": "test_loss",
+        "logps_chosen_mean": "test_logps/chosen",
+        "logps_rejected_mean": "test_logps/rejected",
+    }
+    out = {"test_pairs": len(test_ds)}
+    out.update({key: metrics[src] for key, src in pick.items() if src in metrics})
+    return out
+
+
+def _generate(model, tokenizer, prompts, *, max_new_tokens: int) -> list[str]:
+    import torch
+
+    device = next(model.parameters()).device
+    model.eval()
+    texts = []
+    for prompt in prompts:
+        enc = tokenizer(render_prompt(tokenizer, prompt), return_tensors="pt").to(device)
+        with torch.no_grad():
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        texts.append(tokenizer.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True).strip())
+    return texts
+
+
+def samples(*, trainer, cfg: DPOConfig, test_ds, base_path: Path) -> list[dict]:
+    """Greedy answers of the trained policy beside its reference on held-out prompts."""
+    if test_ds is None or not cfg.sample_prompts:
+        return []
+    from peft import PeftModel
+
+    rows, seen = [], set()
+    for ex in test_ds:
+        key = repr(ex["prompt"])
+        if key not in seen:
+            seen.add(key)
+            rows.append(ex)
+        if len(rows) >= cfg.sample_prompts:
+            break
+    prompts = [r["prompt"] for r in rows]
+    model, tokenizer = trainer.model, trainer.processing_class
+    policy = _generate(model, tokenizer, prompts, max_new_tokens=cfg.sample_max_new_tokens)
+    if isinstance(model, PeftModel):
+        with model.disable_adapter():
+            reference = _generate(model, tokenizer, prompts, max_new_tokens=cfg.sample_max_new_tokens)
+    else:
+        ref = trainer.ref_model or model_load(path=base_path, dtype=model.dtype).to(next(model.parameters()).device)
+        reference = _generate(ref, tokenizer, prompts, max_new_tokens=cfg.sample_max_new_tokens)
+    return [
+        {"prompt": r["prompt"], "policy": p, "reference": q, "chosen": r["chosen"], "rejected": r["rejected"]}
+        for r, p, q in zip(rows, policy, reference)
+    ]
+
+
+def save(*, trainer, out_dir: Path) -> None:
+    """Safetensors only: the full policy, or the LoRA adapter (its base is the run's base model)."""
+    trainer.save_model(str(out_dir))
+    trainer.processing_class.save_pretrained(str(out_dir))
