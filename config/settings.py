@@ -144,6 +144,13 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Human preference feedback on LLM outputs: projects, items, judgments, datasets, training.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # ModelArtifact's kind/source share field names with annotation's choices; name them apart.
+    "ENUM_NAME_OVERRIDES": {
+        "ModelKindEnum": "training.models.ModelArtifact.Kind",
+        "ModelSourceEnum": "training.models.ModelArtifact.Source",
+        "TrainingRunStatusEnum": "training.models.TrainingRun.Status",
+        "TrainingMethodEnum": "training.models.TrainingRun.Method",
+    },
 }
 
 # --- Celery: filesystem broker by default, Redis/RabbitMQ with CELERY_BROKER_URL --------------

@@ -96,6 +96,8 @@
     var charts = root.querySelector("[data-charts]");
     var points = [], next = 0, timer = null;
     var statusBadges = document.querySelectorAll('[data-field="status"]');
+    var logBox = root.querySelector('[data-field="log"]');
+    logBox.scrollTop = logBox.scrollHeight; // the newest lines are the ones that matter
 
     function apply(state) {
       points = points.concat(state.metrics || []);

@@ -38,7 +38,9 @@ def project_runs(request, slug: str):
 def run_new(request, slug: str):
     project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.MANAGER)
     data = request.POST if request.method == "POST" else None
-    form = RunForm(data, project=project, user=request.user, initial={"snapshot": request.GET.get("snapshot")})
+    form = RunForm(data, project=project, user=request.user)
+    # ?snapshot=<id> from a snapshot's page; otherwise the newest ready snapshot.
+    form.fields["snapshot"].initial = request.GET.get("snapshot") or getattr(form.fields["snapshot"].queryset.first(), "pk", None)
     error = None
     if data is not None and form.is_valid():
         method = form.cleaned_data["method"]
