@@ -8,13 +8,15 @@ get the last slot of an item.
 How: Item.taken counts judgments plus live leases. Claiming is a conditional UPDATE
 (taken < overlap) whose row count says whether we won; the candidate comes from an index range
 scan on (project, is_gold, taken, id) with LIMIT 1, never a scan or COUNT of the whole table.
-PostgreSQL skips rows other claimers hold locked (FOR UPDATE SKIP LOCKED), so fifty raters
-asking at once each lock a different row instead of queueing on the first; SQLite serialises
+PostgreSQL skips rows other claimers hold locked (FOR NO KEY UPDATE SKIP LOCKED: the weaker
+lock lets submits insert judgments that reference the row meanwhile), so fifty raters asking at
+once each lock a different row instead of queueing on the first; SQLite serialises
 writers through IMMEDIATE transactions instead (it has no row locks to skip).
 """
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from datetime import datetime, timedelta
 
@@ -27,7 +29,9 @@ from annotation.models import Assignment, Candidate, Item, Membership, Project
 
 EXPIRE_BATCH = 500
 # How many times a claim retries after losing a race; each try takes the next free row.
-CLAIM_ATTEMPTS = 4
+CLAIM_ATTEMPTS = 8
+# What a claim attempt returns when another claimer won the row it saw.
+_LOST = object()
 
 # Project id -> when this process last swept its expired leases. Sweeping on every request
 # would add a query (and on SQLite a write lock) to the hot path; a lease that expired a few
@@ -96,13 +100,21 @@ def _next_item_query(*, project: Project, rater, gold: bool):
     return qs.order_by("taken", "id")
 
 
-def _try_claim(*, project: Project, rater, gold: bool, now: datetime, rng: random.Random) -> Assignment | None:
-    """One attempt: lock the first free row, take a slot, create the lease. Returns None when
-    no row is free or when another claimer won the race for the row we saw."""
+def _try_claim(*, project: Project, rater, membership: Membership | None, gold: bool, now: datetime, rng: random.Random):
+    """One attempt: lock the first free row, take a slot, create the lease. Returns the lease,
+    None when no row is free, or _LOST when another claimer won the race for the row we saw."""
     with transaction.atomic():
+        # Two tabs of one rater asking at once must end with one lease, not two. SQLite's
+        # IMMEDIATE transaction already serialises them; PostgreSQL queues them on the rater's
+        # membership row (other raters never wait on it).
+        if membership is not None and membership.pk is not None and connection.vendor == "postgresql":
+            list(Membership.objects.select_for_update().filter(pk=membership.pk).values_list("pk"))
+        current = _active_lease(project=project, rater=rater, now=now)
+        if current is not None:
+            return current
         qs = _next_item_query(project=project, rater=rater, gold=gold)
         if connection.features.has_select_for_update_skip_locked:
-            qs = qs.select_for_update(skip_locked=True, of=("self",))
+            qs = qs.select_for_update(skip_locked=True, no_key=True, of=("self",))
         item_id = qs.values_list("id", flat=True).first()
         if item_id is None:
             return None
@@ -129,14 +141,21 @@ def _try_claim(*, project: Project, rater, gold: bool, now: datetime, rng: rando
             return _LOST
 
 
-_LOST = object()
 
-
-def _claim(*, project: Project, rater, gold: bool, now: datetime, rng: random.Random) -> Assignment | None:
-    for _ in range(CLAIM_ATTEMPTS):
-        result = _try_claim(project=project, rater=rater, gold=gold, now=now, rng=rng)
-        if result is not _LOST:
-            return result
+def _claim(*, project: Project, rater, membership: Membership | None, gold: bool, now: datetime, rng: random.Random) -> Assignment | None:
+    skip_locked = connection.features.has_select_for_update_skip_locked
+    for attempt in range(CLAIM_ATTEMPTS):
+        result = _try_claim(project=project, rater=rater, membership=membership, gold=gold, now=now, rng=rng)
+        if result is _LOST:
+            continue
+        if result is None and skip_locked and _next_item_query(project=project, rater=rater, gold=gold).exists():
+            # Every free row is locked by claimers in flight, and some may keep a slot once
+            # they commit. Claims last milliseconds: look again shortly rather than tell this
+            # rater "nothing left" while slots remain. (Waiting on the row locks instead can
+            # deadlock: a blocked FOR UPDATE keeps the rows it locked and then rejected.)
+            time.sleep(0.002 * (attempt + 1))
+            continue
+        return result
     return None
 
 
@@ -165,9 +184,9 @@ def lease_next(
     _maybe_sweep(project=project, now=now)
     assignment = None
     if project.gold_rate > 0 and rng.random() < project.gold_rate:
-        assignment = _claim(project=project, rater=rater, gold=True, now=now, rng=rng)
+        assignment = _claim(project=project, rater=rater, membership=membership, gold=True, now=now, rng=rng)
     if assignment is None:
-        assignment = _claim(project=project, rater=rater, gold=False, now=now, rng=rng)
+        assignment = _claim(project=project, rater=rater, membership=membership, gold=False, now=now, rng=rng)
     # No gold-only fallback when the regular items run out: a queue of nothing but gold items
     # would tell the rater which items are gold.
     return assignment
