@@ -32,8 +32,9 @@ FORMAT_TEXT = {
 
 
 # Above this many judgments the card skips the project-wide agreement statistics: they hold every
-# judgment in memory, and the build must stay flat in memory (the quality page has them).
-AGREEMENT_MAX_JUDGMENTS = 200_000
+# judgment in memory (built for 100k judgments in under 5 s), while the build itself must stay
+# flat in memory at any size. Above it the card points to the quality page.
+AGREEMENT_MAX_JUDGMENTS = 100_000
 AGREEMENT_FIELDS = ("level", "alpha", "fleiss_kappa", "mean_cohen_kappa", "consensus_agreement", "gold_accuracy", "first_card_share")
 
 
@@ -44,7 +45,7 @@ def project_agreement(project) -> dict[str, Any] | None:
 
     limit = getattr(settings, "ARBITER_CARD_AGREEMENT_MAX", AGREEMENT_MAX_JUDGMENTS)
     if Judgment.objects.filter(project=project).count() > limit:
-        return None
+        return {"note": f"more than {limit:,} judgments: see the project's quality page"}
     try:
         from annotation.quality import project_quality
     except ImportError:

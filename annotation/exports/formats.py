@@ -10,8 +10,8 @@ response is [{"role": "assistant", "content": ...}]. A snapshot is either all te
 conversational (one Parquet schema per file); when chat and text items are mixed, text prompts
 become a single user message.
 
-Memory stays flat: JSONL lines go straight to the file, Parquet rows are buffered up to
-ROW_GROUP rows and written as one row group with pyarrow's ParquetWriter.
+Memory stays flat: JSONL lines go straight to the file; each Parquet file is made from its JSONL
+file afterwards by Arrow's streaming reader, one row group per BLOCK_BYTES of text.
 """
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from typing import Any
 from annotation.exports.options import FORMATS
 
 SPLITS = ("train", "test")
-ROW_GROUP = 50_000
+# Each Parquet row group holds the rows of one block of JSONL text (a few thousand judgments).
+BLOCK_BYTES = 8 << 20
 
 # The raw judgment's fields, in file order. `value` is the canonical answer as a JSON string
 # (its shape depends on the kind; a string keeps one schema for every kind).
@@ -30,6 +31,8 @@ JUDGMENT_FIELDS = (
     "item_id", "project", "prompt", "candidates", "kind", "value", "rater", "source", "ai_model",
     "display_order", "duration_ms", "rationale", "created_at",
 )
+
+JUDGMENT_LINE = "{" + ", ".join(f'"{name}": %s' for name in JUDGMENT_FIELDS) + "}\n"
 
 
 def as_messages(prompt: Any) -> list[dict[str, str]]:
@@ -79,46 +82,56 @@ def schemas(*, chat: bool, with_margin: bool) -> dict:
     }
 
 
+# Compact-free JSON the way json.dumps writes it; non-ASCII text stays readable.
+encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
 class _Output:
-    """One (format, split): a JSONL file and a Parquet file written in step."""
+    """One (format, split): a JSONL file written line by line, converted to Parquet at close.
+
+    The caller assembles each JSONL line from pieces it encoded once per item (a prompt shared by
+    many rows is encoded once). The Parquet file is then made from the JSONL by Arrow's streaming
+    JSON reader with the format's explicit schema: C++ parses the text block by block (1 MB at a
+    time) and each batch becomes a row group, so no Python object is built per row for Parquet and
+    memory stays flat. The two files therefore hold exactly the same rows."""
 
     def __init__(self, folder: Path, split: str, schema):
-        import pyarrow.parquet as pq
-
         folder.mkdir(parents=True, exist_ok=True)
         self.schema = schema
-        self.columns = schema.names
-        self.jsonl = open(folder / f"{split}.jsonl", "w", encoding="utf-8")
-        self.parquet = pq.ParquetWriter(folder / f"{split}.parquet", schema, compression="zstd")
-        self.buffer: dict[str, list] = {name: [] for name in self.columns}
+        self.jsonl_path = folder / f"{split}.jsonl"
+        self.parquet_path = folder / f"{split}.parquet"
+        self.jsonl = open(self.jsonl_path, "w", encoding="utf-8", buffering=1 << 20)
         self.count = 0
-        self._dumps = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
 
-    def write(self, row: dict) -> None:
-        self.jsonl.write(self._dumps(row))
-        self.jsonl.write("\n")
-        for name in self.columns:
-            self.buffer[name].append(row.get(name))
+    def write(self, line: str) -> None:
+        self.jsonl.write(line)
         self.count += 1
-        if len(self.buffer[self.columns[0]]) >= ROW_GROUP:
-            self.flush()
-
-    def flush(self) -> None:
-        import pyarrow as pa
-
-        if self.buffer[self.columns[0]]:
-            table = pa.Table.from_pydict(self.buffer, schema=self.schema)
-            self.parquet.write_table(table, row_group_size=ROW_GROUP)
-            self.buffer = {name: [] for name in self.columns}
 
     def close(self) -> None:
-        self.flush()
         self.jsonl.close()
-        self.parquet.close()
+        jsonl_to_parquet(self.jsonl_path, self.parquet_path, self.schema)
+
+
+def jsonl_to_parquet(source: Path, target: Path, schema, *, block_size: int = BLOCK_BYTES) -> None:
+    """Stream a JSONL file into Parquet: one row group per block of text."""
+    import pyarrow.json as pajson
+    import pyarrow.parquet as pq
+
+    with pq.ParquetWriter(target, schema, compression="zstd") as writer:
+        if source.stat().st_size == 0:
+            return
+        reader = pajson.open_json(
+            source,
+            read_options=pajson.ReadOptions(block_size=block_size),
+            parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error"),
+        )
+        for batch in reader:
+            # Fields keep the schema's order and types whatever order the text had.
+            writer.write_batch(batch.select(schema.names).cast(schema) if batch.schema != schema else batch)
 
 
 class SnapshotWriter:
-    """All eight outputs of a snapshot; `write(format, split, row)`."""
+    """All eight outputs of a snapshot, with one method per format."""
 
     def __init__(self, root: Path, *, chat: bool, with_margin: bool):
         self.chat = chat
@@ -126,8 +139,24 @@ class SnapshotWriter:
         all_schemas = schemas(chat=chat, with_margin=with_margin)
         self.outputs = {(fmt, split): _Output(root / fmt, split, all_schemas[fmt]) for fmt in FORMATS for split in SPLITS}
 
-    def write(self, fmt: str, split: str, row: dict) -> None:
-        self.outputs[(fmt, split)].write(row)
+    # Each takes JSON texts encoded by the caller (once per item where a piece repeats).
+    def preference(self, split: str, prompt_json: str, chosen_json: str, rejected_json: str, margin: float | None) -> None:
+        if self.with_margin:
+            line = f'{{"prompt": {prompt_json}, "chosen": {chosen_json}, "rejected": {rejected_json}, "margin": {float(margin)!r}}}\n'
+        else:
+            line = f'{{"prompt": {prompt_json}, "chosen": {chosen_json}, "rejected": {rejected_json}}}\n'
+        self.outputs[("preference", split)].write(line)
+
+    def unpaired(self, split: str, prompt_json: str, completion_json: str, label: bool) -> None:
+        line = f'{{"prompt": {prompt_json}, "completion": {completion_json}, "label": {"true" if label else "false"}}}\n'
+        self.outputs[("unpaired", split)].write(line)
+
+    def sft(self, split: str, prompt_json: str, completion_json: str) -> None:
+        self.outputs[("sft", split)].write(f'{{"prompt": {prompt_json}, "completion": {completion_json}}}\n')
+
+    def judgment(self, split: str, encoded: tuple[str, ...]) -> None:
+        """`encoded`: the JSON text of each of JUDGMENT_FIELDS, in order."""
+        self.outputs[("judgments", split)].write(JUDGMENT_LINE % encoded)
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {fmt: {split: self.outputs[(fmt, split)].count for split in SPLITS} for fmt in FORMATS}
