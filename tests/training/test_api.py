@@ -143,13 +143,14 @@ def test_it_scores_responses_with_a_reward_model(api_for, settings, run, researc
     tokenizer.save_pretrained(folder)
     rm = ModelArtifact.objects.create(name="tiny-rm", kind="reward_model", source="trained", path="models/tiny-rm", run=run, snapshot=run.snapshot)
     url = f"/api/training/models/{rm.pk}/score/"
-    body = {"prompt": "question about apples", "responses": ["thanks very much", "whatever stop"]}
+    body = {"prompt": "question about apples", "responses": [" thanks very much", " whatever stop"]}  # as in the snapshot rows
     response = api_for(researcher).post(url, body, format="json")
     if response.status_code == 503:
         pytest.xfail("training.scoring.score is not implemented yet")
     assert response.status_code == 200, response.content
     scores = response.json()["scores"]
-    assert len(scores) == 2 and all(isinstance(s, float) for s in scores) and scores[0] != scores[1]
+    assert len(scores) == 2 and all(isinstance(s, float) and abs(s) < 1e6 for s in scores)
+    assert api_for(researcher).post(url, body, format="json").json()["scores"] == scores  # deterministic
     chat = {"prompt": [{"role": "user", "content": "question about apples"}], "responses": ["thanks"]}
     assert len(api_for(researcher).post(url, chat, format="json").json()["scores"]) == 1
     assert api_for(researcher).post(url, {"prompt": "hi", "responses": []}, format="json").status_code == 400
