@@ -1,1 +1,166 @@
-urlpatterns = []
+"""The rater API: next item (a lease), submit, skip, progress, and the caller's judgments.
+
+Thin views: parse, scope through annotation.selectors, call one service. Another rater's
+assignment does not exist for the caller (404), exactly like a project they are not on.
+"""
+from __future__ import annotations
+
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+from django.urls import path
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.generics import GenericAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation import kinds
+from annotation.api.serializers_rater import (
+    ErrorSerializer,
+    JudgmentSerializer,
+    LeaseSerializer,
+    ProgressSerializer,
+    ProjectJudgmentSerializer,
+    SubmitSerializer,
+    lease_candidates,
+)
+from annotation.assignment import RaterPaused, assignment_skip, lease_next
+from annotation.judgments import LeaseLost, judgment_submit
+from annotation.models import Assignment, Judgment, Role
+from annotation.progress import rater_progress
+from annotation.selectors import membership_get, project_get_for_user
+
+TAG = ["rater"]
+
+
+def _error(detail: str, code: str, http_status: int) -> Response:
+    return Response({"detail": detail, "code": code}, status=http_status)
+
+
+def _own_assignment(request: Request, assignment_id: int) -> Assignment:
+    """The caller's assignment on a project they are still on; anybody else's is a 404."""
+    assignment = get_object_or_404(
+        Assignment.objects.select_related("project", "item"), id=assignment_id, rater_id=request.user.id
+    )
+    if membership_get(user=request.user, project=assignment.project) is None:
+        raise Http404("No such assignment")
+    return assignment
+
+
+class NextItemView(APIView):
+    @extend_schema(
+        tags=TAG,
+        summary="Give me my next item",
+        description="Returns the caller's open lease, or leases a new item. Asking again before "
+        "answering returns the same lease. Candidates come in on-screen order; answer with their `position`.",
+        request=None,
+        responses={
+            200: LeaseSerializer,
+            204: OpenApiResponse(description="Nothing left for this rater."),
+            403: OpenApiResponse(ErrorSerializer, description="The rater is paused on this project (code `paused`)."),
+            404: OpenApiResponse(description="No such project, or the caller is not on it."),
+        },
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        project, membership = project_get_for_user(user=request.user, slug=slug, role=Role.RATER)
+        try:
+            assignment = lease_next(project=project, rater=request.user, membership=membership)
+        except RaterPaused as paused:
+            return _error(f"You are paused on this project: {paused}", "paused", status.HTTP_403_FORBIDDEN)
+        if assignment is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        context = {"project": project, "candidates": lease_candidates(assignment)}
+        return Response(LeaseSerializer(assignment, context=context).data)
+
+
+class SubmitView(APIView):
+    @extend_schema(
+        tags=TAG,
+        summary="Submit a judgment for my assignment",
+        request=SubmitSerializer,
+        responses={
+            201: JudgmentSerializer,
+            200: OpenApiResponse(JudgmentSerializer, description="A repeat (same client_key, or the item already answered): the first judgment, unchanged."),
+            400: OpenApiResponse(description='Field errors, e.g. {"value": {"winner": ["must be 0, 1, ..."]}}.'),
+            404: OpenApiResponse(description="Not the caller's assignment."),
+            409: OpenApiResponse(ErrorSerializer, description="The lease was lost (expired and taken by others, or skipped): code `lease_lost`."),
+        },
+    )
+    def post(self, request: Request, assignment_id: int) -> Response:
+        assignment = _own_assignment(request, assignment_id)
+        form = SubmitSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        try:
+            judgment, created = judgment_submit(
+                assignment=assignment,
+                rater=request.user,
+                value=data["value"],
+                duration_ms=data.get("duration_ms"),
+                rationale=data["rationale"],
+                flags=data["flags"],
+                client_key=data["client_key"],
+            )
+        except kinds.InvalidValue as bad:
+            target = {"value": {bad.field: [bad.message]}} if bad.field != "client_key" else {"client_key": [bad.message]}
+            return Response(target, status=status.HTTP_400_BAD_REQUEST)
+        except LeaseLost as lost:
+            return _error(str(lost), "lease_lost", status.HTTP_409_CONFLICT)
+        return Response(JudgmentSerializer(judgment).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class SkipView(APIView):
+    @extend_schema(
+        tags=TAG,
+        summary="Skip my assignment",
+        description="The item goes back to the pool for other raters; the caller never gets it again.",
+        request=None,
+        responses={
+            200: OpenApiResponse(description='{"assignment": id, "status": "skipped"}'),
+            404: OpenApiResponse(description="Not the caller's assignment."),
+            409: OpenApiResponse(ErrorSerializer, description="Already answered, skipped or expired: code `not_active`."),
+        },
+    )
+    def post(self, request: Request, assignment_id: int) -> Response:
+        assignment = _own_assignment(request, assignment_id)
+        if not assignment_skip(assignment=assignment, rater=request.user):
+            return _error("This assignment is no longer open.", "not_active", status.HTTP_409_CONFLICT)
+        return Response({"assignment": assignment.id, "status": Assignment.Status.SKIPPED})
+
+
+class ProgressView(APIView):
+    @extend_schema(tags=TAG, summary="My progress on a project", responses={200: ProgressSerializer})
+    def get(self, request: Request, slug: str) -> Response:
+        project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.RATER)
+        return Response(ProgressSerializer(rater_progress(project=project, rater=request.user)).data)
+
+
+class JudgmentListView(GenericAPIView):
+    serializer_class = JudgmentSerializer
+
+    @extend_schema(
+        tags=TAG,
+        summary="My judgments on a project (researchers and managers: ?all=1 for everyone's)",
+        parameters=[OpenApiParameter("all", bool, description="Every judgment in the project; needs the researcher role.")],
+        responses={200: ProjectJudgmentSerializer(many=True), 403: OpenApiResponse(description="?all=1 without the researcher role.")},
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        everyone = request.query_params.get("all", "").lower() in ("1", "true", "yes")
+        project, membership = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER if everyone else Role.RATER)
+        judgments = Judgment.objects.filter(project=project)
+        if not everyone:
+            judgments = judgments.filter(rater=request.user)
+        page = self.paginate_queryset(judgments)
+        # Raters never learn which of their items were gold (gold_correct would tell them).
+        serializer_class = ProjectJudgmentSerializer if membership.has_role(Role.RESEARCHER) else JudgmentSerializer
+        return self.get_paginated_response(serializer_class(page, many=True).data)
+
+
+urlpatterns = [
+    path("projects/<slug:slug>/next/", NextItemView.as_view(), name="api-rater-next"),
+    path("projects/<slug:slug>/progress/", ProgressView.as_view(), name="api-rater-progress"),
+    path("projects/<slug:slug>/judgments/", JudgmentListView.as_view(), name="api-rater-judgments"),
+    path("assignments/<int:assignment_id>/submit/", SubmitView.as_view(), name="api-rater-submit"),
+    path("assignments/<int:assignment_id>/skip/", SkipView.as_view(), name="api-rater-skip"),
+]

@@ -1,0 +1,144 @@
+"""Shapes of the rater API: what a rater is shown, and what they send back.
+
+What a rater sees is deliberately narrow: the prompt and the candidates in on-screen order,
+never the gold answer, whether an item is gold, the models that wrote the candidates
+(position bias is bad enough without brand bias) or anyone else's judgments.
+"""
+from __future__ import annotations
+
+import string
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from annotation.kinds import Kind
+from annotation.models import Assignment, Candidate, Judgment, Project
+
+MAX_RATIONALE = 10_000
+MAX_FLAGS = 20
+
+
+def kind_settings(project: Project) -> dict:
+    """The settings of the project's kind that a client needs to draw the answer controls."""
+    if project.kind == Kind.BINARY:
+        return {"allow_tie": project.allow_tie, "allow_both_bad": project.allow_both_bad}
+    if project.kind == Kind.LIKERT:
+        return {"likert_points": project.likert_points, "likert_labels": project.likert_labels}
+    if project.kind == Kind.RANKING:
+        return {"ranking_k": project.ranking_k, "ranking_allow_ties": project.ranking_allow_ties}
+    if project.kind == Kind.RATING:
+        return {
+            "rating_min": project.rating_min,
+            "rating_max": project.rating_max,
+            "rating_threshold": project.rating_threshold,
+            "rating_labels": project.rating_labels,
+        }
+    return {}
+
+
+class LeaseProjectSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=Kind.choices)
+    instructions = serializers.CharField(help_text="Markdown; render it safely (untrusted).")
+    settings = serializers.SerializerMethodField(help_text="The settings of this kind: allow_tie, likert_points, ranking_k, rating_min ...")
+
+    @extend_schema_field(serializers.DictField())
+    def get_settings(self, project: Project) -> dict:
+        return kind_settings(project)
+
+
+class LeaseItemSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    prompt = serializers.JSONField(help_text='A string, or chat messages [{"role": ..., "content": ...}].')
+    is_chat = serializers.BooleanField()
+
+
+class LeaseCandidateSerializer(serializers.Serializer):
+    label = serializers.CharField(help_text="The on-screen name: A, B, C ... in display order.")
+    position = serializers.IntegerField(help_text="The canonical position: answers name candidates by it.")
+    text = serializers.CharField(help_text="Model output, markdown; untrusted: render it safely.")
+
+
+class LeaseSerializer(serializers.Serializer):
+    """POST /api/projects/<slug>/next/: the rater's lease, candidates in on-screen order."""
+
+    assignment = serializers.IntegerField(source="id")
+    expires_at = serializers.DateTimeField()
+    item = serializers.SerializerMethodField()
+    candidates = serializers.SerializerMethodField()
+    project = serializers.SerializerMethodField()
+
+    @extend_schema_field(LeaseItemSerializer)
+    def get_item(self, assignment: Assignment) -> dict:
+        item = assignment.item
+        return {"id": item.id, "prompt": item.prompt, "is_chat": item.is_chat}
+
+    @extend_schema_field(LeaseCandidateSerializer(many=True))
+    def get_candidates(self, assignment: Assignment) -> list[dict]:
+        by_position = {c.position: c for c in self.context["candidates"]}
+        order = assignment.display_order or sorted(by_position)
+        return [
+            {"label": string.ascii_uppercase[i] if i < 26 else str(i + 1), "position": p, "text": by_position[p].text}
+            for i, p in enumerate(order)
+            if p in by_position
+        ]
+
+    @extend_schema_field(LeaseProjectSerializer)
+    def get_project(self, assignment: Assignment) -> dict:
+        return LeaseProjectSerializer(self.context["project"]).data
+
+
+def lease_candidates(assignment: Assignment) -> list[Candidate]:
+    return list(Candidate.objects.filter(item_id=assignment.item_id).only("position", "text", "item_id").order_by("position"))
+
+
+class SubmitSerializer(serializers.Serializer):
+    """POST /api/assignments/<id>/submit/. Positions in `value` are canonical (the `position`
+    of each candidate), never on-screen sides."""
+
+    value = serializers.JSONField(
+        help_text='binary {"winner": 0|1|"tie"|"both_bad"}; likert {"winner": 0|1|"tie", "strength": k}; '
+        'ranking {"ranking": [[p, ...], ...]} best first; rating {"scores": [s0, s1, ...]}'
+    )
+    duration_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=24 * 3600 * 1000)
+    rationale = serializers.CharField(required=False, allow_blank=True, max_length=MAX_RATIONALE, trim_whitespace=True, default="")
+    flags = serializers.ListField(
+        child=serializers.CharField(max_length=50), required=False, max_length=MAX_FLAGS, default=list,
+        help_text='Free tags the rater attaches, e.g. ["unsafe", "needs_expert"].',
+    )
+    client_key = serializers.CharField(
+        required=False, allow_blank=True, max_length=64, default="",
+        help_text="Any unique string per answer (a UUID): a retry with the same key stores nothing new.",
+    )
+
+
+class JudgmentSerializer(serializers.ModelSerializer):
+    assignment = serializers.IntegerField(source="assignment_id", allow_null=True, read_only=True)
+    item = serializers.IntegerField(source="item_id", read_only=True)
+
+    class Meta:
+        model = Judgment
+        fields = ["id", "assignment", "item", "kind", "source", "value", "display_order", "duration_ms", "rationale", "flags", "client_key", "created_at"]
+        read_only_fields = fields
+
+
+class ProjectJudgmentSerializer(JudgmentSerializer):
+    """For researchers and managers: who judged (user id) and whether a gold answer matched."""
+
+    rater = serializers.IntegerField(source="rater_id", allow_null=True, read_only=True)
+
+    class Meta(JudgmentSerializer.Meta):
+        fields = [*JudgmentSerializer.Meta.fields, "rater", "ai_model", "gold_correct"]
+        read_only_fields = fields
+
+
+class ProgressSerializer(serializers.Serializer):
+    done_today = serializers.IntegerField()
+    done_total = serializers.IntegerField()
+    remaining = serializers.IntegerField(help_text="Items this rater could still label (an upper bound).")
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField(required=False)
