@@ -150,7 +150,42 @@
     sync();
   }
 
+  // Reward-model page: score responses through the API (session auth, so the CSRF header).
+  function scoreForm(form) {
+    var list = form.parentNode.querySelector("[data-scores]");
+    var error = form.parentNode.querySelector("[data-score-error]");
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var responses = form.elements.responses.value.split("\n").filter(function (l) { return l.trim() !== ""; });
+      var button = form.querySelector("button");
+      button.disabled = true;
+      error.hidden = true;
+      fetch(form.getAttribute("data-score-url"), {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": form.elements.csrfmiddlewaretoken.value },
+        body: JSON.stringify({ prompt: form.elements.prompt.value, responses: responses }),
+      })
+        .then(function (r) { return r.json().then(function (body) { return { ok: r.ok, body: body }; }); })
+        .then(function (res) {
+          if (!res.ok) throw new Error(JSON.stringify(res.body));
+          list.textContent = "";
+          res.body.scores.forEach(function (score, i) {
+            var li = document.createElement("li");
+            var b = document.createElement("strong");
+            b.textContent = score.toFixed(4);
+            li.appendChild(b);
+            li.appendChild(document.createTextNode(" " + responses[i]));
+            list.appendChild(li);
+          });
+        })
+        .catch(function (err) { error.textContent = "Scoring failed: " + err.message; error.hidden = false; })
+        .then(function () { button.disabled = false; });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("form.score-form").forEach(scoreForm);
     document.querySelectorAll("[data-run-live]").forEach(live);
     document.querySelectorAll("[data-run-form]").forEach(runForm);
     document.querySelectorAll("[data-cancel-form]").forEach(function (f) {

@@ -81,3 +81,24 @@ def test_it_shows_only_the_chosen_methods_hyperparameters_and_starts_the_run(pag
     assert run.method == "dpo" and run.config["beta"] == 0.25 and run.status == "queued"
     assert page.locator("[data-field=status]").first.text_content() == "queued"
     assert page.watch.errors == [] and violations == []
+
+
+def test_it_scores_responses_on_a_reward_models_page(page, login, project, owner, setup, settings):
+    from pathlib import Path
+
+    from tests.training.test_api import build_tiny_reward_model
+
+    snapshot, base = setup
+    build_tiny_reward_model(Path(settings.ARTIFACT_ROOT) / "models" / "tiny-rm")
+    run = TrainingRun.objects.create(project=project, snapshot=snapshot, base_model=base, method="reward", status="succeeded")
+    rm = ModelArtifact.objects.create(name="tiny-rm", kind="reward_model", source="trained", path="models/tiny-rm", run=run, snapshot=snapshot)
+    violations = csp_violations(page)
+    login(owner, f"/training/models/{rm.pk}/")
+    page.fill("textarea[name=prompt]", "question about apples")
+    page.fill("textarea[name=responses]", " thanks very much\n\n whatever stop\n")
+    page.click("form.score-form button[type=submit]")
+    page.wait_for_selector("[data-scores] li >> nth=1", timeout=30_000)
+    items = page.locator("[data-scores] li").all_text_contents()
+    assert len(items) == 2 and "thanks very much" in items[0] and "whatever stop" in items[1]
+    float(page.locator("[data-scores] li strong").first.text_content())
+    assert page.watch.errors == [] and violations == []

@@ -128,19 +128,24 @@ def test_it_refuses_to_score_with_a_model_that_is_not_a_reward_model(api_for, pr
     assert response.status_code == 400 and "not a reward model" in str(response.json())
 
 
-def test_it_scores_responses_with_a_reward_model(api_for, settings, run, researcher, member, outsider):
+def build_tiny_reward_model(folder: Path) -> Path:
+    """A 1-layer Qwen2 reward model from a config with the tests' word-level tokenizer."""
     import torch
     from transformers import Qwen2Config, Qwen2ForSequenceClassification
 
     from tests.training.conftest import build_tokenizer
 
-    folder = Path(settings.ARTIFACT_ROOT) / "models" / "tiny-rm"
     tokenizer = build_tokenizer()
     torch.manual_seed(0)
     config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
                          num_key_value_heads=2, num_labels=1, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
     Qwen2ForSequenceClassification(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_it_scores_responses_with_a_reward_model(api_for, settings, run, researcher, member, outsider):
+    build_tiny_reward_model(Path(settings.ARTIFACT_ROOT) / "models" / "tiny-rm")
     rm = ModelArtifact.objects.create(name="tiny-rm", kind="reward_model", source="trained", path="models/tiny-rm", run=run, snapshot=run.snapshot)
     url = f"/api/training/models/{rm.pk}/score/"
     body = {"prompt": "question about apples", "responses": [" thanks very much", " whatever stop"]}  # as in the snapshot rows
