@@ -41,3 +41,43 @@ def test_it_learns_that_polite_answers_are_preferred(project, owner, tiny_model,
     assert model.kind == ModelArtifact.Kind.REWARD_MODEL and model.source == ModelArtifact.Source.TRAINED
     assert model.base_model == base and model.snapshot == snapshot and model.is_adapter == use_lora
     assert model.config["learning_rate"] == 1e-2 and model.metrics["accuracy"] == test["accuracy"]
+
+
+def test_it_scores_new_responses_with_the_trained_reward_model(project, tiny_model, make_snapshot):
+    from training import scoring
+
+    base = tiny_model()
+    snapshot = make_snapshot(project, preference_rows(160, seed=3), preference_rows(20, seed=4))
+    run = run_create(project=project, snapshot=snapshot, base_model=base, method="reward", use_lora=True, config=FAST)
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.log_tail
+    rm = ModelArtifact.objects.get(run=run)
+
+    polite, rude = scoring.score(model=rm, prompt="question about rivers", responses=[" you can thanks it", " you can whatever it"])
+    assert polite > rude
+    # Cached: a second call does not load the weights again.
+    loaded = scoring._loaded(rm)
+    assert scoring._loaded(rm) is loaded
+    with pytest.raises(scoring.ScoringError):
+        scoring.score(model=base, prompt="q", responses=["a"])
+
+
+def test_it_uses_the_margin_column_when_asked(project, tiny_model, make_snapshot):
+    base = tiny_model()
+    snapshot = make_snapshot(project, preference_rows(64, seed=5, margin=True), preference_rows(16, seed=6, margin=True))
+    config = {**FAST, "num_train_epochs": 1, "use_margin": True}
+    run = run_create(project=project, snapshot=snapshot, base_model=base, method="reward", use_lora=False, config=config)
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.log_tail
+    assert run.result["resolved_config"]["use_margin"] is True and run.result["test"]["test_pairs"] == 16
+
+
+def test_it_fails_in_words_when_the_snapshot_has_no_pairs(project, tiny_model, make_snapshot):
+    base = tiny_model()
+    snapshot = make_snapshot(project, [], [])
+    run = run_create(project=project, snapshot=snapshot, base_model=base, method="reward", config=FAST)
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.FAILED
+    assert "preference/train.jsonl" in run.error and "no preference pairs" in run.error
+    assert "no preference pairs" in run.log_tail and run.finished_at is not None
+    assert not ModelArtifact.objects.filter(run=run).exists()

@@ -58,6 +58,9 @@ def evaluate(*, trainer, cfg: DPOConfig, test_ds) -> dict:
         return {"test_pairs": 0, "note": "the snapshot has no test split"}
     if "margin" in test_ds.column_names:
         test_ds = test_ds.remove_columns("margin")
+    # Length grouping is for training batches; Trainer would apply it to the eval sampler too,
+    # and the test split has no length column.
+    trainer.args.train_sampling_strategy = "sequential"
     metrics = trainer.evaluate(eval_dataset=test_ds, metric_key_prefix="test")
     pick = {
         "accuracy": "test_rewards/accuracies",
@@ -69,7 +72,11 @@ def evaluate(*, trainer, cfg: DPOConfig, test_ds) -> dict:
         "logps_rejected_mean": "test_logps/rejected",
     }
     out = {"test_pairs": len(test_ds)}
-    out.update({key: metrics[src] for key, src in pick.items() if src in metrics})
+    for key, src in pick.items():
+        # TRL's own log() renames evaluation metrics to eval_*, whatever the prefix asked for.
+        value = metrics.get(src, metrics.get(src.replace("test_", "eval_", 1)))
+        if value is not None:
+            out[key] = value
     return out
 
 
