@@ -168,3 +168,24 @@ def test_it_documents_the_training_api(client_for, owner):
     schema = client_for(owner).get("/api/schema/", HTTP_ACCEPT="application/json").content.decode()
     for path in ("/api/training/models/{id}/score/", "/api/training/runs/{id}/cancel/", "/api/training/runs/{id}/metrics/"):
         assert path in schema
+
+
+def test_it_runs_dpo_started_over_the_api_and_shows_its_samples(api_for, client_for, make_project, owner, tiny_model, make_snapshot,
+                                                                django_capture_on_commit_callbacks):
+    from tests.training.conftest import preference_rows
+
+    project = make_project(slug="tiny-dpo")
+    snapshot = make_snapshot(project, preference_rows(32, seed=1), preference_rows(8, seed=2, start=1000))
+    tiny_model("tiny-policy")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_for(owner).post("/api/training/runs/", {
+            "project": project.slug, "snapshot": snapshot.pk, "base_model": "tiny-policy", "method": "dpo", "use_lora": True,
+            "config": {"max_steps": 2, "per_device_train_batch_size": 8, "sample_prompts": 2, "sample_max_new_tokens": 4}}, format="json")
+    assert response.status_code == 201
+    body = api_for(owner).get(f"/api/training/runs/{response.json()['id']}/").json()
+    assert body["status"] == "succeeded", body["error"] or body["log_tail"]
+    assert body["output_model"] and body["result"]["test"]["test_pairs"] == 8
+    page = client_for(owner).get(f"/training/runs/{body['id']}/samples/").content.decode()
+    assert page.count('class="card sample"') == 2 and "question about" in page
+    model = api_for(owner).get(f"/api/training/models/{body['output_model']}/").json()
+    assert model["is_adapter"] and model["project"] == project.slug and model["run"] == body["id"]

@@ -196,3 +196,27 @@ def test_it_shows_dpo_samples_beside_the_reference(client_for, run, researcher, 
     assert "Say hi" in page and "Hello, thanks!" in page and "whatever" in page
     assert page.index("Trained policy") < page.index("Hello, thanks!") < page.index("Reference") < page.index("whatever")
     assert client_for(member).get(f"/training/runs/{run.pk}/samples/").status_code == 403
+
+
+def test_it_trains_a_tiny_reward_model_started_from_the_form(client_for, make_project, owner, tiny_model, make_snapshot,
+                                                             django_capture_on_commit_callbacks):
+    from tests.training.conftest import preference_rows
+
+    project = make_project(slug="tiny")
+    snapshot = make_snapshot(project, preference_rows(64, seed=1), preference_rows(16, seed=2, start=1000))
+    base = tiny_model("tiny-base")
+    # Celery runs eagerly in tests: the run trains inline once the row is committed.
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(owner).post(f"/training/projects/{project.slug}/new/", {
+            "snapshot": snapshot.pk, "base_model": base.pk, "method": "reward", "training": "full",
+            "reward-max_steps": "4", "reward-logging_steps": "1", "reward-per_device_train_batch_size": "16"})
+    run = TrainingRun.objects.get()
+    assert response.status_code == 302 and run.status == "succeeded", run.error or run.log_tail
+    page = client_for(owner).get(f"/training/runs/{run.pk}/").content.decode()
+    assert "4 / 4 steps (100%)" in page and "Results on the test split" in page and "<th>accuracy</th>" in page
+    assert "Reward margin distribution" in page and "16 pairs" in page
+    state = client_for(owner).get(f"/training/runs/{run.pk}/metrics.json").json()
+    assert state["finished"] and len(state["metrics"]) >= 3 and "loss" in state["metrics"][0]
+    model = run.output_model
+    assert model.kind == "reward_model" and model.base_model == base and model.snapshot == snapshot
+    assert f"/training/models/{model.pk}/" in page
