@@ -7,7 +7,7 @@ print items/s, wall time and peak RSS.
 
 It never touches your data: ARBITER_DATA_DIR is a fresh temporary folder, and the database is a
 throwaway test database (Django's test-database creation: a file in that folder on SQLite,
-`arbiter_bench_<pid>` on PostgreSQL), destroyed at the end.
+`arbiter_import_bench_<pid>` on PostgreSQL), destroyed at the end.
 Target (issue 2): 1,000,000 items under 60 s with flat memory (peak RSS independent of N).
 """
 from __future__ import annotations
@@ -57,7 +57,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="arbiter-import-bench-"))
     os.environ["ARBITER_DATA_DIR"] = str(workdir)
     is_pg = os.environ.get("DATABASE_URL", "").startswith("postgres")
-    os.environ["ARBITER_TEST_DB_NAME"] = f"arbiter_bench_{os.getpid()}" if is_pg else str(workdir / "bench.sqlite3")
+    os.environ["ARBITER_TEST_DB_NAME"] = f"arbiter_import_bench_{os.getpid()}" if is_pg else str(workdir / "bench.sqlite3")
     if args.batch_size:
         os.environ["ARBITER_IMPORT_BATCH_SIZE"] = str(args.batch_size)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -74,9 +74,17 @@ def main() -> int:
     generate(data, args.n)
     print(f"generated {args.n:,} items ({data.stat().st_size / 1e6:,.0f} MB) in {time.monotonic() - started:.1f} s")
 
-    # A throwaway database, built from the models like the test suite does.
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
+    # A throwaway database, built from the models like the test suite does (--nomigrations).
+    class NoMigrations(dict):
+        def __contains__(self, app):
+            return True
+
+        def __getitem__(self, app):
+            return None
+
+    settings.MIGRATION_MODULES = NoMigrations()
     try:
+        connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
         from annotation.importers import import_path
         from annotation.models import Candidate, Item, Project
 

@@ -3,12 +3,15 @@ building model instances and preparing each field, which was most of a million-i
 
 A RowInserter takes rows as tuples in the order of the columns it was given; every other
 column gets the model's default (auto_now_add: now), so an additive model change keeps
-working. JSON values go through the backend's own adapter (text on SQLite, Jsonb on
-PostgreSQL) via `json()`. RETURNING yields the new ids in VALUES order on both backends
-(bulk_create relies on the same).
+working. JSON values go through `json()`.
+
+SQLite: multi-row INSERT ... RETURNING id (ids come back in VALUES order; bulk_create relies on
+the same). PostgreSQL: COPY, several times faster than INSERT there; the new ids are drawn from
+the table's sequence first, so candidates can point at their items.
 """
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from itertools import chain
@@ -31,7 +34,9 @@ class RowInserter:
             raise ValueError(f"{model.__name__} has no column(s) {sorted(unknown)}")
         rest = [f for name, f in by_name.items() if name not in columns]
         now = connection.ops.adapt_datetimefield_value(timezone.now())
-        self._adapt_json = connection.ops.adapt_json_value
+        self.copy = connection.vendor == "postgresql"
+        # COPY takes JSON as text; INSERT takes the backend's own adapter.
+        self._adapt_json = (lambda value, encoder: json.dumps(value)) if self.copy else connection.ops.adapt_json_value
         self._empty_object = self._adapt_json({}, None)
         tail = []
         for f in rest:
@@ -49,6 +54,9 @@ class RowInserter:
         self.head = f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(n) for n in names)}) VALUES "
         self.one = "(" + ", ".join(["%s"] * self.width) + ")"
         self.pk = quote(model._meta.pk.column)
+        self.table_name, self.pk_name = model._meta.db_table, model._meta.pk.column
+        self.copy_sql = f"COPY {quote(model._meta.db_table)} ({', '.join(quote(n) for n in names)}) FROM STDIN"
+        self.copy_sql_with_id = f"COPY {quote(model._meta.db_table)} ({self.pk}, {', '.join(quote(n) for n in names)}) FROM STDIN"
         self.per_statement = max(1, _max_params() // self.width)
         self._sql_cache: dict[tuple[int, bool], str] = {}
 
@@ -68,6 +76,8 @@ class RowInserter:
         return self._sql_cache[key]
 
     def insert(self, rows: Sequence[tuple], *, returning: bool = False) -> list[int]:
+        if self.copy:
+            return self._copy(rows, returning)
         ids: list[int] = []
         tail = self.tail
         with connection.cursor() as cursor:
@@ -78,3 +88,22 @@ class RowInserter:
                 if returning:
                     ids.extend(row[0] for row in cursor.fetchall())
         return ids
+
+    def _copy(self, rows: Sequence[tuple], returning: bool) -> list[int]:
+        tail = self.tail
+        with connection.cursor() as cursor:
+            raw = cursor.cursor
+            if not returning:
+                with raw.copy(self.copy_sql) as copy:
+                    for row in rows:
+                        copy.write_row(row + tail)
+                return []
+            raw.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [self.table_name, self.pk_name, len(rows)],
+            )
+            ids = [r[0] for r in raw.fetchall()]
+            with raw.copy(self.copy_sql_with_id) as copy:
+                for pk, row in zip(ids, rows):
+                    copy.write_row((pk, *row, *tail))
+            return ids
