@@ -52,7 +52,15 @@ class ProjectAdminForm(forms.ModelForm):
     def _post_clean(self):
         super()._post_clean()  # builds self.instance from the cleaned data
         # The same cross-field checks as the browser form and the API (annotation.kinds).
-        for field, message in settings_errors(self.instance).items():
+        errors = settings_errors(self.instance)
+        if self.instance.pk and Item.objects.filter(project_id=self.instance.pk).exists():
+            # Stored answers and candidate counts depend on these (annotation.projects.project_update).
+            saved = Project.objects.get(pk=self.instance.pk)
+            if saved.kind != self.instance.kind:
+                errors["kind"] = "cannot change once the project has items"
+            elif saved.kind == "ranking" and saved.ranking_k != self.instance.ranking_k:
+                errors["ranking_k"] = "cannot change once the project has items"
+        for field, message in errors.items():
             if field in self.fields and field not in self.errors:
                 self.add_error(field, message)
 

@@ -110,3 +110,13 @@ def test_it_registers_big_tables_with_raw_ids_and_no_full_count():
         assert model_admin.show_full_result_count is False
         assert "project" in model_admin.raw_id_fields
         assert model_admin.list_select_related
+
+
+def test_it_keeps_the_kind_of_a_project_with_items_in_the_admin(client_for, staff, project, add_items):
+    add_items(project, 1)
+    data = _project_form(name=project.name, slug=project.slug, kind="rating", **{"memberships-TOTAL_FORMS": "0"})
+    response = client_for(staff).post(f"/admin/annotation/project/{project.pk}/change/", data)
+    assert response.status_code == 200
+    assert "cannot change once the project has items" in response.context["adminform"].form.errors["kind"][0]
+    project.refresh_from_db()
+    assert project.kind == "binary"
