@@ -45,7 +45,8 @@ IDLE_GAP_SECONDS = 600
 # Rater pairs sharing fewer units than this get no Cohen's kappa (too noisy to show).
 MIN_SHARED_FOR_KAPPA = 10
 
-BINARY_CODES = {0: 0, 1: 1, TIE: 2, BOTH_BAD: 3}
+WINNER_TEXT_CODES = {"0": 0, "1": 1, TIE: 2, BOTH_BAD: 3}
+WINNER_LOOKUP = {**WINNER_TEXT_CODES, 0: 0, 1: 1}
 BINARY_DOMAIN = ["A (candidate 0)", "B (candidate 1)", "tie", "both bad"]
 
 
@@ -82,6 +83,37 @@ def scale_for(kind: str, *, likert_points: int = 7, rating_min: int = 1, rating_
     raise ValueError(f"unknown kind {kind!r}")
 
 
+def winner_codes(winners) -> np.ndarray:
+    """Winners as codes: 0 / 1 (candidate position), 2 tie, 3 both bad, -1 anything else.
+    Takes canonical values or what the database returns for them (text on PostgreSQL's ->>,
+    numbers or text on SQLite)."""
+    lookup = WINNER_LOOKUP.get
+    return np.asarray([lookup(w, -1) for w in winners], dtype=np.int64)
+
+
+def cells_from_winners(kind: str, item_ids, rater_idx, winners: np.ndarray, strengths: np.ndarray, *, likert_points: int = 7) -> Cells:
+    """Binary and Likert judgments -> cells, vectorised. `winners` are winner_codes() and
+    `strengths` the Likert strengths (ignored for binary), parallel to item_ids and rater_idx."""
+    n_values, level, domain = scale_for(kind, likert_points=likert_points)
+    item_ids = np.asarray(item_ids, dtype=np.int64)
+    rater_idx = np.asarray(rater_idx, dtype=np.int64)
+    winners = np.asarray(winners, dtype=np.int64)
+    if kind == Kind.BINARY:
+        rows = np.nonzero(winners >= 0)[0]
+        value = label = winners[rows]
+        n_labels = 4
+    else:
+        half = likert_half(likert_points)
+        rows = np.nonzero((winners >= 0) & (winners <= 2))[0]  # "both bad" is not a Likert answer
+        w, strength = winners[rows], np.clip(np.asarray(strengths, dtype=np.int64)[rows], 0, half)
+        signed = np.where(w == 0, -strength, np.where(w == 1, strength, 0))
+        value = signed + half
+        label = np.sign(signed) + 1  # 0: candidate 0's side, 1: tie, 2: candidate 1's side
+        n_labels = 3
+    _, unit = np.unique(item_ids[rows], return_inverse=True)
+    return Cells(unit.astype(np.int64).reshape(-1), rater_idx[rows], value.astype(np.int64), label.astype(np.int64), rows.astype(np.int64), n_values, n_labels, level, domain)
+
+
 def cells_from_values(
     kind: str,
     item_ids,
@@ -96,68 +128,74 @@ def cells_from_values(
 ) -> Cells:
     """Canonical judgment values (annotation.kinds) -> cells. `item_ids` and `rater_idx` are
     parallel to `values`; rater_idx are small integers (index into a list of raters)."""
-    n_values, level, domain = scale_for(kind, likert_points=likert_points, rating_min=rating_min, rating_max=rating_max, ranking_k=ranking_k)
     item_ids = np.asarray(item_ids, dtype=np.int64)
     rater_idx = np.asarray(rater_idx, dtype=np.int64)
-    keys: list[int] = []
-    codes: list[int] = []
-    labels: list[int] = []
-    rows: list[int] = []
     if kind in (Kind.BINARY, Kind.LIKERT):
-        half = likert_half(likert_points)
-        for i, v in enumerate(values):
-            winner = v.get("winner")
-            if kind == Kind.BINARY:
-                code = BINARY_CODES.get(winner)
-                if code is None:
-                    continue
-                label = code
-            else:
-                if winner == TIE:
-                    signed = 0
-                elif winner in (0, 1):
-                    signed = (1 if winner == 1 else -1) * int(v.get("strength", 1))
-                else:
-                    continue
-                code = signed + half
-                label = (signed > 0) - (signed < 0) + 1  # 0: A side, 1: tie, 2: B side
-            keys.append(int(item_ids[i]))
-            codes.append(code)
-            labels.append(label)
-            rows.append(i)
-        n_labels = 4 if kind == Kind.BINARY else 3
+        winners = winner_codes([v.get("winner") for v in values])
+        strengths = np.fromiter((int(v.get("strength") or 0) for v in values), dtype=np.int64, count=len(values))
+        return cells_from_winners(kind, item_ids, rater_idx, winners, strengths, likert_points=likert_points)
+    matrix = position_matrix(kind, values)
+    return cells_from_matrix(kind, item_ids, rater_idx, matrix, rating_min=rating_min, rating_max=rating_max, rating_threshold=rating_threshold, ranking_k=ranking_k)
+
+
+def cells_from_matrix(kind: str, item_ids, rater_idx, matrix: np.ndarray, *, rating_min: int = 1, rating_max: int = 5, rating_threshold: int = 4, ranking_k: int = 4) -> Cells:
+    """Rankings and ratings -> cells, vectorised, from position_matrix()."""
+    item_ids = np.asarray(item_ids, dtype=np.int64)
+    rater_idx = np.asarray(rater_idx, dtype=np.int64)
+    n_values, level, domain = scale_for(kind, rating_min=rating_min, rating_max=rating_max, ranking_k=ranking_k)
+    rows, pos = np.nonzero(matrix != MISSING)
+    if kind == Kind.RATING:
+        scores = matrix[rows, pos]
+        codes, labels = scores - rating_min, (scores >= rating_threshold).astype(np.int64)
     else:
-        for i, v in enumerate(values):
-            base = int(item_ids[i]) * 64  # a unit per (item, candidate); K <= 50
-            if kind == Kind.RATING:
-                for pos, score in enumerate(v.get("scores", [])):
-                    keys.append(base + pos)
-                    codes.append(int(score) - rating_min)
-                    labels.append(int(score >= rating_threshold))
-                    rows.append(i)
-            else:
-                tiers = v.get("ranking", [])
-                for tier_no, tier in enumerate(tiers):
-                    for pos in tier:
-                        keys.append(base + int(pos))
-                        codes.append(min(tier_no, n_values - 1))
-                        labels.append(int(tier_no == 0))
-                        rows.append(i)
-        n_labels = 2
-    rows_arr = np.asarray(rows, dtype=np.int64)
-    _, unit = np.unique(np.asarray(keys, dtype=np.int64), return_inverse=True)
-    value = np.clip(np.asarray(codes, dtype=np.int64), 0, n_values - 1)
+        ranks = matrix[rows, pos]
+        codes, labels = np.minimum(ranks, n_values - 1), (ranks == 0).astype(np.int64)
+    # A unit per (item, candidate position); K <= 50 by the project settings.
+    _, unit = np.unique(item_ids[rows] * 64 + pos, return_inverse=True)
     return Cells(
-        unit=unit.astype(np.int64),
-        rater=rater_idx[rows_arr] if len(rows_arr) else np.zeros(0, dtype=np.int64),
-        value=value,
-        label=np.asarray(labels, dtype=np.int64),
-        row=rows_arr,
+        unit=unit.astype(np.int64).reshape(-1),
+        rater=rater_idx[rows],
+        value=np.clip(codes, 0, n_values - 1).astype(np.int64),
+        label=labels,
+        row=rows.astype(np.int64),
         n_values=n_values,
-        n_labels=n_labels,
+        n_labels=2,
         level=level,
         domain=domain,
     )
+
+
+MISSING = -(2**31)
+
+
+def position_matrix(kind: str, values: list[dict]) -> np.ndarray:
+    """Judgments x candidate positions: the score (rating) or the rank, 0 = best (ranking) each
+    answer gives each candidate; MISSING where it gives none."""
+    if kind == Kind.RATING:
+        rows = [v.get("scores") or [] for v in values]
+    else:
+        tiers = [v.get("ranking") or [] for v in values]
+        try:
+            # The common case, rankings without ties of one length: tiers are [[p], [q], ...],
+            # so the ranks are the inverse permutation of the order, computed in numpy.
+            order = np.asarray([[p for (p,) in t] for t in tiers], dtype=np.int64)
+        except (ValueError, TypeError):
+            order = None
+        if order is not None and order.ndim == 2 and order.size:
+            ranks = np.empty_like(order)
+            np.put_along_axis(ranks, order, np.broadcast_to(np.arange(order.shape[1]), order.shape), axis=1)
+            return ranks
+        rows = []
+        for judgment_tiers in tiers:
+            row: dict[int, int] = {}
+            for tier_no, tier in enumerate(judgment_tiers):
+                for pos in tier:
+                    row[int(pos)] = tier_no
+            rows.append([row.get(p, MISSING) for p in range(max(row) + 1)] if row else [])
+    width = max((len(r) for r in rows), default=0)
+    if all(len(r) == width for r in rows):
+        return np.asarray(rows, dtype=np.int64).reshape(len(rows), width)
+    return np.asarray([list(r) + [MISSING] * (width - len(r)) for r in rows], dtype=np.int64).reshape(len(rows), width)
 
 
 def value_counts(cells: Cells, mask: np.ndarray | None = None) -> np.ndarray:
@@ -282,33 +320,33 @@ def consensus_agreement(cells: Cells) -> tuple[np.ndarray, np.ndarray]:
     return has, agrees
 
 
-def first_card_picks(kind: str, values: list[dict], display_orders: list[list]) -> tuple[np.ndarray, np.ndarray]:
+def first_card_picks_pairwise(winners: np.ndarray, first_positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """first_card_picks for binary and Likert, vectorised: winner_codes() and the candidate
+    position shown first (-1 where unknown)."""
+    counted = ((winners == 0) | (winners == 1)) & (first_positions >= 0)
+    return counted, counted & (winners == first_positions)
+
+
+def first_card_picks(kind: str, values: list[dict], display_orders: list, *, matrix: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per judgment: (counted, picked_first). A judgment counts when it names a single best
     candidate (not a tie, not 'both bad', not a tied top tier or top score) and the on-screen
-    order is known; picked_first says whether that candidate was the left / first card."""
-    n = len(values)
-    counted = np.zeros(n, dtype=bool)
-    first = np.zeros(n, dtype=bool)
-    for i, (v, order) in enumerate(zip(values, display_orders)):
-        if not order:
-            continue
-        if kind in (Kind.BINARY, Kind.LIKERT):
-            best = v.get("winner")
-            if best not in (0, 1):
-                continue
-        elif kind == Kind.RANKING:
-            tiers = v.get("ranking") or [[]]
-            if len(tiers[0]) != 1:
-                continue
-            best = tiers[0][0]
-        else:
-            scores = v.get("scores") or []
-            if not scores or scores.count(max(scores)) != 1:
-                continue
-            best = scores.index(max(scores))
-        counted[i] = True
-        first[i] = order[0] == best
-    return counted, first
+    order is known; picked_first says whether that candidate was the left / first card.
+    `display_orders` are the on-screen orders, or just the first position of each (-1: unknown);
+    `matrix` is position_matrix(kind, values) where the caller has it already."""
+    firsts = np.asarray([(o[0] if o else -1) if isinstance(o, (list, tuple)) else (-1 if o is None else int(o)) for o in display_orders], dtype=np.int64)
+    if kind in (Kind.BINARY, Kind.LIKERT):
+        return first_card_picks_pairwise(winner_codes([v.get("winner") for v in values]), firsts)
+    matrix = position_matrix(kind, values) if matrix is None else matrix
+    if not matrix.size:
+        return np.zeros(len(firsts), dtype=bool), np.zeros(len(firsts), dtype=bool)
+    given = matrix != MISSING
+    if kind == Kind.RANKING:
+        top = given & (matrix == 0)
+    else:
+        best_score = np.where(given, matrix, MISSING).max(axis=1)
+        top = given & (matrix == best_score[:, None])
+    counted = (top.sum(axis=1) == 1) & (firsts >= 0)
+    return counted, counted & (top.argmax(axis=1) == firsts)
 
 
 def active_seconds(times: np.ndarray, typical_seconds: float) -> float:

@@ -212,3 +212,36 @@ def test_it_plots_agreement_per_day_of_completed_items(make_project, add_items, 
     assert points[0]["alpha"] == pytest.approx(1.0)
     assert points[1]["alpha"] < 0
     assert points[1]["units"] == 4
+
+
+def test_it_reads_rankings_with_and_without_ties_the_same_way():
+    plain = agreement.position_matrix(Kind.RANKING, [{"ranking": [[2], [0], [1]]}])
+    tied = agreement.position_matrix(Kind.RANKING, [{"ranking": [[2], [0, 1]]}, {"ranking": [[1], [2], [0]]}])
+    assert plain.tolist() == [[1, 2, 0]]
+    assert tied.tolist() == [[1, 1, 0], [2, 0, 1]]
+    counted, first = agreement.first_card_picks(Kind.RANKING, [{"ranking": [[2], [0, 1]]}, {"ranking": [[0, 1], [2]]}], [[2, 0, 1], [0, 1, 2]])
+    assert counted.tolist() == [True, False]  # a tied top tier names no single winner
+    assert first.tolist() == [True, False]
+
+
+def test_it_computes_ranking_and_rating_projects_end_to_end(make_project, add_items, member, make_user):
+    other = make_user("rater2")
+    ranking = make_project(Kind.RANKING, ranking_k=3, ranking_allow_ties=True)
+    rating = make_project(Kind.RATING, rating_min=1, rating_max=5, rating_threshold=4)
+    for project in (ranking, rating):
+        join(project, other)
+    for i, item in enumerate(add_items(ranking, 6)):
+        value = {"ranking": [[i % 3], [(i + 1) % 3, (i + 2) % 3]] if i % 2 else [[i % 3], [(i + 1) % 3], [(i + 2) % 3]]}
+        judge(ranking, item, member, value, order=[0, 1, 2])
+        judge(ranking, item, other, value, order=[2, 1, 0])
+    for i, item in enumerate(add_items(rating, 5, candidates=2)):
+        judge(rating, item, member, {"scores": [1 + i % 5, 5 - i % 5]})
+        judge(rating, item, other, {"scores": [1 + i % 5, 4 - i % 4]})
+    ranked = project_quality_compute(project=ranking)["summary"]
+    assert ranked["alpha"] == pytest.approx(1.0) and ranked["level"] == "ordinal"
+    assert ranked["units"] == 18 and ranked["first_card_expected"] == pytest.approx(0.333)
+    # The member's first card is candidate 0, the other's candidate 2: each is the winner in 2 of 6.
+    assert ranked["first_card_share"] == pytest.approx(4 / 12, abs=1e-3)
+    rated = project_quality_compute(project=rating)["summary"]
+    assert rated["units"] == 10 and rated["pairable_units"] == 10
+    assert 0 < rated["alpha"] < 1  # the first candidate's scores agree, the second's drift by one
