@@ -101,45 +101,53 @@ def _next_item_query(*, project: Project, rater, gold: bool):
 
 
 def _try_claim(*, project: Project, rater, membership: Membership | None, gold: bool, now: datetime, rng: random.Random):
-    """One attempt: lock the first free row, take a slot, create the lease. Returns the lease,
-    None when no row is free, or _LOST when another claimer won the race for the row we saw."""
-    with transaction.atomic():
-        # Two tabs of one rater asking at once must end with one lease, not two. SQLite's
-        # IMMEDIATE transaction already serialises them; PostgreSQL queues them on the rater's
-        # membership row (other raters never wait on it).
-        if membership is not None and membership.pk is not None and connection.vendor == "postgresql":
-            list(Membership.objects.select_for_update().filter(pk=membership.pk).values_list("pk"))
-        current = _active_lease(project=project, rater=rater, now=now)
-        if current is not None:
-            return current
-        qs = _next_item_query(project=project, rater=rater, gold=gold)
-        if connection.features.has_select_for_update_skip_locked:
-            qs = qs.select_for_update(skip_locked=True, no_key=True, of=("self",))
-        item_id = qs.values_list("id", flat=True).first()
-        if item_id is None:
-            return None
-        claim = Item.objects.filter(id=item_id)
-        if not gold:
-            claim = claim.filter(taken__lt=project.overlap)
-        if not claim.update(taken=F("taken") + 1):
-            return _LOST  # somebody else took the last slot between our read and our write
-        positions = list(Candidate.objects.filter(item_id=item_id).order_by("position").values_list("position", flat=True))
-        rng.shuffle(positions)
-        try:
-            with transaction.atomic():
-                return Assignment.objects.create(
-                    project=project,
-                    item_id=item_id,
-                    rater=rater,
-                    display_order=positions,
-                    is_gold=gold,
-                    expires_at=now + timedelta(seconds=project.lease_seconds),
-                )
-        except IntegrityError:
-            # The same rater claimed this item from another tab a moment ago: give the slot back.
-            Item.objects.filter(id=item_id).update(taken=F("taken") - 1)
-            return _LOST
-
+    """One attempt, one short transaction: return the rater's open lease if they have one;
+    otherwise lock the first free row, take a slot, create the lease. Returns the lease, None
+    when no row is free, or _LOST when another claimer won the race for the row we saw."""
+    try:
+        with transaction.atomic():
+            # Two tabs of one rater asking at once must end with one lease, not two. SQLite's
+            # IMMEDIATE transaction already serialises them; PostgreSQL queues them on the
+            # rater's membership row (other raters never wait on it).
+            if connection.vendor == "postgresql":
+                # A lease is soft state: should the server crash in the next few hundred ms,
+                # losing it loses nothing (the rater asks again; slot and lease go together).
+                # Not waiting for the WAL flush halves the fsyncs of a next+submit round.
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
+                if membership is not None and membership.pk is not None:
+                    list(Membership.objects.select_for_update().filter(pk=membership.pk).values_list("pk"))
+            current = _active_lease(project=project, rater=rater, now=now)
+            if current is not None:
+                return current
+            qs = _next_item_query(project=project, rater=rater, gold=gold)
+            if connection.features.has_select_for_update_skip_locked:
+                qs = qs.select_for_update(skip_locked=True, no_key=True, of=("self",))
+            item = qs.first()
+            if item is None:
+                return None
+            claim = Item.objects.filter(id=item.id)
+            if not gold:
+                claim = claim.filter(taken__lt=project.overlap)
+            if not claim.update(taken=F("taken") + 1):
+                return _LOST  # somebody else took the last slot between our read and our write
+            candidates = list(Candidate.objects.filter(item_id=item.id).only("item_id", "position", "text").order_by("position"))
+            positions = [c.position for c in candidates]
+            rng.shuffle(positions)
+            assignment = Assignment.objects.create(
+                project=project,
+                item=item,
+                rater=rater,
+                display_order=positions,
+                is_gold=gold,
+                expires_at=now + timedelta(seconds=project.lease_seconds),
+            )
+            assignment._candidates = candidates  # saves the API a query; see assignment_candidates
+            return assignment
+    except IntegrityError:
+        # The rater already has a row for this item (a race the locks above should prevent);
+        # the whole attempt rolled back, slot included: try the next row.
+        return _LOST
 
 
 def _claim(*, project: Project, rater, membership: Membership | None, gold: bool, now: datetime, rng: random.Random) -> Assignment | None:
@@ -169,19 +177,17 @@ def lease_next(
 ) -> Assignment | None:
     """The rater's current lease, or a new one, or None when nothing is left for them.
 
-    Raises RaterPaused for a paused rater. `membership` saves a query when the caller already
-    has it (the API does); `rng` makes gold mixing and on-screen order reproducible in tests.
+    Raises RaterPaused for a paused rater. `membership` (the caller's, from
+    selectors.project_get_for_user) saves a query; `rng` makes gold mixing and on-screen order reproducible in tests.
     """
     now = now or timezone.now()
     rng = rng or random
-    if membership is None or membership.pk is None:
+    if membership is None:
         membership = Membership.objects.filter(project=project, user=rater).first()
     if membership is not None and membership.paused:
         raise RaterPaused(membership.paused_reason or "paused by a manager")
-    current = _active_lease(project=project, rater=rater, now=now)
-    if current is not None:
-        return current
     _maybe_sweep(project=project, now=now)
+    # Each claim first returns the rater's open lease, if any: asking again is not a new claim.
     assignment = None
     if project.gold_rate > 0 and rng.random() < project.gold_rate:
         assignment = _claim(project=project, rater=rater, membership=membership, gold=True, now=now, rng=rng)
@@ -209,9 +215,19 @@ def assignment_skip(*, assignment: Assignment, rater) -> bool:
     return bool(won)
 
 
+def assignment_candidates(assignment: Assignment) -> list[Candidate]:
+    """The item's candidates in on-screen order (assignment.display_order)."""
+    candidates = getattr(assignment, "_candidates", None)
+    if candidates is None:
+        candidates = list(Candidate.objects.filter(item_id=assignment.item_id).only("item_id", "position", "text"))
+    by_position = {c.position: c for c in candidates}
+    order = assignment.display_order or sorted(by_position)
+    return [by_position[p] for p in order if p in by_position]
+
+
 def sweep_clock_reset() -> None:
     """Forget when projects were last swept (tests that move the clock use it)."""
     _last_sweep.clear()
 
 
-__all__ = ["RaterPaused", "assignment_skip", "lease_next", "leases_expire", "sweep_clock_reset"]
+__all__ = ["RaterPaused", "assignment_candidates", "assignment_skip", "lease_next", "leases_expire", "sweep_clock_reset"]

@@ -5,6 +5,7 @@ assignment does not exist for the caller (404), exactly like a project they are 
 """
 from __future__ import annotations
 
+from django.db.models import Exists, OuterRef
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import path
@@ -23,13 +24,12 @@ from annotation.api.serializers_rater import (
     ProgressSerializer,
     ProjectJudgmentSerializer,
     SubmitSerializer,
-    lease_candidates,
 )
 from annotation.assignment import RaterPaused, assignment_skip, lease_next
 from annotation.judgments import LeaseLost, judgment_submit
-from annotation.models import Assignment, Judgment, Role
+from annotation.models import Assignment, Judgment, Membership, Role
 from annotation.progress import rater_progress
-from annotation.selectors import membership_get, project_get_for_user
+from annotation.selectors import project_get_for_user
 
 TAG = ["rater"]
 
@@ -40,10 +40,15 @@ def _error(detail: str, code: str, http_status: int) -> Response:
 
 def _own_assignment(request: Request, assignment_id: int) -> Assignment:
     """The caller's assignment on a project they are still on; anybody else's is a 404."""
+    # One query: the membership check rides along as an EXISTS (a rater removed from the
+    # project can no longer answer; staff may).
+    member = Membership.objects.filter(project=OuterRef("project_id"), user_id=request.user.id)
     assignment = get_object_or_404(
-        Assignment.objects.select_related("project", "item"), id=assignment_id, rater_id=request.user.id
+        Assignment.objects.select_related("project", "item").annotate(is_member=Exists(member)),
+        id=assignment_id,
+        rater_id=request.user.id,
     )
-    if membership_get(user=request.user, project=assignment.project) is None:
+    if not (assignment.is_member or request.user.is_staff):
         raise Http404("No such assignment")
     return assignment
 
@@ -70,8 +75,7 @@ class NextItemView(APIView):
             return _error(f"You are paused on this project: {paused}", "paused", status.HTTP_403_FORBIDDEN)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        context = {"project": project, "candidates": lease_candidates(assignment)}
-        return Response(LeaseSerializer(assignment, context=context).data)
+        return Response(LeaseSerializer(assignment, context={"project": project}).data)
 
 
 class SubmitView(APIView):

@@ -11,8 +11,9 @@ import string
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from annotation.assignment import assignment_candidates
 from annotation.kinds import Kind
-from annotation.models import Assignment, Candidate, Judgment, Project
+from annotation.models import Assignment, Judgment, Project
 
 MAX_RATIONALE = 10_000
 MAX_FLAGS = 20
@@ -76,21 +77,14 @@ class LeaseSerializer(serializers.Serializer):
 
     @extend_schema_field(LeaseCandidateSerializer(many=True))
     def get_candidates(self, assignment: Assignment) -> list[dict]:
-        by_position = {c.position: c for c in self.context["candidates"]}
-        order = assignment.display_order or sorted(by_position)
         return [
-            {"label": string.ascii_uppercase[i] if i < 26 else str(i + 1), "position": p, "text": by_position[p].text}
-            for i, p in enumerate(order)
-            if p in by_position
+            {"label": string.ascii_uppercase[i] if i < 26 else str(i + 1), "position": c.position, "text": c.text}
+            for i, c in enumerate(assignment_candidates(assignment))
         ]
 
     @extend_schema_field(LeaseProjectSerializer)
     def get_project(self, assignment: Assignment) -> dict:
         return LeaseProjectSerializer(self.context["project"]).data
-
-
-def lease_candidates(assignment: Assignment) -> list[Candidate]:
-    return list(Candidate.objects.filter(item_id=assignment.item_id).only("position", "text", "item_id").order_by("position"))
 
 
 class SubmitSerializer(serializers.Serializer):

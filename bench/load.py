@@ -1,0 +1,454 @@
+"""Load benchmark: simulated raters over HTTP against gunicorn + PostgreSQL on this machine.
+
+    .venv/bin/python bench/load.py                          # 20,000 items: closed then open loop
+    .venv/bin/python bench/load.py --items 1000000 --modes open
+    .venv/bin/python bench/load.py --raters 50 --duration 20 --rate 60
+
+What it does, all bounded in time:
+1. creates a throwaway PostgreSQL database `arbiter_load_<pid>` on --pg (dropped at the end),
+   builds the tables (`manage.py migrate --run-syncdb`: migrations where they exist, the models
+   otherwise), seeds one binary project (overlap 2) with --items items server-side
+   (INSERT ... SELECT generate_series: a million items in seconds) and one account with an API
+   token per simulated rater, then VACUUM ANALYZE;
+2. prints EXPLAIN ANALYZE of the next-item query (it must be an index range scan);
+3. starts gunicorn (config.wsgi, --workers x --threads) with DATABASE_URL pointing there;
+4. closed loop: --raters threads, each its own account and keep-alive connection, looping
+   POST next -> POST submit with no think time for --duration seconds (the most it takes);
+5. open loop: arrivals scheduled at a fixed --rate per second for --duration seconds, each a
+   rater session (next, then submit) on a free account. Latency of `next` counts from the
+   scheduled arrival, so a server (or client) that falls behind shows in p99 instead of hiding
+   (no coordinated omission);
+6. verifies in the database that every acknowledged judgment is stored, that no item has more
+   judgments than its overlap and that no item was leased beyond it (no double assignment);
+7. kills gunicorn and drops the database.
+Targets (issue 2, this 2-core machine, load generator included): closed 50 raters >= 150
+judgments/s; open 60/s with p99 < 100 ms for both calls, also with 1,000,000 items.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def summary(name: str, ms: list[float]) -> str:
+    return f"{name:7s} n={len(ms):6d}  p50={pct(ms, 50):6.1f} ms  p95={pct(ms, 95):6.1f} ms  p99={pct(ms, 99):6.1f} ms  max={max(ms or [0]):6.1f} ms"
+
+
+# --- database --------------------------------------------------------------------------------
+
+def admin_sql(base_url: str, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(base_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def seed(*, n_items: int, n_raters: int, overlap: int) -> tuple[int, list[str]]:
+    """The project, and one token per rater. Runs inside this process's Django."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from rest_framework.authtoken.models import Token
+
+    from annotation.models import Membership, Project, Role
+
+    project = Project.objects.create(slug="load", name="Load", kind="binary", overlap=overlap, lease_seconds=600)
+    started = time.monotonic()
+    with connection.cursor() as cur:
+        # Server-side generation: no rows travel from Python, so a million items take seconds.
+        cur.execute(
+            """INSERT INTO annotation_item (project_id, external_id, prompt, metadata, is_gold, judgment_count, taken, created_at)
+               SELECT %s, 'load-' || i, to_jsonb('Question ' || i || ': how do I reverse a list in Python?'),
+                      '{}'::jsonb, false, 0, 0, now()
+               FROM generate_series(1, %s) AS i""",
+            [project.id, n_items],
+        )
+        cur.execute(
+            """INSERT INTO annotation_candidate (item_id, position, text, model_name, metadata)
+               SELECT it.id, p, 'Answer ' || p || ': use `xs[::-1]` or `reversed(xs)`; item ' || it.external_id,
+                      'model-' || p, '{}'::jsonb
+               FROM annotation_item it CROSS JOIN generate_series(0, 1) AS p WHERE it.project_id = %s""",
+            [project.id],
+        )
+    print(f"seeded {n_items:,} items with 2 candidates each in {time.monotonic() - started:.1f} s")
+    User = get_user_model()
+    User.objects.bulk_create([User(username=f"load{i:04d}", password="!") for i in range(n_raters)])
+    users = list(User.objects.filter(username__startswith="load").order_by("id"))
+    Membership.objects.bulk_create([Membership(project=project, user=u, role=Role.RATER) for u in users])
+    tokens = [Token(key=Token.generate_key(), user=u) for u in users]
+    Token.objects.bulk_create(tokens)
+    with connection.cursor() as cur:
+        cur.execute("VACUUM ANALYZE")
+    return project.id, [t.key for t in tokens]
+
+
+def explain_next(project_id: int) -> str:
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from annotation.assignment import _next_item_query
+    from annotation.models import Project
+
+    project = Project.objects.get(id=project_id)
+    rater = get_user_model().objects.filter(username__startswith="load").first()
+    sql, params = _next_item_query(project=project, rater=rater, gold=False)[:1].query.sql_with_params()
+    with connection.cursor() as cur:
+        cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+        return "\n".join(row[0] for row in cur.fetchall())
+
+
+def verify(project_id: int, acknowledged: set[int], overlap: int) -> dict:
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        lost = 0
+        ids = sorted(acknowledged)
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start : start + 5000]
+            cur.execute("SELECT count(*) FROM annotation_judgment WHERE id = ANY(%s)", [chunk])
+            lost += len(chunk) - cur.fetchone()[0]
+        cur.execute(
+            "SELECT count(*) FROM (SELECT item_id FROM annotation_judgment WHERE project_id = %s GROUP BY item_id HAVING count(*) > %s) x",
+            [project_id, overlap],
+        )
+        over_overlap = cur.fetchone()[0]
+        cur.execute(
+            """SELECT count(*) FROM (SELECT item_id FROM annotation_assignment WHERE project_id = %s
+               AND status IN ('active', 'submitted') GROUP BY item_id HAVING count(*) > %s) x""",
+            [project_id, overlap],
+        )
+        double_assigned = cur.fetchone()[0]
+        cur.execute(
+            "SELECT count(*) FROM (SELECT item_id, rater_id FROM annotation_assignment GROUP BY 1, 2 HAVING count(*) > 1) x"
+        )
+        same_rater_twice = cur.fetchone()[0]
+        cur.execute(
+            """SELECT count(*) FROM annotation_item it WHERE it.project_id = %s AND it.judgment_count <>
+               (SELECT count(*) FROM annotation_judgment j WHERE j.item_id = it.id)
+               AND it.id IN (SELECT item_id FROM annotation_judgment WHERE project_id = %s)""",
+            [project_id, project_id],
+        )
+        counter_drift = cur.fetchone()[0]
+        cur.execute("SELECT count(*) FROM annotation_judgment WHERE project_id = %s", [project_id])
+        stored = cur.fetchone()[0]
+    return {
+        "acknowledged": len(acknowledged),
+        "stored": stored,
+        "lost": lost,
+        "items_over_overlap": over_overlap,
+        "double_assignments": double_assigned,
+        "same_rater_twice": same_rater_twice,
+        "counter_drift": counter_drift,
+    }
+
+
+# --- server ----------------------------------------------------------------------------------
+
+def start_server(*, port: int, workers: int, threads: int, env: dict, log: Path) -> subprocess.Popen:
+    cmd = [
+        str(Path(PY).parent / "gunicorn"), "config.wsgi",
+        "-w", str(workers), "--threads", str(threads), "-b", f"127.0.0.1:{port}",
+        "--keep-alive", "30", "--backlog", "2048", "--log-level", "warning", "--timeout", "60",
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"gunicorn exited with {proc.returncode}; see {log}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/accounts/login/")
+            if conn.getresponse().status == 200:
+                return proc
+        except OSError:
+            time.sleep(0.3)
+    stop_server(proc)
+    raise SystemExit(f"gunicorn did not answer within 60 s; see {log}")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+
+# --- client ----------------------------------------------------------------------------------
+
+class Rater:
+    """One account on one keep-alive connection."""
+
+    def __init__(self, port: int, token: str, slug: str):
+        self.port, self.slug = port, slug
+        self.headers = {"Authorization": f"Token {token}", "Content-Type": "application/json", "Connection": "keep-alive"}
+        self.conn: http.client.HTTPConnection | None = None
+
+    def _call(self, path: str, body: dict | None) -> tuple[int, dict | None]:
+        payload = json.dumps(body) if body is not None else ""
+        for attempt in (1, 2):
+            try:
+                if self.conn is None:
+                    self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                self.conn.request("POST", path, body=payload, headers=self.headers)
+                response = self.conn.getresponse()
+                data = response.read()
+                return response.status, (json.loads(data) if data else None)
+            except (http.client.HTTPException, OSError):
+                # The server closed an idle keep-alive connection: reconnect once. Both calls are
+                # safe to repeat (next returns the open lease; submit carries a client key).
+                if self.conn is not None:
+                    self.conn.close()
+                self.conn = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def session(self, stats: "Stats", started: float | None = None) -> bool:
+        """next then submit; False when nothing is left. `started` is the scheduled arrival."""
+        t0 = time.perf_counter()
+        status, lease = self._call(f"/api/projects/{self.slug}/next/", None)
+        t1 = time.perf_counter()
+        stats.add("next", (t1 - (started if started is not None else t0)) * 1000, status)
+        if status == 204:
+            return False
+        if status != 200:
+            return True
+        winner = lease["candidates"][0]["position"]
+        body = {"value": {"winner": winner}, "duration_ms": 1200, "client_key": uuid.uuid4().hex}
+        status, judgment = self._call(f"/api/assignments/{lease['assignment']}/submit/", body)
+        stats.add("submit", (time.perf_counter() - t1) * 1000, status)
+        if status in (200, 201):
+            stats.ack(judgment["id"])
+        return True
+
+
+class Stats:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.ms: dict[str, list[float]] = {"next": [], "submit": []}
+        self.statuses: dict[str, dict[int, int]] = {"next": {}, "submit": {}}
+        self.acknowledged: set[int] = set()
+        self.errors: list[str] = []
+
+    def add(self, call: str, ms: float, status: int) -> None:
+        with self.lock:
+            self.ms[call].append(ms)
+            self.statuses[call][status] = self.statuses[call].get(status, 0) + 1
+
+    def ack(self, judgment_id: int) -> None:
+        with self.lock:
+            self.acknowledged.add(judgment_id)
+
+    def error(self, message: str) -> None:
+        with self.lock:
+            self.errors.append(message)
+
+    def report(self, title: str, seconds: float) -> None:
+        rate = len(self.ms["submit"]) / seconds if seconds else 0
+        print(f"\n== {title}: {len(self.acknowledged):,} judgments acknowledged in {seconds:.1f} s = {rate:.1f} judgments/s")
+        for call in ("next", "submit"):
+            print("  " + summary(call, self.ms[call]) + f"  statuses={self.statuses[call]}")
+        if self.errors:
+            print(f"  client errors: {len(self.errors)} (first: {self.errors[0]})")
+
+
+def closed_loop(*, port: int, tokens: list[str], seconds: float) -> tuple[Stats, float]:
+    stats = Stats()
+    deadline = time.monotonic() + seconds
+
+    def run(token: str) -> None:
+        rater = Rater(port, token, "load")
+        try:
+            while time.monotonic() < deadline and rater.session(stats):
+                pass
+        except Exception as exc:  # noqa: BLE001 - reported in the summary
+            stats.error(repr(exc))
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=run, args=(t,), daemon=True) for t in tokens]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=seconds + 60)
+    return stats, time.monotonic() - started
+
+
+def open_loop(*, port: int, tokens: list[str], rate: float, seconds: float, pool: int = 48) -> tuple[Stats, float]:
+    """Arrivals at a fixed rate; each takes a free account (a rater has one session at a time)."""
+    stats = Stats()
+    arrivals: queue.Queue = queue.Queue()
+    free: queue.Queue = queue.Queue()
+    for token in tokens:
+        free.put(Rater(port, token, "load"))
+    late = [0]
+
+    def worker() -> None:
+        while True:
+            scheduled = arrivals.get()
+            if scheduled is None:
+                return
+            if time.perf_counter() - scheduled > 0.010:
+                late[0] += 1
+            rater = free.get()
+            try:
+                rater.session(stats, started=scheduled)
+            except Exception as exc:  # noqa: BLE001
+                stats.error(repr(exc))
+            free.put(rater)
+
+    workers = [threading.Thread(target=worker, daemon=True) for _ in range(pool)]
+    for w in workers:
+        w.start()
+    t0 = time.perf_counter()
+    n = int(rate * seconds)
+    for i in range(n):
+        at = t0 + i / rate
+        delay = at - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        arrivals.put(at)
+    for _ in workers:
+        arrivals.put(None)
+    for w in workers:
+        w.join(timeout=60)
+    elapsed = time.perf_counter() - t0
+    if late[0]:
+        print(f"  ({late[0]} arrivals started more than 10 ms late: their wait is in the next-call latency)")
+    return stats, elapsed
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432/postgres", help="a PostgreSQL server to create the throwaway database on")
+    parser.add_argument("--items", type=int, default=20_000)
+    parser.add_argument("--overlap", type=int, default=2)
+    parser.add_argument("--raters", type=int, default=50, help="closed-loop raters")
+    parser.add_argument("--open-raters", type=int, default=300, help="accounts the open loop draws from")
+    parser.add_argument("--duration", type=float, default=20, help="seconds per mode")
+    parser.add_argument("--rate", type=float, default=60, help="open-loop judgments per second")
+    parser.add_argument("--modes", default="closed,open")
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--keep-db", action="store_true")
+    args = parser.parse_args()
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+
+    db_name = f"arbiter_load_{os.getpid()}"
+    database_url = args.pg.rsplit("/", 1)[0] + "/" + db_name
+    workdir = Path(tempfile.mkdtemp(prefix="arbiter-load-"))
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "ARBITER_DATA_DIR": str(workdir),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DEBUG": "0",
+        "LOG_LEVEL": "WARNING",
+        "DB_CONN_MAX_AGE": "600",
+    }
+    os.environ.update(env)
+    sys.path.insert(0, str(ROOT))
+
+    admin_sql(args.pg, f'CREATE DATABASE "{db_name}"')
+    server = None
+    try:
+        t = time.monotonic()
+        import django
+
+        django.setup()
+        from django.conf import settings
+        from django.core.management import call_command
+        from django.db import connection
+
+        has_migrations = any((ROOT / "annotation" / "migrations").glob("0*.py"))
+        if not has_migrations:
+            # While the app has no migrations yet, build every table from the models (as the
+            # test suite does); otherwise the committed migrations are what production runs.
+            class NoMigrations(dict):
+                def __contains__(self, app):
+                    return True
+
+                def __getitem__(self, app):
+                    return None
+
+            settings.MIGRATION_MODULES = NoMigrations()
+        call_command("migrate", run_syncdb=True, verbosity=0, interactive=False)
+        how = "migrations" if has_migrations else "the models (no migrations yet)"
+        print(f"database {db_name}: tables built from {how} in {time.monotonic() - t:.1f} s")
+
+        project_id, tokens = seed(n_items=args.items, n_raters=args.raters + args.open_raters, overlap=args.overlap)
+        print("\nnext-item query plan (EXPLAIN ANALYZE, fresh project):")
+        print("  " + explain_next(project_id).replace("\n", "\n  "))
+        connection.close()
+
+        port = free_port()
+        server = start_server(port=port, workers=args.workers, threads=args.threads, env=env, log=workdir / "gunicorn.log")
+        print(f"\ngunicorn on 127.0.0.1:{port}: {args.workers} workers x {args.threads} threads; {os.cpu_count()} CPUs, load generator included")
+        acknowledged: set[int] = set()
+        results = {}
+        if "closed" in modes:
+            stats, secs = closed_loop(port=port, tokens=tokens[: args.raters], seconds=args.duration)
+            stats.report(f"closed loop, {args.raters} raters, no think time", secs)
+            acknowledged |= stats.acknowledged
+            results["closed"] = len(stats.ms["submit"]) / secs
+        if "open" in modes:
+            stats, secs = open_loop(port=port, tokens=tokens[args.raters :], rate=args.rate, seconds=args.duration)
+            stats.report(f"open loop, {args.rate:g} arrivals/s offered, {args.items:,} items", secs)
+            acknowledged |= stats.acknowledged
+            results["open_p99_next"] = pct(stats.ms["next"], 99)
+            results["open_p99_submit"] = pct(stats.ms["submit"], 99)
+        stop_server(server)
+        server = None
+
+        print("\nnext-item query plan after the run:")
+        print("  " + explain_next(project_id).replace("\n", "\n  "))
+        check = verify(project_id, acknowledged, args.overlap)
+        print("\nverification:", json.dumps(check))
+        ok = check["lost"] == 0 and check["items_over_overlap"] == 0 and check["double_assignments"] == 0 and check["same_rater_twice"] == 0
+        print("RESULT:", "OK" if ok else "FAILED", json.dumps({k: round(v, 1) for k, v in results.items()}))
+        connection.close()
+        return 0 if ok else 1
+    finally:
+        if server is not None:
+            stop_server(server)
+        if not args.keep_db:
+            try:
+                from django.db import connections
+
+                connections.close_all()
+            except Exception:  # noqa: BLE001 - Django may not be set up yet
+                pass
+            admin_sql(args.pg, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    sys.exit(main())
