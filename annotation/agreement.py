@@ -33,7 +33,10 @@ against textbook examples and against sklearn.metrics.cohen_kappa_score.
 """
 from __future__ import annotations
 
+import gc
+import json
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,6 +84,27 @@ def scale_for(kind: str, *, likert_points: int = 7, rating_min: int = 1, rating_
     if kind == Kind.RANKING:
         return ranking_k, "ordinal", [f"rank {i + 1}" for i in range(ranking_k)]
     raise ValueError(f"unknown kind {kind!r}")
+
+
+@contextmanager
+def gc_paused():
+    """Pause Python's cyclic garbage collector while building many small containers (the rows
+    of a 100,000-judgment query, their decoded values): each allocation burst would trigger
+    a collection that walks every live object, which made decoding 6x slower. Nothing built
+    here holds a reference cycle, so reference counting frees it all."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def decode_json_rows(texts) -> list:
+    """Many JSON texts (values read as text from the database) decoded in one call."""
+    with gc_paused():
+        return json.loads("[" + ",".join(texts) + "]")
 
 
 def winner_codes(winners) -> np.ndarray:

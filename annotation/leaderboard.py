@@ -15,7 +15,6 @@ the same distribution as drawing N games one by one, at a fraction of the cost.
 """
 from __future__ import annotations
 
-import json
 import math
 from itertools import combinations
 
@@ -25,7 +24,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
 from annotation import kinds
-from annotation.agreement import MISSING, position_matrix, winner_codes
+from annotation.agreement import MISSING, decode_json_rows, gc_paused, position_matrix, winner_codes
 from annotation.models import Candidate, Judgment, Project
 
 ELO_SCALE = 400.0 / math.log(10.0)
@@ -104,7 +103,8 @@ def project_games(*, project: Project) -> tuple[list[str], np.ndarray, np.ndarra
         return models, empty, empty, np.zeros(0, dtype=bool)
     judgments = Judgment.objects.filter(project=project, source=Judgment.Source.HUMAN, kind=project.kind).order_by()
     if project.kind in (kinds.Kind.BINARY, kinds.Kind.LIKERT):
-        rows = list(judgments.annotate(w=KeyTextTransform("winner", "value")).values_list("item_id", "w"))
+        with gc_paused():
+            rows = list(judgments.annotate(w=KeyTextTransform("winner", "value")).values_list("item_id", "w"))
         item_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         codes = winner_codes([r[1] for r in rows])
         a, b = _model_of(lookup, 0, item_ids), _model_of(lookup, 1, item_ids)
@@ -113,9 +113,10 @@ def project_games(*, project: Project) -> tuple[list[str], np.ndarray, np.ndarra
         return models, np.where(codes == 1, b, a), np.where(codes == 1, a, b), codes == 2
     # Rankings and ratings: every two candidates one answer places differently are a game, the
     # better placed one winning (as annotation.kinds.comparisons pairs them), in numpy.
-    rows = list(judgments.annotate(v=Cast("value", TextField())).values_list("item_id", "v"))
-    item_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    matrix = position_matrix(project.kind, json.loads("[" + ",".join(r[1] for r in rows) + "]"))
+    with gc_paused():
+        rows = list(judgments.annotate(v=Cast("value", TextField())).values_list("item_id", "v"))
+        item_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        matrix = position_matrix(project.kind, decode_json_rows(r[1] for r in rows))
     winners, losers = [], []
     for a, b in combinations(range(matrix.shape[1] if matrix.ndim == 2 else 0), 2):
         model_a, model_b = _model_of(lookup, a, item_ids), _model_of(lookup, b, item_ids)

@@ -8,7 +8,6 @@ changes (the key holds the newest judgment id, the judgment count and the paused
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import datetime
 from datetime import timezone as dt_timezone
 
@@ -67,10 +66,12 @@ class QualityData:
         qs = human_judgments(project).annotate(t=EpochSeconds("created_at"), f=KeyTextTransform("0", "display_order"))
         if pairwise:
             qs = qs.annotate(w=KeyTextTransform("winner", "value"), s=KeyTextTransform("strength", "value"))
-            rows = list(qs.values_list("item_id", "rater_id", "duration_ms", "t", "gold_correct", "f", "w", "s"))
+            with agreement.gc_paused():
+                rows = list(qs.values_list("item_id", "rater_id", "duration_ms", "t", "gold_correct", "f", "w", "s"))
         else:
             # The value as JSON text, parsed below in one json.loads call for all rows.
-            rows = list(qs.annotate(v=Cast("value", TextField())).values_list("item_id", "rater_id", "duration_ms", "t", "gold_correct", "f", "v"))
+            with agreement.gc_paused():
+                rows = list(qs.annotate(v=Cast("value", TextField())).values_list("item_id", "rater_id", "duration_ms", "t", "gold_correct", "f", "v"))
         self.n = len(rows)
         columns = list(zip(*rows)) if rows else [()] * (8 if pairwise else 7)
         firsts = _ints(columns[5])
@@ -89,8 +90,9 @@ class QualityData:
             self.counted, self.first = agreement.first_card_picks_pairwise(winners, firsts)
             self.k = 2
         else:
-            values = json.loads("[" + ",".join(columns[6]) + "]")
-            matrix = agreement.position_matrix(project.kind, values)
+            values = agreement.decode_json_rows(columns[6])
+            with agreement.gc_paused():
+                matrix = agreement.position_matrix(project.kind, values)
             self.cells = agreement.cells_from_matrix(
                 project.kind,
                 self.item,
