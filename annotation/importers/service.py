@@ -275,7 +275,7 @@ def import_records(*, project: Project, records: list, as_judgments: bool = Fals
         # A non-object still takes its line, so the report's numbers match the list's indexes.
         buffer.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
     buffer.seek(0)
-    return import_stream(project=project, stream=buffer, filename="api", fmt="jsonl", as_judgments=as_judgments, created_by=created_by)
+    return import_stream(project=project, stream=buffer, filename="", fmt="jsonl", as_judgments=as_judgments, created_by=created_by)
 
 
 def import_upload(*, project: Project, upload, fmt: str | None = None, as_judgments: bool = False, created_by=None) -> ImportBatch:

@@ -277,3 +277,12 @@ def test_it_finds_ids_repeated_across_chunks_and_after_a_bad_line(project, setti
         (6, "id", "repeats the id of line 4"),
     ]
     assert not Item.objects.filter(project=project).exists()
+
+
+def test_it_reads_trl_columns_in_csv_and_transcript_prompts(project):
+    csv_text = 'prompt,chosen,rejected\n"\n\nHuman: hi\n\nAssistant:", hello there, go away\n'
+    batch = run(project, csv_text.encode(), filename="prefs.csv", as_judgments=True)
+    item = Item.objects.get(project=project)
+    assert (batch.format, batch.judgments_created) == ("csv", 1)
+    assert item.prompt == [{"role": "user", "content": "hi"}]
+    assert texts(item) == ["hello there", "go away"]
