@@ -286,3 +286,11 @@ def test_it_reads_trl_columns_in_csv_and_transcript_prompts(project):
     assert (batch.format, batch.judgments_created) == ("csv", 1)
     assert item.prompt == [{"role": "user", "content": "hi"}]
     assert texts(item) == ["hello there", "go away"]
+
+
+def test_it_reports_a_truncated_gzip_and_imports_nothing(project):
+    data = gzip.compress(jsonl(*[{"id": f"t-{i}", "prompt": "q" * 50, "responses": ["a", "b"]} for i in range(200)]))
+    with pytest.raises(ImportFailed) as failed:
+        run(project, data[: len(data) // 2], filename="cut.jsonl.gz")
+    assert any(e["field"] == "file" and "cannot read the file" in e["message"] for e in failed.value.errors)
+    assert not Item.objects.filter(project=project).exists()
