@@ -23,7 +23,8 @@ from typing import Any, Iterator
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Q
+from django.db.models import CharField, Q
+from django.db.models.functions import Cast
 from django.db.models.sql.constants import MULTI
 from django.utils import timezone
 
@@ -127,7 +128,7 @@ def _keep(value: dict, opts: SnapshotOptions) -> bool:
 def _raw_rows(qs, n_fields: int) -> Iterator[tuple]:
     """The rows of a values_list queryset as the driver returns them, fetched in chunks through
     a server-side cursor where the database has one. Skipping Django's per-value converters
-    halves the build time at a million rows; JSON and dates are decoded by _Memo and _iso instead."""
+    halves the build time at a million rows; JSON is decoded by _Memo and dates formatted in _write_item instead."""
     compiler = qs.query.get_compiler(using=qs.db)
     chunks = compiler.execute_sql(MULTI, chunked_fetch=compiler.connection.features.can_use_chunked_reads, chunk_size=CHUNK)
     for chunk in chunks:
@@ -135,63 +136,44 @@ def _raw_rows(qs, n_fields: int) -> Iterator[tuple]:
             yield row[:n_fields]
 
 
+class _MemoDict(dict):
+    """A dict that computes a missing entry with `make` and keeps it (up to LIMIT entries).
+    A hit is one C-level dict lookup, which is what a million rows need."""
+
+    LIMIT = 100_000
+
+    def __init__(self, make):
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, key):
+        value = self.make(key)
+        if len(self) < self.LIMIT:
+            self[key] = value
+        return value
+
+
+def _loads(raw: Any) -> Any:
+    return json.loads(raw) if isinstance(raw, (str, bytes)) else raw
+
+
 class _Memo:
-    """JSON decoding and encoding with memos for short texts: a million binary judgments hold a
-    handful of distinct values ({"winner": 0}, ...), display orders, raters and kinds, each
+    """JSON decoding and encoding, memoised by the raw database text: a million binary judgments
+    hold a handful of distinct values ({"winner": 0}, ...), display orders, raters and kinds, each
     decoded or encoded once. Decoded values are shared between rows: nothing may mutate them."""
 
     def __init__(self):
-        self.memo: dict[str, Any] = {}
-        self.encoded: dict[Any, str] = {}
-
-    def text(self, value: str) -> str:
-        found = self.encoded.get(value)
-        if found is None:
-            found = self.encoded[value] = encode(value)
-        return found
-
-    def json(self, raw: Any, value: Any) -> str:
-        """The JSON text of a decoded value, memoised by its raw database text."""
-        if not isinstance(raw, str) or len(raw) > 80:
-            return encode(value)
-        key = ("json", raw)
-        found = self.encoded.get(key)
-        if found is None:
-            found = self.encoded[key] = encode(value)
-        return found
-
-    def canonical(self, raw: Any, value: Any) -> str:
-        """A value as a JSON string holding its JSON text (keys sorted: the same on every database)."""
-        if not isinstance(raw, str) or len(raw) > 80:
-            return encode(json.dumps(value, sort_keys=True))
-        key = ("canonical", raw)
-        found = self.encoded.get(key)
-        if found is None:
-            found = self.encoded[key] = encode(json.dumps(value, sort_keys=True))
-        return found
-
-    def decode(self, raw: Any) -> Any:
-        if not isinstance(raw, (str, bytes)):
-            return raw  # the driver decoded it already
-        if len(raw) > 80:
-            return json.loads(raw)
-        found = self.memo.get(raw)
-        if found is None:
-            found = json.loads(raw)
-            if len(self.memo) < 10_000:
-                self.memo[raw] = found
-        return found
-
-    def __call__(self, raw: Any) -> Any:
-        return self.decode(raw)
+        self.decode = _MemoDict(_loads)  # raw JSON text -> value
+        self.text = _MemoDict(encode)  # str -> its JSON string
+        self.json = _MemoDict(lambda raw: encode(_loads(raw)))  # raw JSON text -> our JSON text
+        # raw JSON text -> a JSON string holding the value's JSON text, keys sorted (the same on
+        # every database: PostgreSQL's jsonb reorders keys)
+        self.canonical = _MemoDict(lambda raw: encode(json.dumps(_loads(raw), sort_keys=True)))
 
 
-def _iso(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):  # SQLite keeps UTC datetimes as "YYYY-MM-DD HH:MM:SS.ffffff"
-        return value.replace(" ", "T") + ("+00:00" if settings.USE_TZ and "+" not in value else "")
-    return value.isoformat()
+def _raw_text(raw: Any) -> str:
+    """JSON column values as text (Django reads jsonb as text; a driver that decodes is handled)."""
+    return raw if raw.__class__ is str else json.dumps(raw)
 
 
 def _candidates(projects: list[Project]) -> Iterator[tuple[int, dict[int, tuple[str, str]]]]:
@@ -217,14 +199,22 @@ class _Rater:
     def __init__(self):
         self.salt = os.urandom(16)
         self.cache: dict[Any, str] = {}
+        self.names: set[str] = set()
 
     def __call__(self, rater_id: int | None, source: str, ai_model: str) -> str:
-        if source == Judgment.Source.AI:
-            return f"ai:{ai_model or 'model'}"
-        key = rater_id
-        if key not in self.cache:
-            self.cache[key] = "r-" + hashlib.blake2b(f"{rater_id}".encode(), key=self.salt, digest_size=6).hexdigest() if rater_id else source
-        return self.cache[key]
+        """The rater's pseudonym as a JSON string."""
+        key = (rater_id, source, ai_model)
+        found = self.cache.get(key)
+        if found is None:
+            if source == Judgment.Source.AI:
+                name = f"ai:{ai_model or 'model'}"
+            elif rater_id is None:
+                name = source  # imported without a rater
+            else:
+                name = "r-" + hashlib.blake2b(f"{rater_id}".encode(), key=self.salt, digest_size=6).hexdigest()
+            self.names.add(name)
+            found = self.cache[key] = encode(name)
+        return found
 
 
 def _worker_key(rater_id, source, ai_model) -> str:
@@ -243,10 +233,10 @@ def _build_into(snapshot: DatasetSnapshot, root: Path) -> dict:
 
     winners: dict[int, tuple[Any, float]] = {}
     if opts.aggregation == consensus.DAWID_SKENE:
-        decode = _Memo()
+        decode = _Memo().decode
         rows = _raw_rows(qs.filter(kind__in=[kinds.Kind.BINARY, kinds.Kind.LIKERT]).values_list("item_id", "rater_id", "source", "ai_model", "value"), 5)
         winners = consensus.dawid_skene_winners(
-            (item_id, _worker_key(r, s, m), v["winner"]) for item_id, r, s, m, raw in rows if _keep(v := decode(raw), opts)
+            (item_id, _worker_key(r, s, m), v["winner"]) for item_id, r, s, m, raw in rows if _keep(v := decode[_raw_text(raw)], opts)
         )
 
     writer = SnapshotWriter(root, chat=chat, with_margin=with_margin)
@@ -254,30 +244,29 @@ def _build_into(snapshot: DatasetSnapshot, root: Path) -> dict:
     pseudonym = _Rater()
     fields = ("item_id", "project_id", "rater_id", "kind", "source", "ai_model", "value", "display_order", "duration_ms", "rationale", "created_at", "item__prompt", "item__external_id")
     memo = _Memo()
-    rows = _raw_rows(qs.order_by("item_id", "id").values_list(*fields), len(fields))
+    ordered = qs.order_by("item_id", "id")
+    if connection.vendor == "sqlite":
+        # SQLite's driver would parse every timestamp into a datetime only for us to format it
+        # back; the stored text is already UTC ("YYYY-MM-DD HH:MM:SS.ffffff"), _write_item finishes it.
+        ordered = ordered.annotate(created_text=Cast("created_at", output_field=CharField()))
+        fields = tuple("created_text" if f == "created_at" else f for f in fields)
+    rows = _raw_rows(ordered.values_list(*fields), len(fields))
     candidates = _candidates(projects)
     cand_item, cand_group = -1, {}
     done = 0
+    context = _Context(writer, memo, pseudonym, stats, opts, by_id, chat, with_margin)
     try:
         for raw_group in _grouped(rows):
             item_id = raw_group[0][0]
             while cand_item is not None and cand_item < item_id:
                 cand_item, cand_group = next(candidates, (None, {}))
-            cands = cand_group if cand_item == item_id else {}
-            group = []
-            for r in raw_group:
-                value = memo.decode(r[6])
-                if _keep(value, opts):
-                    # (item, project, rater, kind, source, ai_model, value, raw, order, raw, duration, rationale, created_at, external id)
-                    group.append((*r[:6], value, r[6], memo.decode(r[7]), r[7], r[8], r[9], _iso(r[10]), r[12]))
-            if group:
-                prompt = memo.decode(raw_group[0][11])
-                _write_item(writer, group, prompt, cands, by_id, opts, chat, with_margin, winners.get(item_id), pseudonym, stats, memo)
+            _write_item(context, raw_group, cand_group if cand_item == item_id else {}, winners.get(item_id))
             done += len(raw_group)
             if done // PROGRESS_EVERY != (done - len(raw_group)) // PROGRESS_EVERY:
                 DatasetSnapshot.objects.filter(id=snapshot.id).update(progress=round(0.95 * done / max(total, 1), 4))
     finally:
         writer.close()
+    stats.raters = len(pseudonym.names)
 
     counts = writer.counts()
     card = render_card(snapshot=snapshot, projects=projects, options=opts, counts=counts, stats=stats.as_dict(), chat=chat, with_margin=with_margin)
@@ -318,22 +307,25 @@ def _grouped(rows) -> Iterator[list[tuple]]:
 
 class _Stats:
     def __init__(self):
-        self.judgments = 0
-        self.per_kind: dict[str, int] = {}
-        self.per_source: dict[str, int] = {}
+        self.kind_source: dict[tuple[str, str], int] = {}
         self.items = 0
         self.items_multi = 0
         self.agreement_sum = 0.0
         self.split_evenly = 0
         self.below_min_agreement = 0
-        self.raters: set[str] = set()
+        self.raters = 0
 
     def as_dict(self) -> dict:
+        per_kind: dict[str, int] = {}
+        per_source: dict[str, int] = {}
+        for (kind, source), n in self.kind_source.items():
+            per_kind[kind] = per_kind.get(kind, 0) + n
+            per_source[source] = per_source.get(source, 0) + n
         return {
-            "total": self.judgments,
-            "per_kind": self.per_kind,
-            "per_source": self.per_source,
-            "raters": len(self.raters),
+            "total": sum(self.kind_source.values()),
+            "per_kind": per_kind,
+            "per_source": per_source,
+            "raters": self.raters,
             "items": self.items,
             "items_with_several_judgments": self.items_multi,
             "mean_agreement_with_consensus": round(self.agreement_sum / self.items_multi, 4) if self.items_multi else None,
@@ -342,30 +334,56 @@ class _Stats:
         }
 
 
-def _write_item(writer, group, prompt, cands, by_id, opts, chat, with_margin, ds_winner, pseudonym, stats, memo) -> None:
-    """All rows of one item. Every piece shared by several rows (the prompt, each candidate) is
-    JSON-encoded once here, and the JSONL lines are assembled from the pieces."""
-    (_, project_id, _, kind, _, _, _, _, _, _, _, _, _, external_id) = group[0]
-    project = by_id[project_id]
-    split = split_of(prompt, seed=opts.seed, test_share=opts.test_share)
-    p = export_prompt(prompt, chat)
-    p_json = encode(p)
-    candidates = [{"position": pos, "text": text, "model": model} for pos, (text, model) in sorted(cands.items())]
-    shared = (encode(external_id), memo.text(project.slug), p_json, encode(candidates))
-    stats.items += 1
+class _Context:
+    """What every item's rows need, gathered once per build."""
+
+    def __init__(self, writer, memo, pseudonym, stats, opts, by_id, chat, with_margin):
+        self.writer, self.memo, self.pseudonym, self.stats, self.opts = writer, memo, pseudonym, stats, opts
+        self.by_id, self.chat, self.with_margin = by_id, chat, with_margin
+        self.drop = {w for w, keep in ((kinds.TIE, opts.keep_ties), (kinds.BOTH_BAD, opts.keep_both_bad)) if not keep}
+        self.tz_suffix = "+00:00" if settings.USE_TZ else ""
+
+
+def _write_item(ctx: _Context, rows: list[tuple], cands: dict, ds_winner) -> None:
+    """All rows of one item, from its judgments as the database returned them. Every piece shared
+    by several rows (the prompt, each candidate) is JSON-encoded once, and the JSONL lines are
+    assembled from the pieces."""
+    memo, opts, chat, writer, stats = ctx.memo, ctx.opts, ctx.chat, ctx.writer, ctx.stats
+    decode, text, canonical, as_json, pseudonym, drop = memo.decode, memo.text, memo.canonical, memo.json, ctx.pseudonym, ctx.drop
+    (_, project_id, _, kind, _, _, _, _, _, _, _, prompt_raw, external_id) = rows[0]
+    project = ctx.by_id[project_id]
+    shared = None
+    split = None
     values = []
-    for (_, _, rater_id, j_kind, source, ai_model, value, value_raw, order, order_raw, duration, rationale, created_at, _) in group:
-        rater = pseudonym(rater_id, source, ai_model)
-        stats.raters.add(rater)
-        stats.judgments += 1
-        stats.per_kind[j_kind] = stats.per_kind.get(j_kind, 0) + 1
-        stats.per_source[source] = stats.per_source.get(source, 0) + 1
+    counts = stats.kind_source
+    for (_, _, rater_id, j_kind, source, ai_model, value_raw, order_raw, duration, rationale, created_at, _, _) in rows:
+        value_raw = _raw_text(value_raw)
+        value = decode[value_raw]
+        if drop and value.get("winner") in drop:
+            continue
+        if shared is None:
+            prompt = _loads(prompt_raw)
+            split = split_of(prompt, seed=opts.seed, test_share=opts.test_share)
+            p = export_prompt(prompt, chat)
+            p_json = encode(p)
+            candidates = [{"position": pos, "text": t, "model": model} for pos, (t, model) in sorted(cands.items())]
+            shared = (encode(external_id), text[project.slug], p_json, encode(candidates))
+        key = (j_kind, source)
+        counts[key] = counts.get(key, 0) + 1
         values.append(value)
+        if created_at.__class__ is str:  # SQLite: "YYYY-MM-DD HH:MM:SS.ffffff", UTC
+            created = f'"{created_at.replace(" ", "T")}{ctx.tz_suffix}"'
+        else:
+            created = "null" if created_at is None else f'"{created_at.isoformat()}"'
         writer.judgment(
             split,
-            (*shared, memo.text(j_kind), memo.canonical(value_raw, value), memo.text(rater), memo.text(source), memo.text(ai_model),
-             memo.json(order_raw, order), "null" if duration is None else str(int(duration)), encode(rationale), encode(created_at)),
+            (*shared, text[j_kind], canonical[value_raw], pseudonym(rater_id, source, ai_model), text[source], text[ai_model],
+             as_json[_raw_text(order_raw)], "null" if duration is None else str(int(duration)),
+             text[rationale] if not rationale else encode(rationale), created),
         )
+    if not values:
+        return
+    stats.items += 1
 
     completions: dict[int, str] = {}
 
@@ -380,6 +398,7 @@ def _write_item(writer, group, prompt, cands, by_id, opts, chat, with_margin, ds
 
     forced, confidence = ds_winner if ds_winner else (None, None)
     agreed = consensus.item_consensus(kind, values, rating_threshold=project.rating_threshold, forced_winner=forced)
+    with_margin = ctx.with_margin
     if len(values) > 1:
         stats.items_multi += 1
         stats.agreement_sum += agreed.agreement if agreed else 0.5

@@ -10,20 +10,24 @@ response is [{"role": "assistant", "content": ...}]. A snapshot is either all te
 conversational (one Parquet schema per file); when chat and text items are mixed, text prompts
 become a single user message.
 
-Memory stays flat: JSONL lines go straight to the file; each Parquet file is made from its JSONL
-file afterwards by Arrow's streaming reader, one row group per BLOCK_BYTES of text.
+Memory stays flat: rows go out in chunks of CHUNK_CHARS of JSONL text, and each chunk becomes a
+Parquet row group in a worker thread (see _Output).
 """
 from __future__ import annotations
 
+import io
 import json
+import queue
+import threading
 from pathlib import Path
 from typing import Any
 
 from annotation.exports.options import FORMATS
 
 SPLITS = ("train", "test")
-# Each Parquet row group holds the rows of one block of JSONL text (a few thousand judgments).
-BLOCK_BYTES = 8 << 20
+# Rows are written in chunks of about this much JSONL text; each chunk is one Parquet row group
+# (about 2,000 raw judgments or 7,000 preference pairs of typical size).
+CHUNK_CHARS = 2 << 20
 
 # The raw judgment's fields, in file order. `value` is the canonical answer as a JSON string
 # (its shape depends on the kind; a string keeps one schema for every kind).
@@ -87,47 +91,70 @@ encode = json.JSONEncoder(ensure_ascii=False).encode
 
 
 class _Output:
-    """One (format, split): a JSONL file written line by line, converted to Parquet at close.
+    """One (format, split): a JSONL file and a Parquet file holding the same rows.
 
     The caller assembles each JSONL line from pieces it encoded once per item (a prompt shared by
-    many rows is encoded once). The Parquet file is then made from the JSONL by Arrow's streaming
-    JSON reader with the format's explicit schema: C++ parses the text block by block (1 MB at a
-    time) and each batch becomes a row group, so no Python object is built per row for Parquet and
-    memory stays flat. The two files therefore hold exactly the same rows."""
+    many rows is encoded once). Lines are gathered into chunks of CHUNK_CHARS; each chunk is
+    appended to the JSONL file and handed to a worker thread, which parses it with Arrow's JSON
+    reader against the format's explicit schema and writes it as one Parquet row group. Arrow
+    does that in C++ without the GIL, so Parquet is written while Python prepares the next rows,
+    and memory holds at most a few chunks, whatever the number of rows."""
 
     def __init__(self, folder: Path, split: str, schema):
+        import pyarrow.parquet as pq
+
         folder.mkdir(parents=True, exist_ok=True)
         self.schema = schema
-        self.jsonl_path = folder / f"{split}.jsonl"
-        self.parquet_path = folder / f"{split}.parquet"
-        self.jsonl = open(self.jsonl_path, "w", encoding="utf-8", buffering=1 << 20)
+        self.jsonl = open(folder / f"{split}.jsonl", "wb")
+        self.parquet = pq.ParquetWriter(folder / f"{split}.parquet", schema, compression="zstd")
+        self.parts: list[str] = []
+        self.size = 0
         self.count = 0
+        self.error: BaseException | None = None
+        self.queue: queue.Queue = queue.Queue(maxsize=2)
+        self.thread = threading.Thread(target=self._work, name=f"parquet-{folder.name}-{split}", daemon=True)
+        self.thread.start()
 
     def write(self, line: str) -> None:
-        self.jsonl.write(line)
+        self.parts.append(line)
+        self.size += len(line)
         self.count += 1
+        if self.size >= CHUNK_CHARS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.parts:
+            return
+        data = "".join(self.parts).encode("utf-8")
+        self.parts, self.size = [], 0
+        self.jsonl.write(data)
+        if self.error is not None:
+            raise RuntimeError(f"writing {Path(self.jsonl.name).name} as Parquet failed: {self.error}") from self.error
+        self.queue.put(data)
+
+    def _work(self) -> None:
+        import pyarrow.json as pajson
+
+        parse = pajson.ParseOptions(explicit_schema=self.schema, unexpected_field_behavior="error")
+        while (data := self.queue.get()) is not None:
+            if self.error is not None:
+                continue  # keep draining so the writer never blocks on a full queue
+            try:
+                table = pajson.read_json(io.BytesIO(data), read_options=pajson.ReadOptions(use_threads=False, block_size=len(data) + 1), parse_options=parse)
+                self.parquet.write_table(table.select(self.schema.names).cast(self.schema))
+            except BaseException as exc:  # noqa: BLE001 - handed to the writing thread
+                self.error = exc
 
     def close(self) -> None:
-        self.jsonl.close()
-        jsonl_to_parquet(self.jsonl_path, self.parquet_path, self.schema)
-
-
-def jsonl_to_parquet(source: Path, target: Path, schema, *, block_size: int = BLOCK_BYTES) -> None:
-    """Stream a JSONL file into Parquet: one row group per block of text."""
-    import pyarrow.json as pajson
-    import pyarrow.parquet as pq
-
-    with pq.ParquetWriter(target, schema, compression="zstd") as writer:
-        if source.stat().st_size == 0:
-            return
-        reader = pajson.open_json(
-            source,
-            read_options=pajson.ReadOptions(block_size=block_size),
-            parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error"),
-        )
-        for batch in reader:
-            # Fields keep the schema's order and types whatever order the text had.
-            writer.write_batch(batch.select(schema.names).cast(schema) if batch.schema != schema else batch)
+        try:
+            self._flush()
+        finally:
+            self.queue.put(None)
+            self.thread.join()
+            self.jsonl.close()
+            self.parquet.close()
+        if self.error is not None:
+            raise RuntimeError(f"writing {Path(self.jsonl.name).name} as Parquet failed: {self.error}") from self.error
 
 
 class SnapshotWriter:
@@ -162,5 +189,11 @@ class SnapshotWriter:
         return {fmt: {split: self.outputs[(fmt, split)].count for split in SPLITS} for fmt in FORMATS}
 
     def close(self) -> None:
+        errors = []
         for output in self.outputs.values():
-            output.close()
+            try:
+                output.close()
+            except Exception as exc:  # noqa: BLE001 - close every file, then report the first error
+                errors.append(exc)
+        if errors:
+            raise errors[0]

@@ -275,3 +275,47 @@ def test_it_exports_several_projects_into_one_snapshot_from_the_command(make_pro
     assert manifest["projects"] == [one.slug, two.slug]
     assert manifest["counts"]["preference"]["train"] == 4
     assert (out / "preference" / "train.parquet").is_file()
+
+
+def test_it_puts_agreement_figures_and_the_instructions_on_the_card(make_project, add_items, raters):
+    project = make_project(Kind.BINARY, instructions="Prefer the **honest** answer.", overlap=3)
+    for i, item in enumerate(add_items(project, 6)):
+        for rater, winner in zip(raters, [0, 0, i % 2]):
+            judge(project, item, rater, {"winner": winner})
+    snapshot = build(project, test_share=0.0)
+    card = (Path(snapshot.path) / "README.md").read_text()
+    assert "> Prefer the **honest** answer." in card
+    assert "judgments: 18 (binary: 18)" in card
+    assert "mean share of judgments agreeing with the item consensus: 0.8333" in card
+    assert "alpha = " in card  # from the quality module, when it is there
+    assert 'load_dataset("json", data_files=files)' in card
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(120)
+def test_it_gives_simultaneous_builds_distinct_versions(transactional_db, make_project):
+    import threading
+
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: threads with their own connections")
+    project = make_project(Kind.BINARY)
+    barrier = threading.Barrier(6)
+    versions, errors = [], []
+
+    def create():
+        try:
+            barrier.wait()
+            versions.append(snapshot_create(project=project, options={}, enqueue=False).version)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=create) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and sorted(versions) == [1, 2, 3, 4, 5, 6]
