@@ -273,7 +273,10 @@ def _gguf_to_folder(gguf_path: Path, out_dir: Path) -> int:
     # Tied output embeddings appear as "missing" when the GGUF stores them once; anything else is a bug.
     tied = {"lm_head.weight"} if getattr(config, "tie_word_embeddings", False) else set()
     if set(missing) - tied or unexpected:
-        raise RegistryError(f"{gguf_path}: weights do not match the architecture (missing {sorted(set(missing) - tied)[:5]}, unexpected {sorted(unexpected)[:5]})")
+        raise RegistryError(
+            f"{gguf_path}: weights do not match the architecture "
+            f"(missing {sorted(set(missing) - tied)[:5]}, unexpected {sorted(unexpected)[:5]})"
+        )
     plain.tie_weights()
     del loaded, state
     plain.config.architectures = [type(plain).__name__]

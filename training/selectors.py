@@ -80,7 +80,8 @@ def model_list_for_user(*, user) -> QuerySet[ModelArtifact]:
 
 
 def model_get_for_user(*, user, model_id: int) -> ModelArtifact:
-    artifact = ModelArtifact.objects.select_related("run", "run__project", "snapshot", "snapshot__project", "base_model").filter(pk=model_id).first()
+    related = ("run", "run__project", "snapshot", "snapshot__project", "base_model")
+    artifact = ModelArtifact.objects.select_related(*related).filter(pk=model_id).first()
     if artifact is None:
         raise Http404("No such model")
     project = model_project(artifact)

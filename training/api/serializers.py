@@ -81,7 +81,8 @@ class ScoreRequestSerializer(serializers.Serializer):
     def validate_prompt(self, value):
         if isinstance(value, str):
             return value
-        if isinstance(value, list) and value and all(isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value):
+        is_message = lambda m: isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)  # noqa: E731
+        if isinstance(value, list) and value and all(is_message(m) for m in value):
             return value
         raise serializers.ValidationError("a string, or a non-empty list of {role, content} messages")
 

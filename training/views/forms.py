@@ -47,7 +47,8 @@ class RunForm(forms.Form):
 
     def __init__(self, *args, project: Project, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["snapshot"].queryset = DatasetSnapshot.objects.filter(project=project, status=DatasetSnapshot.Status.READY).order_by("-version")
+        ready = DatasetSnapshot.objects.filter(project=project, status=DatasetSnapshot.Status.READY)
+        self.fields["snapshot"].queryset = ready.order_by("-version")
         self.fields["base_model"].queryset = base_models_for_training(user=user)
         self.fields["snapshot"].label_from_instance = lambda s: f"v{s.version} · {s.created_at:%Y-%m-%d %H:%M}"
         self.fields["base_model"].label_from_instance = lambda m: f"{m.name} ({m.get_kind_display().lower()})"

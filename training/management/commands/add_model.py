@@ -45,7 +45,8 @@ class Command(BaseCommand):
         except registry.RegistryError as exc:
             raise CommandError(str(exc)) from None
         verb = "already registered" if artifact.name in before else "registered"
-        self.stdout.write(f"{artifact.name}: {verb} ({artifact.get_kind_display()}, {artifact.get_source_display()}) at {registry.model_path(artifact)}")
+        where = registry.model_path(artifact)
+        self.stdout.write(f"{artifact.name}: {verb} ({artifact.get_kind_display()}, {artifact.get_source_display()}) at {where}")
 
     @staticmethod
     def _need_name(name: str | None, flag: str) -> str:
