@@ -9,6 +9,7 @@
     { title: "Loss", match: function (k) { return k.indexOf("loss") !== -1; } },
     { title: "Accuracy", match: function (k) { return k.indexOf("acc") !== -1; } },
     { title: "Learning rate", match: function (k) { return k === "lr" || k.indexOf("learning_rate") !== -1; } },
+    { title: "Reward margin", match: function (k) { return k.indexOf("margin") !== -1; } },
   ];
   var COLORS = ["#3b5bdb", "#e8590c", "#2f9e44", "#ae3ec9", "#1098ad", "#f08c00"];
 
