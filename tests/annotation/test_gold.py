@@ -125,3 +125,27 @@ def test_it_rejects_a_threshold_outside_0_to_1(make_project):
     project = make_project(Kind.BINARY)
     with pytest.raises(ValueError, match="gold_pause_threshold"):
         gold_settings_set(project=project, threshold=1.5)
+
+
+def test_it_leaves_a_paused_raters_judgments_out_of_snapshots(make_project, add_items, member, make_user):
+    from pathlib import Path
+
+    from annotation.exports.build import snapshot_build
+    from annotation.exports.services import snapshot_create
+
+    project = make_project(Kind.BINARY, overlap=2)
+    other = make_user("careful")
+    Membership.objects.create(project=project, user=other)
+    add_items(project, 10)
+    for rater in (member, other):
+        _label(project, rater, 10, gold_answer=GOLD, normal_answer={"winner": 0})
+    rater_pause(project=project, rater=member, reason="clicks at random")
+
+    snapshot = snapshot_build(snapshot_id=snapshot_create(project=project, options={}, enqueue=False).id)
+    assert snapshot.status == "ready", snapshot.error
+    root = Path(snapshot.path)
+    rows = sum(len((root / "judgments" / f"{split}.jsonl").read_text().splitlines()) for split in ("train", "test"))
+    assert rows == 10  # the careful rater's ten; the paused rater's ten are left out
+    everyone = snapshot_build(snapshot_id=snapshot_create(project=project, options={"exclude_paused": False}, enqueue=False).id)
+    root = Path(everyone.path)
+    assert sum(len((root / "judgments" / f"{split}.jsonl").read_text().splitlines()) for split in ("train", "test")) == 20
