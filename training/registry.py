@@ -18,14 +18,14 @@ import uuid
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from training.models import ModelArtifact
 
 # Files that unpickle on load. Refused from every source (DESIGN.md: never a pickle from an upload).
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".h5", ".msgpack")
 # What a hub download may bring: configs, tokenizers, templates and safetensors weights.
-HUB_ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "*.md", "*.py.txt", "tokenizer*"]
+HUB_ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "*.md", "tokenizer*"]
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 
@@ -146,9 +146,12 @@ def _publish(staging: Path, name: str, **fields) -> ModelArtifact:
         info.setdefault("size_bytes", sum(p.stat().st_size for p in staging.rglob("*") if p.is_file()))
         if final.exists():
             raise RegistryError(f"{final}: a folder of that name exists but is not registered; remove it or pick another name")
-        with transaction.atomic():
-            artifact = ModelArtifact.objects.create(name=name, path=f"models/{name}", config=info, **fields)
-            staging.rename(final)
+        try:
+            with transaction.atomic():
+                artifact = ModelArtifact.objects.create(name=name, path=f"models/{name}", config=info, **fields)
+                staging.rename(final)
+        except IntegrityError:  # another process registered the same name a moment ago
+            raise RegistryError(f"name {name!r} was registered by another process meanwhile; run the command again") from None
         return artifact
     finally:
         if staging.exists():
