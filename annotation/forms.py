@@ -55,6 +55,26 @@ class ProjectForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["slug"].required = False
 
+    # Settings grouped on the page; each kind uses only its own group.
+    GROUPS = (
+        ("Project", ("name", "slug", "instructions", "kind", "archived")),
+        ("Binary", ("allow_tie", "allow_both_bad")),
+        ("Likert", ("likert_points", "likert_labels")),
+        ("Ranking", ("ranking_k", "ranking_allow_ties")),
+        ("Rating", ("rating_min", "rating_max", "rating_threshold", "rating_labels")),
+        ("Assignment", ("overlap", "lease_seconds")),
+        ("Gold items", ("gold_rate", "gold_pause_threshold", "gold_min_answers")),
+        ("Members", ("raters", "researchers")),
+    )
+
+    def groups(self) -> list[tuple[str, list]]:
+        out = []
+        for title, names in self.GROUPS:
+            fields = [self[name] for name in names if name in self.fields]
+            if fields:
+                out.append((title, fields))
+        return out
+
     def _post_clean(self):
         # Model validation happens in the service (annotation.projects), which reports the
         # same field names to the form, the API and the management commands.

@@ -35,8 +35,8 @@ response must answer. Prefer the response that is
 2. **helpful** — it answers the question that was asked, at a sensible length;
 3. **safe and honest** — no made-up facts stated with confidence.
 
-Ignore small formatting differences. If you cannot tell, skip the item (<kbd>S</kbd>) rather than guess.
-Press <kbd>?</kbd> at any time to see these instructions and the keyboard shortcuts.
+Ignore small formatting differences. If you cannot tell, skip the item rather than guess.
+The labelling page lists its keyboard shortcuts, and brings these instructions back with one key.
 """
 
 # slug -> (name, kind, settings, which candidate positions of the fixture to use, intro)
