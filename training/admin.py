@@ -6,11 +6,16 @@ actions cancel runs or start them again with the same settings.
 """
 from __future__ import annotations
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db import transaction
+from django.template.response import TemplateResponse
 
-from training.models import ModelArtifact, TrainingRun
+from annotation.models import DatasetSnapshot
+from training.models import ModelArtifact, SnapshotForTraining, TrainingRun
 from training.runs import ConfigError, run_cancel, run_create
 
 
@@ -110,3 +115,77 @@ class TrainingRunAdmin(admin.ModelAdmin):
             self.message_user(request, f"Queued run(s) {', '.join(started)}.", messages.SUCCESS)
         for error in errors:
             self.message_user(request, error, messages.ERROR)
+
+
+class StartTrainingForm(forms.Form):
+    base_model = forms.ModelChoiceField(queryset=ModelArtifact.objects.filter(is_adapter=False).order_by("name"))
+    method = forms.ChoiceField(choices=[("reward", "Reward model"), ("dpo", "DPO")])
+    use_lora = forms.BooleanField(required=False, initial=True, label="LoRA")
+    config = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}), help_text="Hyperparameters as JSON; empty: defaults.")
+
+    def clean_config(self) -> dict:
+        raw = (self.cleaned_data.get("config") or "").strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"not valid JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("expected a JSON object")
+        return value
+
+
+@admin.register(SnapshotForTraining)
+class SnapshotForTrainingAdmin(admin.ModelAdmin):
+    """Ready snapshots, with an action that starts a run on each selected one (via run_create)."""
+
+    list_display = ["__str__", "project", "version", "created_at"]
+    list_filter = ["project"]
+    list_select_related = ["project"]
+    actions = ["start_training"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(status=DatasetSnapshot.Status.READY)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_actions(self, request):
+        # Snapshots are evidence (annotation admin); from here one may only train on them.
+        actions = super().get_actions(request)
+        return {name: action for name, action in actions.items() if name != "delete_selected"}
+
+    @admin.action(description="Start training on the selected snapshots")
+    def start_training(self, request, queryset):
+        form = StartTrainingForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            started, errors = [], []
+            for snapshot in queryset.select_related("project"):
+                try:
+                    run = run_create(project=snapshot.project, snapshot=snapshot, base_model=form.cleaned_data["base_model"],
+                                     method=form.cleaned_data["method"], use_lora=form.cleaned_data["use_lora"],
+                                     config=form.cleaned_data["config"], created_by=request.user)
+                    started.append(f"{run.pk} ({snapshot})")
+                except ConfigError as exc:
+                    errors.append(f"{snapshot}: {exc}")
+            if started:
+                self.message_user(request, f"Queued run(s) {', '.join(started)}.", messages.SUCCESS)
+            for error in errors:
+                self.message_user(request, error, messages.ERROR)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Start training",
+            "form": form,
+            "snapshots": queryset,
+            "opts": self.model._meta,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/training/start_training.html", context)

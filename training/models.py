@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from annotation.models.snapshot import DatasetSnapshot
+
 
 class ModelArtifact(models.Model):
     """A model in the registry: a folder in Hugging Face format (safetensors only), with lineage."""
@@ -89,3 +91,13 @@ class TrainingRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} run {self.pk}"
+
+
+class SnapshotForTraining(DatasetSnapshot):
+    """Dataset snapshots as the training admin sees them: a proxy (no table) so that Django admin
+    can offer 'start training on the selected snapshots' without touching the annotation admin."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "snapshot to train on"
+        verbose_name_plural = "snapshots to train on"

@@ -53,3 +53,23 @@ def test_it_shows_the_registry_read_only(client_for, staff, setup):
     client = client_for(staff)
     assert "smol" in client.get("/admin/training/modelartifact/").content.decode()
     assert client.get("/admin/training/modelartifact/add/").status_code == 403
+
+
+def test_it_starts_runs_on_selected_snapshots_from_an_admin_action(client_for, staff, project, setup):
+    snapshot, base = setup
+    DatasetSnapshot.objects.create(project=project, version=2, status="building")
+    client = client_for(staff)
+    listing = client.get("/admin/training/snapshotfortraining/").content.decode()
+    assert "demo v1" in listing and "demo v2" not in listing  # only ready snapshots
+    url = "/admin/training/snapshotfortraining/"
+    page = client.post(url, {"action": "start_training", "_selected_action": [snapshot.pk]})
+    assert page.status_code == 200 and "Start a run on each of these snapshots" in page.content.decode()
+    assert not TrainingRun.objects.exists()  # the first step only asks
+    bad = client.post(url, {"action": "start_training", "_selected_action": [snapshot.pk], "apply": "1",
+                            "base_model": base.pk, "method": "reward", "use_lora": "on", "config": "{oops"})
+    assert "not valid JSON" in bad.content.decode() and not TrainingRun.objects.exists()
+    done = client.post(url, {"action": "start_training", "_selected_action": [snapshot.pk], "apply": "1",
+                             "base_model": base.pk, "method": "reward", "use_lora": "on", "config": '{"num_train_epochs": 2}'}, follow=True)
+    run = TrainingRun.objects.get()
+    assert run.snapshot == snapshot and run.project == project and run.config["num_train_epochs"] == 2.0 and run.created_by == staff
+    assert f"Queued run(s) {run.pk}" in done.content.decode()
