@@ -185,6 +185,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # --- Arbiter ----------------------------------------------------------------------------------
 ARBITER_IMPORT_BATCH_SIZE = env_int("ARBITER_IMPORT_BATCH_SIZE", 2000, minimum=1)
 ARBITER_RUN_STALE_SECONDS = env_int("ARBITER_RUN_STALE_SECONDS", 120, minimum=5)
+# A run whose worker went silent is resumed from its last checkpoint this many times in all, then failed.
+ARBITER_RUN_MAX_ATTEMPTS = env_int("ARBITER_RUN_MAX_ATTEMPTS", 3, minimum=1)
+# Beat (the default worker runs with -B) looks for silent runs every minute; the task goes to `default`.
+CELERY_BEAT_SCHEDULE = {"training-runs-check-stale": {"task": "training.tasks.runs_check_stale", "schedule": 60.0}}
 
 LOGGING = {
     "version": 1,
