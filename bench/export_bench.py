@@ -132,6 +132,22 @@ def _seed(slug: str, n_judgments: int, overlap: int) -> None:
             cur.execute("ANALYZE")
 
 
+def _create_tables() -> None:
+    """Django's own tables by migration; the app tables by migration once the apps have them,
+    else straight from the models (after auth, whose tables they point at)."""
+    from django.apps import apps
+    from django.core.management import call_command
+    from django.db import connection
+    from django.db.migrations.loader import MigrationLoader
+
+    call_command("migrate", verbosity=0)
+    unmigrated = [app for app in ("annotation", "training") if app in MigrationLoader(connection).unmigrated_apps]
+    with connection.schema_editor() as editor:
+        for app in unmigrated:
+            for model in apps.get_app_config(app).get_models():
+                editor.create_model(model)
+
+
 def _admin_url(url: str, dbname: str) -> str:
     parts = urlparse(url)
     return urlunparse(parts._replace(path=f"/{dbname}"))
@@ -171,7 +187,7 @@ def main() -> None:
         from django.core.management import call_command
         from django.db import connection
 
-        call_command("migrate", run_syncdb=True, verbosity=0)
+        _create_tables()
         sizes = [max(args.n // 10, args.overlap), args.n]
         print(f"database: {connection.vendor}; seeding {sizes} binary judgments ({args.overlap} per item, {RATERS} raters)...", flush=True)
         for n in sizes:

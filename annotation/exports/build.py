@@ -25,13 +25,13 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import CharField, Q
 from django.db.models.functions import Cast
-from django.db.models.sql.constants import MULTI
 from django.utils import timezone
 
 from annotation import consensus, kinds
 from annotation.exports.card import render_card
 from annotation.exports.formats import SPLITS, SnapshotWriter, encode, export_completion, export_prompt
 from annotation.exports.options import NONE, SnapshotOptions
+from annotation.exports.reading import Memo, Pseudonyms, loads, raw_rows, raw_text
 from annotation.exports.split import split_of
 from annotation.models import Candidate, DatasetSnapshot, Item, Judgment, Membership, Project
 
@@ -125,60 +125,9 @@ def _keep(value: dict, opts: SnapshotOptions) -> bool:
     return True
 
 
-def _raw_rows(qs, n_fields: int) -> Iterator[tuple]:
-    """The rows of a values_list queryset as the driver returns them, fetched in chunks through
-    a server-side cursor where the database has one. Skipping Django's per-value converters
-    halves the build time at a million rows; JSON is decoded by _Memo and dates formatted in _write_item instead."""
-    compiler = qs.query.get_compiler(using=qs.db)
-    chunks = compiler.execute_sql(MULTI, chunked_fetch=compiler.connection.features.can_use_chunked_reads, chunk_size=CHUNK)
-    for chunk in chunks:
-        for row in chunk:
-            yield row[:n_fields]
-
-
-class _MemoDict(dict):
-    """A dict that computes a missing entry with `make` and keeps it (up to LIMIT entries).
-    A hit is one C-level dict lookup, which is what a million rows need."""
-
-    LIMIT = 100_000
-
-    def __init__(self, make):
-        super().__init__()
-        self.make = make
-
-    def __missing__(self, key):
-        value = self.make(key)
-        if len(self) < self.LIMIT:
-            self[key] = value
-        return value
-
-
-def _loads(raw: Any) -> Any:
-    return json.loads(raw) if isinstance(raw, (str, bytes)) else raw
-
-
-class _Memo:
-    """JSON decoding and encoding, memoised by the raw database text: a million binary judgments
-    hold a handful of distinct values ({"winner": 0}, ...), display orders, raters and kinds, each
-    decoded or encoded once. Decoded values are shared between rows: nothing may mutate them."""
-
-    def __init__(self):
-        self.decode = _MemoDict(_loads)  # raw JSON text -> value
-        self.text = _MemoDict(encode)  # str -> its JSON string
-        self.json = _MemoDict(lambda raw: encode(_loads(raw)))  # raw JSON text -> our JSON text
-        # raw JSON text -> a JSON string holding the value's JSON text, keys sorted (the same on
-        # every database: PostgreSQL's jsonb reorders keys)
-        self.canonical = _MemoDict(lambda raw: encode(json.dumps(_loads(raw), sort_keys=True)))
-
-
-def _raw_text(raw: Any) -> str:
-    """JSON column values as text (Django reads jsonb as text; a driver that decodes is handled)."""
-    return raw if raw.__class__ is str else json.dumps(raw)
-
-
 def _candidates(projects: list[Project]) -> Iterator[tuple[int, dict[int, tuple[str, str]]]]:
     """(item_id, {position: (text, model)}) for every item, in item order (a merge join partner)."""
-    rows = _raw_rows(
+    rows = raw_rows(
         Candidate.objects.filter(item__project__in=projects).order_by("item_id", "position").values_list("item_id", "position", "text", "model_name"), 4
     )
     current, group = None, {}
@@ -190,31 +139,6 @@ def _candidates(projects: list[Project]) -> Iterator[tuple[int, dict[int, tuple[
         group[position] = (text, model)
     if current is not None:
         yield current, group
-
-
-class _Rater:
-    """Pseudonymous rater ids: a salted hash, with a salt that lives only for this build, so ids
-    are stable inside one snapshot and cannot be linked across snapshots or back to users."""
-
-    def __init__(self):
-        self.salt = os.urandom(16)
-        self.cache: dict[Any, str] = {}
-        self.names: set[str] = set()
-
-    def __call__(self, rater_id: int | None, source: str, ai_model: str) -> str:
-        """The rater's pseudonym as a JSON string."""
-        key = (rater_id, source, ai_model)
-        found = self.cache.get(key)
-        if found is None:
-            if source == Judgment.Source.AI:
-                name = f"ai:{ai_model or 'model'}"
-            elif rater_id is None:
-                name = source  # imported without a rater
-            else:
-                name = "r-" + hashlib.blake2b(f"{rater_id}".encode(), key=self.salt, digest_size=6).hexdigest()
-            self.names.add(name)
-            found = self.cache[key] = encode(name)
-        return found
 
 
 def _worker_key(rater_id, source, ai_model) -> str:
@@ -233,24 +157,24 @@ def _build_into(snapshot: DatasetSnapshot, root: Path) -> dict:
 
     winners: dict[int, tuple[Any, float]] = {}
     if opts.aggregation == consensus.DAWID_SKENE:
-        decode = _Memo().decode
-        rows = _raw_rows(qs.filter(kind__in=[kinds.Kind.BINARY, kinds.Kind.LIKERT]).values_list("item_id", "rater_id", "source", "ai_model", "value"), 5)
+        decode = Memo().decode
+        rows = raw_rows(qs.filter(kind__in=[kinds.Kind.BINARY, kinds.Kind.LIKERT]).values_list("item_id", "rater_id", "source", "ai_model", "value"), 5)
         winners = consensus.dawid_skene_winners(
-            (item_id, _worker_key(r, s, m), v["winner"]) for item_id, r, s, m, raw in rows if _keep(v := decode[_raw_text(raw)], opts)
+            (item_id, _worker_key(r, s, m), v["winner"]) for item_id, r, s, m, raw in rows if _keep(v := decode[raw_text(raw)], opts)
         )
 
     writer = SnapshotWriter(root, chat=chat, with_margin=with_margin)
     stats = _Stats()
-    pseudonym = _Rater()
+    pseudonym = Pseudonyms()
     fields = ("item_id", "project_id", "rater_id", "kind", "source", "ai_model", "value", "display_order", "duration_ms", "rationale", "created_at", "item__prompt", "item__external_id")
-    memo = _Memo()
+    memo = Memo()
     ordered = qs.order_by("item_id", "id")
     if connection.vendor == "sqlite":
         # SQLite's driver would parse every timestamp into a datetime only for us to format it
         # back; the stored text is already UTC ("YYYY-MM-DD HH:MM:SS.ffffff"), _write_item finishes it.
         ordered = ordered.annotate(created_text=Cast("created_at", output_field=CharField()))
         fields = tuple("created_text" if f == "created_at" else f for f in fields)
-    rows = _raw_rows(ordered.values_list(*fields), len(fields))
+    rows = raw_rows(ordered.values_list(*fields), len(fields))
     candidates = _candidates(projects)
     cand_item, cand_group = -1, {}
     done = 0
@@ -272,8 +196,10 @@ def _build_into(snapshot: DatasetSnapshot, root: Path) -> dict:
     card = render_card(snapshot=snapshot, projects=projects, options=opts, counts=counts, stats=stats.as_dict(), chat=chat, with_margin=with_margin)
     (root / "README.md").write_text(card, encoding="utf-8")
     files = {}
+    known = writer.digests()
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        files[path.relative_to(root).as_posix()] = {"sha256": _sha256(path), "bytes": path.stat().st_size}
+        name = path.relative_to(root).as_posix()
+        files[name] = {"sha256": known.get(name) or _sha256(path), "bytes": path.stat().st_size}
     manifest = {
         "name": f"{snapshot.project.slug}-v{snapshot.version}",
         "project": snapshot.project.slug,
@@ -357,12 +283,12 @@ def _write_item(ctx: _Context, rows: list[tuple], cands: dict, ds_winner) -> Non
     values = []
     counts = stats.kind_source
     for (_, _, rater_id, j_kind, source, ai_model, value_raw, order_raw, duration, rationale, created_at, _, _) in rows:
-        value_raw = _raw_text(value_raw)
+        value_raw = raw_text(value_raw)
         value = decode[value_raw]
         if drop and value.get("winner") in drop:
             continue
         if shared is None:
-            prompt = _loads(prompt_raw)
+            prompt = loads(prompt_raw)
             split = split_of(prompt, seed=opts.seed, test_share=opts.test_share)
             p = export_prompt(prompt, chat)
             p_json = encode(p)
@@ -378,7 +304,7 @@ def _write_item(ctx: _Context, rows: list[tuple], cands: dict, ds_winner) -> Non
         writer.judgment(
             split,
             (*shared, text[j_kind], canonical[value_raw], pseudonym(rater_id, source, ai_model), text[source], text[ai_model],
-             as_json[_raw_text(order_raw)], "null" if duration is None else str(int(duration)),
+             as_json[raw_text(order_raw)], "null" if duration is None else str(int(duration)),
              text[rationale] if not rationale else encode(rationale), created),
         )
     if not values:

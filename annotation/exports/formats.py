@@ -15,6 +15,7 @@ Parquet row group in a worker thread (see _Output).
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import queue
@@ -106,6 +107,9 @@ class _Output:
         folder.mkdir(parents=True, exist_ok=True)
         self.schema = schema
         self.jsonl = open(folder / f"{split}.jsonl", "wb")
+        self.name = f"{folder.name}/{split}.jsonl"
+        # The manifest's sha256 of the JSONL file, computed as it is written (no second read).
+        self.digest = hashlib.sha256()
         self.parquet = pq.ParquetWriter(folder / f"{split}.parquet", schema, compression="zstd")
         self.parts: list[str] = []
         self.size = 0
@@ -128,6 +132,7 @@ class _Output:
         data = "".join(self.parts).encode("utf-8")
         self.parts, self.size = [], 0
         self.jsonl.write(data)
+        self.digest.update(data)
         if self.error is not None:
             raise RuntimeError(f"writing {Path(self.jsonl.name).name} as Parquet failed: {self.error}") from self.error
         self.queue.put(data)
@@ -184,6 +189,10 @@ class SnapshotWriter:
     def judgment(self, split: str, encoded: tuple[str, ...]) -> None:
         """`encoded`: the JSON text of each of JUDGMENT_FIELDS, in order."""
         self.outputs[("judgments", split)].write(JUDGMENT_LINE % encoded)
+
+    def digests(self) -> dict[str, str]:
+        """sha256 of every JSONL file, by path inside the snapshot (after close)."""
+        return {output.name: output.digest.hexdigest() for output in self.outputs.values()}
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {fmt: {split: self.outputs[(fmt, split)].count for split in SPLITS} for fmt in FORMATS}
