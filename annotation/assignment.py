@@ -51,7 +51,7 @@ def _active_lease(*, project: Project, rater, now) -> Assignment | None:
     return (
         Assignment.objects.filter(project=project, rater=rater, status=Assignment.Status.ACTIVE, expires_at__gt=now)
         .select_related("item")
-        .order_by("created_at")
+        .order_by("id")
         .first()
     )
 
@@ -100,38 +100,72 @@ def _next_item_query(*, project: Project, rater, gold: bool):
     return qs.order_by("taken", "id")
 
 
+# Gold items are shown to every rater: their slot counter has no ceiling.
+_NO_CEILING = 2**31 - 1
+
+
+def _claim_sql(*, project: Project, rater, gold: bool, skip_locked: bool) -> tuple[str, list]:
+    """Take a slot on the rater's next item in one statement: the inner SELECT is
+    _next_item_query's index range scan (LIMIT 1, PostgreSQL: skipping rows other claimers
+    hold), the outer UPDATE re-checks the ceiling and returns the row. Raw SQL because this is
+    the hottest statement of the app, and building it through the ORM cost more CPU than
+    running it."""
+    item, assignment = Item._meta.db_table, Assignment._meta.db_table
+    lock = " FOR NO KEY UPDATE SKIP LOCKED" if skip_locked else ""
+    ceiling = _NO_CEILING if gold else project.overlap
+    sql = (
+        f"UPDATE {item} SET taken = taken + 1 WHERE id = ("
+        f"SELECT i.id FROM {item} i WHERE i.project_id = %s AND i.is_gold = %s AND i.taken < %s"
+        f" AND NOT EXISTS (SELECT 1 FROM {assignment} a WHERE a.item_id = i.id AND a.rater_id = %s)"
+        f" ORDER BY i.taken, i.id LIMIT 1{lock}) AND taken < %s"
+        f" RETURNING id, external_id, prompt"
+    )
+    return sql, [project.id, gold, ceiling, rater.id, ceiling]
+
+
+def _lock_and_find_lease(*, project: Project, rater, membership: Membership | None, now: datetime) -> Assignment | None:
+    if connection.vendor == "postgresql":
+        # A lease is soft state: should the server crash in the next few hundred ms, losing
+        # it loses nothing (the rater asks again; slot and lease go together). Not waiting
+        # for the WAL flush halves the fsyncs of a next+submit round.
+        # Two tabs of one rater asking at once must end with one lease, not two: PostgreSQL
+        # queues them on the rater's membership row (other raters never wait on it); SQLite's
+        # IMMEDIATE transaction already serialises them. One round trip for both.
+        with connection.cursor() as cursor:
+            if membership is not None and membership.pk is not None:
+                cursor.execute(
+                    f"SET LOCAL synchronous_commit TO OFF; SELECT id FROM {Membership._meta.db_table} WHERE id = %s FOR UPDATE",
+                    [membership.pk],
+                )
+            else:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+    return _active_lease(project=project, rater=rater, now=now)
+
+
 def _try_claim(*, project: Project, rater, membership: Membership | None, gold: bool, now: datetime, rng: random.Random):
     """One attempt, one short transaction: return the rater's open lease if they have one;
-    otherwise lock the first free row, take a slot, create the lease. Returns the lease, None
+    otherwise take a slot on the first free row and create the lease. Returns the lease, None
     when no row is free, or _LOST when another claimer won the race for the row we saw."""
+    if not connection.features.can_return_columns_from_insert:
+        return _try_claim_orm(project=project, rater=rater, membership=membership, gold=gold, now=now, rng=rng)
     try:
         with transaction.atomic():
-            # Two tabs of one rater asking at once must end with one lease, not two. SQLite's
-            # IMMEDIATE transaction already serialises them; PostgreSQL queues them on the
-            # rater's membership row (other raters never wait on it).
-            if connection.vendor == "postgresql":
-                # A lease is soft state: should the server crash in the next few hundred ms,
-                # losing it loses nothing (the rater asks again; slot and lease go together).
-                # Not waiting for the WAL flush halves the fsyncs of a next+submit round.
-                with connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
-                if membership is not None and membership.pk is not None:
-                    list(Membership.objects.select_for_update().filter(pk=membership.pk).values_list("pk"))
-            current = _active_lease(project=project, rater=rater, now=now)
+            current = _lock_and_find_lease(project=project, rater=rater, membership=membership, now=now)
             if current is not None:
                 return current
-            qs = _next_item_query(project=project, rater=rater, gold=gold)
-            if connection.features.has_select_for_update_skip_locked:
-                qs = qs.select_for_update(skip_locked=True, no_key=True, of=("self",))
-            item = qs.first()
-            if item is None:
-                return None
-            claim = Item.objects.filter(id=item.id)
-            if not gold:
-                claim = claim.filter(taken__lt=project.overlap)
-            if not claim.update(taken=F("taken") + 1):
-                return _LOST  # somebody else took the last slot between our read and our write
-            candidates = list(Candidate.objects.filter(item_id=item.id).only("item_id", "position", "text").order_by("position"))
+            sql, params = _claim_sql(project=project, rater=rater, gold=gold, skip_locked=connection.features.has_select_for_update_skip_locked)
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                row = cursor.fetchone()
+                if row is None:
+                    return None
+                item_id, external_id, prompt = row
+                cursor.execute(
+                    f"SELECT id, position, text FROM {Candidate._meta.db_table} WHERE item_id = %s ORDER BY position", [item_id]
+                )
+                candidates = [Candidate.from_db(connection.alias, ["id", "item_id", "position", "text"], (cid, item_id, pos, text)) for cid, pos, text in cursor.fetchall()]
+            prompt = Item._meta.get_field("prompt").from_db_value(prompt, None, connection)
+            item = Item.from_db(connection.alias, ["id", "project_id", "external_id", "prompt", "is_gold"], (item_id, project.id, external_id, prompt, gold))
             positions = [c.position for c in candidates]
             rng.shuffle(positions)
             assignment = Assignment.objects.create(
@@ -147,6 +181,31 @@ def _try_claim(*, project: Project, rater, membership: Membership | None, gold: 
     except IntegrityError:
         # The rater already has a row for this item (a race the locks above should prevent);
         # the whole attempt rolled back, slot included: try the next row.
+        return _LOST
+
+
+def _try_claim_orm(*, project: Project, rater, membership: Membership | None, gold: bool, now: datetime, rng: random.Random):
+    """_try_claim for SQLite older than 3.35 (no RETURNING): the same steps through the ORM."""
+    try:
+        with transaction.atomic():
+            current = _lock_and_find_lease(project=project, rater=rater, membership=membership, now=now)
+            if current is not None:
+                return current
+            item = _next_item_query(project=project, rater=rater, gold=gold).first()
+            if item is None:
+                return None
+            if not Item.objects.filter(id=item.id, taken__lt=_NO_CEILING if gold else project.overlap).update(taken=F("taken") + 1):
+                return _LOST
+            candidates = list(Candidate.objects.filter(item_id=item.id).only("item_id", "position", "text").order_by("position"))
+            positions = [c.position for c in candidates]
+            rng.shuffle(positions)
+            assignment = Assignment.objects.create(
+                project=project, item=item, rater=rater, display_order=positions, is_gold=gold,
+                expires_at=now + timedelta(seconds=project.lease_seconds),
+            )
+            assignment._candidates = candidates
+            return assignment
+    except IntegrityError:
         return _LOST
 
 

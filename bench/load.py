@@ -104,18 +104,22 @@ def seed(*, n_items: int, n_raters: int, overlap: int) -> tuple[int, list[str]]:
 
 
 def explain_next(project_id: int) -> str:
+    """EXPLAIN ANALYZE of the statement that claims a slot, run in a transaction that is
+    rolled back (the claim really executes, then is undone)."""
     from django.contrib.auth import get_user_model
-    from django.db import connection
+    from django.db import connection, transaction
 
-    from annotation.assignment import _next_item_query
+    from annotation.assignment import _claim_sql
     from annotation.models import Project
 
     project = Project.objects.get(id=project_id)
     rater = get_user_model().objects.filter(username__startswith="load").first()
-    sql, params = _next_item_query(project=project, rater=rater, gold=False)[:1].query.sql_with_params()
-    with connection.cursor() as cur:
+    sql, params = _claim_sql(project=project, rater=rater, gold=False, skip_locked=True)
+    with transaction.atomic(), connection.cursor() as cur:
         cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
-        return "\n".join(row[0] for row in cur.fetchall())
+        plan = "\n".join(row[0] for row in cur.fetchall())
+        transaction.set_rollback(True)
+    return plan
 
 
 def verify(project_id: int, acknowledged: set[int], overlap: int) -> dict:
@@ -195,6 +199,70 @@ def stop_server(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
+
+
+# --- CPU accounting ----------------------------------------------------------------------------
+# On a shared machine wall-clock rates say as much about the neighbours as about Arbiter, so
+# the bench also counts the CPU seconds each party spent: gunicorn (master and workers), the
+# PostgreSQL backends serving the bench database, and this process (the load generator).
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids += [int(k) for k in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return kids
+
+
+def cpu_snapshot(server: subprocess.Popen, db_name: str, base_url: str) -> dict[str, dict[int, float]]:
+    import psycopg
+
+    with psycopg.connect(base_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        pg_pids = [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [db_name])]
+    server_pids = [server.pid, *_children(server.pid)]
+    return {
+        "gunicorn": {p: _proc_cpu(p) for p in server_pids},
+        "postgres": {p: _proc_cpu(p) for p in pg_pids},
+        "loadgen": {0: sum(os.times()[:2])},
+    }
+
+
+def cpu_spent(before: dict, after: dict) -> dict[str, float]:
+    return {k: sum(v - before[k].get(p, 0.0) for p, v in after[k].items()) for k in after}
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+def cpu_report(spent: dict[str, float], judgments: int, busy: tuple[float, float]) -> None:
+    if not judgments:
+        return
+    per = {k: v * 1000 / judgments for k, v in spent.items()}
+    total = sum(per.values())
+    others = max(0.0, busy[0] / TICK - sum(spent.values()))
+    print(
+        "  CPU per judgment (next + submit): "
+        + ", ".join(f"{k} {v:.1f} ms" for k, v in per.items())
+        + f"; total {total:.1f} ms -> {os.cpu_count()} idle cores would sustain about {os.cpu_count() * 1000 / total:.0f} judgments/s"
+    )
+    print(f"  the machine was {100 * busy[0] / busy[1]:.0f}% busy; other processes used {others:.1f} CPU-s of it during this run")
 
 
 # --- client ----------------------------------------------------------------------------------
@@ -415,14 +483,24 @@ def main() -> int:
         print(f"\ngunicorn on 127.0.0.1:{port}: {args.workers} workers x {args.threads} threads; {os.cpu_count()} CPUs, load generator included")
         acknowledged: set[int] = set()
         results = {}
+        def measured(run):
+            before, busy0 = cpu_snapshot(server, db_name, args.pg), machine_busy()
+            stats, secs = run()
+            after, busy1 = cpu_snapshot(server, db_name, args.pg), machine_busy()
+            return stats, secs, cpu_spent(before, after), (busy1[0] - busy0[0], busy1[1] - busy0[1])
+
         if "closed" in modes:
-            stats, secs = closed_loop(port=port, tokens=tokens[: args.raters], seconds=args.duration)
+            stats, secs, spent, busy = measured(lambda: closed_loop(port=port, tokens=tokens[: args.raters], seconds=args.duration))
             stats.report(f"closed loop, {args.raters} raters, no think time", secs)
+            cpu_report(spent, len(stats.ms["submit"]), busy)
             acknowledged |= stats.acknowledged
             results["closed"] = len(stats.ms["submit"]) / secs
         if "open" in modes:
-            stats, secs = open_loop(port=port, tokens=tokens[args.raters :], rate=args.rate, seconds=args.duration)
+            stats, secs, spent, busy = measured(
+                lambda: open_loop(port=port, tokens=tokens[args.raters :], rate=args.rate, seconds=args.duration)
+            )
             stats.report(f"open loop, {args.rate:g} arrivals/s offered, {args.items:,} items", secs)
+            cpu_report(spent, len(stats.ms["submit"]), busy)
             acknowledged |= stats.acknowledged
             results["open_p99_next"] = pct(stats.ms["next"], 99)
             results["open_p99_submit"] = pct(stats.ms["submit"], 99)

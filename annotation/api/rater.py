@@ -44,7 +44,7 @@ def _own_assignment(request: Request, assignment_id: int) -> Assignment:
     # project can no longer answer; staff may).
     member = Membership.objects.filter(project=OuterRef("project_id"), user_id=request.user.id)
     assignment = get_object_or_404(
-        Assignment.objects.select_related("project", "item").annotate(is_member=Exists(member)),
+        Assignment.objects.select_related("project").annotate(is_member=Exists(member)),
         id=assignment_id,
         rater_id=request.user.id,
     )
