@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from annotation.models import Item, Judgment, Project
 
-EXACT_LIMIT = 20_000
+EXACT_LIMIT = 5_000
 PROJECT_TOTALS_TTL = 30.0
 
 # project id -> (monotonic time, n_items, judgments stored on them)
