@@ -150,6 +150,10 @@ SPECTACULAR_SETTINGS = {
         "ModelSourceEnum": "training.models.ModelArtifact.Source",
         "TrainingRunStatusEnum": "training.models.TrainingRun.Status",
         "TrainingMethodEnum": "training.models.TrainingRun.Method",
+        "JudgmentKindEnum": "annotation.kinds.Kind",
+        "JudgmentSourceEnum": "annotation.models.judgment.Judgment.Source",
+        "ImportStatusEnum": "annotation.models.item.ImportBatch.Status",
+        "SnapshotStatusEnum": "annotation.models.snapshot.DatasetSnapshot.Status",
     },
 }
 
