@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "annotation",
     "training",
 ]
@@ -144,6 +145,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Human preference feedback on LLM outputs: projects, items, judgments, datasets, training.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI served from our own static files (drf-spectacular-sidecar): no CDN, works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     # ModelArtifact's kind/source share field names with annotation's choices; name them apart.
     "ENUM_NAME_OVERRIDES": {
         "ModelKindEnum": "training.models.ModelArtifact.Kind",
