@@ -140,12 +140,13 @@ def _create_tables() -> None:
     from django.db import connection
     from django.db.migrations.loader import MigrationLoader
 
-    call_command("migrate", verbosity=0)
+    call_command("migrate", verbosity=0, skip_checks=True)
     unmigrated = [app for app in ("annotation", "training") if app in MigrationLoader(connection).unmigrated_apps]
     with connection.schema_editor() as editor:
         for app in unmigrated:
             for model in apps.get_app_config(app).get_models():
-                editor.create_model(model)
+                if model._meta.managed and not model._meta.proxy:
+                    editor.create_model(model)
 
 
 def _admin_url(url: str, dbname: str) -> str:
