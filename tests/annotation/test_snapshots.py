@@ -319,3 +319,25 @@ def test_it_gives_simultaneous_builds_distinct_versions(transactional_db, make_p
     for t in threads:
         t.join()
     assert not errors and sorted(versions) == [1, 2, 3, 4, 5, 6]
+
+
+def test_it_makes_text_prompts_conversational_when_chat_items_are_mixed_in(make_project, add_items, member):
+    project = make_project(Kind.BINARY)
+    for item in add_items(project, 1) + add_items(project, 1, chat=True, prefix="c"):
+        judge(project, item, member, {"winner": 0})
+    snapshot = build(project, test_share=0.0)
+    prompts = [r["prompt"] for r in rows(snapshot, "preference", "train")]
+    assert [{"role": "user", "content": "Question 0?"}] in prompts and all(isinstance(p, list) for p in prompts)
+
+
+def test_it_refuses_to_export_into_a_folder_that_holds_files(project, tmp_path):
+    from django.core.management.base import CommandError
+
+    (tmp_path / "taken.txt").write_text("mine")
+    with pytest.raises(CommandError, match="not an empty folder"):
+        call_command("export_dataset", "--project", project.slug, "--out", str(tmp_path))
+    with pytest.raises(CommandError, match="--project nope: no such project"):
+        call_command("export_dataset", "--project", "nope", "--out", str(tmp_path / "new"))
+    with pytest.raises(CommandError, match="--test-share"):
+        call_command("export_dataset", "--project", project.slug, "--out", str(tmp_path / "new"), "--test-share", "2")
+    assert not DatasetSnapshot.objects.exists()
