@@ -36,7 +36,6 @@ from annotation.exports.split import split_of
 from annotation.models import Candidate, DatasetSnapshot, Item, Judgment, Membership, Project
 
 log = logging.getLogger(__name__)
-CHUNK = 5000
 PROGRESS_EVERY = 25_000
 
 
@@ -322,7 +321,7 @@ def _write_item(ctx: _Context, rows: list[tuple], cands: dict, ds_winner) -> Non
             completions[position] = encode(export_completion(found[0], chat))
         return completions[position]
 
-    forced, confidence = ds_winner if ds_winner else (None, None)
+    forced = ds_winner[0] if ds_winner else None
     agreed = consensus.item_consensus(kind, values, rating_threshold=project.rating_threshold, forced_winner=forced)
     with_margin = ctx.with_margin
     if len(values) > 1:

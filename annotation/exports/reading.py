@@ -14,6 +14,7 @@ from django.db.models.sql.constants import MULTI
 from annotation.exports.formats import encode
 from annotation.models import Judgment
 
+# Rows fetched per round trip (a server-side cursor on PostgreSQL).
 CHUNK = 5000
 
 

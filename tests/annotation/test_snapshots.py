@@ -2,15 +2,12 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import tarfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from django.core.management import call_command
-from django.urls import reverse
 
 from annotation import consensus
 from annotation.exports import OptionsError, snapshot_create
