@@ -9,6 +9,8 @@ GET  /api/projects/<slug>/datasets/<version>/files/<name> one file, e.g. prefere
 from __future__ import annotations
 
 from django.urls import path
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
@@ -61,12 +63,14 @@ class VersionPagination(CursorPagination):
 class SnapshotListCreate(APIView):
     serializer_class = SnapshotSerializer
 
+    @extend_schema(operation_id="projects_datasets_list", responses=SnapshotSerializer(many=True))
     def get(self, request: Request, slug: str) -> Response:
         project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER)
         paginator = VersionPagination()
         page = paginator.paginate_queryset(snapshot_list(project=project), request, view=self)
         return paginator.get_paginated_response(SnapshotSerializer(page, many=True).data)
 
+    @extend_schema(operation_id="projects_datasets_create", request=SnapshotCreateSerializer, responses={201: SnapshotDetailSerializer})
     def post(self, request: Request, slug: str) -> Response:
         project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER)
         body = SnapshotCreateSerializer(data=request.data)
@@ -83,18 +87,21 @@ class SnapshotListCreate(APIView):
 class SnapshotDetail(APIView):
     serializer_class = SnapshotDetailSerializer
 
+    @extend_schema(operation_id="projects_datasets_retrieve")
     def get(self, request: Request, slug: str, version: int) -> Response:
         project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER)
         return Response(SnapshotDetailSerializer(snapshot_get(project=project, version=version)).data)
 
 
 class SnapshotArchive(APIView):
+    @extend_schema(operation_id="projects_datasets_archive", responses={(200, "application/gzip"): OpenApiResponse(OpenApiTypes.BINARY, description="tar.gz of the snapshot folder, streamed")})
     def get(self, request: Request, slug: str, version: int):
         project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER)
         return archive_response(snapshot_get(project=project, version=version))
 
 
 class SnapshotFile(APIView):
+    @extend_schema(operation_id="projects_datasets_file", responses={(200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, description="one file of the snapshot")})
     def get(self, request: Request, slug: str, version: int, name: str):
         project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER)
         return file_response(snapshot_get(project=project, version=version), name)
