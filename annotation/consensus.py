@@ -15,10 +15,10 @@ the same kinds.comparisons / unpaired_labels / best_positions turn it into train
 Public API (also used by the quality pages):
 
     item_consensus(kind, values, weights=None, forced_winner=None) -> Consensus | None
-    dawid_skene_winners(rows) -> {item_key: (winner, confidence)}
-    consensus_by_item(kind, rows, method="majority") -> {item_key: Consensus}
+    dawid_skene_winners(triples) -> {item_key: (winner, posterior)}   # (item_key, rater_key, winner)
+    consensus_by_item(kind, rows, method="majority") -> {item_key: Consensus}   # (item_key, rater_key, value)
 
-`rows` are (item_key, rater_key, value) triples; `agreement` is the (weighted) share of the
+`agreement` is the (weighted) share of the
 item's judgments that agree with the consensus, 1.0 when everyone agrees.
 """
 from __future__ import annotations
