@@ -47,15 +47,6 @@ def _sweep_interval() -> float:
     return float(getattr(settings, "ARBITER_LEASE_SWEEP_SECONDS", 5))
 
 
-def _active_lease(*, project: Project, rater, now) -> Assignment | None:
-    return (
-        Assignment.objects.filter(project=project, rater=rater, status=Assignment.Status.ACTIVE, expires_at__gt=now)
-        .select_related("item")
-        .order_by("id")
-        .first()
-    )
-
-
 def leases_expire(*, project: Project, now: datetime | None = None) -> int:
     """Return expired leases' slots to the pool; returns how many were released.
 
@@ -139,7 +130,15 @@ def _lock_and_find_lease(*, project: Project, rater, membership: Membership | No
                 )
             else:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
-    return _active_lease(project=project, rater=rater, now=now)
+    # Raw, like the claim: asked on every `next`, and usually answered "none".
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {Assignment._meta.db_table} WHERE project_id = %s AND rater_id = %s AND status = %s"
+            " AND expires_at > %s ORDER BY id LIMIT 1",
+            [project.id, rater.id, Assignment.Status.ACTIVE.value, now],
+        )
+        row = cursor.fetchone()
+    return None if row is None else Assignment.objects.select_related("item").get(id=row[0])
 
 
 def _try_claim(*, project: Project, rater, membership: Membership | None, gold: bool, now: datetime, rng: random.Random):

@@ -13,7 +13,7 @@ from rest_framework import serializers
 
 from annotation.assignment import assignment_candidates
 from annotation.kinds import Kind
-from annotation.models import Assignment, Judgment, Project
+from annotation.models import Assignment, Project
 
 MAX_RATIONALE = 10_000
 MAX_FLAGS = 20
@@ -107,24 +107,29 @@ class SubmitSerializer(serializers.Serializer):
     )
 
 
-class JudgmentSerializer(serializers.ModelSerializer):
+class JudgmentSerializer(serializers.Serializer):
+    # Declared fields rather than a ModelSerializer: building fields from the model on every
+    # submit cost more CPU than the rest of the response.
+    id = serializers.IntegerField(read_only=True)
     assignment = serializers.IntegerField(source="assignment_id", allow_null=True, read_only=True)
     item = serializers.IntegerField(source="item_id", read_only=True)
-
-    class Meta:
-        model = Judgment
-        fields = ["id", "assignment", "item", "kind", "source", "value", "display_order", "duration_ms", "rationale", "flags", "client_key", "created_at"]
-        read_only_fields = fields
+    kind = serializers.CharField(read_only=True)
+    source = serializers.CharField(read_only=True, help_text="human, ai or import")
+    value = serializers.JSONField(read_only=True, help_text="Canonical: candidates by position (annotation.kinds).")
+    display_order = serializers.JSONField(read_only=True, help_text="Candidate positions in on-screen order.")
+    duration_ms = serializers.IntegerField(allow_null=True, read_only=True)
+    rationale = serializers.CharField(read_only=True)
+    flags = serializers.JSONField(read_only=True)
+    client_key = serializers.CharField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
 
 
 class ProjectJudgmentSerializer(JudgmentSerializer):
     """For researchers and managers: who judged (user id) and whether a gold answer matched."""
 
     rater = serializers.IntegerField(source="rater_id", allow_null=True, read_only=True)
-
-    class Meta(JudgmentSerializer.Meta):
-        fields = [*JudgmentSerializer.Meta.fields, "rater", "ai_model", "gold_correct"]
-        read_only_fields = fields
+    ai_model = serializers.CharField(read_only=True)
+    gold_correct = serializers.BooleanField(allow_null=True, read_only=True)
 
 
 class ProgressSerializer(serializers.Serializer):
