@@ -180,6 +180,9 @@ def run_ours(method: str, a, model_dir: Path, train, test, out: Path, n_params: 
     tok = _tokenizer(model_dir)
     model = recipe.model_load(path=model_dir, dtype=torch.float32)
     trainer = recipe.trainer_build(cfg=cfg, model=model, tokenizer=tok, train_ds=train, use_lora=False, output_dir=out, device_type=a.device)
+    from transformers.trainer_utils import SaveStrategy
+
+    trainer.args.save_strategy = SaveStrategy.NO  # the runner checkpoints; a benchmark has no use for it
     meter = Meter(trainer.data_collator)
     trainer.data_collator = meter
     trainer.add_callback(meter.callback())

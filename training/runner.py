@@ -10,6 +10,7 @@ torch/transformers/trl are imported inside functions only.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import threading
 import time
@@ -260,7 +261,7 @@ def _train(run: TrainingRun, progress: Progress) -> None:
         "train_loss": output.training_loss,
         "global_step": trainer.state.global_step,
         "resumed_from_step": int(resume.name.split("-")[-1]) if resume else None,
-        "resolved_config": {k: getattr(cfg, k) for k in run.config} | {"learning_rate": cfg.learning_rate},
+        "resolved_config": dataclasses.asdict(cfg),  # what the device made of the "auto" settings
         "test": recipe.evaluate(trainer=trainer, cfg=cfg, test_ds=test_ds),
     }
     if hasattr(recipe, "samples"):
