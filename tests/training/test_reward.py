@@ -81,3 +81,28 @@ def test_it_fails_in_words_when_the_snapshot_has_no_pairs(project, tiny_model, m
     assert "preference/train.jsonl" in run.error and "no preference pairs" in run.error
     assert "no preference pairs" in run.log_tail and run.finished_at is not None
     assert not ModelArtifact.objects.filter(run=run).exists()
+
+
+def test_it_learns_from_a_snapshot_built_from_raters_judgments(project, member, tiny_model):
+    """The whole path: judgments -> the real snapshot exporter -> a reward run on its files."""
+    import random
+
+    from annotation.exports import snapshot_create
+    from annotation.exports.build import snapshot_build
+    from annotation.models import Candidate, Item, Judgment
+
+    rng = random.Random(7)
+    for i, row in enumerate(preference_rows(200, seed=8)):
+        item = Item.objects.create(project=project, external_id=f"p-{i:04d}", prompt=row["prompt"])
+        polite_first = rng.random() < 0.5
+        texts = [row["chosen"].strip(), row["rejected"].strip()] if polite_first else [row["rejected"].strip(), row["chosen"].strip()]
+        Candidate.objects.bulk_create([Candidate(item=item, position=p, text=t) for p, t in enumerate(texts)])
+        Judgment.objects.create(project=project, item=item, rater=member, kind=project.kind, value={"winner": 0 if polite_first else 1})
+    snapshot = snapshot_build(snapshot_id=snapshot_create(project=project, options={"test_share": 0.2}, enqueue=False).id)
+    assert snapshot.status == "ready", snapshot.error
+
+    run = run_create(project=project, snapshot=snapshot, base_model=tiny_model(), method="reward", use_lora=False, config=FAST)
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.log_tail
+    assert 20 <= run.result["test"]["test_pairs"] <= 60 and run.result["test"]["accuracy"] >= 0.8, run.log_tail
+    assert ModelArtifact.objects.get(run=run).snapshot == snapshot
