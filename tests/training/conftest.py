@@ -1,7 +1,7 @@
 """Tiny models and preference snapshots for the training tests.
 
 A model here is a 2-layer Llama with a hidden size of 32-64 built from a config, and a word-level
-tokenizer trained in milliseconds, saved as safetensors and registered like any base model. The
+tokenizer trained in milliseconds (both from tests/tiny_models.py), saved as safetensors and registered like any base model. The
 data follow a rule a model can learn from a few hundred pairs: the preferred answer is polite
 (it contains "thanks"), the rejected one is not."""
 from __future__ import annotations
@@ -20,12 +20,6 @@ TOPICS = "apples rivers engines planets music gardens clocks bridges oceans fore
 FILLER = "the a it is was we you they can will".split()
 POLITE = ["thanks", "please", "kindly"]
 RUDE = ["whatever", "stop", "go"]
-SPECIALS = ["<pad>", "<eos>", "<unk>", "<|user|>", "<|assistant|>"]
-CHAT_TEMPLATE = (
-    "{% for m in messages %}{% if m['role'] == 'user' %}<|user|> {{ m['content'] }} "
-    "{% else %}<|assistant|> {{ m['content'] }} <eos> {% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|> {% endif %}"
-)
 
 
 def pytest_configure(config):
@@ -38,45 +32,25 @@ def pytest_configure(config):
 
 
 def vocabulary() -> list[str]:
-    words = SPECIALS + TOPICS + FILLER + POLITE + RUDE + ["question", "about"]
+    words = TOPICS + FILLER + POLITE + RUDE + ["question", "about"]
     return list(dict.fromkeys(words))
 
 
 def build_tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
+    """The shared word-level tokenizer of tests/tiny_models.py, trained on our vocabulary."""
+    from tests.tiny_models import train_tokenizer
 
-    vocab = {w: i for i, w in enumerate(vocabulary())}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
-    fast.chat_template = CHAT_TEMPLATE
-    return fast
+    return train_tokenizer([" ".join(vocabulary())])
 
 
 def build_tiny_model(folder: Path, *, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
-    """A random-weight causal LM from a config, saved as safetensors with its tokenizer."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    """A random-weight causal LM from a config (tests/tiny_models.py), saved as safetensors with
+    its tokenizer. Llama, not Qwen2: for a qwen2 folder AutoTokenizer would swap our word-level
+    tokenizer for Qwen2's BPE class."""
+    from tests.tiny_models import tiny_causal_lm
 
     tokenizer = build_tokenizer()
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden,
-        intermediate_size=hidden * 2,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=None,
-        # Llama, not Qwen2: AutoTokenizer would swap our word-level tokenizer for Qwen2's BPE class.
-    )
-    model = LlamaForCausalLM(config)
+    model = tiny_causal_lm(tokenizer, hidden=hidden, layers=layers, seed=seed)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
