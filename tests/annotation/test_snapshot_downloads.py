@@ -132,3 +132,12 @@ def test_it_creates_snapshots_over_the_api_and_combines_projects_the_user_may_se
     hidden.memberships.filter(user=researcher).delete()
     assert api.post("/api/projects/demo/datasets/", {"extra_projects": ["hidden"]}, format="json").status_code == 404
     assert api_for(member).post("/api/projects/demo/datasets/", {}, format="json").status_code == 403
+
+
+def test_it_offers_managers_training_on_a_ready_snapshot(ready, client_for, owner, researcher):
+    link = f"/training/projects/demo/new/?snapshot={ready.id}"
+    assert link in client_for(owner).get("/projects/demo/datasets/v1/").content.decode()
+    assert link not in client_for(researcher).get("/projects/demo/datasets/v1/").content.decode()
+    # The form the link opens preselects that snapshot.
+    form = client_for(owner).get(link)
+    assert form.status_code == 200

@@ -91,7 +91,17 @@ def load_tokenizer(path: Path | str):
         # Right padding with the eos token: the attention mask hides it, and SequenceClassification
         # models find the last real token through config.pad_token_id.
         tokenizer.pad_token = tokenizer.eos_token
+    if not getattr(tokenizer, "chat_template", None):
+        # Encoders (MiniLM) and base models ship without one, yet snapshots of chat prompts are
+        # conversational: a plain "role: content" transcript lets TRL tokenize them all the same.
+        tokenizer.chat_template = PLAIN_CHAT_TEMPLATE
     return tokenizer
+
+
+PLAIN_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ message['role'] }}: {{ message['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant: {% endif %}"
+)
 
 
 def is_conversational(value) -> bool:
