@@ -195,6 +195,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # --- Arbiter ----------------------------------------------------------------------------------
 ARBITER_IMPORT_BATCH_SIZE = env_int("ARBITER_IMPORT_BATCH_SIZE", 2000, minimum=1)
 ARBITER_RUN_STALE_SECONDS = env_int("ARBITER_RUN_STALE_SECONDS", 120, minimum=5)
+# Expired leases go back to the pool at most this often per process and project (not per request).
+ARBITER_LEASE_SWEEP_SECONDS = env_int("ARBITER_LEASE_SWEEP_SECONDS", 5, minimum=0)
+# Above this many judgments the dataset card links to the quality page instead of computing agreement.
+ARBITER_CARD_AGREEMENT_MAX = env_int("ARBITER_CARD_AGREEMENT_MAX", 100_000, minimum=0)
 # A run whose worker went silent is resumed from its last checkpoint this many times in all, then failed.
 ARBITER_RUN_MAX_ATTEMPTS = env_int("ARBITER_RUN_MAX_ATTEMPTS", 3, minimum=1)
 # Beat (the default worker runs with -B) looks for silent runs every minute; the task goes to `default`.
