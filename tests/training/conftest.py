@@ -116,3 +116,15 @@ def make_snapshot(db, settings):
         return DatasetSnapshot.objects.create(project=project, version=version, status=DatasetSnapshot.Status.READY, path=rel, progress=1.0)
 
     return make
+
+
+@pytest.fixture
+def snapshot(project):
+    """A ready snapshot row of the demo project (no files: enough for pages and permissions)."""
+    return DatasetSnapshot.objects.create(project=project, version=1, status=DatasetSnapshot.Status.READY, path="snapshots/demo/v1")
+
+
+@pytest.fixture
+def base_model(db):
+    """A registered base model row (no weights: enough for pages and permissions)."""
+    return ModelArtifact.objects.create(name="smol", kind=ModelArtifact.Kind.CAUSAL_LM, source=ModelArtifact.Source.GGUF, path="models/smol")

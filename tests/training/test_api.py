@@ -14,16 +14,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def snapshot(project):
-    return DatasetSnapshot.objects.create(project=project, version=1, status=DatasetSnapshot.Status.READY, path="snapshots/demo/v1")
-
-
-@pytest.fixture
-def base_model(db):
-    return ModelArtifact.objects.create(name="smol", kind="causal_lm", source="gguf", path="models/smol")
-
-
-@pytest.fixture
 def run(project, snapshot, base_model, owner):
     return TrainingRun.objects.create(project=project, snapshot=snapshot, base_model=base_model, method="reward", created_by=owner,
                                       status="running", step=5, total_steps=10, heartbeat_at=timezone.now(),

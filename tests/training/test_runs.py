@@ -24,11 +24,6 @@ def base(db):
     return ModelArtifact.objects.create(name="base", kind=ModelArtifact.Kind.CAUSAL_LM, source=ModelArtifact.Source.LOCAL, path="models/base")
 
 
-@pytest.fixture
-def snapshot(project):
-    return DatasetSnapshot.objects.create(project=project, version=1, status=DatasetSnapshot.Status.READY, path="snapshots/demo/v1")
-
-
 def make_run(project, snapshot, base, **fields) -> TrainingRun:
     return TrainingRun.objects.create(project=project, snapshot=snapshot, base_model=base, method="reward", **fields)
 
