@@ -428,8 +428,8 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=20, help="seconds per mode")
     parser.add_argument("--rate", type=float, default=60, help="open-loop judgments per second")
     parser.add_argument("--modes", default="closed,open")
-    parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=6, help="gunicorn processes (6 x 1 thread gave the same throughput as 3 x 4 here with half the p99)")
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
