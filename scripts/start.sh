@@ -12,7 +12,7 @@ PY=.venv/bin/python
 mkdir -p var/log
 
 echo "==> seeding the demo (idempotent)"
-"$PY" manage.py seed_demo
+"$PY" manage.py seed_demo --url "http://$HOST:$PORT"
 
 pids=()
 stop() {
@@ -32,7 +32,7 @@ pids+=($!)
 .venv/bin/celery -A config worker -Q gpu -n gpu@%h -c 1 --max-tasks-per-child 1 \
   --loglevel INFO >var/log/worker-gpu.log 2>&1 &
 pids+=($!)
-.venv/bin/gunicorn config.wsgi -b "$HOST:$PORT" -w 2 --threads 4 --timeout 120 \
+.venv/bin/gunicorn config.wsgi -b "$HOST:$PORT" -w 2 --threads 4 --timeout 120 --graceful-timeout 5 \
   --access-logfile var/log/access.log --error-logfile - &
 pids+=($!)
 
