@@ -122,19 +122,8 @@ def main() -> int:
     import django
 
     django.setup()
-    from django.conf import settings
     from django.db import connection
 
-    class NoMigrations(dict):
-        """Build tables straight from the models, as the test suite does (--nomigrations)."""
-
-        def __contains__(self, item):
-            return True
-
-        def __getitem__(self, item):
-            return None
-
-    settings.MIGRATION_MODULES = NoMigrations()
     connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
     try:
         from annotation.leaderboard import project_leaderboard

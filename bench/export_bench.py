@@ -133,20 +133,10 @@ def _seed(slug: str, n_judgments: int, overlap: int) -> None:
 
 
 def _create_tables() -> None:
-    """Django's own tables by migration; the app tables by migration once the apps have them,
-    else straight from the models (after auth, whose tables they point at)."""
-    from django.apps import apps
+    """The committed migrations: the tables production runs on."""
     from django.core.management import call_command
-    from django.db import connection
-    from django.db.migrations.loader import MigrationLoader
 
     call_command("migrate", verbosity=0, skip_checks=True)
-    unmigrated = [app for app in ("annotation", "training") if app in MigrationLoader(connection).unmigrated_apps]
-    with connection.schema_editor() as editor:
-        for app in unmigrated:
-            for model in apps.get_app_config(app).get_models():
-                if model._meta.managed and not model._meta.proxy:
-                    editor.create_model(model)
 
 
 def _admin_url(url: str, dbname: str) -> str:

@@ -74,15 +74,7 @@ def main() -> int:
     generate(data, args.n)
     print(f"generated {args.n:,} items ({data.stat().st_size / 1e6:,.0f} MB) in {time.monotonic() - started:.1f} s")
 
-    # A throwaway database, built from the models like the test suite does (--nomigrations).
-    class NoMigrations(dict):
-        def __contains__(self, app):
-            return True
-
-        def __getitem__(self, app):
-            return None
-
-    settings.MIGRATION_MODULES = NoMigrations()
+    # A throwaway test database, migrated like production.
     try:
         connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
         from annotation.importers import import_path

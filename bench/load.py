@@ -456,25 +456,11 @@ def main() -> int:
         import django
 
         django.setup()
-        from django.conf import settings
         from django.core.management import call_command
         from django.db import connection
 
-        has_migrations = any((ROOT / "annotation" / "migrations").glob("0*.py"))
-        if not has_migrations:
-            # While the app has no migrations yet, build every table from the models (as the
-            # test suite does); otherwise the committed migrations are what production runs.
-            class NoMigrations(dict):
-                def __contains__(self, app):
-                    return True
-
-                def __getitem__(self, app):
-                    return None
-
-            settings.MIGRATION_MODULES = NoMigrations()
-        call_command("migrate", run_syncdb=True, verbosity=0, interactive=False)
-        how = "migrations" if has_migrations else "the models (no migrations yet)"
-        print(f"database {db_name}: tables built from {how} in {time.monotonic() - t:.1f} s")
+        call_command("migrate", verbosity=0, interactive=False)
+        print(f"database {db_name}: migrated in {time.monotonic() - t:.1f} s")
 
         project_id, tokens = seed(n_items=args.items, n_raters=args.raters + args.open_raters, overlap=args.overlap)
         print("\nnext-item query plan (EXPLAIN ANALYZE, fresh project):")
