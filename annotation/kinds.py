@@ -196,7 +196,10 @@ def gold_matches(kind: str, gold: dict, value: dict, *, rating_threshold: int = 
         return gold.get("winner") == value.get("winner")
     if kind == Kind.RANKING:
         expected = gold.get("ranking") or []
-        return bool(expected) and sorted(expected[0] if isinstance(expected[0], list) else [expected[0]]) == sorted(value["ranking"][0])
+        if not expected:
+            return False
+        top = expected[0] if isinstance(expected[0], list) else [expected[0]]
+        return sorted(top) == sorted(value["ranking"][0])
     if kind == Kind.RATING:
         expected = gold.get("scores") or []
         got = value["scores"]

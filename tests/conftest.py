@@ -109,7 +109,7 @@ def add_items(db):
 
 
 @pytest.fixture
-def client_for(client, db):
+def client_for(db):
     """A Django test client logged in as the given user (None: anonymous)."""
     from django.test import Client
 

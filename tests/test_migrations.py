@@ -11,6 +11,5 @@ def test_it_has_a_migration_for_every_model_change():
     out = StringIO()
     try:
         call_command("makemigrations", "--check", "--dry-run", stdout=out, stderr=out)
-    except SystemExit as exit_:
+    except SystemExit:
         pytest.fail(f"models and migrations differ (run manage.py makemigrations):\n{out.getvalue()}")
-        raise exit_

@@ -42,3 +42,10 @@ def test_it_rejects_answers_the_project_does_not_allow():
 def test_it_reports_likert_strength_as_the_margin():
     value = kinds.validate_value(_project(Kind.LIKERT, likert_points=7), {"winner": 1, "strength": 3}, 2)
     assert kinds.comparisons(Kind.LIKERT, value) == [Comparison(1, 0, 3)]
+
+
+def test_it_checks_gold_rankings_by_their_top_tier():
+    gold = {"ranking": [[2], [0], [1]]}
+    assert kinds.gold_matches(Kind.RANKING, gold, {"ranking": [[2], [1], [0]]})
+    assert not kinds.gold_matches(Kind.RANKING, gold, {"ranking": [[0], [2], [1]]})
+    assert not kinds.gold_matches(Kind.RANKING, {}, {"ranking": [[0], [1]]})
