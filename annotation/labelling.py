@@ -14,6 +14,7 @@ from string import ascii_uppercase
 from django.urls import reverse
 
 from annotation import kinds
+from annotation.assignment import assignment_candidates
 from annotation.kinds import BOTH_BAD, TIE, Kind
 from annotation.models import Assignment, Project
 
@@ -97,19 +98,20 @@ def _messages(prompt) -> list[dict]:
 
 def item_context(*, project: Project, assignment: Assignment) -> dict:
     item = assignment.item
-    by_position = {c.position: c for c in item.candidates.all()}
-    order = [p for p in (assignment.display_order or sorted(by_position)) if p in by_position]
+    # assignment_candidates reuses the candidates lease_next already fetched (no extra query).
+    shown = assignment_candidates(assignment)
+    order = [c.position for c in shown]
     cards = [
-        {"index": i + 1, "label": ascii_uppercase[i] if i < 26 else str(i + 1), "position": p, "text": by_position[p].text}
-        for i, p in enumerate(order)
+        {"index": i + 1, "label": ascii_uppercase[i] if i < 26 else str(i + 1), "position": c.position, "text": c.text}
+        for i, c in enumerate(shown)
     ]
     context = {
         "assignment": assignment,
         "item": item,
         "cards": cards,
         "display_order_json": json.dumps(order),
-        "is_chat": isinstance(item.prompt, list),
-        "chat": _messages(item.prompt) if isinstance(item.prompt, list) else [],
+        "is_chat": item.is_chat,
+        "chat": _messages(item.prompt) if item.is_chat else [],
         "submit_url": reverse("annotation:label-submit", kwargs={"slug": project.slug, "assignment_id": assignment.id}),
         "skip_url": reverse("annotation:label-skip", kwargs={"slug": project.slug, "assignment_id": assignment.id}),
         "rank_choices": list(range(1, len(cards) + 1)),
