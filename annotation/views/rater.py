@@ -30,7 +30,7 @@ from annotation import kinds
 from annotation.assignment import RaterPaused, assignment_skip, lease_next
 from annotation.judgments import LeaseLost, judgment_submit
 from annotation.labelling import item_context, value_from_form
-from annotation.models import Assignment, Project, Role
+from annotation.models import Assignment, Membership, Project, Role
 from annotation.progress import rater_progress
 from annotation.selectors import project_get_for_user
 
@@ -39,11 +39,11 @@ MAX_DURATION_MS = 2**31 - 1
 MAX_CLIENT_KEY_CHARS = 64
 
 
-def _labelling_project(request: HttpRequest, slug: str) -> Project:
+def _labelling_project(request: HttpRequest, slug: str) -> tuple[Project, Membership]:
     project, membership = project_get_for_user(user=request.user, slug=slug, role=Role.RATER)
     if membership.role == Role.RESEARCHER:
         raise PermissionDenied("Researchers see statistics and datasets; labelling needs the rater role on this project.")
-    return project
+    return project, membership
 
 
 def _own_assignment(request: HttpRequest, project: Project, assignment_id: int) -> Assignment:
@@ -57,12 +57,13 @@ def _own_assignment(request: HttpRequest, project: Project, assignment_id: int) 
     return assignment
 
 
-def _stage(request: HttpRequest, project: Project) -> dict:
+def _stage(request: HttpRequest, project: Project, membership: Membership | None) -> dict:
     """What the rater sees now: an item under lease, or why there is none."""
     if project.archived:
         return {"state": "closed"}
     try:
-        assignment = lease_next(project=project, rater=request.user)
+        # The membership we already hold spares lease_next a query of its own (None: it reads it).
+        assignment = lease_next(project=project, rater=request.user, membership=membership)
     except RaterPaused as paused:
         return {"state": "paused", "reason": str(paused)}
     if assignment is None:
@@ -70,8 +71,8 @@ def _stage(request: HttpRequest, project: Project) -> dict:
     return {"state": "item", **item_context(project=project, assignment=assignment)}
 
 
-def _stage_payload(request: HttpRequest, project: Project) -> dict:
-    stage = _stage(request, project)
+def _stage_payload(request: HttpRequest, project: Project, membership: Membership | None) -> dict:
+    stage = _stage(request, project, membership)
     html = render_to_string("annotation/_label_stage.html", {"project": project, **stage}, request=request)
     payload = {"state": stage["state"], "html": html, "progress": rater_progress(project=project, rater=request.user)}
     if stage["state"] == "item":
@@ -128,11 +129,11 @@ def _parse_submission(request: HttpRequest, project: Project, assignment: Assign
 @login_required
 @require_GET
 def label_page(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _labelling_project(request, slug)
+    project, membership = _labelling_project(request, slug)
     context = {
         "project": project,
         "progress": rater_progress(project=project, rater=request.user),
-        **_stage(request, project),
+        **_stage(request, project, membership),
     }
     return render(request, "annotation/label.html", context)
 
@@ -140,14 +141,14 @@ def label_page(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_GET
 def label_next(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _labelling_project(request, slug)
-    return JsonResponse(_stage_payload(request, project))
+    project, membership = _labelling_project(request, slug)
+    return JsonResponse(_stage_payload(request, project, membership))
 
 
 @login_required
 @require_POST
 def label_submit(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
-    project = _labelling_project(request, slug)
+    project, _ = _labelling_project(request, slug)
     assignment = _own_assignment(request, project, assignment_id)
     try:
         submission = _parse_submission(request, project, assignment)
@@ -156,22 +157,23 @@ def label_submit(request: HttpRequest, slug: str, assignment_id: int) -> HttpRes
         return _error(request, project, 400, invalid.message, invalid.field)
     except LeaseLost as lost:
         # The answer cannot count any more; hand the rater their next item straight away.
-        extra = {"next": _stage_payload(request, project)} if _wants_json(request) else {}
+        extra = {"next": _stage_payload(request, project, None)} if _wants_json(request) else {}
         return _error(request, project, 409, str(lost), **extra)
     if not _wants_json(request):
         return redirect("annotation:label", slug=project.slug)
-    return JsonResponse({"stored": True, "created": created, "judgment": judgment.id, "next": _stage_payload(request, project)})
+    # None: a gold answer may just have paused the rater, so lease_next reads the membership afresh.
+    return JsonResponse({"stored": True, "created": created, "judgment": judgment.id, "next": _stage_payload(request, project, None)})
 
 
 @login_required
 @require_POST
 def label_skip(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
-    project = _labelling_project(request, slug)
+    project, membership = _labelling_project(request, slug)
     assignment = _own_assignment(request, project, assignment_id)
     skipped = assignment_skip(assignment=assignment, rater=request.user)
     if not _wants_json(request):
         return redirect("annotation:label", slug=project.slug)
-    return JsonResponse({"skipped": skipped, "next": _stage_payload(request, project)})
+    return JsonResponse({"skipped": skipped, "next": _stage_payload(request, project, membership)})
 
 
 urlpatterns = [
