@@ -267,6 +267,21 @@ def test_it_shows_a_paused_rater_a_clear_message(client_for, member, project, ad
     assert not Assignment.objects.exists()
 
 
+def test_it_pauses_a_rater_the_moment_their_gold_answers_fail(client_for, member, project, add_items):
+    # The submit that pauses the rater must not hand them another item in the same response.
+    project.gold_rate, project.gold_pause_threshold, project.gold_min_answers = 1.0, 0.5, 3
+    project.save()
+    add_items(project, 5, gold={"winner": 0}, prefix="g")
+    client = client_for(member)
+    payload = next_item(client, project)
+    for i in range(3):
+        response = submit(client, project, payload["assignment"], {"value": {"winner": 1}, "client_key": f"g{i}"})
+        assert response.status_code == 200, response.content
+        payload = response.json()["next"]
+    assert payload["state"] == "paused" and "gold accuracy" in payload["html"]
+    assert Assignment.objects.filter(rater=member).count() == 3
+
+
 # --- without JavaScript ----------------------------------------------------------------------------
 
 
