@@ -22,7 +22,7 @@ from annotation.projects import (
     user_by_username,
     user_can_create_projects,
 )
-from annotation.selectors import membership_get, project_get_for_user, project_list_for_user
+from annotation.selectors import project_get_for_user, project_list_for_user, user_role
 
 
 def _drf_error(exc: DjangoValidationError) -> ValidationError:
@@ -39,8 +39,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         extra_kwargs = {"slug": {"required": False, "validators": []}}
 
     def get_role(self, project) -> str | None:
-        membership = membership_get(user=self.context["request"].user, project=project)
-        return membership.role if membership else None
+        return user_role(user=self.context["request"].user, project=project)
 
 
 class ProjectCreateSerializer(ProjectSerializer):

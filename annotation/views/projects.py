@@ -21,7 +21,7 @@ from annotation.projects import (
     user_by_username,
     user_can_create_projects,
 )
-from annotation.selectors import membership_get, project_get_for_user, project_list_for_user
+from annotation.selectors import project_get_for_user, project_list_for_user
 
 
 @login_required
@@ -120,7 +120,7 @@ def project_members(request, slug: str):
     return render(
         request,
         "annotation/project_members.html",
-        {"project": project, "members": members, "form": form, "roles": Role.choices, "me": membership_get(user=request.user, project=project)},
+        {"project": project, "members": members, "form": form, "roles": Role.choices},
     )
 
 
