@@ -140,8 +140,6 @@ def test_it_scores_responses_with_a_reward_model(api_for, settings, run, researc
     url = f"/api/training/models/{rm.pk}/score/"
     body = {"prompt": "question about apples", "responses": [" thanks very much", " whatever stop"]}  # as in the snapshot rows
     response = api_for(researcher).post(url, body, format="json")
-    if response.status_code == 503:
-        pytest.xfail("training.scoring.score is not implemented yet")
     assert response.status_code == 200, response.content
     scores = response.json()["scores"]
     assert len(scores) == 2 and all(isinstance(s, float) and abs(s) < 1e6 for s in scores)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.urls import path
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics, status
+from rest_framework import generics
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -46,8 +46,6 @@ class ModelScore(APIView):
 
         try:
             scores = score(model=artifact, prompt=body.validated_data["prompt"], responses=body.validated_data["responses"])
-        except NotImplementedError:
-            return Response({"detail": "scoring is not available in this version"}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         except (ValueError, OSError) as exc:
             raise ValidationError({"model": [str(exc)]}) from None
         return Response({"model": artifact.pk, "scores": [float(s) for s in scores]})
