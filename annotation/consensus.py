@@ -23,7 +23,7 @@ item's judgments that agree with the consensus, 1.0 when everyone agrees.
 """
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 from statistics import median
 from typing import Any, Hashable, Iterable, Sequence
@@ -197,7 +197,3 @@ def consensus_by_item(
             result[item_key] = found
     return result
 
-
-def vote_counts(values: Sequence[dict]) -> Counter:
-    """How many judgments chose each binary/Likert winner (for displays)."""
-    return Counter(v["winner"] for v in values)
