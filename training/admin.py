@@ -35,6 +35,14 @@ class _DryRun(Exception):
     pass
 
 
+def _report_queued(model_admin: admin.ModelAdmin, request, started: list[str], errors: list[str]) -> None:
+    """One success line for the runs queued, one error line per run refused (both start actions)."""
+    if started:
+        model_admin.message_user(request, f"Queued run(s) {', '.join(started)}.", messages.SUCCESS)
+    for error in errors:
+        model_admin.message_user(request, error, messages.ERROR)
+
+
 class RunAddForm(forms.ModelForm):
     class Meta:
         model = TrainingRun
@@ -111,10 +119,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
                 started.append(str(new.pk))
             except ConfigError as exc:
                 errors.append(f"run {run.pk}: {exc}")
-        if started:
-            self.message_user(request, f"Queued run(s) {', '.join(started)}.", messages.SUCCESS)
-        for error in errors:
-            self.message_user(request, error, messages.ERROR)
+        _report_queued(self, request, started, errors)
 
 
 class StartTrainingForm(forms.Form):
@@ -175,10 +180,7 @@ class SnapshotForTrainingAdmin(admin.ModelAdmin):
                     started.append(f"{run.pk} ({snapshot})")
                 except ConfigError as exc:
                     errors.append(f"{snapshot}: {exc}")
-            if started:
-                self.message_user(request, f"Queued run(s) {', '.join(started)}.", messages.SUCCESS)
-            for error in errors:
-                self.message_user(request, error, messages.ERROR)
+            _report_queued(self, request, started, errors)
             return None
         context = {
             **self.admin_site.each_context(request),
