@@ -74,8 +74,12 @@ def test_it_draws_plots_of_an_empty_project_too(make_project, owner, client_for)
     project = make_project(Kind.LIKERT)
     for name in PLOTS:
         response = client_for(owner).get(f"/projects/{project.slug}/quality/plot/{name}.svg")
-        assert response.status_code == 200 and b"<svg" in response.content
-    assert client_for(owner).get(f"/projects/{project.slug}/quality/").status_code == 200
+        assert response.status_code == 200 and b"<svg" in response.content and b"</svg>" in response.content
+    page = client_for(owner).get(f"/projects/{project.slug}/quality/")
+    assert page.status_code == 200
+    text = " ".join(page.content.decode().split())
+    assert "0 human judgments by 0 raters on 0 items" in text
+    assert all(f'id="plot-{name}"' in text for name in PLOTS)
 
 
 def test_it_keeps_plots_from_raters_and_outsiders(judged, member, outsider, researcher, client_for):
