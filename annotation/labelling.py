@@ -23,6 +23,11 @@ SCALE_KEYS = "1234567890-="
 ROLE_NAMES = {"system": "System", "user": "User", "assistant": "Assistant", "tool": "Tool"}
 
 
+def screen_label(index: int) -> str:
+    """The on-screen name of the index-th candidate shown: A, B, ... Z, then 27, 28, ..."""
+    return ascii_uppercase[index] if index < 26 else str(index + 1)
+
+
 def likert_choices(project: Project, side_a: int, side_b: int) -> list[dict]:
     """The points of the scale, left ("A much better") to right ("B much better")."""
     points = project.likert_points
@@ -102,7 +107,7 @@ def item_context(*, project: Project, assignment: Assignment) -> dict:
     shown = assignment_candidates(assignment)
     order = [c.position for c in shown]
     cards = [
-        {"index": i + 1, "label": ascii_uppercase[i] if i < 26 else str(i + 1), "position": c.position, "text": c.text}
+        {"index": i + 1, "label": screen_label(i), "position": c.position, "text": c.text}
         for i, c in enumerate(shown)
     ]
     context = {

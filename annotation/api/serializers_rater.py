@@ -6,13 +6,12 @@ never the gold answer, whether an item is gold, the models that wrote the candid
 """
 from __future__ import annotations
 
-import string
-
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from annotation.assignment import assignment_candidates
 from annotation.kinds import Kind
+from annotation.labelling import screen_label
 from annotation.models import Assignment, Project
 
 MAX_RATIONALE = 10_000
@@ -78,7 +77,7 @@ class LeaseSerializer(serializers.Serializer):
     @extend_schema_field(LeaseCandidateSerializer(many=True))
     def get_candidates(self, assignment: Assignment) -> list[dict]:
         return [
-            {"label": string.ascii_uppercase[i] if i < 26 else str(i + 1), "position": c.position, "text": c.text}
+            {"label": screen_label(i), "position": c.position, "text": c.text}
             for i, c in enumerate(assignment_candidates(assignment))
         ]
 
