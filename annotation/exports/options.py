@@ -55,7 +55,7 @@ class SnapshotOptions:
         for name in known & set(data):
             value = data[name]
             try:
-                setattr(opts, name, _coerce(name, value, getattr(cls(), name)))
+                setattr(opts, name, _coerce(name, value, getattr(opts, name)))
             except (TypeError, ValueError) as exc:
                 errors[name] = str(exc)
         errors.update(opts.errors())

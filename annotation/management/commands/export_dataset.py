@@ -11,8 +11,10 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotation.exports import OptionsError, snapshot_create
 from annotation.exports.build import snapshot_build
-from annotation.exports.options import AGGREGATIONS
+from annotation.exports.options import AGGREGATIONS, SnapshotOptions
 from annotation.models import Project
+
+_defaults = SnapshotOptions()  # one set of defaults for the command, the browser form and the API
 
 
 class Command(BaseCommand):
@@ -21,16 +23,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--project", action="append", required=True, help="Project slug; repeat to combine projects.")
         parser.add_argument("--out", required=True, help="Folder to write (must not exist, or be empty).")
-        parser.add_argument("--sources", default="human,import", help="Comma list of human, import, ai (default human,import).")
-        parser.add_argument("--aggregation", choices=AGGREGATIONS, default="majority")
-        parser.add_argument("--min-agreement", type=float, default=0.0)
-        parser.add_argument("--sft-min-agreement", type=float, default=1.0)
+        parser.add_argument("--sources", default=",".join(_defaults.sources), help="Comma list of human, import, ai (default %(default)s).")
+        parser.add_argument("--aggregation", choices=AGGREGATIONS, default=_defaults.aggregation)
+        parser.add_argument("--min-agreement", type=float, default=_defaults.min_agreement)
+        parser.add_argument("--sft-min-agreement", type=float, default=_defaults.sft_min_agreement)
         parser.add_argument("--drop-ties", action="store_true")
         parser.add_argument("--drop-both-bad", action="store_true")
         parser.add_argument("--keep-gold", action="store_true")
         parser.add_argument("--include-paused", action="store_true", help="Keep judgments of paused raters.")
-        parser.add_argument("--test-share", type=float, default=0.1)
-        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--test-share", type=float, default=_defaults.test_share)
+        parser.add_argument("--seed", type=int, default=_defaults.seed)
 
     def handle(self, *args, **o):
         out = Path(o["out"])
