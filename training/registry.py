@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from training.models import ModelArtifact
+from training.paths import artifact_path
 
 # Files that unpickle on load. Refused from every source (DESIGN.md: never a pickle from an upload).
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".h5", ".msgpack")
@@ -101,8 +102,7 @@ def _kind_validate(kind: str | None, config: dict) -> str:
 
 def model_path(artifact: ModelArtifact) -> Path:
     """The artifact's folder: relative paths live under ARTIFACT_ROOT."""
-    path = Path(artifact.path)
-    return path if path.is_absolute() else Path(settings.ARTIFACT_ROOT) / path
+    return artifact_path(artifact.path)
 
 
 def _existing(name: str, source: str) -> ModelArtifact | None:
