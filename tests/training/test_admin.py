@@ -32,6 +32,7 @@ def test_it_adds_a_run_through_the_service(client_for, staff, project, setup):
     assert response.status_code == 200 and "is not a valid float" in response.content.decode()
     assert TrainingRun.objects.count() == 1  # the dry run left nothing behind
     assert client.get(f"/admin/training/trainingrun/{run.pk}/change/").status_code == 200
+    assert "num_train_epochs" in client.get(f"/admin/training/trainingrun/{run.pk}/change/").content.decode()
 
 
 def test_it_cancels_and_restarts_selected_runs(client_for, staff, project, setup):

@@ -40,7 +40,9 @@ def test_it_hides_a_trained_model_from_other_projects(client_for, lineage, make_
     assert "smollm2" in page and "demo-rm" not in page  # base models are shared, trained ones are not
     assert client_for(elsewhere).get(f"/training/models/{trained.pk}/").status_code == 404
     assert client_for(elsewhere).get(f"/training/models/{base.pk}/").status_code == 200
+    assert "smollm2" in client_for(elsewhere).get(f"/training/models/{base.pk}/").content.decode()
     assert client_for(researcher).get(f"/training/models/{trained.pk}/").status_code == 200
+    assert "demo-rm" in client_for(researcher).get(f"/training/models/{trained.pk}/").content.decode()
     assert client_for(member).get(f"/training/models/{trained.pk}/").status_code == 403
     assert client_for(outsider).get(f"/training/models/{trained.pk}/").status_code == 404
     assert client_for(outsider).get("/training/models/").status_code == 403

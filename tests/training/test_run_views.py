@@ -60,6 +60,7 @@ def test_it_keeps_scripts_out_of_the_page_under_a_strict_csp(client_for, run, ow
     assert 'src="/static/js/training.js"' in client_for(owner).get(f"/training/runs/{run.pk}/").content.decode()
     js = client_for(owner).get("/static/js/training.js")
     assert js.status_code == 200
+    assert "data-metrics-url" in b"".join(js.streaming_content if js.streaming else [js.content]).decode()
 
 
 def test_it_serves_the_live_state_with_only_new_metric_points(client_for, run, researcher, member, outsider):
