@@ -6,7 +6,7 @@ from django.http import Http404
 
 from annotation.models import DatasetSnapshot, Project, Role
 from annotation.models.project import ROLE_RANK
-from annotation.selectors import membership_get, project_list_for_user
+from annotation.selectors import project_list_for_user
 
 
 def snapshot_list(*, project: Project) -> QuerySet[DatasetSnapshot]:
@@ -21,12 +21,12 @@ def snapshot_get(*, project: Project, version: int) -> DatasetSnapshot:
 
 
 def projects_for_research(*, user, exclude: Project | None = None) -> list[Project]:
-    """Projects the user may combine into a snapshot: those where they are researcher or more."""
-    found = []
-    for project in project_list_for_user(user=user).order_by("name"):
-        if exclude is not None and project.id == exclude.id:
-            continue
-        membership = membership_get(user=user, project=project)
-        if membership is not None and ROLE_RANK[membership.role] >= ROLE_RANK[Role.RESEARCHER]:
-            found.append(project)
-    return found
+    """Projects the user may combine into a snapshot: those where they are researcher or more
+    (staff: all). One query, not a membership lookup per project."""
+    projects = project_list_for_user(user=user).order_by("name")
+    if exclude is not None:
+        projects = projects.exclude(id=exclude.id)
+    if not user.is_staff:
+        roles = [role for role, rank in ROLE_RANK.items() if rank >= ROLE_RANK[Role.RESEARCHER]]
+        projects = projects.filter(memberships__user=user, memberships__role__in=roles)
+    return list(projects)

@@ -12,7 +12,7 @@ from django.http import StreamingHttpResponse
 from annotation.exports import snapshot_create
 from annotation.exports.build import snapshot_build
 from annotation.kinds import Kind
-from annotation.models import DatasetSnapshot, Judgment
+from annotation.models import DatasetSnapshot, Judgment, Role
 
 
 @pytest.fixture
@@ -132,6 +132,19 @@ def test_it_creates_snapshots_over_the_api_and_combines_projects_the_user_may_se
     hidden.memberships.filter(user=researcher).delete()
     assert api.post("/api/projects/demo/datasets/", {"extra_projects": ["hidden"]}, format="json").status_code == 404
     assert api_for(member).post("/api/projects/demo/datasets/", {}, format="json").status_code == 403
+
+
+def test_it_offers_to_combine_only_projects_where_the_user_is_researcher_or_more(project, make_project, client_for, researcher, staff):
+    make_project(Kind.BINARY, slug="other", name="Other Project")
+    low = make_project(Kind.BINARY, slug="low", name="Low Project")
+    low.memberships.filter(user=researcher).update(role=Role.RATER)
+    make_project(Kind.BINARY, slug="hidden", name="Hidden Project").memberships.filter(user=researcher).delete()
+    page = client_for(researcher).get("/projects/demo/datasets/").content.decode()
+    assert 'value="other"' in page
+    assert 'value="low"' not in page and 'value="hidden"' not in page and 'value="demo"' not in page
+    everything = client_for(staff).get("/projects/demo/datasets/").content.decode()
+    assert all(f'value="{slug}"' in everything for slug in ("other", "low", "hidden"))
+    assert 'value="demo"' not in everything
 
 
 def test_it_offers_managers_training_on_a_ready_snapshot(ready, client_for, owner, researcher):
