@@ -212,6 +212,16 @@ def test_it_keeps_one_manager_on_every_project(project, owner, member):
 # --- API -----------------------------------------------------------------------------------------
 
 
+def test_it_lists_each_projects_role_over_the_api_in_a_fixed_number_of_queries(api_for, make_project, researcher, staff, django_assert_max_num_queries):
+    projects = [make_project(slug=f"p{i}") for i in range(5)]
+    projects[0].memberships.filter(user=researcher).update(role=Role.MANAGER)
+    api = api_for(researcher)
+    with django_assert_max_num_queries(4):
+        body = api.get("/api/projects/").json()
+    assert {p["slug"]: p["role"] for p in body["results"]} == {"p0": "manager", "p1": "researcher", "p2": "researcher", "p3": "researcher", "p4": "researcher"}
+    assert {p["role"] for p in api_for(staff).get("/api/projects/").json()["results"]} == {"manager"}
+
+
 def test_it_lists_and_creates_projects_over_the_api(api_for, creator, member, make_project, outsider):
     mine = make_project()
     body = api_for(member).get("/api/projects/").json()
