@@ -8,7 +8,6 @@ POST /projects/<slug>/quality/gold/                    managers: threshold, min_
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -67,9 +66,10 @@ def quality_plot_svg(request: HttpRequest, slug: str, name: str) -> HttpResponse
 @require_POST
 def quality_rater_action(request: HttpRequest, slug: str, user_id: int) -> HttpResponse:
     project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.MANAGER)
-    if not Membership.objects.filter(project=project, user_id=user_id).exists():
+    membership = Membership.objects.select_related("user").filter(project=project, user_id=user_id).first()
+    if membership is None:
         raise Http404("No such member")
-    rater = get_user_model().objects.get(id=user_id)
+    rater = membership.user
     action = request.POST.get("action")
     if action == "pause":
         rater_pause(project=project, rater=rater, reason=request.POST.get("reason", "").strip())
