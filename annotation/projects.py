@@ -171,20 +171,24 @@ def user_by_username(username: str):
 def project_statistics(*, project: Project) -> dict:
     """What researchers see on the overview: items, judgments, and how much of the work is done
     (judgments up to the overlap per item, over items x overlap)."""
-    items = Item.objects.filter(project=project, is_gold=False)
-    row = items.aggregate(
-        n=Count("id"),
-        done=Sum(Least("judgment_count", Value(project.overlap))),
-        complete=Count("id", filter=Q(judgment_count__gte=project.overlap)),
+    # One aggregate over all items and one over all judgments, each split by filters.
+    real = Q(is_gold=False)
+    row = Item.objects.filter(project=project).aggregate(
+        n=Count("id", filter=real),
+        gold=Count("id", filter=Q(is_gold=True)),
+        done=Sum(Least("judgment_count", Value(project.overlap)), filter=real),
+        complete=Count("id", filter=real & Q(judgment_count__gte=project.overlap)),
     )
+    human = Q(source=Judgment.Source.HUMAN)
+    judgments = Judgment.objects.filter(project=project).aggregate(human=Count("id", filter=human), other=Count("id", filter=~human))
     n_items = row["n"] or 0
     done = row["done"] or 0
     needed = n_items * project.overlap
     return {
         "items": n_items,
-        "gold_items": Item.objects.filter(project=project, is_gold=True).count(),
-        "judgments": Judgment.objects.filter(project=project, source=Judgment.Source.HUMAN).count(),
-        "imported_judgments": Judgment.objects.filter(project=project).exclude(source=Judgment.Source.HUMAN).count(),
+        "gold_items": row["gold"],
+        "judgments": judgments["human"],
+        "imported_judgments": judgments["other"],
         "items_complete": row["complete"] or 0,
         "done_percent": round(100.0 * done / needed, 1) if needed else 0.0,
         "raters": Membership.objects.filter(project=project, role=Role.RATER).count(),

@@ -6,7 +6,7 @@ from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError
 
 from annotation.kinds import Kind
-from annotation.models import Membership, Project, Role
+from annotation.models import Item, Judgment, Membership, Project, Role
 from annotation.projects import MANAGERS_GROUP, membership_remove, membership_set, project_create, project_statistics, project_update
 
 pytestmark = pytest.mark.django_db
@@ -124,7 +124,7 @@ def test_it_shows_each_role_its_part_of_the_overview(client_for, project, owner,
         assert link in manager_page
 
 
-def test_it_computes_statistics_up_to_the_overlap(project, add_items):
+def test_it_computes_statistics_up_to_the_overlap(project, add_items, member):
     project.overlap = 2
     project.save()
     items = add_items(project, 4)
@@ -133,8 +133,14 @@ def test_it_computes_statistics_up_to_the_overlap(project, add_items):
     items[0].save()
     items[1].judgment_count = 1
     items[1].save()
+    gold = Item.objects.get(project=project, is_gold=True)
+    gold.judgment_count = 2  # gold answers do not count toward the work done
+    gold.save()
+    Judgment.objects.create(project=project, item=items[0], rater=member, kind=project.kind, value={"winner": 0})
+    Judgment.objects.create(project=project, item=items[1], rater=member, kind=project.kind, value={"winner": 1}, source=Judgment.Source.IMPORT)
     stats = project_statistics(project=project)
     assert stats["items"] == 4 and stats["gold_items"] == 1
+    assert stats["judgments"] == 1 and stats["imported_judgments"] == 1
     assert stats["items_complete"] == 1
     assert stats["done_percent"] == 37.5  # 3 of 8 judgments needed
 
