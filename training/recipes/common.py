@@ -1,6 +1,7 @@
-"""Pieces both recipes share: training arguments from a recipe config, LoRA settings, the
-length column that length-grouped batching reads, tokenizer loading. Imported only on a worker
-(and by bench/train_throughput.py): it may import torch freely inside functions."""
+"""Pieces both recipes share: the trainer set-up (training arguments from a recipe config, LoRA
+settings, callbacks, the length column that length-grouped batching reads), saving, tokenizer
+loading. Imported only on a worker (and by bench/train_throughput.py): it may import torch
+freely inside functions."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -70,6 +71,57 @@ def lora_config(cfg: TrainConfig, *, task_type: str, model, modules_to_save: lis
         target_modules=targets,
         modules_to_save=modules_to_save,
     )
+
+
+def trainer_make(
+    *,
+    trainer_cls,
+    args_cls,
+    cfg: TrainConfig,
+    model,
+    tokenizer,
+    train_ds,
+    use_lora: bool,
+    output_dir: Path | str,
+    device_type: str,
+    callbacks=(),
+    method_args: dict[str, Any],
+    lora_task_type: str,
+    lora_modules_to_save: list[str] | None = None,
+    length_columns: tuple[str, ...],
+    **trainer_kwargs,
+):
+    """The trainer set-up every recipe shares, so that a recipe's trainer_build passes only what
+    is its own: TRL's config class and the method's arguments, the LoRA task, the columns whose
+    length groups batches, and any extra trainer argument (DPO: ref_model).
+
+    The shared part: TRL's config from training_args_kwargs (device flags included), LoRA through
+    peft (None: full training), the run's callbacks, and the length column kept through Trainer's
+    column pruning. That column is filled only after the trainer is built, because the lengths are
+    those of the token ids the trainer has just produced from the split."""
+    args = args_cls(**training_args_kwargs(cfg, output_dir=output_dir, device_type=device_type), **method_args)
+    peft_config = None
+    if use_lora:
+        peft_config = lora_config(cfg, task_type=lora_task_type, model=model, modules_to_save=lora_modules_to_save)
+    trainer = with_length_column(trainer_cls)(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=list(callbacks),
+        **trainer_kwargs,
+    )
+    if cfg.group_by_length:
+        trainer.train_dataset = add_length_column(trainer.train_dataset, length_columns)
+    return trainer
+
+
+def save(*, trainer, out_dir: Path) -> None:
+    """Safetensors only: the full model, or the LoRA adapter (with a reward model's trained score
+    head, which LoRA keeps through modules_to_save); the tokenizer beside it."""
+    trainer.save_model(str(out_dir))
+    trainer.processing_class.save_pretrained(str(out_dir))
 
 
 def add_length_column(dataset, columns: tuple[str, ...]):

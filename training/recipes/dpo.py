@@ -6,13 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from training.recipes.base import DPOConfig
-from training.recipes.common import (
-    add_length_column,
-    lora_config,
-    render_prompt,
-    training_args_kwargs,
-    with_length_column,
-)
+from training.recipes.common import render_prompt, trainer_make
+from training.recipes.common import save as save  # the runner calls recipe.save; nothing DPO-specific to it
 
 ARTIFACT_KIND = "policy"
 Config = DPOConfig
@@ -28,28 +23,29 @@ def trainer_build(*, cfg: DPOConfig, model, tokenizer, train_ds, use_lora: bool,
     from trl import DPOConfig as TRLDPOConfig
     from trl import DPOTrainer
 
-    args = TRLDPOConfig(
-        **training_args_kwargs(cfg, output_dir=output_dir, device_type=device_type),
-        beta=cfg.beta,
-        loss_type=[cfg.loss_type],
-        label_smoothing=cfg.label_smoothing,
-        precompute_ref_log_probs=cfg.precompute_ref_log_probs,
-    )
     if "margin" in train_ds.column_names:
         train_ds = train_ds.remove_columns("margin")
-    peft_config = lora_config(cfg, task_type="CAUSAL_LM", model=model) if use_lora else None
-    trainer = with_length_column(DPOTrainer)(
+    return trainer_make(
+        trainer_cls=DPOTrainer,
+        args_cls=TRLDPOConfig,
+        cfg=cfg,
         model=model,
-        ref_model=None,
-        args=args,
-        train_dataset=train_ds,
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        callbacks=list(callbacks),
+        tokenizer=tokenizer,
+        train_ds=train_ds,
+        use_lora=use_lora,
+        output_dir=output_dir,
+        device_type=device_type,
+        callbacks=callbacks,
+        method_args={
+            "beta": cfg.beta,
+            "loss_type": [cfg.loss_type],
+            "label_smoothing": cfg.label_smoothing,
+            "precompute_ref_log_probs": cfg.precompute_ref_log_probs,
+        },
+        lora_task_type="CAUSAL_LM",
+        length_columns=("prompt_ids+chosen_ids", "prompt_ids+rejected_ids"),
+        ref_model=None,  # with LoRA, TRL uses the model with its adapter switched off as the reference
     )
-    if cfg.group_by_length:
-        trainer.train_dataset = add_length_column(trainer.train_dataset, ("prompt_ids+chosen_ids", "prompt_ids+rejected_ids"))
-    return trainer
 
 
 def evaluate(*, trainer, cfg: DPOConfig, test_ds) -> dict:
@@ -121,9 +117,3 @@ def samples(*, trainer, cfg: DPOConfig, test_ds, base_path: Path) -> list[dict]:
         {"prompt": r["prompt"], "policy": p, "reference": q, "chosen": r["chosen"], "rejected": r["rejected"]}
         for r, p, q in zip(rows, policy, reference)
     ]
-
-
-def save(*, trainer, out_dir: Path) -> None:
-    """Safetensors only: the full policy, or the LoRA adapter (its base is the run's base model)."""
-    trainer.save_model(str(out_dir))
-    trainer.processing_class.save_pretrained(str(out_dir))

@@ -5,13 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from training.recipes.base import RewardConfig
-from training.recipes.common import (
-    add_length_column,
-    distribution,
-    lora_config,
-    training_args_kwargs,
-    with_length_column,
-)
+from training.recipes.common import distribution, trainer_make
+from training.recipes.common import save as save  # the runner calls recipe.save; nothing reward-specific to it
 
 ARTIFACT_KIND = "reward_model"
 Config = RewardConfig
@@ -41,25 +36,23 @@ def trainer_build(*, cfg: RewardConfig, model, tokenizer, train_ds, use_lora: bo
     from trl import RewardConfig as TRLRewardConfig
     from trl import RewardTrainer
 
-    args = TRLRewardConfig(
-        **training_args_kwargs(cfg, output_dir=output_dir, device_type=device_type),
-        center_rewards_coefficient=cfg.center_rewards_coefficient,
-    )
-    peft_config = None
-    if use_lora:
-        heads = [name for name, _ in model.named_children() if name in _HEADS]
-        peft_config = lora_config(cfg, task_type="SEQ_CLS", model=model, modules_to_save=heads)
-    trainer = with_length_column(RewardTrainer)(
+    return trainer_make(
+        trainer_cls=RewardTrainer,
+        args_cls=TRLRewardConfig,
+        cfg=cfg,
         model=model,
-        args=args,
-        train_dataset=prepare_columns(train_ds, cfg),
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        callbacks=list(callbacks),
+        tokenizer=tokenizer,
+        train_ds=prepare_columns(train_ds, cfg),
+        use_lora=use_lora,
+        output_dir=output_dir,
+        device_type=device_type,
+        callbacks=callbacks,
+        method_args={"center_rewards_coefficient": cfg.center_rewards_coefficient},
+        lora_task_type="SEQ_CLS",
+        # The score head starts random: with LoRA it is trained in full beside the adapter.
+        lora_modules_to_save=[name for name, _ in model.named_children() if name in _HEADS],
+        length_columns=("chosen_ids", "rejected_ids"),
     )
-    if cfg.group_by_length:
-        trainer.train_dataset = add_length_column(trainer.train_dataset, ("chosen_ids", "rejected_ids"))
-    return trainer
 
 
 def pair_rewards(model, tokenizer, pairs, *, batch_size: int, bf16: bool) -> tuple[list[float], list[float]]:
@@ -102,9 +95,3 @@ def evaluate(*, trainer, cfg: RewardConfig, test_ds) -> dict:
         "reward_rejected_mean": sum(rejected) / len(rejected) if rejected else None,
         "margin": distribution(margins),
     }
-
-
-def save(*, trainer, out_dir: Path) -> None:
-    """Safetensors only: the full model, or the LoRA adapter with its trained score head."""
-    trainer.save_model(str(out_dir))
-    trainer.processing_class.save_pretrained(str(out_dir))
