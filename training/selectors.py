@@ -8,6 +8,7 @@ visible to anyone who is a researcher or manager somewhere.
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
@@ -93,12 +94,33 @@ def model_get_for_user(*, user, model_id: int) -> ModelArtifact:
 
 
 def model_lineage(artifact: ModelArtifact) -> list[ModelArtifact]:
-    """The chain of base models, the model itself first and the original base last."""
+    """The chain of base models, the model itself first and the original base last.
+
+    Two queries whatever the depth (a model trained from a model trained from ...): a recursive
+    CTE walks the base_model ids inside the database, then one query loads those models with what
+    the lineage shows (run, snapshot and the snapshot's project). The CTE's UNION, unlike UNION ALL,
+    drops an id it has already produced, so a cycle in bad data ends the walk instead of looping."""
+    if not artifact.base_model_id:
+        return [artifact]
+    quote = connection.ops.quote_name
+    table = quote(ModelArtifact._meta.db_table)
+    pk, parent = quote(ModelArtifact._meta.pk.column), quote(ModelArtifact._meta.get_field("base_model").column)
+    sql = (
+        f"WITH RECURSIVE ancestors(id) AS ("
+        f" SELECT {parent} FROM {table} WHERE {pk} = %s"
+        f" UNION SELECT m.{parent} FROM {table} m JOIN ancestors a ON m.{pk} = a.id"
+        f") SELECT id FROM ancestors WHERE id IS NOT NULL"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [artifact.pk])
+        ids = [row[0] for row in cursor.fetchall()]
+    found = ModelArtifact.objects.select_related("run", "snapshot__project").in_bulk(ids)
+    # Order the chain by following the links; `seen` guards against a cycle back to the model itself.
     chain, seen = [artifact], {artifact.pk}
-    while chain[-1].base_model_id and chain[-1].base_model_id not in seen:
-        parent = ModelArtifact.objects.select_related("run", "snapshot", "base_model").get(pk=chain[-1].base_model_id)
-        seen.add(parent.pk)
-        chain.append(parent)
+    while chain[-1].base_model_id in found and chain[-1].base_model_id not in seen:
+        parent_model = found[chain[-1].base_model_id]
+        seen.add(parent_model.pk)
+        chain.append(parent_model)
     return chain
 
 
