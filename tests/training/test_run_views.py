@@ -189,6 +189,24 @@ def test_it_shows_dpo_samples_beside_the_reference(client_for, run, researcher, 
     assert client_for(member).get(f"/training/runs/{run.pk}/samples/").status_code == 403
 
 
+def test_it_links_samples_written_beside_the_model_only_when_there_are_some(client_for, run, researcher, base_model, settings):
+    from pathlib import Path
+
+    run.method, run.status, run.result = "dpo", "succeeded", {"accuracy": 0.9}
+    run.save()
+    ModelArtifact.objects.create(name="policy-1", kind="policy", source="trained", path="models/policy-1", base_model=base_model, run=run)
+    folder = Path(settings.ARTIFACT_ROOT) / "models" / "policy-1"
+    url = f"/training/runs/{run.pk}/samples/"
+    assert url not in client_for(researcher).get(f"/training/runs/{run.pk}/").content.decode()  # no folder at all
+    folder.mkdir(parents=True)
+    (folder / "samples.jsonl").write_text("")
+    assert url not in client_for(researcher).get(f"/training/runs/{run.pk}/").content.decode()  # an empty file
+    (folder / "samples.jsonl").write_text('{"prompt": "Say hi", "policy": "Hello, thanks!", "reference": "whatever"}\n')
+    assert url in client_for(researcher).get(f"/training/runs/{run.pk}/").content.decode()
+    page = client_for(researcher).get(url).content.decode()
+    assert "Say hi" in page and "Hello, thanks!" in page and "whatever" in page
+
+
 def test_it_trains_a_tiny_reward_model_started_from_the_form(client_for, make_project, owner, tiny_model, make_snapshot,
                                                              django_capture_on_commit_callbacks):
     from tests.training.conftest import preference_rows

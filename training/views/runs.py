@@ -76,7 +76,7 @@ def run_detail(request, pk: int):
         "test_rows": display_rows(result.get("test") or {}),
         "train_rows": display_rows({k: v for k, v in result.items() if k != "test"}),
         "histogram": margin_histogram(result.get("test") or result),
-        "has_samples": bool(run_samples(run)),
+        "has_samples": run_has_samples(run),
         "output_model": getattr(run, "output_model", None),
         "config_rows": sorted(run.config.items()),
         "metrics_url": reverse("training:run-metrics", args=[run.pk]),
@@ -193,6 +193,22 @@ def run_samples(run: TrainingRun) -> list[dict]:
             except (OSError, json.JSONDecodeError):
                 return []
     return []
+
+
+def run_has_samples(run: TrainingRun) -> bool:
+    """Whether the run page links to the samples page. A stat, not a read: samples.jsonl can be
+    large, and the samples page parses it anyway when it is opened."""
+    samples = (run.result or {}).get("samples")
+    if isinstance(samples, list):
+        return any(isinstance(s, dict) for s in samples)
+    artifact = getattr(run, "output_model", None) if run.pk else None
+    if artifact is None:
+        return False
+    file = model_path(artifact) / "samples.jsonl"
+    try:
+        return file.is_file() and file.stat().st_size > 0
+    except OSError:  # removed between the two calls
+        return False
 
 
 def _sample(raw: dict) -> dict:
