@@ -118,6 +118,35 @@ def test_it_offers_only_ready_snapshots_of_the_project(client_for, project, make
     assert response.status_code == 400 and not TrainingRun.objects.exists()
 
 
+def test_it_starts_a_run_from_a_snapshot_shared_into_the_project(client_for, project, make_project, base_model, owner, outsider, make_user):
+    # A snapshot of another project that includes this project's data (DatasetSnapshot.extra_projects).
+    source = make_project(slug="source")
+    shared = DatasetSnapshot.objects.create(project=source, version=4, status="ready", path="snapshots/source/v4")
+    shared.extra_projects.add(project)
+    own = DatasetSnapshot.objects.create(project=project, version=1, status="ready", path="snapshots/demo/v1")
+    url = f"/training/projects/{project.slug}/new/"
+    page = client_for(owner).get(url).content.decode()
+    choices = re.search(r'<select name="snapshot".*?</select>', page, re.S).group(0)
+    assert re.findall(r'<option value="(\d+)"', choices) == [str(own.pk), str(shared.pk)]  # own first: still the default
+    assert "source v4 (shared)" in choices
+    response = client_for(owner).post(url, {"snapshot": shared.pk, "base_model": base_model.pk, "method": "dpo", "training": "lora"})
+    run = TrainingRun.objects.get()
+    assert response.status_code == 302 and run.project == project and run.snapshot == shared
+
+    # Not shared with a third project: not offered there, and refused when posted anyway.
+    third = make_project(slug="third")
+    page = client_for(owner).get(f"/training/projects/{third.slug}/new/").content.decode()
+    assert re.findall(r'<option value="(\d+)"', re.search(r'<select name="snapshot".*?</select>', page, re.S).group(0)) == []
+    response = client_for(owner).post(f"/training/projects/{third.slug}/new/", {
+        "snapshot": shared.pk, "base_model": base_model.pk, "method": "dpo", "training": "lora"})
+    assert response.status_code == 400 and TrainingRun.objects.count() == 1
+    # An outsider sees neither the form nor the snapshot.
+    assert client_for(outsider).get(url).status_code == 404
+    assert client_for(outsider).post(url, {"snapshot": shared.pk, "base_model": base_model.pk, "method": "dpo",
+                                           "training": "lora"}).status_code == 404
+    assert TrainingRun.objects.count() == 1
+
+
 def test_it_lets_only_managers_start_runs(client_for, project, snapshot, base_model, researcher, member, outsider):
     data = {"snapshot": snapshot.pk, "base_model": base_model.pk, "method": "reward", "training": "lora"}
     url = f"/training/projects/{project.slug}/new/"

@@ -3,6 +3,7 @@ hyperparameters with the recipe's defaults (training.runs.recipe_config_schema).
 from __future__ import annotations
 
 from django import forms
+from django.db.models import BooleanField, Case, Q, Value, When
 
 from annotation.models import DatasetSnapshot, Project
 from training.runs import recipe_config_schema
@@ -47,8 +48,18 @@ class RunForm(forms.Form):
 
     def __init__(self, *args, project: Project, user, **kwargs):
         super().__init__(*args, **kwargs)
-        ready = DatasetSnapshot.objects.filter(project=project, status=DatasetSnapshot.Status.READY)
-        self.fields["snapshot"].queryset = ready.order_by("-version")
+        # The project's own snapshots, and snapshots of other projects that include this project's
+        # data (extra_projects): training.runs.run_create accepts both. A
+        # subquery rather than a join on extra_projects, which would repeat a snapshot once per
+        # project it includes. Own snapshots first, so the default stays the newest own one.
+        shared = DatasetSnapshot.objects.filter(extra_projects=project).values("pk")
+        ready = DatasetSnapshot.objects.filter(Q(project=project) | Q(pk__in=shared), status=DatasetSnapshot.Status.READY)
+        own = Case(When(project=project, then=Value(True)), default=Value(False), output_field=BooleanField())
+        self.fields["snapshot"].queryset = ready.select_related("project").annotate(own=own).order_by("-own", "-version", "-pk")
         self.fields["base_model"].queryset = base_models_for_training(user=user)
-        self.fields["snapshot"].label_from_instance = lambda s: f"v{s.version} · {s.created_at:%Y-%m-%d %H:%M}"
+        self.fields["snapshot"].label_from_instance = lambda s: (
+            f"v{s.version} · {s.created_at:%Y-%m-%d %H:%M}" if s.project_id == project.pk
+            # Versions count per project: name the project a shared snapshot comes from.
+            else f"{s.project.slug} v{s.version} (shared) · {s.created_at:%Y-%m-%d %H:%M}"
+        )
         self.fields["base_model"].label_from_instance = lambda m: f"{m.name} ({m.get_kind_display().lower()})"
