@@ -7,10 +7,12 @@ lacks the role gets 403.
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404
 
-from annotation.models import Membership, Project, Role
+from annotation import sql
+from annotation.models import Assignment, Membership, Project, Role
 from annotation.models.project import ROLE_RANK
 
 
@@ -39,9 +41,7 @@ def project_get_for_user(*, user, slug: str, role: str = Role.RATER) -> tuple[Pr
     PermissionDenied for members whose role is too low.
     """
     # One query for the common case (a member): every rater request passes through here.
-    membership = None
-    if user.is_authenticated:
-        membership = Membership.objects.select_related("project").filter(project__slug=slug, user=user).first()
+    membership = _membership_with_project(user_id=user.id, slug=slug) if user.is_authenticated else None
     if membership is not None:
         project = membership.project
         if user.is_staff and membership.role != Role.MANAGER:
@@ -54,6 +54,59 @@ def project_get_for_user(*, user, slug: str, role: str = Role.RATER) -> tuple[Pr
     if ROLE_RANK[membership.role] < ROLE_RANK[role]:
         raise PermissionDenied(f"This needs the {role} role on {project.name}")
     return project, membership
+
+
+def labelling_project_get(*, user, slug: str) -> tuple[Project, Membership]:
+    """The project and membership of a user who may label on it: its raters and managers (and
+    staff). Researchers read statistics and datasets but do not label (403): their answers would
+    mix into the raters' data and the agreement figures they are there to judge."""
+    project, membership = project_get_for_user(user=user, slug=slug, role=Role.RATER)
+    if membership.role == Role.RESEARCHER:
+        raise PermissionDenied("Researchers see statistics and datasets; labelling needs the rater role on this project.")
+    return project, membership
+
+
+def assignment_get_for_rater(*, user, assignment_id: int, project: Project | None = None) -> Assignment:
+    """The caller's own assignment (with its project loaded), on a project they are still on.
+
+    Anybody else's assignment does not exist for the caller (404), exactly like a project they
+    are not on; a rater removed from the project can no longer answer (staff may). One query.
+    """
+    if not user.is_authenticated:
+        raise Http404("No such assignment")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {sql.columns(Assignment, 'a')}, {sql.columns(Project, 'p')},"
+            f" EXISTS (SELECT 1 FROM {Membership._meta.db_table} m WHERE m.project_id = a.project_id AND m.user_id = %s)"
+            f" FROM {Assignment._meta.db_table} a JOIN {Project._meta.db_table} p ON p.id = a.project_id"
+            " WHERE a.id = %s AND a.rater_id = %s",
+            [user.id, assignment_id, user.id],
+        )
+        row = cursor.fetchone()
+    if row is None or not (row[-1] or user.is_staff):
+        raise Http404("No such assignment")
+    assignment, end = sql.instance(Assignment, row)
+    assignment.project, _ = sql.instance(Project, row, start=end)
+    if project is not None and assignment.project_id != project.id:
+        raise Http404("No such assignment")
+    return assignment
+
+
+def _membership_with_project(*, user_id: int, slug: str) -> Membership | None:
+    # Hand-written (annotation.sql): this lookup runs on every rater request.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {sql.columns(Membership, 'm')}, {sql.columns(Project, 'p')}"
+            f" FROM {Membership._meta.db_table} m JOIN {Project._meta.db_table} p ON p.id = m.project_id"
+            " WHERE p.slug = %s AND m.user_id = %s",
+            [slug, user_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    membership, end = sql.instance(Membership, row)
+    membership.project, _ = sql.instance(Project, row, start=end)
+    return membership
 
 
 def user_role(*, user, project: Project) -> str | None:

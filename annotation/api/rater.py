@@ -2,12 +2,10 @@
 
 Thin views: parse, scope through annotation.selectors, call one service. Another rater's
 assignment does not exist for the caller (404), exactly like a project they are not on.
+Researchers may read judgments but not label (403), as on the labelling page.
 """
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef
-from django.http import Http404
-from django.shortcuts import get_object_or_404
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -24,33 +22,21 @@ from annotation.api.serializers_rater import (
     ProgressSerializer,
     ProjectJudgmentSerializer,
     SubmitSerializer,
+    judgment_payload,
+    lease_payload,
 )
 from annotation.assignment import RaterPaused, assignment_skip, lease_next
 from annotation.judgments import LeaseLost, judgment_submit
-from annotation.models import Assignment, Judgment, Membership, Role
+from annotation.models import Assignment, Judgment, Role
 from annotation.progress import rater_progress
-from annotation.selectors import project_get_for_user
+from annotation.selectors import assignment_get_for_rater, labelling_project_get, project_get_for_user
+from annotation.submission import InvalidSubmission, parse_submission
 
 TAG = ["rater"]
 
 
 def _error(detail: str, code: str, http_status: int) -> Response:
     return Response({"detail": detail, "code": code}, status=http_status)
-
-
-def _own_assignment(request: Request, assignment_id: int) -> Assignment:
-    """The caller's assignment on a project they are still on; anybody else's is a 404."""
-    # One query: the membership check rides along as an EXISTS (a rater removed from the
-    # project can no longer answer; staff may).
-    member = Membership.objects.filter(project=OuterRef("project_id"), user_id=request.user.id)
-    assignment = get_object_or_404(
-        Assignment.objects.select_related("project").annotate(is_member=Exists(member)),
-        id=assignment_id,
-        rater_id=request.user.id,
-    )
-    if not (assignment.is_member or request.user.is_staff):
-        raise Http404("No such assignment")
-    return assignment
 
 
 class NextItemView(APIView):
@@ -63,19 +49,19 @@ class NextItemView(APIView):
         responses={
             200: LeaseSerializer,
             204: OpenApiResponse(description="Nothing left for this rater."),
-            403: OpenApiResponse(ErrorSerializer, description="The rater is paused on this project (code `paused`)."),
+            403: OpenApiResponse(ErrorSerializer, description="The rater is paused on this project (code `paused`), or is a researcher there."),
             404: OpenApiResponse(description="No such project, or the caller is not on it."),
         },
     )
     def post(self, request: Request, slug: str) -> Response:
-        project, membership = project_get_for_user(user=request.user, slug=slug, role=Role.RATER)
+        project, membership = labelling_project_get(user=request.user, slug=slug)
         try:
             assignment = lease_next(project=project, rater=request.user, membership=membership)
         except RaterPaused as paused:
             return _error(f"You are paused on this project: {paused}", "paused", status.HTTP_403_FORBIDDEN)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(LeaseSerializer(assignment, context={"project": project}).data)
+        return Response(lease_payload(assignment, project))
 
 
 class SubmitView(APIView):
@@ -92,26 +78,19 @@ class SubmitView(APIView):
         },
     )
     def post(self, request: Request, assignment_id: int) -> Response:
-        assignment = _own_assignment(request, assignment_id)
-        form = SubmitSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        data = form.validated_data
+        assignment = assignment_get_for_rater(user=request.user, assignment_id=assignment_id)
+        data = request.data if isinstance(request.data, dict) else {}
         try:
-            judgment, created = judgment_submit(
-                assignment=assignment,
-                rater=request.user,
-                value=data["value"],
-                duration_ms=data.get("duration_ms"),
-                rationale=data["rationale"],
-                flags=data["flags"],
-                client_key=data["client_key"],
-            )
+            judgment, created = judgment_submit(assignment=assignment, rater=request.user, **parse_submission(data).as_kwargs())
+        except InvalidSubmission as bad:
+            # The fields of the request body, DRF's error shape: {"field": ["message"]}.
+            return Response({field: [message] for field, message in bad.errors.items()}, status=status.HTTP_400_BAD_REQUEST)
         except kinds.InvalidValue as bad:
-            target = {"value": {bad.field: [bad.message]}} if bad.field != "client_key" else {"client_key": [bad.message]}
-            return Response(target, status=status.HTTP_400_BAD_REQUEST)
+            # A part of the answer, under "value": {"value": {"strength": ["must be between ..."]}}.
+            return Response({"value": {bad.field: [bad.message]}}, status=status.HTTP_400_BAD_REQUEST)
         except LeaseLost as lost:
             return _error(str(lost), "lease_lost", status.HTTP_409_CONFLICT)
-        return Response(JudgmentSerializer(judgment).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return Response(judgment_payload(judgment), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class SkipView(APIView):
@@ -127,7 +106,7 @@ class SkipView(APIView):
         },
     )
     def post(self, request: Request, assignment_id: int) -> Response:
-        assignment = _own_assignment(request, assignment_id)
+        assignment = assignment_get_for_rater(user=request.user, assignment_id=assignment_id)
         if not assignment_skip(assignment=assignment, rater=request.user):
             return _error("This assignment is no longer open.", "not_active", status.HTTP_409_CONFLICT)
         return Response({"assignment": assignment.id, "status": Assignment.Status.SKIPPED})

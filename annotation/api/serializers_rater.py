@@ -3,19 +3,22 @@
 What a rater sees is deliberately narrow: the prompt and the candidates in on-screen order,
 never the gold answer, whether an item is gold, the models that wrote the candidates
 (position bias is bad enough without brand bias) or anyone else's judgments.
+
+The rater's two hot calls (next, submit) build their responses with the plain functions
+`lease_payload` and `judgment_payload` and check their input with annotation.submission:
+instantiating a DRF serializer deep-copies its fields on every request, which cost more CPU
+than the rest of the response. The serializer classes below still describe those shapes in
+the OpenAPI schema; tests/annotation/test_api_rater.py checks the two never drift apart.
 """
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from annotation import submission
 from annotation.assignment import assignment_candidates
 from annotation.kinds import Kind
 from annotation.labelling import screen_label
-from annotation.models import Assignment, Project
-
-MAX_RATIONALE = 10_000
-MAX_FLAGS = 20
+from annotation.models import Assignment, Judgment, Project
 
 
 def kind_settings(project: Project) -> dict:
@@ -36,16 +39,56 @@ def kind_settings(project: Project) -> dict:
     return {}
 
 
+def lease_payload(assignment: Assignment, project: Project) -> dict:
+    """What LeaseSerializer describes: the lease, its item and candidates in on-screen order."""
+    item = assignment.item
+    return {
+        "assignment": assignment.id,
+        "expires_at": assignment.expires_at,
+        "item": {"id": item.id, "prompt": item.prompt, "is_chat": item.is_chat},
+        "candidates": [
+            {"label": screen_label(i), "position": c.position, "text": c.text}
+            for i, c in enumerate(assignment_candidates(assignment))
+        ],
+        "project": {
+            "slug": project.slug,
+            "name": project.name,
+            "kind": project.kind,
+            "instructions": project.instructions,
+            "settings": kind_settings(project),
+        },
+    }
+
+
+_JUDGMENT_FIELDS = (
+    ("id", "id"),
+    ("assignment", "assignment_id"),
+    ("item", "item_id"),
+    ("kind", "kind"),
+    ("source", "source"),
+    ("value", "value"),
+    ("display_order", "display_order"),
+    ("duration_ms", "duration_ms"),
+    ("rationale", "rationale"),
+    ("flags", "flags"),
+    ("client_key", "client_key"),
+    ("created_at", "created_at"),
+)
+_PROJECT_JUDGMENT_FIELDS = _JUDGMENT_FIELDS + (("rater", "rater_id"), ("ai_model", "ai_model"), ("gold_correct", "gold_correct"))
+
+
+def judgment_payload(judgment: Judgment, *, for_researcher: bool = False) -> dict:
+    """What JudgmentSerializer (ProjectJudgmentSerializer for researchers) describes."""
+    fields = _PROJECT_JUDGMENT_FIELDS if for_researcher else _JUDGMENT_FIELDS
+    return {name: getattr(judgment, attr) for name, attr in fields}
+
+
 class LeaseProjectSerializer(serializers.Serializer):
     slug = serializers.CharField()
     name = serializers.CharField()
     kind = serializers.ChoiceField(choices=Kind.choices)
     instructions = serializers.CharField(help_text="Markdown; render it safely (untrusted).")
-    settings = serializers.SerializerMethodField(help_text="The settings of this kind: allow_tie, likert_points, ranking_k, rating_min ...")
-
-    @extend_schema_field(serializers.DictField())
-    def get_settings(self, project: Project) -> dict:
-        return kind_settings(project)
+    settings = serializers.DictField(help_text="The settings of this kind: allow_tie, likert_points, ranking_k, rating_min ...")
 
 
 class LeaseItemSerializer(serializers.Serializer):
@@ -61,47 +104,32 @@ class LeaseCandidateSerializer(serializers.Serializer):
 
 
 class LeaseSerializer(serializers.Serializer):
-    """POST /api/projects/<slug>/next/: the rater's lease, candidates in on-screen order."""
+    """POST /api/projects/<slug>/next/ (schema only: lease_payload builds it): the rater's lease,
+    candidates in on-screen order."""
 
-    assignment = serializers.IntegerField(source="id")
+    assignment = serializers.IntegerField()
     expires_at = serializers.DateTimeField()
-    item = serializers.SerializerMethodField()
-    candidates = serializers.SerializerMethodField()
-    project = serializers.SerializerMethodField()
-
-    @extend_schema_field(LeaseItemSerializer)
-    def get_item(self, assignment: Assignment) -> dict:
-        item = assignment.item
-        return {"id": item.id, "prompt": item.prompt, "is_chat": item.is_chat}
-
-    @extend_schema_field(LeaseCandidateSerializer(many=True))
-    def get_candidates(self, assignment: Assignment) -> list[dict]:
-        return [
-            {"label": screen_label(i), "position": c.position, "text": c.text}
-            for i, c in enumerate(assignment_candidates(assignment))
-        ]
-
-    @extend_schema_field(LeaseProjectSerializer)
-    def get_project(self, assignment: Assignment) -> dict:
-        return LeaseProjectSerializer(self.context["project"]).data
+    item = LeaseItemSerializer()
+    candidates = LeaseCandidateSerializer(many=True)
+    project = LeaseProjectSerializer()
 
 
 class SubmitSerializer(serializers.Serializer):
-    """POST /api/assignments/<id>/submit/. Positions in `value` are canonical (the `position`
-    of each candidate), never on-screen sides."""
+    """POST /api/assignments/<id>/submit/ (schema only: annotation.submission checks it). Positions
+    in `value` are canonical (the `position` of each candidate), never on-screen sides."""
 
     value = serializers.JSONField(
         help_text='binary {"winner": 0|1|"tie"|"both_bad"}; likert {"winner": 0|1|"tie", "strength": k}; '
         'ranking {"ranking": [[p, ...], ...]} best first; rating {"scores": [s0, s1, ...]}'
     )
-    duration_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=24 * 3600 * 1000)
-    rationale = serializers.CharField(required=False, allow_blank=True, max_length=MAX_RATIONALE, trim_whitespace=True, default="")
+    duration_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=submission.MAX_DURATION_MS)
+    rationale = serializers.CharField(required=False, allow_blank=True, max_length=submission.MAX_RATIONALE, default="")
     flags = serializers.ListField(
-        child=serializers.CharField(max_length=50), required=False, max_length=MAX_FLAGS, default=list,
+        child=serializers.CharField(max_length=submission.MAX_FLAG_CHARS), required=False, max_length=submission.MAX_FLAGS, default=list,
         help_text='Free tags the rater attaches, e.g. ["unsafe", "needs_expert"].',
     )
     client_key = serializers.CharField(
-        required=False, allow_blank=True, max_length=64, default="",
+        required=False, allow_blank=True, max_length=submission.MAX_CLIENT_KEY, default="",
         help_text="Any unique string per answer (a UUID): a retry with the same key stores nothing new.",
     )
 

@@ -19,8 +19,7 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import path
@@ -30,31 +29,10 @@ from annotation import kinds
 from annotation.assignment import RaterPaused, assignment_skip, lease_next
 from annotation.judgments import LeaseLost, judgment_submit
 from annotation.labelling import item_context, value_from_form
-from annotation.models import Assignment, Membership, Project, Role
+from annotation.models import Assignment, Membership, Project
 from annotation.progress import rater_progress
-from annotation.selectors import project_get_for_user
-
-MAX_RATIONALE_CHARS = 10_000
-MAX_DURATION_MS = 2**31 - 1
-MAX_CLIENT_KEY_CHARS = 64
-
-
-def _labelling_project(request: HttpRequest, slug: str) -> tuple[Project, Membership]:
-    project, membership = project_get_for_user(user=request.user, slug=slug, role=Role.RATER)
-    if membership.role == Role.RESEARCHER:
-        raise PermissionDenied("Researchers see statistics and datasets; labelling needs the rater role on this project.")
-    return project, membership
-
-
-def _own_assignment(request: HttpRequest, project: Project, assignment_id: int) -> Assignment:
-    assignment = (
-        Assignment.objects.select_related("project", "item")
-        .filter(id=assignment_id, project=project, rater=request.user)
-        .first()
-    )
-    if assignment is None:
-        raise Http404("No such assignment")
-    return assignment
+from annotation.selectors import assignment_get_for_rater, labelling_project_get
+from annotation.submission import Submission, parse_submission
 
 
 def _stage(request: HttpRequest, project: Project, membership: Membership | None) -> dict:
@@ -92,9 +70,9 @@ def _error(request: HttpRequest, project: Project, status: int, message: str, fi
     return redirect("annotation:label", slug=project.slug)
 
 
-def _parse_submission(request: HttpRequest, project: Project, assignment: Assignment) -> dict:
-    """The submitted answer and its extras, from a JSON body (label.js) or a plain form post."""
-    n_candidates = len(assignment.display_order)
+def _parse_submission(request: HttpRequest, project: Project, assignment: Assignment) -> Submission:
+    """The submitted answer and its extras, from a JSON body (label.js) or a plain form post;
+    the limits are annotation.submission's, the same as the API's."""
     if request.content_type == "application/json":
         try:
             body = json.loads(request.body or b"{}")
@@ -102,34 +80,22 @@ def _parse_submission(request: HttpRequest, project: Project, assignment: Assign
             raise kinds.InvalidValue("body", f"not valid JSON ({exc})") from None
         if not isinstance(body, dict):
             raise kinds.InvalidValue("body", "must be a JSON object")
-        value = body.get("value")
-        duration = body.get("duration_ms")
-        rationale = body.get("rationale") or ""
-        client_key = body.get("client_key") or ""
-    else:
-        value = value_from_form(project, request.POST, n_candidates)
-        duration = request.POST.get("duration_ms") or None
-        rationale = request.POST.get("rationale", "")
-        client_key = request.POST.get("client_key", "")
-
-    if duration is not None:
-        try:
-            duration = int(duration)
-        except (TypeError, ValueError):
-            raise kinds.InvalidValue("duration_ms", "must be a whole number of milliseconds") from None
-        if not 0 <= duration <= MAX_DURATION_MS:
-            raise kinds.InvalidValue("duration_ms", "must be between 0 and 2147483647")
-    if not isinstance(rationale, str) or len(rationale) > MAX_RATIONALE_CHARS:
-        raise kinds.InvalidValue("rationale", f"must be text of at most {MAX_RATIONALE_CHARS} characters")
-    if not isinstance(client_key, str) or len(client_key) > MAX_CLIENT_KEY_CHARS:
-        raise kinds.InvalidValue("client_key", f"must be a string of at most {MAX_CLIENT_KEY_CHARS} characters")
-    return {"value": value, "duration_ms": duration, "rationale": rationale.strip(), "client_key": client_key}
+        return parse_submission(body)
+    return parse_submission(
+        {
+            "value": value_from_form(project, request.POST, len(assignment.display_order)),
+            "duration_ms": request.POST.get("duration_ms"),
+            "rationale": request.POST.get("rationale", ""),
+            "flags": request.POST.getlist("flags"),
+            "client_key": request.POST.get("client_key", ""),
+        }
+    )
 
 
 @login_required
 @require_GET
 def label_page(request: HttpRequest, slug: str) -> HttpResponse:
-    project, membership = _labelling_project(request, slug)
+    project, membership = labelling_project_get(user=request.user, slug=slug)
     context = {
         "project": project,
         "progress": rater_progress(project=project, rater=request.user),
@@ -141,18 +107,18 @@ def label_page(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_GET
 def label_next(request: HttpRequest, slug: str) -> HttpResponse:
-    project, membership = _labelling_project(request, slug)
+    project, membership = labelling_project_get(user=request.user, slug=slug)
     return JsonResponse(_stage_payload(request, project, membership))
 
 
 @login_required
 @require_POST
 def label_submit(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
-    project, _ = _labelling_project(request, slug)
-    assignment = _own_assignment(request, project, assignment_id)
+    project, _ = labelling_project_get(user=request.user, slug=slug)
+    assignment = assignment_get_for_rater(user=request.user, assignment_id=assignment_id, project=project)
     try:
         submission = _parse_submission(request, project, assignment)
-        judgment, created = judgment_submit(assignment=assignment, rater=request.user, **submission)
+        judgment, created = judgment_submit(assignment=assignment, rater=request.user, **submission.as_kwargs())
     except kinds.InvalidValue as invalid:
         return _error(request, project, 400, invalid.message, invalid.field)
     except LeaseLost as lost:
@@ -168,8 +134,8 @@ def label_submit(request: HttpRequest, slug: str, assignment_id: int) -> HttpRes
 @login_required
 @require_POST
 def label_skip(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
-    project, membership = _labelling_project(request, slug)
-    assignment = _own_assignment(request, project, assignment_id)
+    project, membership = labelling_project_get(user=request.user, slug=slug)
+    assignment = assignment_get_for_rater(user=request.user, assignment_id=assignment_id, project=project)
     skipped = assignment_skip(assignment=assignment, rater=request.user)
     if not _wants_json(request):
         return redirect("annotation:label", slug=project.slug)

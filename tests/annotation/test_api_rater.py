@@ -69,14 +69,18 @@ def test_it_returns_the_same_lease_until_it_is_answered(api_for, member, project
     assert api.post(next_url(project)).json()["assignment"] == first["assignment"]
 
 
-def test_it_lets_every_role_label_but_hides_projects_from_outsiders(api_for, owner, member, researcher, outsider, project, add_items):
+def test_it_lets_raters_and_managers_label_but_not_researchers_or_outsiders(api_for, owner, member, researcher, outsider, project, add_items):
     add_items(project, 5)
-    for user in (owner, member, researcher):
+    for user in (owner, member):
         response = api_for(user).post(next_url(project))
         assert response.status_code == 200
         lease = response.json()
         assert Assignment.objects.get(id=lease["assignment"]).rater == user
         assert len(lease["candidates"]) == 2 and lease["project"]["slug"] == project.slug
+    # Researchers judge the raters' data; their own answers would mix into it (as on the web page).
+    refused = api_for(researcher).post(next_url(project))
+    assert refused.status_code == 403 and "researcher" in refused.json()["detail"].lower()
+    assert not Assignment.objects.filter(rater=researcher).exists()
     assert api_for(outsider).post(next_url(project)).status_code == 404
     assert api_for(None).post(next_url(project)).status_code in (401, 403)
     assert api_for(member).post(reverse("api-rater-next", kwargs={"slug": "nope"})).status_code == 404

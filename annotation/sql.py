@@ -1,0 +1,110 @@
+"""Hand-written SQL for the rater's hot path, turned into ordinary model instances.
+
+Every `next` and `submit` runs a handful of statements. Building them through the ORM
+(a QuerySet, then a compiler that walks fields, joins and expressions) cost more CPU than
+running them, and the closed-loop benchmark is CPU-bound in the Django process. So the few
+statements a rater runs on every request are written out once here, portable between SQLite
+and PostgreSQL, and their rows are converted exactly as the ORM would convert them (the same
+backend and field converters: JSON text to Python, SQLite's datetime strings to aware
+datetimes...). Everything else in the app uses the ORM.
+"""
+from __future__ import annotations
+
+from functools import cache
+
+from django.db import connection
+from django.db.models import Model
+from django.db.models.expressions import Col
+
+
+@cache
+def _fields(model: type[Model]) -> tuple:
+    return tuple(model._meta.concrete_fields)
+
+
+def columns(model: type[Model], alias: str) -> str:
+    """`alias.col1, alias.col2, ...` for every concrete field, in the order `instance` reads them."""
+    return _columns(model, alias, connection.vendor)
+
+
+@cache
+def _columns(model: type[Model], alias: str, vendor: str) -> str:
+    return ", ".join(f"{alias}.{connection.ops.quote_name(f.column)}" for f in _fields(model))
+
+
+@cache
+def _attnames(model: type[Model]) -> list[str]:
+    return [f.attname for f in _fields(model)]
+
+
+@cache
+def _converters(model: type[Model], vendor: str) -> tuple:
+    # The converters depend on the backend, not on the connection object: caching per model
+    # and vendor is what the ORM would compute on every query.
+    result = []
+    for field in _fields(model):
+        col = Col(model._meta.db_table, field)
+        funcs = connection.ops.get_db_converters(col) + field.get_db_converters(connection)
+        result.append((col, tuple(funcs)))
+    return tuple(result)
+
+
+def instance(model: type[Model], row: tuple | list, start: int = 0) -> tuple[Model, int]:
+    """The model instance whose columns (see `columns`) start at row[start], and the index after them."""
+    converters = _converters(model, connection.vendor)
+    values = list(row[start : start + len(converters)])
+    for i, (col, funcs) in enumerate(converters):
+        for func in funcs:
+            values[i] = func(values[i], col, connection)
+    return model.from_db(connection.alias, _attnames(model), values), start + len(converters)
+
+
+def prepared(model: type[Model], name: str, value):
+    """A value as the ORM would send it for this field (datetimes adapted, JSON encoded...)."""
+    return model._meta.get_field(name).get_db_prep_save(value, connection)
+
+
+def insert(model: type[Model], values: dict) -> Model:
+    """INSERT one row and return it as an instance with its primary key set: what
+    `Model.objects.create(**values)` does (field defaults, auto_now_add, JSON encoding), without
+    signals and without compiling the statement through the ORM on every call."""
+    if not connection.features.can_return_columns_from_insert:  # SQLite before 3.35
+        return model.objects.create(**values)
+    obj, params = insert_values(model, values)
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(model, connection.vendor), params)
+        saved(obj, cursor.fetchone()[0])
+    return obj
+
+
+def insert_values(model: type[Model], values: dict) -> tuple[Model, list]:
+    """The unsaved instance and the parameters of its INSERT, in `insert_columns` order."""
+    obj = model(**values)
+    return obj, [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in _insert_fields(model)]
+
+
+def insert_columns(model: type[Model]) -> str:
+    """The quoted column list of an INSERT of every field but the primary key."""
+    return ", ".join(connection.ops.quote_name(f.column) for f in _insert_fields(model))
+
+
+def saved(obj: Model, pk) -> Model:
+    """Mark an instance as stored under `pk`, as Model.save() leaves it."""
+    obj.pk = pk
+    obj._state.adding = False
+    obj._state.db = connection.alias
+    return obj
+
+
+@cache
+def _insert_fields(model: type[Model]) -> tuple:
+    return tuple(f for f in _fields(model) if f is not model._meta.pk)
+
+
+@cache
+def _insert_sql(model: type[Model], vendor: str) -> str:
+    quote = connection.ops.quote_name
+    return (
+        f"INSERT INTO {quote(model._meta.db_table)} ({insert_columns(model)})"
+        f" VALUES ({', '.join(['%s'] * len(_insert_fields(model)))}) RETURNING {quote(model._meta.pk.column)}"
+    )
