@@ -106,19 +106,12 @@ def _claim_sql(*, project: Project, rater, gold: bool, skip_locked: bool) -> tup
     item, assignment = Item._meta.db_table, Assignment._meta.db_table
     lock = " FOR NO KEY UPDATE SKIP LOCKED" if skip_locked else ""
     ceiling = _NO_CEILING if gold else project.overlap
-    candidates = ""
-    if connection.vendor == "postgresql":
-        # The item's candidates ride back with the claim: one round trip fewer per `next`.
-        candidates = (
-            ", (SELECT json_agg(json_build_array(c.id, c.position, c.text) ORDER BY c.position)"
-            f" FROM {Candidate._meta.db_table} c WHERE c.item_id = {item}.id)"
-        )
     statement = (
         f"UPDATE {item} SET taken = taken + 1 WHERE id = ("
         f"SELECT i.id FROM {item} i WHERE i.project_id = %s AND i.is_gold = %s AND i.taken < %s"
         f" AND NOT EXISTS (SELECT 1 FROM {assignment} a WHERE a.item_id = i.id AND a.rater_id = %s)"
         f" ORDER BY i.taken, i.id LIMIT 1{lock}) AND taken < %s"
-        f" RETURNING id, external_id, prompt{candidates}"
+        " RETURNING id, external_id, prompt"
     )
     return statement, [project.id, gold, ceiling, rater.id, ceiling]
 
@@ -155,6 +148,66 @@ def _lock_and_find_lease(*, project: Project, rater, membership: Membership | No
     return None if row is None else Assignment.objects.select_related("item").get(id=row[0])
 
 
+def _lease_values(*, project: Project, item: Item | None, rater, gold: bool, now: datetime, order: list[int] | None) -> dict:
+    values = {"project": project, "rater": rater, "is_gold": gold, "expires_at": now + timedelta(seconds=project.lease_seconds)}
+    if item is not None:
+        values["item"] = item
+    if order is not None:
+        values["display_order"] = order
+    return values
+
+
+def _item(*, project: Project, gold: bool, row) -> Item:
+    item_id, external_id, prompt = row
+    prompt = Item._meta.get_field("prompt").from_db_value(prompt, None, connection)
+    return Item.from_db(connection.alias, ["id", "project_id", "external_id", "prompt", "is_gold"], (item_id, project.id, external_id, prompt, gold))
+
+
+def _candidate(item_id: int, candidate_id: int, position: int, text: str) -> Candidate:
+    return Candidate.from_db(connection.alias, ["id", "item_id", "position", "text"], (candidate_id, item_id, position, text))
+
+
+def _json(value):
+    # psycopg hands json back parsed and Django's jsonb back as text: accept both.
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _claim_and_lease_in_one_statement(*, project: Project, rater, gold: bool, now: datetime, rng: random.Random):
+    """PostgreSQL: take the slot, insert the lease with its on-screen order and read the
+    candidates in one statement, inside the caller's transaction: one round trip where
+    SQLite needs three. The order is the candidates sorted by a hash of their position and
+    a salt drawn from `rng`: a fresh random permutation per lease, reproducible in tests."""
+    claim, params = _claim_sql(project=project, rater=rater, gold=gold, skip_locked=True)
+    candidates = Candidate._meta.db_table
+    salt = f"{rng.getrandbits(64):x}"
+    order = (
+        f"(SELECT coalesce(jsonb_agg(c.position ORDER BY md5(c.position::text || %s)), '[]'::jsonb)"
+        f" FROM {candidates} c WHERE c.item_id = claimed.id)"
+    )
+    assignment, insert, insert_params = sql.insert_select(
+        Assignment,
+        _lease_values(project=project, item=None, rater=rater, gold=gold, now=now, order=None),
+        expressions={"item_id": ("claimed.id", []), "display_order": (order, [salt])},
+    )
+    statement = (
+        f"WITH claimed AS ({claim}), lease AS ({insert} FROM claimed RETURNING id, display_order)"
+        " SELECT claimed.id, claimed.external_id, claimed.prompt, lease.id, lease.display_order,"
+        f" (SELECT json_agg(json_build_array(c.id, c.position, c.text) ORDER BY c.position) FROM {candidates} c"
+        "  WHERE c.item_id = claimed.id)"
+        " FROM claimed, lease"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [*params, *insert_params])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    item = _item(project=project, gold=gold, row=row[:3])
+    assignment.item = item
+    assignment.display_order = _json(row[4])
+    assignment._candidates = [_candidate(item.id, *found) for found in _json(row[5]) or []]
+    return sql.saved(assignment, row[3])
+
+
 def _try_claim(*, project: Project, rater, membership: Membership | None, gold: bool, now: datetime, rng: random.Random):
     """One attempt, one short transaction: return the rater's open lease if they have one;
     otherwise take a slot on the first free row and create the lease. Returns the lease, None
@@ -166,36 +219,23 @@ def _try_claim(*, project: Project, rater, membership: Membership | None, gold: 
             current = _lock_and_find_lease(project=project, rater=rater, membership=membership, now=now)
             if current is not None:
                 return current
+            if connection.vendor == "postgresql":
+                return _claim_and_lease_in_one_statement(project=project, rater=rater, gold=gold, now=now, rng=rng)
             claim, params = _claim_sql(project=project, rater=rater, gold=gold, skip_locked=connection.features.has_select_for_update_skip_locked)
             with connection.cursor() as cursor:
                 cursor.execute(claim, params)
                 row = cursor.fetchone()
                 if row is None:
                     return None
-                item_id, external_id, prompt = row[:3]
-                if len(row) > 3:  # PostgreSQL: the candidates came back with the claim
-                    found = json.loads(row[3]) if isinstance(row[3], str) else row[3] or []
-                else:
-                    cursor.execute(
-                        f"SELECT id, position, text FROM {Candidate._meta.db_table} WHERE item_id = %s ORDER BY position", [item_id]
-                    )
-                    found = cursor.fetchall()
-                candidates = [Candidate.from_db(connection.alias, ["id", "item_id", "position", "text"], (cid, item_id, pos, text)) for cid, pos, text in found]
-            prompt = Item._meta.get_field("prompt").from_db_value(prompt, None, connection)
-            item = Item.from_db(connection.alias, ["id", "project_id", "external_id", "prompt", "is_gold"], (item_id, project.id, external_id, prompt, gold))
+                item_id, external_id, prompt = row
+                cursor.execute(
+                    f"SELECT id, position, text FROM {Candidate._meta.db_table} WHERE item_id = %s ORDER BY position", [item_id]
+                )
+                candidates = [_candidate(item_id, *found) for found in cursor.fetchall()]
+            item = _item(project=project, gold=gold, row=row)
             positions = [c.position for c in candidates]
             rng.shuffle(positions)
-            assignment = sql.insert(
-                Assignment,
-                {
-                    "project": project,
-                    "item": item,
-                    "rater": rater,
-                    "display_order": positions,
-                    "is_gold": gold,
-                    "expires_at": now + timedelta(seconds=project.lease_seconds),
-                },
-            )
+            assignment = sql.insert(Assignment, _lease_values(project=project, item=item, rater=rater, gold=gold, now=now, order=positions))
             assignment._candidates = candidates  # saves the API a query; see assignment_candidates
             return assignment
     except IntegrityError:

@@ -48,14 +48,13 @@ def _store_in_one_statement(*, assignment: Assignment, row: dict, now) -> Judgme
     insert the judgment and count it on the item in one statement, atomic by itself, so
     the answer costs one round trip instead of five (BEGIN, three writes, COMMIT). None when
     the lease was not active: _store then sorts out a late answer or a repeat."""
-    judgment, params = sql.insert_values(Judgment, row)
+    judgment, insert, params = sql.insert_select(Judgment, row)
     statement = (
         f"WITH closed AS (UPDATE {Assignment._meta.db_table} SET status = %s, finished_at = %s"
         "  WHERE id = %s AND status = %s RETURNING item_id),"
         f" counted AS (UPDATE {Item._meta.db_table} SET judgment_count = judgment_count + 1"
         "  WHERE id IN (SELECT item_id FROM closed))"
-        f" INSERT INTO {Judgment._meta.db_table} ({sql.insert_columns(Judgment)})"
-        f" SELECT {', '.join(['%s'] * len(params))} FROM closed RETURNING id"
+        f" {insert} FROM closed RETURNING id"
     )
     status = Assignment.Status
     # Inside an outer transaction (a test, a caller's atomic block) a failed statement must

@@ -83,8 +83,32 @@ def insert_values(model: type[Model], values: dict) -> tuple[Model, list]:
     return obj, [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in _insert_fields(model)]
 
 
+def insert_select(model: type[Model], values: dict, expressions: dict[str, tuple[str, list]] | None = None) -> tuple[Model, str, list]:
+    """`INSERT INTO table (columns) SELECT ...` to embed in a larger statement (the caller adds
+    FROM and RETURNING): the unsaved instance, the SQL and its parameters. A field named in
+    `expressions` takes that SQL (and its parameters) instead of its value, e.g. an id from a CTE."""
+    obj = model(**values)
+    expressions = expressions or {}
+    select, params = [], []
+    for f in _insert_fields(model):
+        if f.attname in expressions:
+            expression, extra = expressions[f.attname]
+            select.append(expression)
+            params.extend(extra)
+        else:
+            select.append("%s")
+            params.append(f.get_db_prep_save(f.pre_save(obj, True), connection))
+    table = connection.ops.quote_name(model._meta.db_table)
+    return obj, f"INSERT INTO {table} ({insert_columns(model)}) SELECT {', '.join(select)}", params
+
+
 def insert_columns(model: type[Model]) -> str:
     """The quoted column list of an INSERT of every field but the primary key."""
+    return _insert_columns(model, connection.vendor)
+
+
+@cache
+def _insert_columns(model: type[Model], vendor: str) -> str:
     return ", ".join(connection.ops.quote_name(f.column) for f in _insert_fields(model))
 
 

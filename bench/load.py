@@ -172,9 +172,9 @@ def verify(project_id: int, acknowledged: set[int], overlap: int) -> dict:
 
 # --- server ----------------------------------------------------------------------------------
 
-def start_server(*, port: int, workers: int, threads: int, env: dict, log: Path) -> subprocess.Popen:
+def start_server(*, port: int, workers: int, threads: int, env: dict, log: Path, worker_class: str = "sync") -> subprocess.Popen:
     cmd = [
-        str(Path(PY).parent / "gunicorn"), "config.wsgi",
+        str(Path(PY).parent / "gunicorn"), "config.wsgi", "-k", worker_class,
         "-w", str(workers), "--threads", str(threads), "-b", f"127.0.0.1:{port}",
         "--keep-alive", "30", "--backlog", "2048", "--log-level", "warning", "--timeout", "60",
     ]
@@ -247,11 +247,23 @@ def cpu_spent(before: dict, after: dict) -> dict[str, float]:
     return {k: sum(v - before[k].get(p, 0.0) for p, v in after[k].items()) for k in after}
 
 
-def machine_busy() -> tuple[float, float]:
-    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+def machine_busy() -> tuple[float, float, float]:
+    """(busy, total, steal) jiffies of the whole machine, from /proc/stat. Steal is time the
+    hypervisor gave our virtual CPUs to someone else: it makes the same work look slower."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
+    return sum(values) - idle, sum(values), values[7]
+
+
+def reference_loop() -> float:
+    """CPU seconds of a fixed pure-Python loop: this machine's speed right now. The same
+    virtual machine ran it anywhere from 1.2 to 1.7 s within an hour, so compare load
+    figures only between runs whose reference is close, or as ratios measured side by side."""
+    started = time.process_time()
+    total = 0
+    for i in range(5_000_000):
+        total += i
+    return 2 * (time.process_time() - started)
 
 
 def cpu_report(spent: dict[str, float], judgments: int, busy: tuple[float, float]) -> None:
@@ -259,13 +271,16 @@ def cpu_report(spent: dict[str, float], judgments: int, busy: tuple[float, float
         return
     per = {k: v * 1000 / judgments for k, v in spent.items()}
     total = sum(per.values())
-    others = max(0.0, busy[0] / TICK - sum(spent.values()))
+    others = max(0.0, (busy[0] - busy[2]) / TICK - sum(spent.values()))
     print(
         "  CPU per judgment (next + submit): "
         + ", ".join(f"{k} {v:.1f} ms" for k, v in per.items())
         + f"; total {total:.1f} ms -> {os.cpu_count()} idle cores would sustain about {os.cpu_count() * 1000 / total:.0f} judgments/s"
     )
-    print(f"  the machine was {100 * busy[0] / busy[1]:.0f}% busy; other processes used {others:.1f} CPU-s of it during this run")
+    print(
+        f"  the machine was {100 * busy[0] / busy[1]:.0f}% busy; other processes used {others:.1f} CPU-s of it during this run,"
+        f" the hypervisor took {busy[2] / TICK:.1f} CPU-s (steal)"
+    )
 
 
 # --- client ----------------------------------------------------------------------------------
@@ -275,25 +290,71 @@ class Rater:
 
     def __init__(self, port: int, token: str, slug: str):
         self.port, self.slug = port, slug
-        self.headers = {"Authorization": f"Token {token}", "Content-Type": "application/json", "Connection": "keep-alive"}
-        self.conn: http.client.HTTPConnection | None = None
+        self.head = f"Host: 127.0.0.1:{port}\r\nAuthorization: Token {token}\r\nContent-Type: application/json\r\n"
+        self.sock: socket.socket | None = None
+        self.buffer = b""
+
+    # A minimal HTTP/1.1 client on a raw socket. The load generator shares the two cores with
+    # the server it measures, and http.client parses every response's headers with the email
+    # package: it cost the generator about twice the CPU per judgment of this.
+    def _connect(self) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buffer = b""
+
+    def _disconnect(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        self.sock, self.buffer = None, b""
+
+    def _receive(self) -> bytes:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        return chunk
+
+    def _response(self) -> tuple[int, bytes, bool]:
+        """(status, body, whether the server closes the connection after it)."""
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += self._receive()
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = dict(line.split(":", 1) for line in lines[1:])
+        headers = {k.strip().lower(): v.strip().lower() for k, v in headers.items()}
+        closes = headers.get("connection") == "close"
+        if "content-length" in headers:
+            length = int(headers["content-length"])
+        elif status in (204, 304):
+            length = 0
+        else:  # no length: the body runs to the end of the connection
+            while True:
+                try:
+                    self.buffer += self._receive()
+                except ConnectionError:
+                    break
+            length, closes = len(self.buffer), True
+        while len(self.buffer) < length:
+            self.buffer += self._receive()
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return status, body, closes
 
     def _call(self, path: str, body: dict | None) -> tuple[int, dict | None]:
-        payload = json.dumps(body) if body is not None else ""
+        payload = json.dumps(body).encode() if body is not None else b""
+        request = f"POST {path} HTTP/1.1\r\n{self.head}Content-Length: {len(payload)}\r\n\r\n".encode() + payload
         for attempt in (1, 2):
             try:
-                if self.conn is None:
-                    self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-                self.conn.request("POST", path, body=payload, headers=self.headers)
-                response = self.conn.getresponse()
-                data = response.read()
-                return response.status, (json.loads(data) if data else None)
-            except (http.client.HTTPException, OSError):
+                if self.sock is None:
+                    self._connect()
+                self.sock.sendall(request)
+                status, data, closes = self._response()
+                if closes:  # gunicorn's sync workers close after every response
+                    self._disconnect()
+                return status, (json.loads(data) if data else None)
+            except (OSError, ValueError, IndexError):
                 # The server closed an idle keep-alive connection: reconnect once. Both calls are
                 # safe to repeat (next returns the open lease; submit carries a client key).
-                if self.conn is not None:
-                    self.conn.close()
-                self.conn = None
+                self._disconnect()
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
@@ -428,8 +489,9 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=20, help="seconds per mode")
     parser.add_argument("--rate", type=float, default=60, help="open-loop judgments per second")
     parser.add_argument("--modes", default="closed,open")
-    parser.add_argument("--workers", type=int, default=6, help="gunicorn processes (6 x 1 thread gave the same throughput as 3 x 4 here with half the p99)")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn processes: on 2 cores 3 sync workers beat 2, 4 and 6 (fewer context switches, no idle core while one waits on PostgreSQL)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--worker-class", default="sync", help="gunicorn -k: sync closes the connection after each response; gthread keeps it alive")
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -468,8 +530,9 @@ def main() -> int:
         connection.close()
 
         port = free_port()
-        server = start_server(port=port, workers=args.workers, threads=args.threads, env=env, log=workdir / "gunicorn.log")
-        print(f"\ngunicorn on 127.0.0.1:{port}: {args.workers} workers x {args.threads} threads; {os.cpu_count()} CPUs, load generator included")
+        server = start_server(port=port, workers=args.workers, threads=args.threads, env=env, log=workdir / "gunicorn.log", worker_class=args.worker_class)
+        print(f"\nreference loop: {reference_loop():.2f} CPU-s (this machine's speed now; smaller is faster)")
+        print(f"gunicorn on 127.0.0.1:{port}: {args.worker_class}, {args.workers} workers x {args.threads} threads; {os.cpu_count()} CPUs, load generator included")
         acknowledged: set[int] = set()
         results = {}
         # Warm-up, not measured: every worker process and thread imports, resolves URLs and
@@ -481,7 +544,7 @@ def main() -> int:
             before, busy0 = cpu_snapshot(server, db_name, args.pg), machine_busy()
             stats, secs = run()
             after, busy1 = cpu_snapshot(server, db_name, args.pg), machine_busy()
-            return stats, secs, cpu_spent(before, after), (busy1[0] - busy0[0], busy1[1] - busy0[1])
+            return stats, secs, cpu_spent(before, after), tuple(b - a for a, b in zip(busy0, busy1))
 
         if "closed" in modes:
             stats, secs, spent, busy = measured(lambda: closed_loop(port=port, tokens=tokens[: args.raters], seconds=args.duration))
@@ -500,6 +563,7 @@ def main() -> int:
             results["open_p99_submit"] = pct(stats.ms["submit"], 99)
         stop_server(server)
         server = None
+        print(f"reference loop after the run: {reference_loop():.2f} CPU-s")
 
         print("\nnext-item query plan after the run:")
         print("  " + explain_next(project_id).replace("\n", "\n  "))
