@@ -60,11 +60,18 @@ def broker(request, tmp_path, settings):
         _redis_or_skip()
         url, options = REDIS_URL, {}
     else:
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (data_dir / "broker" / sub).mkdir(parents=True)
         url = "filesystem://"
         folder = str(data_dir / "broker" / "queue")
-        options = {"data_folder_in": folder, "data_folder_out": folder, "processed_folder": str(data_dir / "broker" / "processed"), "store_processed": False}
+        options = {
+            "data_folder_in": folder,
+            "data_folder_out": folder,
+            "processed_folder": str(data_dir / "broker" / "processed"),
+            "store_processed": False,
+            # kombu's default is ./control: without this the test wrote into the checkout.
+            "control_folder": str(data_dir / "broker" / "control"),
+        }
     saved = (app.conf.broker_url, app.conf.broker_transport_options)
     app.conf.broker_url, app.conf.broker_transport_options = url, options
     app._pool, app.amqp._producer_pool = None, None
