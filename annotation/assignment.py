@@ -148,13 +148,15 @@ def _lock_and_find_lease(*, project: Project, rater, membership: Membership | No
     return None if row is None else Assignment.objects.select_related("item").get(id=row[0])
 
 
-def _lease_values(*, project: Project, item: Item | None, rater, gold: bool, now: datetime, order: list[int] | None) -> dict:
-    values = {"project": project, "rater": rater, "is_gold": gold, "expires_at": now + timedelta(seconds=project.lease_seconds)}
-    if item is not None:
-        values["item"] = item
-    if order is not None:
-        values["display_order"] = order
-    return values
+def _lease_values(*, project: Project, item: Item | None, rater, gold: bool, now: datetime, order: list[int]) -> dict:
+    return {
+        "project": project,
+        "item": item,
+        "rater": rater,
+        "display_order": order,
+        "is_gold": gold,
+        "expires_at": now + timedelta(seconds=project.lease_seconds),
+    }
 
 
 def _item(*, project: Project, gold: bool, row) -> Item:
@@ -186,7 +188,8 @@ def _claim_and_lease_in_one_statement(*, project: Project, rater, gold: bool, no
     )
     assignment, insert, insert_params = sql.insert_select(
         Assignment,
-        _lease_values(project=project, item=None, rater=rater, gold=gold, now=now, order=None),
+        # item and order come from the statement itself (expressions below)
+        _lease_values(project=project, item=None, rater=rater, gold=gold, now=now, order=[]),
         expressions={"item_id": ("claimed.id", []), "display_order": (order, [salt])},
     )
     statement = (

@@ -70,23 +70,17 @@ def insert(model: type[Model], values: dict) -> Model:
     signals and without compiling the statement through the ORM on every call."""
     if not connection.features.can_return_columns_from_insert:  # SQLite before 3.35
         return model.objects.create(**values)
-    obj, params = insert_values(model, values)
+    obj, statement, params = insert_select(model, values)
     with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(model, connection.vendor), params)
-        saved(obj, cursor.fetchone()[0])
-    return obj
-
-
-def insert_values(model: type[Model], values: dict) -> tuple[Model, list]:
-    """The unsaved instance and the parameters of its INSERT, in `insert_columns` order."""
-    obj = model(**values)
-    return obj, [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in _insert_fields(model)]
+        cursor.execute(f"{statement} RETURNING {connection.ops.quote_name(model._meta.pk.column)}", params)
+        return saved(obj, cursor.fetchone()[0])
 
 
 def insert_select(model: type[Model], values: dict, expressions: dict[str, tuple[str, list]] | None = None) -> tuple[Model, str, list]:
-    """`INSERT INTO table (columns) SELECT ...` to embed in a larger statement (the caller adds
-    FROM and RETURNING): the unsaved instance, the SQL and its parameters. A field named in
-    `expressions` takes that SQL (and its parameters) instead of its value, e.g. an id from a CTE."""
+    """`INSERT INTO table (columns) SELECT ...`, to run as it is or inside a larger statement
+    (the caller adds FROM and RETURNING): the unsaved instance, the SQL and its parameters. A
+    field named in `expressions` takes that SQL (and its parameters) instead of its value,
+    e.g. an id from a CTE."""
     obj = model(**values)
     expressions = expressions or {}
     select, params = [], []
@@ -98,18 +92,7 @@ def insert_select(model: type[Model], values: dict, expressions: dict[str, tuple
         else:
             select.append("%s")
             params.append(f.get_db_prep_save(f.pre_save(obj, True), connection))
-    table = connection.ops.quote_name(model._meta.db_table)
-    return obj, f"INSERT INTO {table} ({insert_columns(model)}) SELECT {', '.join(select)}", params
-
-
-def insert_columns(model: type[Model]) -> str:
-    """The quoted column list of an INSERT of every field but the primary key."""
-    return _insert_columns(model, connection.vendor)
-
-
-@cache
-def _insert_columns(model: type[Model], vendor: str) -> str:
-    return ", ".join(connection.ops.quote_name(f.column) for f in _insert_fields(model))
+    return obj, f"{_insert_into(model, connection.vendor)} SELECT {', '.join(select)}", params
 
 
 def saved(obj: Model, pk) -> Model:
@@ -126,9 +109,6 @@ def _insert_fields(model: type[Model]) -> tuple:
 
 
 @cache
-def _insert_sql(model: type[Model], vendor: str) -> str:
+def _insert_into(model: type[Model], vendor: str) -> str:
     quote = connection.ops.quote_name
-    return (
-        f"INSERT INTO {quote(model._meta.db_table)} ({insert_columns(model)})"
-        f" VALUES ({', '.join(['%s'] * len(_insert_fields(model)))}) RETURNING {quote(model._meta.pk.column)}"
-    )
+    return f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in _insert_fields(model))})"

@@ -60,9 +60,11 @@ def _duration(raw) -> int | None:
     return int(raw)
 
 
-def parse_submission(body: Mapping) -> Submission:
+def parse_submission(body) -> Submission:
     """A checked Submission from a JSON object or form data; raises InvalidSubmission naming
     every bad field at once."""
+    if not isinstance(body, Mapping):
+        raise InvalidSubmission({"body": "must be a JSON object"})
     errors: dict[str, str] = {}
     value = body.get("value", _MISSING)
     if value is _MISSING or value is None:

@@ -87,9 +87,8 @@ class SubmitView(_HotView):
     )
     def post(self, request: Request, assignment_id: int) -> Response:
         assignment = assignment_get_for_rater(user=request.user, assignment_id=assignment_id)
-        data = request.data if isinstance(request.data, dict) else {}
         try:
-            judgment, created = judgment_submit(assignment=assignment, rater=request.user, **parse_submission(data).as_kwargs())
+            judgment, created = judgment_submit(assignment=assignment, rater=request.user, **parse_submission(request.data).as_kwargs())
         except InvalidSubmission as bad:
             # The fields of the request body, DRF's error shape: {"field": ["message"]}.
             return Response({field: [message] for field, message in bad.errors.items()}, status=status.HTTP_400_BAD_REQUEST)

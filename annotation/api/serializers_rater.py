@@ -74,13 +74,11 @@ _JUDGMENT_FIELDS = (
     ("client_key", "client_key"),
     ("created_at", "created_at"),
 )
-_PROJECT_JUDGMENT_FIELDS = _JUDGMENT_FIELDS + (("rater", "rater_id"), ("ai_model", "ai_model"), ("gold_correct", "gold_correct"))
 
 
-def judgment_payload(judgment: Judgment, *, for_researcher: bool = False) -> dict:
-    """What JudgmentSerializer (ProjectJudgmentSerializer for researchers) describes."""
-    fields = _PROJECT_JUDGMENT_FIELDS if for_researcher else _JUDGMENT_FIELDS
-    return {name: getattr(judgment, attr) for name, attr in fields}
+def judgment_payload(judgment: Judgment) -> dict:
+    """What JudgmentSerializer describes: the caller's own judgment."""
+    return {name: getattr(judgment, attr) for name, attr in _JUDGMENT_FIELDS}
 
 
 class LeaseProjectSerializer(serializers.Serializer):

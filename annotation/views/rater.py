@@ -78,8 +78,6 @@ def _parse_submission(request: HttpRequest, project: Project, assignment: Assign
             body = json.loads(request.body or b"{}")
         except (ValueError, UnicodeDecodeError) as exc:
             raise kinds.InvalidValue("body", f"not valid JSON ({exc})") from None
-        if not isinstance(body, dict):
-            raise kinds.InvalidValue("body", "must be a JSON object")
         return parse_submission(body)
     return parse_submission(
         {
