@@ -19,6 +19,7 @@ import json
 import random
 import time
 from collections import Counter
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -97,12 +98,13 @@ def _next_item_query(*, project: Project, rater, gold: bool):
 _NO_CEILING = 2**31 - 1
 
 
-def _claim_sql(*, project: Project, rater, gold: bool, skip_locked: bool) -> tuple[str, list]:
+def _claim_sql(*, project: Project, rater, gold: bool, skip_locked: bool, unless: tuple[str, list] = ("", [])) -> tuple[str, list]:
     """Take a slot on the rater's next item in one statement: the inner SELECT is
     _next_item_query's index range scan (LIMIT 1, PostgreSQL: skipping rows other claimers
-    hold), the outer UPDATE re-checks the ceiling and returns the row. Raw SQL because this is
-    the hottest statement of the app, and building it through the ORM cost more CPU than
-    running it."""
+    hold), the outer UPDATE re-checks the ceiling and returns the row. `unless` is an extra
+    condition for the UPDATE (SQL starting with AND, and its parameters). Raw SQL because
+    this is the hottest statement of the app, and building it through the ORM cost more CPU
+    than running it."""
     item, assignment = Item._meta.db_table, Assignment._meta.db_table
     lock = " FOR NO KEY UPDATE SKIP LOCKED" if skip_locked else ""
     ceiling = _NO_CEILING if gold else project.overlap
@@ -110,40 +112,28 @@ def _claim_sql(*, project: Project, rater, gold: bool, skip_locked: bool) -> tup
         f"UPDATE {item} SET taken = taken + 1 WHERE id = ("
         f"SELECT i.id FROM {item} i WHERE i.project_id = %s AND i.is_gold = %s AND i.taken < %s"
         f" AND NOT EXISTS (SELECT 1 FROM {assignment} a WHERE a.item_id = i.id AND a.rater_id = %s)"
-        f" ORDER BY i.taken, i.id LIMIT 1{lock}) AND taken < %s"
+        f" ORDER BY i.taken, i.id LIMIT 1{lock}) AND taken < %s{unless[0]}"
         " RETURNING id, external_id, prompt"
     )
-    return statement, [project.id, gold, ceiling, rater.id, ceiling]
+    return statement, [project.id, gold, ceiling, rater.id, ceiling, *unless[1]]
 
 
-def _lock_and_find_lease(*, project: Project, rater, membership: Membership | None, now: datetime) -> Assignment | None:
-    """Inside the claim's transaction: the rater's open lease on this project, if any.
-
-    Two tabs of one rater asking at once must end with one lease, not two: PostgreSQL queues
-    them on the rater's membership row (other raters never wait on it); SQLite's IMMEDIATE
-    transaction already serialises them. Raw, like the claim: asked on every `next`, and
-    usually answered "none".
-    """
-    find = (
+def _open_lease_sql(*, project: Project, rater, now: datetime) -> tuple[str, list]:
+    """The rater's open lease on this project (SELECT id), if any: asked on every `next` and
+    usually answered "none"; an index range scan on assignment_rater_idx."""
+    return (
         f"SELECT id FROM {Assignment._meta.db_table} WHERE project_id = %s AND rater_id = %s AND status = %s"
-        " AND expires_at > %s ORDER BY id LIMIT 1"
+        " AND expires_at > %s ORDER BY id LIMIT 1",
+        [project.id, rater.id, Assignment.Status.ACTIVE.value, sql.prepared(Assignment, "expires_at", now)],
     )
-    params = [project.id, rater.id, Assignment.Status.ACTIVE.value, sql.prepared(Assignment, "expires_at", now)]
+
+
+def _open_lease(*, project: Project, rater, now: datetime) -> Assignment | None:
+    """SQLite, inside the claim's IMMEDIATE transaction (which already serialises two tabs of
+    one rater asking at once): the rater's open lease, if any."""
+    find, params = _open_lease_sql(project=project, rater=rater, now=now)
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # A lease is soft state: should the server crash in the next few hundred ms, losing
-            # it loses nothing (the rater asks again; slot and lease go together). Not waiting
-            # for the WAL flush halves the fsyncs of a next+submit round. All three statements
-            # go in one round trip; the lease lookup's rows are the last result.
-            lock = ""
-            if membership is not None and membership.pk is not None:
-                lock = f"SELECT id FROM {Membership._meta.db_table} WHERE id = %s FOR UPDATE; "
-                params = [membership.pk, *params]
-            cursor.execute(f"SET LOCAL synchronous_commit TO OFF; {lock}{find}", params)
-            while cursor.nextset():
-                pass
-        else:
-            cursor.execute(find, params)
+        cursor.execute(find, params)
         row = cursor.fetchone()
     return None if row is None else Assignment.objects.select_related("item").get(id=row[0])
 
@@ -174,12 +164,23 @@ def _json(value):
     return json.loads(value) if isinstance(value, str) else value
 
 
-def _claim_and_lease_in_one_statement(*, project: Project, rater, gold: bool, now: datetime, rng: random.Random):
-    """PostgreSQL: take the slot, insert the lease with its on-screen order and read the
-    candidates in one statement, inside the caller's transaction: one round trip where
-    SQLite needs three. The order is the candidates sorted by a hash of their position and
-    a salt drawn from `rng`: a fresh random permutation per lease, reproducible in tests."""
-    claim, params = _claim_sql(project=project, rater=rater, gold=gold, skip_locked=True)
+def _try_claim_postgres(*, project: Project, rater, membership: Membership | None, gold: bool, now: datetime, rng: random.Random):
+    """_try_claim on PostgreSQL, in one round trip and one transaction (the implicit one of a
+    multi-statement query, or a savepoint inside a caller's transaction):
+
+    1. `synchronous_commit` off for this transaction: a lease is soft state; should the server
+       crash in the next few hundred ms, losing it loses nothing (the rater asks again; slot
+       and lease go together). Not waiting for the WAL flush halves a judgment's fsyncs.
+    2. Lock the rater's membership row: two tabs of one rater asking at once queue there and
+       end with one lease, not two (other raters never wait on it). Each later statement
+       starts after the lock, so it sees what the other tab committed.
+    3. The rater's open lease, if any: asking again is not a new claim.
+    4. Unless step 3 found one: take the slot, insert the lease with its on-screen order and
+       read the candidates. The order is the candidates sorted by a hash of their position and
+       a salt drawn from `rng`: a fresh random permutation per lease, reproducible in tests.
+    """
+    find, find_params = _open_lease_sql(project=project, rater=rater, now=now)
+    claim, params = _claim_sql(project=project, rater=rater, gold=gold, skip_locked=True, unless=(f" AND NOT EXISTS ({find})", find_params))
     candidates = Candidate._meta.db_table
     salt = f"{rng.getrandbits(64):x}"
     order = (
@@ -192,16 +193,35 @@ def _claim_and_lease_in_one_statement(*, project: Project, rater, gold: bool, no
         _lease_values(project=project, item=None, rater=rater, gold=gold, now=now, order=[]),
         expressions={"item_id": ("claimed.id", []), "display_order": (order, [salt])},
     )
+    lock, lock_params = "", []
+    if membership is not None and membership.pk is not None:
+        lock, lock_params = f"SELECT id FROM {Membership._meta.db_table} WHERE id = %s FOR UPDATE; ", [membership.pk]
     statement = (
-        f"WITH claimed AS ({claim}), lease AS ({insert} FROM claimed RETURNING id, display_order)"
+        f"SET LOCAL synchronous_commit TO OFF; {lock}{find};"
+        f" WITH claimed AS ({claim}), lease AS ({insert} FROM claimed RETURNING id, display_order)"
         " SELECT claimed.id, claimed.external_id, claimed.prompt, lease.id, lease.display_order,"
         f" (SELECT json_agg(json_build_array(c.id, c.position, c.text) ORDER BY c.position) FROM {candidates} c"
         "  WHERE c.item_id = claimed.id)"
         " FROM claimed, lease"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(statement, [*params, *insert_params])
-        row = cursor.fetchone()
+    try:
+        # Outside a transaction the statements run as one implicit transaction (no BEGIN and
+        # COMMIT round trips); inside a caller's, a savepoint keeps a failure from poisoning it.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            with connection.cursor() as cursor:
+                cursor.execute(statement, [*lock_params, *find_params, *params, *insert_params])
+                cursor.nextset()  # past SET
+                if lock:
+                    cursor.nextset()
+                current = cursor.fetchone()
+                cursor.nextset()
+                row = cursor.fetchone()
+    except IntegrityError:
+        # The rater already has a row for this item (a race the lock should prevent); the
+        # whole attempt rolled back, slot included: try the next row.
+        return _LOST
+    if current is not None:
+        return Assignment.objects.select_related("item").get(id=current[0])
     if row is None:
         return None
     item = _item(project=project, gold=gold, row=row[:3])
@@ -215,16 +235,17 @@ def _try_claim(*, project: Project, rater, membership: Membership | None, gold: 
     """One attempt, one short transaction: return the rater's open lease if they have one;
     otherwise take a slot on the first free row and create the lease. Returns the lease, None
     when no row is free, or _LOST when another claimer won the race for the row we saw."""
+    if connection.vendor == "postgresql":
+        return _try_claim_postgres(project=project, rater=rater, membership=membership, gold=gold, now=now, rng=rng)
     if not connection.features.can_return_columns_from_insert:
-        return _try_claim_orm(project=project, rater=rater, membership=membership, gold=gold, now=now, rng=rng)
+        return _try_claim_orm(project=project, rater=rater, gold=gold, now=now, rng=rng)
+    # SQLite: its IMMEDIATE transaction serialises claimers; three statements.
     try:
         with transaction.atomic():
-            current = _lock_and_find_lease(project=project, rater=rater, membership=membership, now=now)
+            current = _open_lease(project=project, rater=rater, now=now)
             if current is not None:
                 return current
-            if connection.vendor == "postgresql":
-                return _claim_and_lease_in_one_statement(project=project, rater=rater, gold=gold, now=now, rng=rng)
-            claim, params = _claim_sql(project=project, rater=rater, gold=gold, skip_locked=connection.features.has_select_for_update_skip_locked)
+            claim, params = _claim_sql(project=project, rater=rater, gold=gold, skip_locked=False)
             with connection.cursor() as cursor:
                 cursor.execute(claim, params)
                 row = cursor.fetchone()
@@ -247,11 +268,11 @@ def _try_claim(*, project: Project, rater, membership: Membership | None, gold: 
         return _LOST
 
 
-def _try_claim_orm(*, project: Project, rater, membership: Membership | None, gold: bool, now: datetime, rng: random.Random):
+def _try_claim_orm(*, project: Project, rater, gold: bool, now: datetime, rng: random.Random):
     """_try_claim for SQLite older than 3.35 (no RETURNING): the same steps through the ORM."""
     try:
         with transaction.atomic():
-            current = _lock_and_find_lease(project=project, rater=rater, membership=membership, now=now)
+            current = _open_lease(project=project, rater=rater, now=now)
             if current is not None:
                 return current
             item = _next_item_query(project=project, rater=rater, gold=gold).first()
