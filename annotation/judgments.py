@@ -60,7 +60,7 @@ def _store_in_one_statement(*, assignment: Assignment, row: dict, now) -> Judgme
     # Inside an outer transaction (a test, a caller's atomic block) a failed statement must
     # not poison it: a savepoint. Outside one, autocommit makes the statement its own transaction.
     with transaction.atomic() if connection.in_atomic_block else nullcontext():
-        with connection.cursor() as cursor:
+        with sql.cursor() as cursor:
             cursor.execute(statement, [status.SUBMITTED.value, sql.prepared(Assignment, "finished_at", now), assignment.id, status.ACTIVE.value, *params])
             found = cursor.fetchone()
     return None if found is None else sql.saved(judgment, found[0])
@@ -89,7 +89,7 @@ def _store(*, assignment: Assignment, project: Project, rater, row: dict, now) -
                 raise LeaseLost("the lease expired and the item went to other raters")
         # Hand-written statements (annotation.sql): every answer runs them.
         judgment = sql.insert(Judgment, row)
-        with connection.cursor() as cursor:
+        with sql.cursor() as cursor:
             cursor.execute(f"UPDATE {Item._meta.db_table} SET judgment_count = judgment_count + 1 WHERE id = %s", [assignment.item_id])
     return judgment, True
 

@@ -7,7 +7,6 @@ lacks the role gets 403.
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
-from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -74,7 +73,7 @@ def assignment_get_for_rater(*, user, assignment_id: int, project: Project | Non
     """
     if not user.is_authenticated:
         raise Http404("No such assignment")
-    with connection.cursor() as cursor:
+    with sql.cursor() as cursor:
         cursor.execute(
             f"SELECT {sql.columns(Assignment, 'a')}, {sql.columns(Project, 'p')},"
             f" EXISTS (SELECT 1 FROM {Membership._meta.db_table} m WHERE m.project_id = a.project_id AND m.user_id = %s)"
@@ -94,7 +93,7 @@ def assignment_get_for_rater(*, user, assignment_id: int, project: Project | Non
 
 def _membership_with_project(*, user_id: int, slug: str) -> Membership | None:
     # Hand-written (annotation.sql): this lookup runs on every rater request.
-    with connection.cursor() as cursor:
+    with sql.cursor() as cursor:
         cursor.execute(
             f"SELECT {sql.columns(Membership, 'm')}, {sql.columns(Project, 'p')}"
             f" FROM {Membership._meta.db_table} m JOIN {Project._meta.db_table} p ON p.id = m.project_id"

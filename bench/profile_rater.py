@@ -5,7 +5,8 @@
 
 The closed loop of bench/load.py is CPU-bound in the Django process; this drives the same two
 calls straight through the WSGI application (no gunicorn, no sockets), so a change to the hot
-path shows up as milliseconds per judgment in seconds instead of a 20-second load run. Uses a
+path shows up as milliseconds per judgment in seconds instead of a 20-second load run; the
+PostgreSQL backend's CPU (read from /proc: the server must run on this machine) shows too. Uses a
 throwaway PostgreSQL database seeded like load.py's, dropped at the end.
 """
 from __future__ import annotations
@@ -65,6 +66,12 @@ def judge(app, token: str) -> None:
     assert code == 201, (code, judgment)
 
 
+def backend_cpu(pid: int) -> float:
+    """CPU seconds the PostgreSQL backend serving this process has used (it runs on this machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432/postgres")
@@ -90,7 +97,7 @@ def main() -> int:
         django.setup()
         from django.core.management import call_command
         from django.core.wsgi import get_wsgi_application
-        from django.db import connections
+        from django.db import connection, connections
 
         call_command("migrate", verbosity=0, interactive=False)
         raters = 50
@@ -100,6 +107,10 @@ def main() -> int:
             judge(app, tokens[i % raters])
         # CPU time, not wall: waiting on PostgreSQL is not what this measures.
         profiler = cProfile.Profile(time.process_time) if args.profile else None
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backend = cursor.fetchone()[0]
+        pg = backend_cpu(backend)
         cpu, wall = time.process_time(), time.perf_counter()
         if profiler:
             profiler.enable()
@@ -107,8 +118,9 @@ def main() -> int:
             judge(app, tokens[i % raters])
         if profiler:
             profiler.disable()
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        print(f"{args.judgments} judgments: {cpu / args.judgments * 1000:.2f} ms CPU per next + submit in this process "
+        cpu, wall, pg = time.process_time() - cpu, time.perf_counter() - wall, backend_cpu(backend) - pg
+        print(f"{args.judgments} judgments: {cpu / args.judgments * 1000:.2f} ms CPU per next + submit in this process, "
+              f"{pg / args.judgments * 1000:.2f} ms in its PostgreSQL backend "
               f"({wall / args.judgments * 1000:.2f} ms wall, database round trips included){' (under cProfile)' if profiler else ''}")
         if profiler:
             pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile)

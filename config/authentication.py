@@ -7,7 +7,6 @@ behaviour and messages, one portable statement (annotation.sql).
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.db import connection
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
@@ -20,7 +19,7 @@ class TokenAuthentication(authentication.TokenAuthentication):
 
     def authenticate_credentials(self, key: str):
         User = get_user_model()
-        with connection.cursor() as cursor:
+        with sql.cursor() as cursor:
             cursor.execute(
                 f"SELECT {sql.columns(Token, 't')}, {sql.columns(User, 'u')} FROM {Token._meta.db_table} t"
                 f" JOIN {User._meta.db_table} u ON u.{User._meta.pk.column} = t.user_id WHERE t.key = %s",

@@ -82,6 +82,14 @@ TEMPLATES = [
 _database_url = env_url("DATABASE_URL", ("postgres", "postgresql", "sqlite"))
 if _database_url:
     DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0))}
+    if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        # The rater's hot statements (annotation/sql.py: cursor) bind parameters on the server,
+        # and psycopg prepares each after this many runs on a connection, so PostgreSQL stops
+        # parsing and planning them on every request. Everything else keeps Django's
+        # client-side binding, which never prepares. 0 turns preparing off: set it behind a
+        # transaction-mode pooler that cannot keep prepared statements (PgBouncer < 1.21).
+        _prepare = env_int("DB_PREPARE_THRESHOLD", 5, minimum=0)
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = _prepare or None
 else:
     DATABASES = {
         "default": {

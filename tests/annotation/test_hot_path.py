@@ -176,3 +176,21 @@ def test_a_body_that_is_not_an_object_is_refused_by_name(api_for, member, projec
     assert refused.status_code == 400 and "JSON object" in refused.json()["body"][0]
     assert not Judgment.objects.exists()
 
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+def test_postgres_prepares_the_hot_statements_once_they_repeat(api_for, member, project, add_items):
+    add_items(project, 20)
+    api = api_for(member)
+    for _ in range(8):  # past psycopg's prepare threshold (settings: DB_PREPARE_THRESHOLD)
+        lease = api.post(next_url(project)).json()
+        assert api.post(submit_url(lease["assignment"]), {"value": {"winner": 1}}, format="json").status_code == 201
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE NOT from_sql")
+        prepared = [row[0] for row in cursor.fetchall()]
+    # token lookup, membership lookup, assignment lookup, the submit's one statement
+    assert any("authtoken_token" in s for s in prepared), prepared
+    assert any("annotation_membership" in s and "annotation_project" in s for s in prepared), prepared
+    assert any(s.startswith("WITH closed AS") for s in prepared), prepared
+    # ... and the answers are still right once prepared: 8 judgments, one per item
+    assert Judgment.objects.filter(rater=member).count() == 8
+    assert Judgment.objects.filter(rater=member).values("item").distinct().count() == 8
