@@ -11,7 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import path
+from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from annotation.gold import gold_settings_set, rater_pause, rater_unpause
@@ -79,7 +79,7 @@ def quality_rater_action(request: HttpRequest, slug: str, user_id: int) -> HttpR
         messages.success(request, f"{rater.get_username()} may label again; earlier gold answers no longer count toward a pause.")
     else:
         messages.error(request, "action: must be 'pause' or 'unpause'")
-    return redirect(f"/projects/{project.slug}/quality/#raters")
+    return redirect(reverse("annotation:quality", kwargs={"slug": project.slug}) + "#raters")
 
 
 @login_required
@@ -99,7 +99,7 @@ def quality_gold_settings(request: HttpRequest, slug: str) -> HttpResponse:
     else:
         what = "no threshold (nobody is paused by gold)" if threshold is None else f"threshold {threshold:.0%}"
         messages.success(request, f"Gold settings saved: {what}. Re-evaluated every rater: {changed['paused']} paused, {changed['unpaused']} unpaused.")
-    return redirect(f"/projects/{project.slug}/quality/#gold")
+    return redirect(reverse("annotation:quality", kwargs={"slug": project.slug}) + "#gold")
 
 
 urlpatterns = [

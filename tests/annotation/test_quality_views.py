@@ -93,7 +93,8 @@ def test_it_lets_a_manager_pause_and_unpause_a_rater(judged, owner, member, add_
     add_items(judged, 3, prefix="fresh")
     url = f"/projects/{judged.slug}/quality/raters/{member.id}/"
     response = client_for(owner).post(url, {"action": "pause"})
-    assert response.status_code == 302
+    # back on the quality page, at the raters table
+    assert response.status_code == 302 and response["Location"] == f"/projects/{judged.slug}/quality/#raters"
     assert Membership.objects.get(project=judged, user=member).paused
     with pytest.raises(RaterPaused):
         lease_next(project=judged, rater=member)
