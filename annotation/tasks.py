@@ -10,6 +10,13 @@ def import_batch_run(batch_id: int) -> None:
     run(batch_id=batch_id)
 
 
+@shared_task(name="annotation.imports_recover")
+def imports_recover() -> list[int]:
+    from annotation.importers.liveness import imports_recover as recover
+
+    return recover()
+
+
 @shared_task(name="annotation.snapshot_build")
 def snapshot_build(snapshot_id: int) -> None:
     from annotation.exports.build import snapshot_build as build

@@ -210,7 +210,11 @@ ARBITER_CARD_AGREEMENT_MAX = env_int("ARBITER_CARD_AGREEMENT_MAX", 100_000, mini
 # A run whose worker went silent is resumed from its last checkpoint this many times in all, then failed.
 ARBITER_RUN_MAX_ATTEMPTS = env_int("ARBITER_RUN_MAX_ATTEMPTS", 3, minimum=1)
 # Beat (the default worker runs with -B) looks for silent runs every minute; the task goes to `default`.
-CELERY_BEAT_SCHEDULE = {"training-runs-check-stale": {"task": "training.tasks.runs_check_stale", "schedule": 60.0}}
+CELERY_BEAT_SCHEDULE = {
+    "training-runs-check-stale": {"task": "training.tasks.runs_check_stale", "schedule": 60.0},
+    # Imports whose process died (annotation/importers/liveness.py).
+    "annotation-imports-recover": {"task": "annotation.imports_recover", "schedule": 60.0},
+}
 
 LOGGING = {
     "version": 1,

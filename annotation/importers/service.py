@@ -36,10 +36,12 @@ from typing import BinaryIO
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from annotation.importers.formats import LineError, ParsedItem, detect_format, iter_records, parse_record
 from annotation.importers.rows import RowInserter
+from annotation.importers.liveness import import_take_over, importing, runner_id
 from annotation.models import Candidate, ImportBatch, Item, Judgment, Project
 
 MAX_ERRORS = 1000
@@ -204,8 +206,14 @@ def import_stream(
     """
     if batch is None:
         batch = ImportBatch.objects.create(
-            project=project, filename=filename[:300], as_judgments=as_judgments, created_by=created_by, status=ImportBatch.Status.RUNNING
+            project=project, filename=filename[:300], as_judgments=as_judgments, created_by=created_by,
+            status=ImportBatch.Status.RUNNING, worker=runner_id(), attempts=1,
         )
+    with importing(batch):
+        return _import(project=project, stream=stream, filename=filename, fmt=fmt, as_judgments=as_judgments, batch=batch)
+
+
+def _import(*, project: Project, stream: BinaryIO, filename: str, fmt: str | None, as_judgments: bool, batch: ImportBatch) -> ImportBatch:
     try:
         source = _seekable(stream)
         try:
@@ -305,8 +313,13 @@ def import_upload(*, project: Project, upload, fmt: str | None = None, as_judgme
 
 def import_batch_run(*, batch_id: int) -> ImportBatch | None:
     """Run a queued upload. A repeated or late message finds the batch already claimed and does
-    nothing (the conditional UPDATE is the claim)."""
-    if not ImportBatch.objects.filter(id=batch_id, status=ImportBatch.Status.QUEUED).update(status=ImportBatch.Status.RUNNING):
+    nothing (the conditional UPDATE is the claim), unless the process that claimed it died."""
+    claimed = ImportBatch.objects.filter(id=batch_id, status=ImportBatch.Status.QUEUED).update(
+        status=ImportBatch.Status.RUNNING, worker=runner_id(), attempts=F("attempts") + 1
+    )
+    # A message redelivered after its worker was killed finds the batch still "running":
+    # it takes over when the importer is gone (liveness.py), and does nothing otherwise.
+    if not claimed and not import_take_over(batch_id):
         return None
     batch = ImportBatch.objects.select_related("project").get(id=batch_id)
     path = Path(batch.path)
