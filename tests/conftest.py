@@ -4,8 +4,10 @@ nothing; `researcher` is the fourth role where it matters."""
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -15,6 +17,15 @@ from annotation.models import Candidate, Item, Membership, Project, Role
 
 PASSWORD = "correct-horse-battery"
 _counter = itertools.count()
+
+
+def pytest_configure(config):
+    """The worker tests (training runs, imports) share the test database with a worker
+    process, which cannot see SQLite's in-memory test database: use a file in the data folder
+    instead (PostgreSQL is shared as it is)."""
+    db = django_settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3") and not (db.get("TEST") or {}).get("NAME"):
+        db.setdefault("TEST", {})["NAME"] = str(Path(django_settings.DATA_DIR) / "test.sqlite3")
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,6 @@ import random
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 
 from annotation.models import DatasetSnapshot
 from training.models import ModelArtifact
@@ -20,15 +19,6 @@ TOPICS = "apples rivers engines planets music gardens clocks bridges oceans fore
 FILLER = "the a it is was we you they can will".split()
 POLITE = ["thanks", "please", "kindly"]
 RUDE = ["whatever", "stop", "go"]
-
-
-def pytest_configure(config):
-    """The worker tests share the test database with a worker process, which cannot see
-    SQLite's in-memory test database: use a file in the data folder instead (PostgreSQL is
-    shared as it is)."""
-    db = django_settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3") and not (db.get("TEST") or {}).get("NAME"):
-        db.setdefault("TEST", {})["NAME"] = str(Path(django_settings.DATA_DIR) / "test-training.sqlite3")
 
 
 def vocabulary() -> list[str]:
