@@ -19,7 +19,6 @@ import json
 import random
 import time
 from collections import Counter
-from contextlib import nullcontext
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -205,9 +204,9 @@ def _try_claim_postgres(*, project: Project, rater, membership: Membership | Non
         " FROM claimed, lease"
     )
     try:
-        # Outside a transaction the statements run as one implicit transaction (no BEGIN and
-        # COMMIT round trips); inside a caller's, a savepoint keeps a failure from poisoning it.
-        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+        # One implicit transaction, no BEGIN and COMMIT round trips. Django's cursor, not
+        # sql.cursor(): several statements in one query need client-side binding.
+        with sql.own_transaction():
             with connection.cursor() as cursor:
                 cursor.execute(statement, [*lock_params, *find_params, *params, *insert_params])
                 cursor.nextset()  # past SET

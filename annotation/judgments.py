@@ -1,8 +1,6 @@
 """Writes of judgments: submit once, never lose an acknowledged one."""
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -35,7 +33,7 @@ def _existing(*, rater, assignment: Assignment, client_key: str) -> Judgment | N
 
 def _close_lease(*, assignment_id: int, now) -> int:
     """Flip an active lease to submitted; 1 when this call did it, 0 when it was not active."""
-    with connection.cursor() as cursor:
+    with sql.cursor() as cursor:
         cursor.execute(
             f"UPDATE {Assignment._meta.db_table} SET status = %s, finished_at = %s WHERE id = %s AND status = %s",
             [Assignment.Status.SUBMITTED.value, sql.prepared(Assignment, "finished_at", now), assignment_id, Assignment.Status.ACTIVE.value],
@@ -57,9 +55,7 @@ def _store_in_one_statement(*, assignment: Assignment, row: dict, now) -> Judgme
         f" {insert} FROM closed RETURNING id"
     )
     status = Assignment.Status
-    # Inside an outer transaction (a test, a caller's atomic block) a failed statement must
-    # not poison it: a savepoint. Outside one, autocommit makes the statement its own transaction.
-    with transaction.atomic() if connection.in_atomic_block else nullcontext():
+    with sql.own_transaction():
         with sql.cursor() as cursor:
             cursor.execute(statement, [status.SUBMITTED.value, sql.prepared(Assignment, "finished_at", now), assignment.id, status.ACTIVE.value, *params])
             found = cursor.fetchone()

@@ -10,9 +10,10 @@ datetimes...). Everything else in the app uses the ORM.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from functools import cache
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Model
 from django.db.models.expressions import Col
 
@@ -73,8 +74,8 @@ def cursor():
     """A cursor for the statements in this module. On PostgreSQL it binds parameters on the
     server, so psycopg prepares a statement once it has run a few times on a connection
     (settings: DB_PREPARE_THRESHOLD) and PostgreSQL skips parsing and planning it from then
-    on: that was a third of the database's CPU per judgment. Django's own cursors bind on the
-    client, which never prepares. A statement sent this way must be a single statement."""
+    on: that was about a quarter of the database's CPU per judgment. Django's own cursors bind
+    on the client, which never prepares. A statement sent this way must be a single statement."""
     db = _db()
     if db.vendor != "postgresql":
         return db.cursor()
@@ -84,6 +85,14 @@ def cursor():
     db.ensure_connection()
     with db.wrap_database_errors:
         return db._prepare_cursor(ServerBindingCursor(db.connection))
+
+
+def own_transaction():
+    """For one statement (or one multi-statement query) that is atomic by itself: nothing
+    outside a transaction, where autocommit (or PostgreSQL's implicit transaction of a
+    multi-statement query) already makes it one; a savepoint inside a caller's transaction
+    (a test, an atomic block), so that its failure does not poison the caller's."""
+    return transaction.atomic() if _db().in_atomic_block else nullcontext()
 
 
 def prepared(model: type[Model], name: str, value):

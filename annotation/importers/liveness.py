@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
 # First key of the advisory lock pair: keeps import locks apart from anything else's.
-_LOCK_SPACE = 0x4172_6269  # "Arbi"
+LOCK_SPACE = 0x4172_6269  # "Arbi"
 
 
 def runner_id() -> str:
@@ -49,12 +49,12 @@ def importing(batch: ImportBatch):
         yield
         return
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [_LOCK_SPACE, batch.id])
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [LOCK_SPACE, batch.id])
     try:
         yield
     finally:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_LOCK_SPACE, batch.id])
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_SPACE, batch.id])
 
 
 def importer_alive(batch: ImportBatch) -> bool:
@@ -62,10 +62,10 @@ def importer_alive(batch: ImportBatch) -> bool:
     SQLite row written on another host), it answers yes: a live import is never taken over."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_LOCK_SPACE, batch.id])
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_SPACE, batch.id])
             free = cursor.fetchone()[0]
             if free:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_LOCK_SPACE, batch.id])
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_SPACE, batch.id])
         return not free
     host, _, pid = batch.worker.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
@@ -119,10 +119,10 @@ def imports_recover() -> list[int]:
         else:
             why = f"{_dead_reason(batch)} {batch.attempts} times; nothing from the file was stored"
         if same.update(
-            status=ImportBatch.Status.FAILED, finished_at=timezone.now(), errors=[{"line": 0, "field": "import", "message": why}]
+            status=ImportBatch.Status.FAILED, finished_at=timezone.now(), path="",
+            errors=[{"line": 0, "field": "import", "message": why}],
         ):
             log.warning("import %s failed: %s", batch.id, why)
             if has_file:
                 Path(batch.path).unlink(missing_ok=True)
-                ImportBatch.objects.filter(id=batch.id).update(path="")
     return requeued

@@ -15,12 +15,9 @@ import pytest
 from django.db import connection
 
 from annotation.importers import import_batch_run
-from annotation.importers.liveness import MAX_ATTEMPTS, imports_recover, runner_id
+from annotation.importers.liveness import LOCK_SPACE, MAX_ATTEMPTS, imports_recover, runner_id
 from annotation.models import ImportBatch, Item
 from tests.workers import wait_for, worker_env, workers  # noqa: F401 - fixtures
-
-LOCK_SPACE = 0x4172_6269  # liveness._LOCK_SPACE
-
 
 def write_upload(folder, n: int, prefix: str = "r"):
     path = folder / f"{prefix}-upload.jsonl"
