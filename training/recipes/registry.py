@@ -1,0 +1,120 @@
+"""The one registry of training methods (DESIGN.md, "Training").
+
+A method is one module under `training/recipes/` that calls `register(Recipe(...))` at import
+time, and one line in `RECIPE_MODULES` below. The runner, the start form, the API serializer,
+the admin and the run page read what a recipe declares here and never name a method.
+
+This module imports no torch: the web process reads it to build forms and validate runs.
+
+The contract between the runner (how a run is launched and supervised) and a recipe module
+(what it trains):
+
+    def train(ctx: TrainContext) -> dict
+
+runs in the training process (every rank of a multi-process run calls it), trains, evaluates,
+saves the final model into `ctx.out_dir` (rank 0 only) and returns the run's `result` dict
+(at least `test` with the evaluation and `global_step`; `samples` when the method has them).
+It reports through `ctx.progress` and stops early by raising whatever `ctx.progress.check()`
+raises. Hugging Face trainers get `ctx.callbacks` (heartbeat, metrics, cancel).
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+# method -> module; importing the module registers its Recipe. Order is the order of the start form.
+RECIPE_MODULES: dict[str, str] = {
+    "reward": "training.recipes.reward",
+    "dpo": "training.recipes.dpo",
+}
+
+_RECIPES: dict[str, "Recipe"] = {}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A curve the run page charts: `key` in the metric points, how to label and draw it."""
+
+    key: str
+    label: str
+    chart: str = "line"  # "line" (per step) or "bar"
+    higher_is_better: bool | None = None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    method: str  # "reward", "dpo", "sft", "kto", "ppo", "rloo", "grpo", ...
+    label: str  # shown in forms: "Reward model", "DPO policy", ...
+    description: str  # one sentence for the start form: what it trains and from what
+    config_class: type  # a TrainConfig dataclass (training/recipes/base.py)
+    reads: str  # snapshot format it consumes: "preference" | "unpaired" | "sft" | "prompts"
+    base_kinds: tuple[str, ...]  # ModelArtifact.Kind values accepted as the base model
+    produces: str  # ModelArtifact.Kind of the output
+    module: str  # dotted path of the module with train(ctx)
+    metrics: tuple[Metric, ...] = ()
+    needs_reward_model: bool = False  # online methods (PPO, RLOO, GRPO) score rollouts with one
+    min_train_rows: int = 1
+
+    def train_fn(self):
+        return importlib.import_module(self.module).train
+
+
+class Progress(Protocol):
+    def say(self, line: str) -> None: ...  # a line in the run's log (rank 0 writes, others drop)
+    def metrics(self, point: dict) -> None: ...  # {"step": n, "loss": ..., ...} for the charts
+    def steps(self, *, step: int, total: int | None = None) -> None: ...
+    def check(self) -> None: ...  # raises when the run was cancelled or taken over
+    def should_stop(self) -> bool: ...  # the same, as a flag for loops that stop cleanly
+
+
+@dataclass
+class TrainContext:
+    run_id: int
+    method: str
+    config: dict  # validated values (auto fields still None: resolve with config_resolve)
+    use_lora: bool
+    snapshot_dir: Path  # the snapshot folder, read exactly as a researcher would
+    base_model_path: Path
+    base_model_name: str
+    out_dir: Path  # where rank 0 saves the final model (a per-attempt folder; the runner renames it)
+    checkpoint_dir: Path  # where checkpoints go and are resumed from
+    work_dir: Path  # scratch (datasets cache, ...)
+    progress: Any  # a Progress
+    callbacks: list = field(default_factory=list)  # transformers TrainerCallbacks for HF trainers
+    reward_model_path: Path | None = None  # online methods
+    reward_model_is_adapter: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def register(recipe: Recipe) -> Recipe:
+    _RECIPES[recipe.method] = recipe
+    return recipe
+
+
+def _load_all() -> None:
+    for module in RECIPE_MODULES.values():
+        importlib.import_module(module)
+
+
+def get(method: str) -> Recipe:
+    if method not in _RECIPES and method in RECIPE_MODULES:
+        importlib.import_module(RECIPE_MODULES[method])
+    try:
+        return _RECIPES[method]
+    except KeyError:
+        raise KeyError(f"method {method!r} has no training recipe (available: {', '.join(RECIPE_MODULES)})") from None
+
+
+def all_recipes() -> list[Recipe]:
+    _load_all()
+    return [_RECIPES[m] for m in RECIPE_MODULES if m in _RECIPES]
+
+
+def as_dict(recipe: Recipe) -> dict:
+    """What the API and the start form's script see of a recipe."""
+    out = dataclasses.asdict(recipe)
+    out.pop("config_class")
+    return out
