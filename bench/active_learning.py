@@ -196,8 +196,9 @@ def main(argv=None) -> int:
         print(f"seed {seed} done ({time.monotonic() - started:.0f} s)", flush=True)
 
     # Mean curve per strategy (every seed has the same label counts).
-    mean = {s: [(c[0][0], float(np.mean([run_[i][1] for run_ in c])), float(np.std([run_[i][1] for run_ in c])))
-                for i, c in enumerate(zip(*curves[s]))] for s in strategies}
+    # zip(*runs) walks the rounds: one (labels, accuracy) point per seed.
+    mean = {s: [(points[0][0], float(np.mean([p[1] for p in points])), float(np.std([p[1] for p in points])))
+                for points in zip(*curves[s])] for s in strategies}
     target = mean["random"][-1][1]
     full = mean["random"][-1][0]
     # Ceiling: the head trained on the whole pool.
@@ -218,6 +219,15 @@ def main(argv=None) -> int:
         summary[s] = {"labels_to_reach_random_full": need, "saving": saved, "final_accuracy": mean[s][-1][1]}
         reach = "never, within the budget" if need is None else f"{need} labels ({saved:+.0%} fewer)"
         print(f"  {s:>16} reaches it with {reach}; at the full budget: {mean[s][-1][1]:.3f}")
+
+    # Paired by seed (same split, same first batch): the mean accuracy gain over random across all
+    # rounds, per seed. The curves' spread across seeds is as large as the gaps between them, so
+    # this is the check that a gain is not noise: it should be positive for (nearly) every seed.
+    print("\npaired by seed: mean accuracy gain over random across all rounds")
+    for s in strategies[1:] if strategies[0] == "random" else strategies:
+        gains = [float(np.mean([p[1] - q[1] for p, q in zip(run_s, run_r)])) for run_s, run_r in zip(curves[s], curves["random"])]
+        summary[s]["paired_gain_per_seed"] = gains
+        print(f"  {s:>16}: {np.mean(gains):+.4f} (seeds: {', '.join(f'{g:+.3f}' for g in gains)}; {sum(g > 0 for g in gains)} of {len(gains)} positive)")
 
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "figures.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(a).items()}, "ceiling": float(np.mean(ceiling)),
