@@ -7,7 +7,9 @@ get the last slot of an item.
 
 How: Item.taken counts judgments plus live leases. Claiming is a conditional UPDATE
 (taken < overlap) whose row count says whether we won; the candidate comes from an index range
-scan on (project, is_gold, taken, id) with LIMIT 1, never a scan or COUNT of the whole table.
+scan on (project, is_gold, taken, priority, id) with LIMIT 1, never a scan or COUNT of the whole
+table. Among items equally taken, the lowest priority goes first: 0 for all (oldest first), a
+random number, or a reward model's uncertainty, by the project's setting (annotation/selection.py).
 PostgreSQL skips rows other claimers hold locked (FOR NO KEY UPDATE SKIP LOCKED: the weaker
 lock lets submits insert judgments that reference the row meanwhile), so fifty raters asking at
 once each lock a different row instead of queueing on the first; SQLite serialises
@@ -84,13 +86,13 @@ def _maybe_sweep(*, project: Project, now: datetime) -> None:
 
 def _next_item_query(*, project: Project, rater, gold: bool):
     """The rater's next candidate row, as a queryset that is an index range scan on
-    item_next_idx (project, is_gold, taken, id) with an anti-join probe per row into the unique
+    item_next_idx (project, is_gold, taken, priority, id) with an anti-join probe per row into the unique
     (item, rater) index of Assignment."""
     seen = Assignment.objects.filter(item=OuterRef("pk"), rater=rater)
     qs = Item.objects.filter(project=project, is_gold=gold).exclude(Exists(seen))
     if not gold:
         qs = qs.filter(taken__lt=project.overlap)
-    return qs.order_by("taken", "id")
+    return qs.order_by("taken", "priority", "id")
 
 
 # Gold items are shown to every rater: their slot counter has no ceiling.
@@ -111,7 +113,7 @@ def _claim_sql(*, project: Project, rater, gold: bool, skip_locked: bool, unless
         f"UPDATE {item} SET taken = taken + 1 WHERE id = ("
         f"SELECT i.id FROM {item} i WHERE i.project_id = %s AND i.is_gold = %s AND i.taken < %s"
         f" AND NOT EXISTS (SELECT 1 FROM {assignment} a WHERE a.item_id = i.id AND a.rater_id = %s)"
-        f" ORDER BY i.taken, i.id LIMIT 1{lock}) AND taken < %s{unless[0]}"
+        f" ORDER BY i.taken, i.priority, i.id LIMIT 1{lock}) AND taken < %s{unless[0]}"
         " RETURNING id, external_id, prompt"
     )
     return statement, [project.id, gold, ceiling, rater.id, ceiling, *unless[1]]

@@ -22,3 +22,11 @@ def snapshot_build(snapshot_id: int) -> None:
     from annotation.exports.build import snapshot_build as build
 
     build(snapshot_id=snapshot_id)
+
+
+@shared_task(name="annotation.selection_reset")
+def selection_reset(project_id: int) -> int:
+    # A large project's priorities in one UPDATE, off the web request (annotation/selection.py).
+    from annotation.selection import priorities_reset_now
+
+    return priorities_reset_now(project_id=project_id)

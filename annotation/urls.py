@@ -1,5 +1,5 @@
 """Browser pages. Each feature module under annotation/views/ owns its urlpatterns."""
-from annotation.views import datasets, imports, projects, quality, rater
+from annotation.views import datasets, imports, projects, quality, rater, selection
 
 app_name = "annotation"
 
@@ -9,4 +9,5 @@ urlpatterns = [
     *rater.urlpatterns,
     *datasets.urlpatterns,
     *quality.urlpatterns,
+    *selection.urlpatterns,
 ]

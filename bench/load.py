@@ -78,9 +78,9 @@ def seed(*, n_items: int, n_raters: int, overlap: int) -> tuple[int, list[str]]:
     with connection.cursor() as cur:
         # Server-side generation: no rows travel from Python, so a million items take seconds.
         cur.execute(
-            """INSERT INTO annotation_item (project_id, external_id, prompt, metadata, is_gold, judgment_count, taken, created_at)
+            """INSERT INTO annotation_item (project_id, external_id, prompt, metadata, is_gold, judgment_count, taken, priority, created_at)
                SELECT %s, 'load-' || i, to_jsonb('Question ' || i || ': how do I reverse a list in Python?'),
-                      '{}'::jsonb, false, 0, 0, now()
+                      '{}'::jsonb, false, 0, 0, 0.0, now()
                FROM generate_series(1, %s) AS i""",
             [project.id, n_items],
         )
@@ -123,6 +123,30 @@ def explain_next(project_id: int) -> str:
         plan = "\n".join(row[0] for row in cur.fetchall())
         transaction.set_rollback(True)
     return plan
+
+
+# What the priority column holds under each next-item order (annotation/selection.py): 0, a
+# random number, or a reward model's margin (simulated: one decimal, so many items tie).
+PRIORITIES = {"fewest": "0.0", "random": "random()", "uncertain": "round((random() * 10)::numeric) / 10.0"}
+
+
+def explain_orders(project_id: int) -> None:
+    """The claim's plan under every next-item order, on the same items: it must stay an index
+    range scan on item_next_idx with LIMIT 1 (no Sort, no Seq Scan) whatever the priorities hold."""
+    from django.db import connection
+
+    from annotation.models import Project
+
+    for order, value in PRIORITIES.items():
+        Project.objects.filter(id=project_id).update(selection=order)
+        started = time.monotonic()
+        with connection.cursor() as cur:
+            cur.execute(f"UPDATE annotation_item SET priority = {value} WHERE project_id = %s", [project_id])
+            cur.execute("VACUUM ANALYZE annotation_item")
+        plan = explain_next(project_id)
+        scan_ok = "Index Scan using item_next_idx" in plan and "Seq Scan on annotation_item" not in plan and "Sort" not in plan
+        print(f"\nnext-item plan, order '{order}' (priorities set in {time.monotonic() - started:.1f} s): {'index range scan' if scan_ok else 'NOT AN INDEX RANGE SCAN'}")
+        print("  " + plan.replace("\n", "\n  "))
 
 
 def verify(project_id: int, acknowledged: set[int], overlap: int) -> dict:
@@ -488,7 +512,7 @@ def main() -> int:
     parser.add_argument("--open-raters", type=int, default=300, help="accounts the open loop draws from")
     parser.add_argument("--duration", type=float, default=20, help="seconds per mode")
     parser.add_argument("--rate", type=float, default=60, help="open-loop judgments per second")
-    parser.add_argument("--modes", default="closed,open")
+    parser.add_argument("--modes", default="closed,open", help="closed, open, and/or explain (the claim's plan under every next-item order, no load)")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn processes: on 2 cores 3 sync workers beat 2, 4 and 6 (fewer context switches, no idle core while one waits on PostgreSQL)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--worker-class", default="sync", help="gunicorn -k: sync closes the connection after each response; gthread keeps it alive")
@@ -527,6 +551,11 @@ def main() -> int:
         project_id, tokens = seed(n_items=args.items, n_raters=args.raters + args.open_raters, overlap=args.overlap)
         print("\nnext-item query plan (EXPLAIN ANALYZE, fresh project):")
         print("  " + explain_next(project_id).replace("\n", "\n  "))
+        if "explain" in modes:
+            explain_orders(project_id)
+            if not {"closed", "open"} & set(modes):
+                connection.close()
+                return 0
         connection.close()
 
         port = free_port()

@@ -278,7 +278,7 @@ def _finish(run: TrainingRun, progress: Progress, *, result: dict, out_dir: Path
     test = result.get("test") or {}
     with transaction.atomic():
         progress.say("succeeded", step=result["global_step"], metrics=progress.metrics, result=result)
-        ModelArtifact.objects.update_or_create(
+        artifact, _ = ModelArtifact.objects.update_or_create(
             run=run,
             defaults=dict(
                 name=f"{run.base_model.name}-{run.method}-run{run.pk}"[:200],
@@ -293,6 +293,10 @@ def _finish(run: TrainingRun, progress: Progress, *, result: dict, out_dir: Path
             ),
         )
         progress.write(status=Status.SUCCEEDED, finished_at=timezone.now())
+        if artifact.kind == ModelArtifact.Kind.REWARD_MODEL:
+            from annotation.selection import on_reward_model_registered
+
+            on_reward_model_registered(model=artifact)  # projects ordered by their newest RM are rescored
 
 
 def run_execute(*, run_id: int, worker_name: str) -> str:

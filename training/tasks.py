@@ -19,3 +19,11 @@ def runs_check_stale() -> list[int]:
     from training.runs import runs_find_stale
 
     return runs_find_stale()
+
+
+@shared_task(name="training.tasks.selection_score", acks_late=True, reject_on_worker_lost=True)
+def selection_score(project_id: int) -> str:
+    # Scores a project's pending items with its reward model (annotation/selection.py): gpu queue.
+    from training.selection_job import priorities_score
+
+    return priorities_score(project_id=project_id)

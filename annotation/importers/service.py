@@ -43,6 +43,7 @@ from annotation.importers.formats import LineError, ParsedItem, detect_format, i
 from annotation.importers.rows import RowInserter
 from annotation.importers.liveness import import_take_over, importing, runner_id
 from annotation.models import Candidate, ImportBatch, Item, Judgment, Project
+from annotation.selection import initial_priority, priorities_refresh
 
 MAX_ERRORS = 1000
 
@@ -112,10 +113,11 @@ class _Inserter:
 
     def __init__(self, *, project: Project, batch: ImportBatch, as_judgments: bool):
         self.project, self.batch, self.as_judgments = project, batch, as_judgments
-        self.items = RowInserter(Item, ["project_id", "external_id", "prompt", "metadata", "gold", "is_gold", "import_batch_id"])
+        self.items = RowInserter(Item, ["project_id", "external_id", "prompt", "metadata", "gold", "is_gold", "import_batch_id", "priority"])
         self.candidates = RowInserter(Candidate, ["item_id", "position", "text", "model_name", "metadata"])
         self.judgments = RowInserter(Judgment, ["project_id", "item_id", "kind", "source", "value"])
         self.created = self.skipped = self.judged = 0
+        self.priority = initial_priority(project)  # the project's next-item order (annotation/selection.py)
 
     def add(self, chunk: list[tuple[int, ParsedItem]]) -> list[tuple[int, str]]:
         """Insert the chunk's new items; return (line, id) of explicit ids this file already had.
@@ -145,7 +147,8 @@ class _Inserter:
         project_id, batch_id = self.project.id, self.batch.id
         j_items, j_cands = self.items.json, self.candidates.json
         ids = self.items.insert(
-            [(project_id, p.external_id, j_items(p.prompt), j_items(p.metadata), j_items(p.gold), p.gold is not None, batch_id) for p in fresh],
+            [(project_id, p.external_id, j_items(p.prompt), j_items(p.metadata), j_items(p.gold), p.gold is not None, batch_id,
+              0.0 if p.gold is not None else self.priority()) for p in fresh],
             returning=True,
         )
         self.candidates.insert(
@@ -255,6 +258,8 @@ def _import(*, project: Project, stream: BinaryIO, filename: str, fmt: str | Non
                 batch.errors = []
                 batch.finished_at = timezone.now()
                 batch.save()
+                if inserter.created:
+                    priorities_refresh(project=project, reason=f"{inserter.created} items imported")  # uncertain order only
         except _Rollback:
             batch.lines_read = read
             if repeats:

@@ -54,12 +54,17 @@ class Item(models.Model):
     # judgment_count = human judgments stored; taken = judgments + live leases.
     judgment_count = models.PositiveIntegerField(default=0)
     taken = models.PositiveIntegerField(default=0)
+    # Order among items with equally many judgments and leases, lowest first (annotation/selection.py):
+    # 0 for "fewest judgments first", a random number for "random", the reward model's
+    # margin between the candidates for "most uncertain first". Stored, so the claim stays an
+    # index range scan on item_next_idx.
+    priority = models.FloatField(default=0.0)
     import_batch = models.ForeignKey(ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="items")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "external_id"], name="item_unique_external_id")]
-        indexes = [models.Index(fields=["project", "is_gold", "taken", "id"], name="item_next_idx")]
+        indexes = [models.Index(fields=["project", "is_gold", "taken", "priority", "id"], name="item_next_idx")]
 
     def __str__(self) -> str:
         return self.external_id

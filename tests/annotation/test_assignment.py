@@ -239,12 +239,19 @@ def _plan(project, rater) -> str:
         return "\n".join(" ".join(str(c) for c in row) for row in cursor.fetchall())
 
 
-def test_it_finds_the_next_item_by_an_index_range_scan(project, add_items, member):
-    """The bench repeats this on a million items; here the plan must already use the index."""
+@pytest.mark.parametrize("selection", ["fewest", "random", "uncertain"])
+def test_it_finds_the_next_item_by_an_index_range_scan(project, add_items, member, selection):
+    """The bench repeats this on a million items; here the plan must already use the index,
+    whatever the next-item order (the priority column is part of the index)."""
     project.overlap = 2
+    project.selection = selection
     project.save()
     items = add_items(project, 3000)
     Item.objects.filter(id__in=[i.id for i in items[:1500]]).update(taken=2, judgment_count=2)
+    if selection != "fewest":
+        from annotation.selection import priorities_reset
+
+        priorities_reset(project=project) if selection == "random" else Item.objects.filter(id__in=[i.id for i in items[::3]]).update(priority=0.25)
     plan = _plan(project, member)
     assert "item_next_idx" in plan, plan
     if connection.vendor == "postgresql":

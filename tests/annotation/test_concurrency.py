@@ -11,6 +11,7 @@ Run the PostgreSQL variants with DATABASE_URL=postgres://... (CI does).
 """
 from __future__ import annotations
 
+import random
 import threading
 from collections import Counter
 
@@ -55,14 +56,23 @@ def threaded_db(backend, transactional_db, tmp_path):
         connections.settings["default"] = original
 
 
-def make_project(*, overlap: int, items: int, raters: int, kind: str = Kind.BINARY) -> tuple[Project, list]:
-    project = Project.objects.create(slug="race", name="Race", kind=kind, overlap=overlap)
+@pytest.fixture(params=list(Project.Selection.values))
+def selection(request):
+    """Every rule must hold whatever the next-item order (annotation/selection.py)."""
+    return request.param
+
+
+def make_project(*, overlap: int, items: int, raters: int, kind: str = Kind.BINARY, selection: str = Project.Selection.FEWEST) -> tuple[Project, list]:
+    project = Project.objects.create(slug="race", name="Race", kind=kind, overlap=overlap, selection=selection)
     User = get_user_model()
     # No password hashing: 40 users with PBKDF2 would take longer than the race itself.
     User.objects.bulk_create([User(username=f"rater{i}", password="!") for i in range(raters)])
     users = list(User.objects.filter(username__startswith="rater").order_by("id"))
     Membership.objects.bulk_create([Membership(project=project, user=u, role=Role.RATER) for u in users])
-    Item.objects.bulk_create([Item(project=project, external_id=f"i{i}", prompt=f"Q{i}?") for i in range(items)])
+    # fewest: all 0; random: drawn; uncertain: margins as a reward model would store them, with ties.
+    rng = random.Random(items)
+    priority = {"fewest": lambda: 0.0, "random": rng.random, "uncertain": lambda: round(rng.random(), 1)}[selection]
+    Item.objects.bulk_create([Item(project=project, external_id=f"i{i}", prompt=f"Q{i}?", priority=priority()) for i in range(items)])
     Candidate.objects.bulk_create(
         [Candidate(item=item, position=p, text=f"A{p}") for item in Item.objects.filter(project=project) for p in range(2)]
     )
@@ -108,8 +118,8 @@ def assert_within_overlap(project: Project) -> None:
         assert item.judgment_count == Judgment.objects.filter(item=item).count()
 
 
-def test_it_never_leases_an_item_beyond_its_overlap_when_everyone_asks_at_once(threaded_db):
-    project, users = make_project(overlap=2, items=3, raters=16)
+def test_it_never_leases_an_item_beyond_its_overlap_when_everyone_asks_at_once(threaded_db, selection):
+    project, users = make_project(overlap=2, items=3, raters=16, selection=selection)
 
     def ask(user):
         lease = lease_next(project=project, rater=user)
@@ -124,8 +134,8 @@ def test_it_never_leases_an_item_beyond_its_overlap_when_everyone_asks_at_once(t
     assert_within_overlap(project)
 
 
-def test_it_keeps_every_rule_while_raters_label_flat_out(threaded_db):
-    project, users = make_project(overlap=2, items=12, raters=12)
+def test_it_keeps_every_rule_while_raters_label_flat_out(threaded_db, selection):
+    project, users = make_project(overlap=2, items=12, raters=12, selection=selection)
 
     def label(user):
         done, acknowledged = [], []
@@ -151,8 +161,8 @@ def test_it_keeps_every_rule_while_raters_label_flat_out(threaded_db):
     assert_within_overlap(project)
 
 
-def test_it_stores_a_double_submit_once_when_the_repeats_race(threaded_db):
-    project, users = make_project(overlap=1, items=2, raters=1)
+def test_it_stores_a_double_submit_once_when_the_repeats_race(threaded_db, selection):
+    project, users = make_project(overlap=1, items=2, raters=1, selection=selection)
     rater = users[0]
     lease = lease_next(project=project, rater=rater)
 
@@ -171,8 +181,8 @@ def test_it_stores_a_double_submit_once_when_the_repeats_race(threaded_db):
     assert_within_overlap(project)
 
 
-def test_it_gives_one_rater_one_lease_when_their_tabs_ask_at_once(threaded_db):
-    project, users = make_project(overlap=3, items=5, raters=1)
+def test_it_gives_one_rater_one_lease_when_their_tabs_ask_at_once(threaded_db, selection):
+    project, users = make_project(overlap=3, items=5, raters=1, selection=selection)
     rater = users[0]
     results, errors = run_threads(lambda _: lease_next(project=project, rater=rater).id, [(n,) for n in range(6)])
     assert errors == []

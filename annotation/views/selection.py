@@ -1,0 +1,64 @@
+"""The next-item order of a project, in the browser (annotation/selection.py).
+
+GET  /projects/<slug>/selection/           researchers and managers: the setting and the last scoring job
+POST /projects/<slug>/selection/           managers: selection, selection_model; or action=refresh
+"""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import path, reverse
+from django.views.decorators.http import require_http_methods
+
+from annotation.models import Project, Role
+from annotation.selection import SelectionError, priorities_refresh, selection_model_for, selection_set
+from annotation.selectors import project_get_for_user
+
+
+def _reward_models():
+    from training.models import ModelArtifact
+
+    return ModelArtifact.objects.filter(kind=ModelArtifact.Kind.REWARD_MODEL).order_by("-created_at")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def selection_page(request: HttpRequest, slug: str) -> HttpResponse:
+    project, membership = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER)
+    if request.method == "POST":
+        project, membership = project_get_for_user(user=request.user, slug=slug, role=Role.MANAGER)
+        try:
+            if request.POST.get("action") == "refresh":
+                if not priorities_refresh(project=project, reason="asked for"):
+                    raise SelectionError("selection: the project does not order by a reward model's uncertainty")
+                messages.success(request, "Scoring queued on the gpu worker.")
+            else:
+                model = None
+                model_id = request.POST.get("selection_model") or ""
+                if model_id:
+                    model = _reward_models().filter(pk=int(model_id) if model_id.isdigit() and len(model_id) < 19 else 0).first()
+                    if model is None:
+                        raise SelectionError("selection_model: no such reward model")
+                selection_set(project=project, selection=request.POST.get("selection", ""), model=model)
+                messages.success(request, f"Next items: {project.get_selection_display().lower()}.")
+        except SelectionError as exc:
+            messages.error(request, str(exc).partition(": ")[2] or str(exc))
+        return redirect(reverse("annotation:project-selection", kwargs={"slug": project.slug}))
+    return render(
+        request,
+        "annotation/selection.html",
+        {
+            "project": project,
+            "membership": membership,
+            "is_manager": membership.has_role(Role.MANAGER),
+            "choices": Project.Selection.choices,
+            "models": _reward_models(),
+            "effective_model": selection_model_for(project),
+            "status": project.selection_status or {},
+        },
+    )
+
+
+urlpatterns = [path("projects/<slug:slug>/selection/", selection_page, name="project-selection")]
