@@ -13,6 +13,7 @@ from annotation.forms import MemberForm, ProjectCreateForm, ProjectSettingsForm
 from annotation.models import Membership, Role
 from annotation.progress import rater_progress
 from annotation.projects import (
+    MANAGERS_GROUP,
     membership_remove,
     membership_set,
     project_create,
@@ -21,7 +22,7 @@ from annotation.projects import (
     user_by_username,
     user_can_create_projects,
 )
-from annotation.selectors import project_get_for_user, project_list_for_user
+from annotation.selectors import membership_may_label, project_get_for_user, project_list_for_user
 
 
 @login_required
@@ -36,7 +37,7 @@ def project_list(request):
 @require_http_methods(["GET", "POST"])
 def project_new(request):
     if not user_can_create_projects(user=request.user):
-        raise PermissionDenied("Only managers may create projects")
+        raise PermissionDenied(f"Creating a project needs membership of the {MANAGERS_GROUP!r} group (or staff); ask an administrator.")
     form = ProjectCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         members = {u: Role.RATER for u in form.cleaned_data["raters"]}
@@ -61,6 +62,8 @@ def project_detail(request, slug: str):
         "membership": membership,
         "is_researcher": is_researcher,
         "is_manager": membership.has_role(Role.MANAGER),
+        # Researchers judge the raters' data; they are not offered labelling (labelling_project_get).
+        "may_label": membership_may_label(membership),
         "progress": rater_progress(project=project, rater=request.user),
         "stats": project_statistics(project=project) if is_researcher else None,
     }
@@ -70,7 +73,7 @@ def project_detail(request, slug: str):
 @login_required
 @require_http_methods(["GET", "POST"])
 def project_settings(request, slug: str):
-    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.MANAGER)
+    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.MANAGER, action="changing the settings")
     form = ProjectSettingsForm(request.POST or None, instance=project)
     if request.method == "POST" and form.is_valid():
         try:
@@ -86,7 +89,7 @@ def project_settings(request, slug: str):
 @login_required
 @require_http_methods(["GET", "POST"])
 def project_members(request, slug: str):
-    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.MANAGER)
+    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.MANAGER, action="managing members")
     form = MemberForm(request.POST if request.POST.get("action") == "add" else None)
     if request.method == "POST":
         action = request.POST.get("action")
