@@ -18,15 +18,8 @@ from annotation.gold import gold_settings_set, rater_pause, rater_unpause
 from annotation.leaderboard import project_leaderboard
 from annotation.models import Membership, Role
 from annotation.quality import project_quality, quality_cached
-from annotation.quality_plots import PLOTS, quality_plot
+from annotation.quality_plots import PLOTS, plot_captions, quality_plot
 from annotation.selectors import project_get_for_user
-
-PLOT_TITLES = {
-    "agreement": "Agreement over time",
-    "gold": "Accuracy vs throughput per rater",
-    "position": "Position bias per rater",
-}
-
 
 @login_required
 @require_GET
@@ -45,7 +38,7 @@ def quality_page(request: HttpRequest, slug: str) -> HttpResponse:
             "summary": quality["summary"],
             "raters": quality["raters"],
             "leaderboard": leaderboard,
-            "plots": [(name, PLOT_TITLES[name]) for name in PLOTS],
+            "plots": list(plot_captions(quality).items()),
         },
     )
 
