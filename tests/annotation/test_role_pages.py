@@ -122,3 +122,4 @@ def test_it_has_a_favicon_on_every_page(client_for, member, demo):
     assert icon.status_code == 200 and b"<svg" in b"".join(icon.streaming_content if icon.streaming else [icon.content])
     legacy = client_for(None).get("/favicon.ico")
     assert legacy.status_code == 301 and legacy["Location"] == "/static/favicon.svg"
+
