@@ -77,6 +77,8 @@ def sized_page(browser, live_server):
         page = context.new_page()
         errors = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        # A failed request (a favicon's 404 among them) counts as an error of the page.
+        page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
         page.errors = errors
         return page
 
