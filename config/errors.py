@@ -24,6 +24,14 @@ def permission_denied(request, exception=None):
     return render(request, "403.html", {"reason": reason, "back_url": back_url, "back_name": back_name}, status=403)
 
 
+def csrf_failure(request, reason: str = ""):
+    """A form posted without its CSRF token (usually: the page was open across a log-in or a long
+    pause). Said plainly, with the way back, instead of Django's bare page."""
+    back_url, back_name = _back(request, None)
+    message = "This form had expired or came from another site, so nothing was saved. Go back, reload the page and send it again."
+    return render(request, "403.html", {"reason": message, "back_url": back_url, "back_name": back_name}, status=403)
+
+
 def bad_request(request, exception=None):
     back_url, back_name = _back(request, exception)
     reason = str(exception or "") or "The request could not be understood."

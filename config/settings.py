@@ -216,6 +216,9 @@ CELERY_BEAT_SCHEDULE = {
     "annotation-imports-recover": {"task": "annotation.imports_recover", "schedule": 60.0},
 }
 
+# A failed CSRF check renders inside the layout with the reason, like any 403 (config/errors.py).
+CSRF_FAILURE_VIEW = "config.errors.csrf_failure"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

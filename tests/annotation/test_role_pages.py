@@ -123,3 +123,15 @@ def test_it_has_a_favicon_on_every_page(client_for, member, demo):
     legacy = client_for(None).get("/favicon.ico")
     assert legacy.status_code == 301 and legacy["Location"] == "/static/favicon.svg"
 
+
+
+def test_it_explains_an_expired_form_inside_the_layout(member, demo):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(member)
+    response = client.post("/projects/demo-binary/label/1/skip/", {})
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert "This form had expired or came from another site, so nothing was saved." in html
+    assert 'class="topbar"' in html and 'id="error-back"' in html
