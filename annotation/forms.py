@@ -8,8 +8,20 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
+from annotation.kinds import Kind, settings_errors
 from annotation.models import Project, Role
 from annotation.projects import PROJECT_FIELDS
+
+# The new-project form starts from these, one card per kind (DESIGN.md: Judgment kinds).
+KIND_DESCRIPTIONS = {
+    Kind.BINARY: "Raters pick the better of two responses (optionally tie or both bad). Becomes chosen/rejected pairs.",
+    Kind.LIKERT: "Raters say how much better one of two responses is, on a symmetric scale. Pairs with a margin.",
+    Kind.RANKING: "Raters order K responses, best first. Every ordered pair becomes a preference pair.",
+    Kind.RATING: "Raters score each response on a scale. Unpaired good/bad labels, and pairs where scores differ.",
+}
+# Settings that belong to one kind; the form shows only the chosen kind's group.
+KIND_GROUPS = {"Binary": Kind.BINARY, "Likert": Kind.LIKERT, "Ranking": Kind.RANKING, "Rating": Kind.RATING}
+PREVIEW_FIELDS = ("kind", "allow_tie", "allow_both_bad", "likert_points", "likert_labels", "ranking_k", "ranking_allow_ties", "rating_min", "rating_max", "rating_threshold", "rating_labels")
 
 
 class LinesField(forms.CharField):
@@ -67,13 +79,26 @@ class ProjectForm(forms.ModelForm):
         ("Members", ("raters", "researchers")),
     )
 
-    def groups(self) -> list[tuple[str, list]]:
+    # Shown folded: most projects keep the defaults.
+    FOLDED = ("Assignment", "Gold items")
+
+    def groups(self) -> list[dict]:
+        """The page's fieldsets: title, fields, the kind they belong to (or ""), folded or not."""
         out = []
         for title, names in self.GROUPS:
-            fields = [self[name] for name in names if name in self.fields]
+            fields = [self[name] for name in names if name in self.fields and name != "kind"]
             if fields:
-                out.append((title, fields))
+                folded = title in self.FOLDED and not any(f.errors for f in fields)
+                out.append({"title": title, "fields": fields, "kind": KIND_GROUPS.get(title, ""), "folded": folded})
         return out
+
+    def chosen_kind(self) -> str:
+        value = self["kind"].value()
+        return value if value in Kind.values else Kind.BINARY
+
+    def kind_cards(self) -> list[dict]:
+        chosen = self.chosen_kind()
+        return [{"value": v, "label": label, "description": KIND_DESCRIPTIONS[v], "checked": v == chosen} for v, label in Kind.choices]
 
     def _post_clean(self):
         # Model validation happens in the service (annotation.projects), which reports the
@@ -102,7 +127,8 @@ class ProjectSettingsForm(ProjectForm):
 
 
 class MemberForm(forms.Form):
-    username = forms.CharField(max_length=150)
+    # The browser offers the users listed in the page's <datalist id="user-choices"> as one types.
+    username = forms.CharField(max_length=150, widget=forms.TextInput(attrs={"list": "user-choices", "autocomplete": "off"}))
     role = forms.ChoiceField(choices=Role.choices, initial=Role.RATER)
 
     def clean_username(self):
@@ -112,3 +138,29 @@ class MemberForm(forms.Form):
             raise ValidationError(f"no such user: {name}")
         self.cleaned_data["user"] = user
         return name
+
+
+def preview_project(query) -> tuple[Project, dict[str, str]]:
+    """An unsaved project with the kind settings in `query` (the form's fields), for the preview
+    of what raters will see; a missing field keeps the model default. Also the field errors."""
+    form = ProjectForm()
+    project = Project(name="Preview", slug="preview")
+    errors: dict[str, str] = {}
+    for name in PREVIEW_FIELDS:
+        field = form.fields[name]
+        raw = field.widget.value_from_datadict(query, {}, name)
+        if raw in (None, "") and not isinstance(field, forms.BooleanField):
+            continue
+        try:
+            setattr(project, name, field.clean(raw))
+        except ValidationError as exc:
+            errors[name] = exc.messages[0]
+    if not errors:
+        # The threshold does not change the screen; the form itself reports it on save.
+        errors.update({k: v for k, v in settings_errors(project).items() if k != "rating_threshold"})
+    return project, errors
+
+
+def member_choices(*, limit: int = 1000) -> list[str]:
+    """Usernames offered by the member picker (active users, alphabetical)."""
+    return list(get_user_model().objects.filter(is_active=True).order_by("username").values_list("username", flat=True)[:limit])

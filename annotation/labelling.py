@@ -119,15 +119,56 @@ def item_context(*, project: Project, assignment: Assignment) -> dict:
         "chat": _messages(item.prompt) if item.is_chat else [],
         "submit_url": reverse("annotation:label-submit", kwargs={"slug": project.slug, "assignment_id": assignment.id}),
         "skip_url": reverse("annotation:label-skip", kwargs={"slug": project.slug, "assignment_id": assignment.id}),
-        "rank_choices": list(range(1, len(cards) + 1)),
+        **answer_context(project, order),
     }
-    if project.kind == Kind.BINARY and len(cards) == 2:
+    return context
+
+
+def answer_context(project: Project, order: list[int]) -> dict:
+    """The controls of the answer row for candidates shown in `order` (positions)."""
+    context: dict = {"rank_choices": list(range(1, len(order) + 1))}
+    if project.kind == Kind.BINARY and len(order) == 2:
         context["choices"] = binary_choices(project, order[0], order[1])
-    elif project.kind == Kind.LIKERT and len(cards) == 2:
+    elif project.kind == Kind.LIKERT and len(order) == 2:
         context["choices"] = likert_choices(project, order[0], order[1])
     elif project.kind == Kind.RATING:
         context["scores"] = rating_choices(project)
     return context
+
+
+# What the new-project form's preview shows raters: a real question, answers of mixed quality.
+SAMPLE_PROMPT = "How do I reverse a list in Python, keeping the original?"
+SAMPLE_RESPONSES = [
+    "Use slicing, which returns a **new** list:\n\n```python\nreversed_numbers = numbers[::-1]\n```",
+    "Call `numbers.reverse()`. Note that it changes `numbers` itself and returns `None`.",
+    "`list(reversed(numbers))` builds a new list from the reverse iterator.",
+    "Sort it descending with `sorted(numbers, reverse=True)`. (This sorts; it does not reverse.)",
+    "Loop from the end: `[numbers[i] for i in range(len(numbers) - 1, -1, -1)]`.",
+]
+PREVIEW_MAX_CANDIDATES = 9
+
+
+def preview_context(*, project: Project) -> dict:
+    """The context of _label_item.html for an unsaved project with sample content: the
+    new-project form shows raters' view through the very template they will see."""
+    k = project.candidates_per_item or 2
+    k = max(1, min(k, PREVIEW_MAX_CANDIDATES))
+    cards = [
+        {"index": i + 1, "label": screen_label(i), "position": i, "text": SAMPLE_RESPONSES[i % len(SAMPLE_RESPONSES)]}
+        for i in range(k)
+    ]
+    return {
+        "project": project,
+        "assignment": None,
+        "item": {"prompt": SAMPLE_PROMPT},
+        "cards": cards,
+        "display_order_json": json.dumps(list(range(k))),
+        "is_chat": False,
+        "chat": [],
+        "submit_url": "",
+        "skip_url": "",
+        **answer_context(project, list(range(k))),
+    }
 
 
 def value_from_form(project: Project, post, n_candidates: int) -> dict:

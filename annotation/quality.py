@@ -111,11 +111,11 @@ class QualityData:
         return len(self.rater_ids)
 
 
-def _project_figures(data: QualityData, pairs: agreement.PairKappas, has: np.ndarray, agrees: np.ndarray, counted: np.ndarray, first: np.ndarray, active: np.ndarray) -> dict:
+def _project_figures(data: QualityData, pairs: agreement.PairKappas, has: np.ndarray, agrees: np.ndarray, counted: np.ndarray, first: np.ndarray, seconds: np.ndarray) -> dict:
     cells = data.cells
     counts = agreement.value_counts(cells)
     kappas = pairs.kappa[~np.isnan(pairs.kappa)]
-    typical = np.nanmedian(data.seconds) if np.any(~np.isnan(data.seconds)) else None
+    known = ~np.isnan(seconds)
     k = data.k
     return {
         "kind": data.project.kind,
@@ -133,14 +133,13 @@ def _project_figures(data: QualityData, pairs: agreement.PairKappas, has: np.nda
         "first_card_share": _round(first.sum() / counted.sum()) if counted.any() else None,
         "first_card_expected": _round(1.0 / k),
         "first_card_judgments": int(counted.sum()),
-        "median_seconds": _round(typical, 1),
-        "judgments_per_hour": _round(data.n / (active.sum() / 3600.0), 1) if active.sum() > 0 else None,
+        **_speed(float(np.nanmedian(seconds)) if known.any() else np.nan, int(known.sum()), float(seconds[known].sum())),
         "gold_answered": int(data.gold_answered.sum()),
         "gold_accuracy": _round(data.gold_correct.sum() / data.gold_answered.sum()) if data.gold_answered.any() else None,
     }
 
 
-def _rater_table(data: QualityData, pairs: agreement.PairKappas, has, agrees, counted, first, active) -> list[dict]:
+def _rater_table(data: QualityData, pairs: agreement.PairKappas, has, agrees, counted, first, seconds) -> list[dict]:
     R = data.n_raters
     if R == 0:
         return []
@@ -152,7 +151,10 @@ def _rater_table(data: QualityData, pairs: agreement.PairKappas, has, agrees, co
     cons_ok = np.bincount(cells.rater, weights=agrees, minlength=R)
     left_n = np.bincount(data.rater, weights=counted, minlength=R)
     left_ok = np.bincount(data.rater, weights=first, minlength=R)
-    median_s = agreement.per_group_median(data.rater, data.seconds, R)
+    known = ~np.isnan(seconds)
+    timed_n = np.bincount(data.rater[known], minlength=R)
+    timed_sum = np.bincount(data.rater[known], weights=seconds[known], minlength=R)
+    median_s = agreement.per_group_median(data.rater, seconds, R)
     ok = ~np.isnan(pairs.kappa)
     kappa_sum = np.bincount(pairs.rater_a[ok], weights=pairs.kappa[ok], minlength=R) + np.bincount(pairs.rater_b[ok], weights=pairs.kappa[ok], minlength=R)
     kappa_n = np.bincount(pairs.rater_a[ok], minlength=R) + np.bincount(pairs.rater_b[ok], minlength=R)
@@ -177,8 +179,7 @@ def _rater_table(data: QualityData, pairs: agreement.PairKappas, has, agrees, co
                 "mean_cohen_kappa": _round(kappa_sum[r] / kappa_n[r]) if kappa_n[r] else None,
                 "first_card_share": _round(left_ok[r] / left_n[r]) if left_n[r] else None,
                 "first_card_judgments": int(left_n[r]),
-                "median_seconds": _round(median_s[r], 1),
-                "judgments_per_hour": _round(n[r] / (active[r] / 3600.0), 1) if active[r] > 0 else None,
+                **_speed(median_s[r], int(timed_n[r]), float(timed_sum[r])),
                 "paused": bool(membership.paused) if membership else False,
                 "paused_reason": membership.paused_reason if membership else "",
             }
@@ -187,19 +188,35 @@ def _rater_table(data: QualityData, pairs: agreement.PairKappas, has, agrees, co
     return table
 
 
-def _active_per_rater(data: QualityData) -> np.ndarray:
-    R = data.n_raters
-    active = np.zeros(R)
-    if not data.n:
-        return active
-    typical_all = np.nanmedian(data.seconds) if np.any(~np.isnan(data.seconds)) else 0.0
-    median_s = agreement.per_group_median(data.rater, data.seconds, R)
-    order = np.argsort(data.rater, kind="stable")
-    bounds = np.searchsorted(data.rater[order], np.arange(R + 1))
-    for r in range(R):
-        typical = median_s[r] if not np.isnan(median_s[r]) else typical_all
-        active[r] = agreement.active_seconds(data.time[order[bounds[r] : bounds[r + 1]]], float(typical))
-    return active
+def time_per_judgment(data: QualityData) -> np.ndarray:
+    """Seconds each judgment took, the one source of every speed figure (median time, judgments
+    per active hour), so they cannot contradict each other: the time the item was on the rater's
+    screen (duration_ms), capped at a break (IDLE_GAP_SECONDS); where a client sent none, the gap
+    since the same rater's previous judgment if it was not a break; else the median of the rest.
+    Timestamps alone would not do: judgments imported or saved in one batch are milliseconds
+    apart, which made 1 s per judgment sit beside 200,000 judgments per hour."""
+    seconds = np.minimum(data.seconds, agreement.IDLE_GAP_SECONDS)
+    missing = np.isnan(seconds)
+    if missing.any():
+        order = np.lexsort((data.time, data.rater))
+        gaps = np.diff(data.time[order])
+        same_rater = data.rater[order][1:] == data.rater[order][:-1]
+        since_previous = np.full(data.n, np.nan)
+        since_previous[order[1:]] = np.where(same_rater & (gaps <= agreement.IDLE_GAP_SECONDS), gaps, np.nan)
+        seconds[missing] = since_previous[missing]
+        still = np.isnan(seconds)
+        if still.any() and not still.all():
+            seconds[still] = np.median(seconds[~still])
+    return seconds
+
+
+def _speed(median: float, count: int, total: float) -> dict:
+    """Median and mean time per judgment and judgments per active hour (= 3600 / mean)."""
+    return {
+        "median_seconds": _round(median, 1) if count else None,
+        "mean_seconds": _round(total / count, 1) if count else None,
+        "judgments_per_hour": _round(count / (total / 3600.0), 1) if total > 0 else None,
+    }
 
 
 def agreement_over_time(data: QualityData, *, max_points: int = 60) -> list[dict]:
@@ -234,12 +251,12 @@ def project_quality_compute(*, project: Project) -> dict:
     pairs = agreement.pairwise_cohen_kappa(data.cells)
     has, agrees = agreement.consensus_agreement(data.cells)
     counted, first = data.counted, data.first
-    active = _active_per_rater(data)
+    seconds = time_per_judgment(data)
     return {
         "project": project.slug,
         "computed_at": datetime.now(tz=dt_timezone.utc).isoformat(),
-        "summary": _project_figures(data, pairs, has, agrees, counted, first, active),
-        "raters": _rater_table(data, pairs, has, agrees, counted, first, active),
+        "summary": _project_figures(data, pairs, has, agrees, counted, first, seconds),
+        "raters": _rater_table(data, pairs, has, agrees, counted, first, seconds),
         "over_time": agreement_over_time(data),
     }
 

@@ -4,6 +4,10 @@ matplotlib is imported inside the functions (the web process pays for it only wh
 asked for) and used through Figure objects, never pyplot: pyplot keeps global state that two
 requests in two threads would share. Text is written as paths (matplotlib's default), so a
 username in a label can never become markup in the SVG.
+
+Each plot is captioned once, by the page (plot_captions), not again inside the picture; axes
+are fitted to the data (a single day of agreement spans that day, not matplotlib's default of
+two years either side of a lone date).
 """
 from __future__ import annotations
 
@@ -38,14 +42,18 @@ def _svg(fig) -> bytes:
     return buffer.getvalue()
 
 
-def agreement_plot(quality: dict) -> bytes:
+def agreement_figure(quality: dict):
     """Krippendorff's alpha per day (or week) of completed units."""
     fig, ax = _figure()
     points = [p for p in quality["over_time"] if p["alpha"] is not None]
     if not points:
         _empty(ax, "Not enough overlapping judgments yet")
-        return _svg(fig)
+        return fig
     from datetime import date
+
+    from datetime import timedelta
+
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
     x = [date.fromisoformat(p["period"]) for p in points]
     y = [p["alpha"] for p in points]
@@ -54,13 +62,16 @@ def agreement_plot(quality: dict) -> bytes:
     ax.text(x[0], 0.81, "0.8: reliable", color=MUTED, fontsize=8, va="bottom")
     ax.set_ylim(min(-0.1, min(y) - 0.05), 1.05)
     ax.set_ylabel("Krippendorff's alpha")
-    unit = "week" if points[0]["days"] > 1 else "day"
-    ax.set_title(f"Agreement per {unit} ({quality['summary']['level']})", fontsize=10)
-    fig.autofmt_xdate()
-    return _svg(fig)
+    # The axis spans the data plus half a period either side.
+    half = timedelta(days=points[0]["days"]) / 2 + timedelta(hours=12) * (points[0]["days"] == 1)
+    ax.set_xlim(x[0] - half, x[-1] + half)
+    locator = AutoDateLocator(minticks=2, maxticks=8)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    return fig
 
 
-def gold_plot(quality: dict) -> bytes:
+def gold_figure(quality: dict):
     """Per rater: accuracy on gold (or, without gold answers, agreement with the consensus)
     against judgments per hour. Paused raters are drawn in red."""
     fig, ax = _figure()
@@ -70,7 +81,7 @@ def gold_plot(quality: dict) -> bytes:
     raters = [r for r in raters if r[key] is not None]
     if not raters:
         _empty(ax, "No rater with a throughput and an accuracy yet")
-        return _svg(fig)
+        return fig
     x = [r["judgments_per_hour"] for r in raters]
     y = [r[key] for r in raters]
     colors = [BAD if r["paused"] else ACCENT for r in raters]
@@ -79,12 +90,11 @@ def gold_plot(quality: dict) -> bytes:
     if len(raters) <= 30:
         for r, xi, yi in zip(raters, x, y):
             ax.annotate(r["username"][:16], (xi, yi), xytext=(4, 3), textcoords="offset points", fontsize=7, color=MUTED)
-    ax.set_xlabel("judgments per hour")
+    ax.set_xlabel("judgments per active hour")
+    ax.set_xlim(0, max(x) * 1.15)
     ax.set_ylabel("accuracy on gold" if use_gold else "agreement with consensus")
     ax.set_ylim(-0.05, 1.05)
-    ax.set_xlim(left=0)
-    ax.set_title("Accuracy vs throughput per rater (red: paused)", fontsize=10)
-    return _svg(fig)
+    return fig
 
 
 def _unlikely_by_chance(share: float, n: int, expected: float) -> bool:
@@ -96,13 +106,13 @@ def _unlikely_by_chance(share: float, n: int, expected: float) -> bool:
     return abs(z) > 2.576
 
 
-def position_plot(quality: dict) -> bytes:
+def position_figure(quality: dict):
     """Per rater: share of picks of the first (left) card, against the share expected by chance."""
     raters = [r for r in quality["raters"] if r["first_card_share"] is not None][:40]
     fig, ax = _figure(height=max(HEIGHT, 0.9 + 0.24 * len(raters)))
     if not raters:
         _empty(ax, "No judgment with a single winner yet")
-        return _svg(fig)
+        return fig
     expected = quality["summary"]["first_card_expected"] or 0.5
     names = [r["username"][:16] for r in raters][::-1]
     shares = [r["first_card_share"] for r in raters][::-1]
@@ -112,15 +122,22 @@ def position_plot(quality: dict) -> bytes:
     ax.set_xlim(0, 1)
     ax.set_xlabel(f"share of picks of the first / left card (chance: {expected:.0%})")
     ax.tick_params(axis="y", labelsize=8)
-    ax.set_title("Position bias per rater (red: too far from chance to be luck, p < 0.01)", fontsize=10)
-    return _svg(fig)
+    return fig
+
+
+def plot_captions(quality: dict) -> dict[str, str]:
+    """The one caption of each plot, for the page under the picture."""
+    over_time = quality["over_time"]
+    unit = "week" if over_time and over_time[0]["days"] > 1 else "day"
+    return {
+        "agreement": f"Agreement per {unit} of completed items (Krippendorff's alpha, {quality['summary']['level']}); dashed: 0.8, usually called reliable.",
+        "gold": "Accuracy vs throughput per rater: accuracy on gold items (or agreement with the consensus where there are none) against judgments per active hour; dot size: judgments; red: paused.",
+        "position": "Position bias per rater: share of picks of the first (left) card; dashed: chance; red: too far from chance to be luck (p < 0.01).",
+    }
+
+
+FIGURES = {"agreement": agreement_figure, "gold": gold_figure, "position": position_figure}
 
 
 def quality_plot(name: str, quality: dict) -> bytes:
-    if name == "agreement":
-        return agreement_plot(quality)
-    if name == "gold":
-        return gold_plot(quality)
-    if name == "position":
-        return position_plot(quality)
-    raise KeyError(name)
+    return _svg(FIGURES[name](quality))

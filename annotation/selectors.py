@@ -33,11 +33,27 @@ def membership_get(*, user, project: Project) -> Membership | None:
     return membership
 
 
-def project_get_for_user(*, user, slug: str, role: str = Role.RATER) -> tuple[Project, Membership]:
+class RoleRequired(PermissionDenied):
+    """A member's role is too low for what they asked. The message names the action, the roles
+    that may do it and the project; the 403 page (config.errors) shows it with a link back."""
+
+    def __init__(self, *, project: Project, action: str, roles: list[str]):
+        self.project = project
+        allowed = " or ".join([", ".join(roles[:-1]), roles[-1]] if len(roles) > 2 else roles)
+        super().__init__(f"{action[:1].upper()}{action[1:]} needs the {allowed} role on {project.name}.")
+
+
+def roles_from(role: str) -> list[str]:
+    """The roles that hold at least `role`, lowest first: researcher -> [researcher, manager]."""
+    return [r for r in Role.values if ROLE_RANK[r] >= ROLE_RANK[role]]
+
+
+def project_get_for_user(*, user, slug: str, role: str = Role.RATER, action: str = "this page") -> tuple[Project, Membership]:
     """The project and the user's membership, if the user holds at least `role` on it.
 
     Raises Http404 for outsiders (they learn nothing, not even that the slug exists) and
-    PermissionDenied for members whose role is too low.
+    RoleRequired (a PermissionDenied) for members whose role is too low; `action` names what
+    they tried in its message ("importing items needs the manager role on Demo binary").
     """
     # One query for the common case (a member): every rater request passes through here.
     membership = _membership_with_project(user_id=user.id, slug=slug) if user.is_authenticated else None
@@ -51,7 +67,7 @@ def project_get_for_user(*, user, slug: str, role: str = Role.RATER) -> tuple[Pr
             raise Http404("No such project")
         membership = Membership(project=project, user=user, role=Role.MANAGER)
     if ROLE_RANK[membership.role] < ROLE_RANK[role]:
-        raise PermissionDenied(f"This needs the {role} role on {project.name}")
+        raise RoleRequired(project=project, action=action, roles=roles_from(role))
     return project, membership
 
 
@@ -59,10 +75,14 @@ def labelling_project_get(*, user, slug: str) -> tuple[Project, Membership]:
     """The project and membership of a user who may label on it: its raters and managers (and
     staff). Researchers read statistics and datasets but do not label (403): their answers would
     mix into the raters' data and the agreement figures they are there to judge."""
-    project, membership = project_get_for_user(user=user, slug=slug, role=Role.RATER)
-    if membership.role == Role.RESEARCHER:
-        raise PermissionDenied("Researchers see statistics and datasets; labelling needs the rater role on this project.")
+    project, membership = project_get_for_user(user=user, slug=slug, role=Role.RATER, action="labelling")
+    if not membership_may_label(membership):
+        raise RoleRequired(project=project, action="labelling", roles=[Role.RATER, Role.MANAGER])
     return project, membership
+
+
+def membership_may_label(membership: Membership | None) -> bool:
+    return membership is not None and membership.role in (Role.RATER, Role.MANAGER)
 
 
 def assignment_get_for_rater(*, user, assignment_id: int, project: Project | None = None) -> Assignment:

@@ -216,11 +216,21 @@ CELERY_BEAT_SCHEDULE = {
     "annotation-imports-recover": {"task": "annotation.imports_recover", "schedule": 60.0},
 }
 
+# A failed CSRF check renders inside the layout with the reason, like any 403 (config/errors.py).
+CSRF_FAILURE_VIEW = "config.errors.csrf_failure"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # 4xx: one line with the reason, no traceback (config/log_filters.py). On the handler for every
+    # logger (django.security.* included) and on django.request itself, so what is recorded is short too.
+    "filters": {"one_line_client_errors": {"()": "config.log_filters.OneLineClientErrors"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["one_line_client_errors"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django.request": {"filters": ["one_line_client_errors"]},
+        "django.security": {"filters": ["one_line_client_errors"]},
+    },
 }

@@ -47,12 +47,12 @@ def run_list_for_user(*, user, project: Project | None = None) -> QuerySet[Train
     return runs.filter(project__in=projects_viewable(user=user))
 
 
-def run_get_for_user(*, user, run_id: int, role: str = Role.RESEARCHER) -> TrainingRun:
+def run_get_for_user(*, user, run_id: int, role: str = Role.RESEARCHER, action: str = "this run") -> TrainingRun:
     """The run, if the user holds `role` on its project: Http404 for outsiders, 403 for too low a role."""
     run = TrainingRun.objects.select_related("project", "snapshot", "base_model", "created_by").filter(pk=run_id).first()
     if run is None:
         raise Http404("No such run")
-    project_get_for_user(user=user, slug=run.project.slug, role=role)
+    project_get_for_user(user=user, slug=run.project.slug, role=role, action=action)
     return run
 
 

@@ -68,7 +68,7 @@ class SnapshotForm(forms.Form):
 @login_required
 @require_http_methods(["GET", "POST"])
 def dataset_list(request: HttpRequest, slug: str) -> HttpResponse:
-    project, membership = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER)
+    project, membership = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER, action="the datasets page")
     others = projects_for_research(user=request.user, exclude=project)
     form = SnapshotForm(request.POST or None, others=others)
     if request.method == "POST" and form.is_valid():
@@ -91,7 +91,7 @@ def dataset_list(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_GET
 def dataset_detail(request: HttpRequest, slug: str, version: int) -> HttpResponse:
-    project, membership = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER)
+    project, membership = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER, action="the datasets page")
     snapshot = snapshot_get(project=project, version=version)
     card = ""
     files = snapshot_files(snapshot)
@@ -109,7 +109,7 @@ def dataset_detail(request: HttpRequest, slug: str, version: int) -> HttpRespons
 @login_required
 @require_GET
 def dataset_status(request: HttpRequest, slug: str, version: int) -> JsonResponse:
-    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER)
+    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER, action="the datasets page")
     snapshot = snapshot_get(project=project, version=version)
     return JsonResponse({"version": snapshot.version, "status": snapshot.status, "progress": snapshot.progress, "error": snapshot.error})
 
@@ -117,14 +117,14 @@ def dataset_status(request: HttpRequest, slug: str, version: int) -> JsonRespons
 @login_required
 @require_GET
 def dataset_download(request: HttpRequest, slug: str, version: int):
-    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER)
+    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER, action="the datasets page")
     return archive_response(snapshot_get(project=project, version=version))
 
 
 @login_required
 @require_GET
 def dataset_file(request: HttpRequest, slug: str, version: int, name: str):
-    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER)
+    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER, action="the datasets page")
     return file_response(snapshot_get(project=project, version=version), name)
 
 

@@ -34,7 +34,7 @@ class ImportForm(forms.Form):
 @login_required
 @require_http_methods(["GET", "POST"])
 def import_page(request, slug: str):
-    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.MANAGER)
+    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.MANAGER, action="importing items")
     form = ImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         batch = import_upload(
@@ -53,7 +53,7 @@ def import_page(request, slug: str):
 
 @login_required
 def import_detail(request, slug: str, batch_id: int):
-    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.MANAGER)
+    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.MANAGER, action="importing items")
     batch = get_object_or_404(ImportBatch, project=project, id=batch_id)
     return render(request, "annotation/import_detail.html", {"project": project, "batch": batch})
 

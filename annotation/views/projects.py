@@ -5,14 +5,18 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import path
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
 
-from annotation.forms import MemberForm, ProjectCreateForm, ProjectSettingsForm
+from annotation.forms import PREVIEW_FIELDS, MemberForm, ProjectCreateForm, ProjectSettingsForm, member_choices, preview_project
+from annotation.labelling import preview_context
 from annotation.models import Membership, Role
 from annotation.progress import rater_progress
 from annotation.projects import (
+    MANAGERS_GROUP,
     membership_remove,
     membership_set,
     project_create,
@@ -21,7 +25,7 @@ from annotation.projects import (
     user_by_username,
     user_can_create_projects,
 )
-from annotation.selectors import project_get_for_user, project_list_for_user
+from annotation.selectors import membership_may_label, project_get_for_user, project_list_for_user
 
 
 @login_required
@@ -36,7 +40,7 @@ def project_list(request):
 @require_http_methods(["GET", "POST"])
 def project_new(request):
     if not user_can_create_projects(user=request.user):
-        raise PermissionDenied("Only managers may create projects")
+        raise PermissionDenied(f"Creating a project needs membership of the {MANAGERS_GROUP!r} group (or staff); ask an administrator.")
     form = ProjectCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         members = {u: Role.RATER for u in form.cleaned_data["raters"]}
@@ -49,7 +53,37 @@ def project_new(request):
         else:
             messages.success(request, f"Created {project.name}.")
             return redirect("annotation:project-detail", slug=project.slug)
-    return render(request, "annotation/project_form.html", {"form": form, "title": "New project"})
+    return render(request, "annotation/project_form.html", _form_context(request, form, title="New project", members=True))
+
+
+def _preview_html(request, query=None, project=None) -> str:
+    """What raters will see with these settings: _label_item.html with sample content."""
+    errors: dict = {}
+    if project is None:
+        project, errors = preview_project(query or {})
+    context = {"project": project, "preview_errors": errors, **(preview_context(project=project) if not errors else {})}
+    return render_to_string("annotation/_kind_preview.html", context, request=request)
+
+
+def _form_context(request, form, *, title: str, project=None, members: bool = False) -> dict:
+    # A bound form previews what was posted; a fresh one the saved (or default) settings.
+    preview = _preview_html(request, query=form.data) if form.is_bound else _preview_html(request, project=project or form.instance)
+    return {
+        "form": form,
+        "title": title,
+        "project": project,
+        "preview_html": preview,
+        "preview_fields": " ".join(PREVIEW_FIELDS),
+        "member_choices": member_choices() if members else [],
+    }
+
+
+@login_required
+@require_GET
+def project_preview(request):
+    """The form's live preview (project_form.js asks again on every change of a kind setting).
+    Sample content only, so any signed-in user may ask."""
+    return HttpResponse(_preview_html(request, query=request.GET))
 
 
 @login_required
@@ -61,6 +95,8 @@ def project_detail(request, slug: str):
         "membership": membership,
         "is_researcher": is_researcher,
         "is_manager": membership.has_role(Role.MANAGER),
+        # Researchers judge the raters' data; they are not offered labelling (labelling_project_get).
+        "may_label": membership_may_label(membership),
         "progress": rater_progress(project=project, rater=request.user),
         "stats": project_statistics(project=project) if is_researcher else None,
     }
@@ -70,7 +106,7 @@ def project_detail(request, slug: str):
 @login_required
 @require_http_methods(["GET", "POST"])
 def project_settings(request, slug: str):
-    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.MANAGER)
+    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.MANAGER, action="changing the settings")
     form = ProjectSettingsForm(request.POST or None, instance=project)
     if request.method == "POST" and form.is_valid():
         try:
@@ -80,13 +116,13 @@ def project_settings(request, slug: str):
         else:
             messages.success(request, "Settings saved.")
             return redirect("annotation:project-detail", slug=project.slug)
-    return render(request, "annotation/project_form.html", {"form": form, "project": project, "title": f"Settings · {project.name}"})
+    return render(request, "annotation/project_form.html", _form_context(request, form, title=f"Settings · {project.name}", project=project))
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def project_members(request, slug: str):
-    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.MANAGER)
+    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.MANAGER, action="managing members")
     form = MemberForm(request.POST if request.POST.get("action") == "add" else None)
     if request.method == "POST":
         action = request.POST.get("action")
@@ -120,13 +156,14 @@ def project_members(request, slug: str):
     return render(
         request,
         "annotation/project_members.html",
-        {"project": project, "members": members, "form": form, "roles": Role.choices},
+        {"project": project, "members": members, "form": form, "roles": Role.choices, "member_choices": [u for u in member_choices() if u not in {m.user.username for m in members}]},
     )
 
 
 urlpatterns = [
     path("", project_list, name="project-list"),
     path("projects/new/", project_new, name="project-new"),
+    path("projects/new/preview/", project_preview, name="project-preview"),
     path("projects/<slug:slug>/", project_detail, name="project-detail"),
     path("projects/<slug:slug>/settings/", project_settings, name="project-settings"),
     path("projects/<slug:slug>/members/", project_members, name="project-members"),

@@ -18,20 +18,13 @@ from annotation.gold import gold_settings_set, rater_pause, rater_unpause
 from annotation.leaderboard import project_leaderboard
 from annotation.models import Membership, Role
 from annotation.quality import project_quality, quality_cached
-from annotation.quality_plots import PLOTS, quality_plot
+from annotation.quality_plots import PLOTS, plot_captions, quality_plot
 from annotation.selectors import project_get_for_user
-
-PLOT_TITLES = {
-    "agreement": "Agreement over time",
-    "gold": "Accuracy vs throughput per rater",
-    "position": "Position bias per rater",
-}
-
 
 @login_required
 @require_GET
 def quality_page(request: HttpRequest, slug: str) -> HttpResponse:
-    project, membership = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER)
+    project, membership = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER, action="the quality page")
     quality = project_quality(project=project)
     leaderboard = quality_cached(project=project, name="leaderboard", compute=lambda: project_leaderboard(project=project))
     return render(
@@ -45,7 +38,7 @@ def quality_page(request: HttpRequest, slug: str) -> HttpResponse:
             "summary": quality["summary"],
             "raters": quality["raters"],
             "leaderboard": leaderboard,
-            "plots": [(name, PLOT_TITLES[name]) for name in PLOTS],
+            "plots": list(plot_captions(quality).items()),
         },
     )
 
@@ -53,7 +46,7 @@ def quality_page(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_GET
 def quality_plot_svg(request: HttpRequest, slug: str, name: str) -> HttpResponse:
-    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER)
+    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER, action="the quality page")
     if name not in PLOTS:
         raise Http404("No such plot")
     svg = quality_cached(project=project, name=f"plot-{name}", compute=lambda: quality_plot(name, project_quality(project=project)))
@@ -65,7 +58,7 @@ def quality_plot_svg(request: HttpRequest, slug: str, name: str) -> HttpResponse
 @login_required
 @require_POST
 def quality_rater_action(request: HttpRequest, slug: str, user_id: int) -> HttpResponse:
-    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.MANAGER)
+    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.MANAGER, action="changing raters and gold settings")
     membership = Membership.objects.select_related("user").filter(project=project, user_id=user_id).first()
     if membership is None:
         raise Http404("No such member")
@@ -85,7 +78,7 @@ def quality_rater_action(request: HttpRequest, slug: str, user_id: int) -> HttpR
 @login_required
 @require_POST
 def quality_gold_settings(request: HttpRequest, slug: str) -> HttpResponse:
-    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.MANAGER)
+    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.MANAGER, action="changing raters and gold settings")
     raw_threshold = request.POST.get("threshold", "").strip()
     raw_min = request.POST.get("min_answers", "").strip()
     try:

@@ -5,6 +5,23 @@
  * Screen -> position: every card carries data-position (its candidate position) and every
  * choice button carries data-value (the canonical answer it stands for, computed by the server
  * from the assignment's display_order). This file only ever sends positions.
+ *
+ * Page structure (templates/annotation/label.html, _label_stage.html, _label_item.html):
+ *   #label-app [data-allow-ties]
+ *     header.label-head     title, progress ([data-progress=...]), details#instructions (? / I)
+ *     #label-stage          swapped whole on every answer/skip (JSON "next".html)
+ *       form.label-item [data-kind data-assignment data-submit-url data-skip-url]
+ *         section.prompt
+ *         section.candidates > article.candidate [data-position data-index data-label]
+ *                                .candidate-head > [data-rank-badge] | [data-score-badge]
+ *         div.drawers > div.drawer[data-drawer=NAME]   hidden until opened (class "open");
+ *                                 "rationale" opens on R. A new drawer: add the div in
+ *                                 _label_item.html, a key in onKey calling openDrawer(NAME),
+ *                                 and (optional) a button [data-action=drawer][data-drawer-name=NAME].
+ *         section.answer > .answer-controls   one row: [data-choice] buttons (binary/likert),
+ *                                 [data-ranking-order] (ranking), fieldset[data-scores][data-position]
+ *                                 per response (rating)
+ *                        > .actions  [data-status], drawer buttons, Skip, Submit
  */
 (function () {
   "use strict";
@@ -38,6 +55,7 @@
       ranking: [],         // ranking: tiers of card indexes (1-based, screen order), best first
       tieNext: false,      // ranking: the next placement joins the last tier
       current: 0,          // rating: index of the card the score keys apply to
+      moved: false,        // rating: the current card changed by key; scroll it into view
       busy: false
     };
     paint();
@@ -87,15 +105,22 @@
     }
     if (cur.kind === "rating") {
       cur.cards.forEach(function (card, i) {
+        var checked = checkedScore(card);
         card.classList.toggle("current", i === cur.current && cur.cards.length > 1);
-        card.classList.toggle("scored", !!card.querySelector("input[type=radio]:checked"));
+        card.classList.toggle("scored", !!checked);
+        card.querySelector("[data-score-badge]").textContent = checked ? checked.value : "";
+        scoresOf(card).classList.toggle("current", i === cur.current);
       });
+      var active = cur.cards[cur.current];
+      // The response the keys apply to is brought into view where the cards stack (phone).
+      if (active && cur.cards.length > 1 && cur.moved) { active.scrollIntoView({ block: "nearest" }); cur.moved = false; }
     }
   }
 
   function choose(button) {
     cur.choice = button;
-    status("");
+    // A phone shows the scale's keys only; the status names the point chosen.
+    status(cur.kind === "likert" ? button.title : "");
     paint();
   }
 
@@ -120,15 +145,25 @@
     paint();
   }
 
+  // Rating: each response's scale is a fieldset in the answer row, matched by data-position.
+  function scoresOf(card) {
+    return cur.form.querySelector('[data-scores][data-position="' + card.dataset.position + '"]');
+  }
+
+  function checkedScore(card) {
+    var group = scoresOf(card);
+    return group ? group.querySelector("input[type=radio]:checked") : null;
+  }
+
   function score(key) {
     var card = cur.cards[cur.current];
-    var radio = card && card.querySelector('input[type=radio][data-key="' + key + '"]');
+    var radio = card && scoresOf(card).querySelector('input[type=radio][data-key="' + key + '"]');
     if (!radio) return false;
     radio.checked = true;
     // Move on to the next response still without a score, so 4 then 2 scores two responses.
     for (var step = 1; step <= cur.cards.length; step++) {
       var next = (cur.current + step) % cur.cards.length;
-      if (!cur.cards[next].querySelector("input[type=radio]:checked")) { cur.current = next; break; }
+      if (!checkedScore(cur.cards[next])) { cur.current = next; break; }
     }
     status("");
     paint();
@@ -154,7 +189,7 @@
       var scores = [];
       for (var i = 0; i < cur.cards.length; i++) {
         var card = cur.cards[i];
-        var checked = card.querySelector("input[type=radio]:checked");
+        var checked = checkedScore(card);
         if (!checked) return { error: "Score response " + card.dataset.label + " first" };
         scores[Number(card.dataset.position)] = Number(checked.value);
       }
@@ -233,6 +268,30 @@
     });
   }
 
+  // Drawers: panels between the responses and the answer row, closed until a key opens them.
+  function drawer(name) {
+    return cur && cur.form.querySelector('[data-drawer="' + name + '"]');
+  }
+
+  function openDrawer(name, open) {
+    var el = drawer(name);
+    if (!el) return null;
+    el.classList.toggle("open", open !== false);
+    cur.form.querySelectorAll('[data-action=drawer][data-drawer-name="' + name + '"]').forEach(function (b) {
+      b.setAttribute("aria-expanded", el.classList.contains("open") ? "true" : "false");
+    });
+    var field = el.querySelector("textarea, input, select");
+    if (open !== false && field) field.focus();
+    return el;
+  }
+
+  function leaveField(target) {
+    target.blur();
+    var el = target.closest("[data-drawer]");
+    // An empty drawer closes again, so the responses get their room back.
+    if (el && !target.value) openDrawer(el.dataset.drawer, false);
+  }
+
   function toggleInstructions() {
     instructions.open = !instructions.open;
     if (instructions.open) instructions.scrollIntoView({ block: "nearest" });
@@ -242,7 +301,7 @@
     var target = event.target;
     var typing = target && (target.tagName === "TEXTAREA" || (target.tagName === "INPUT" && target.type === "text") || target.tagName === "SELECT");
     if (typing) {
-      if (event.key === "Escape") { target.blur(); event.preventDefault(); }
+      if (event.key === "Escape") { leaveField(target); event.preventDefault(); }
       else if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); submit(); }
       return;
     }
@@ -253,11 +312,7 @@
     var lower = key.length === 1 ? key.toLowerCase() : key;
     if (key === "Enter") { event.preventDefault(); submit(); return; }
     if (lower === "s") { event.preventDefault(); skip(); return; }
-    if (lower === "r") {
-      event.preventDefault();
-      cur.form.querySelector("textarea[name=rationale]").focus();
-      return;
-    }
+    if (lower === "r") { event.preventDefault(); openDrawer("rationale"); return; }
     if (cur.kind === "binary" || cur.kind === "likert") {
       if (cur.kind === "binary" && key === "ArrowLeft") lower = "a";
       if (cur.kind === "binary" && key === "ArrowRight") lower = "b";
@@ -276,6 +331,7 @@
         event.preventDefault();
         var n = cur.cards.length;
         cur.current = (cur.current + (key === "ArrowRight" ? 1 : n - 1)) % n;
+        cur.moved = true;
         paint();
         return;
       }
@@ -290,12 +346,19 @@
     var action = event.target.closest("[data-action]");
     if (action && action.dataset.action === "submit") { event.preventDefault(); submit(); return; }
     if (action && action.dataset.action === "skip") { event.preventDefault(); skip(); return; }
+    if (action && action.dataset.action === "drawer") {
+      var el = drawer(action.dataset.drawerName);
+      openDrawer(action.dataset.drawerName, !(el && el.classList.contains("open")));
+      return;
+    }
     if (cur.kind === "ranking") {
       var card = event.target.closest(".candidate");
       if (card && !event.target.closest("a, select, textarea")) place(Number(card.dataset.index));
     }
     if (cur.kind === "rating") {
       var rated = event.target.closest(".candidate");
+      var group = event.target.closest("[data-scores]");
+      if (group) rated = cur.cards.filter(function (c) { return c.dataset.position === group.dataset.position; })[0];
       if (rated) { cur.current = cur.cards.indexOf(rated); paint(); }
     }
   }

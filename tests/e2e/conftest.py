@@ -73,3 +73,23 @@ def login(page):
         page.wait_for_url(f"**{next_url}")
 
     return do
+
+
+# Screenshots a person should look at (the labelling screen per kind and size): kept after the
+# run in $ARBITER_SCREENSHOT_DIR (default var/screenshots/ in the checkout) and listed at the end.
+SCREENSHOT_DIR = Path(os.environ.get("ARBITER_SCREENSHOT_DIR") or Path(__file__).resolve().parents[2] / "var" / "screenshots")
+_saved_screenshots: list[Path] = []
+
+
+def screenshot_path(name: str) -> str:
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOT_DIR / name
+    _saved_screenshots.append(path)
+    return str(path)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _saved_screenshots:
+        terminalreporter.write_sep("-", f"screenshots for review in {SCREENSHOT_DIR}")
+        for path in _saved_screenshots:
+            terminalreporter.write_line(str(path))

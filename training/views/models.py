@@ -15,7 +15,7 @@ from training.views.runs import display_rows
 @login_required
 def model_list(request):
     if not may_see_models(user=request.user):
-        raise PermissionDenied("The model registry is for researchers and managers")
+        raise PermissionDenied("The model registry needs the researcher or manager role on at least one project.")
     models = model_list_for_user(user=request.user)
     return render(request, "training/models.html", {"models": models})
 

@@ -15,7 +15,7 @@ from annotation.selectors import project_get_for_user
 from training.models import TrainingRun
 from training.registry import model_path
 from training.runs import ConfigError, run_cancel, run_create
-from training.selectors import can_manage_run, projects_managed, run_get_for_user, run_list_for_user
+from training.selectors import can_manage_run, may_see_models, projects_managed, run_get_for_user, run_list_for_user
 from training.views.forms import METHODS, RunForm, config_fields, config_from_post
 
 FINISHED = {TrainingRun.Status.SUCCEEDED, TrainingRun.Status.FAILED, TrainingRun.Status.CANCELLED}
@@ -24,19 +24,20 @@ FINISHED = {TrainingRun.Status.SUCCEEDED, TrainingRun.Status.FAILED, TrainingRun
 @login_required
 def index(request):
     runs = run_list_for_user(user=request.user)[:200]
-    return render(request, "training/index.html", {"runs": runs, "managed": projects_managed(user=request.user).order_by("name")})
+    context = {"runs": runs, "managed": projects_managed(user=request.user).order_by("name"), "may_see_models": may_see_models(user=request.user)}
+    return render(request, "training/index.html", context)
 
 
 @login_required
 def project_runs(request, slug: str):
-    project, membership = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER)
+    project, membership = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER, action="the training runs")
     runs = run_list_for_user(user=request.user, project=project)
     return render(request, "training/project_runs.html", {"project": project, "runs": runs, "is_manager": membership.role == Role.MANAGER})
 
 
 @login_required
 def run_new(request, slug: str):
-    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.MANAGER)
+    project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.MANAGER, action="starting a training run")
     data = request.POST if request.method == "POST" else None
     form = RunForm(data, project=project, user=request.user)
     # ?snapshot=<id> from a snapshot's page; otherwise the newest ready snapshot.
@@ -95,7 +96,7 @@ def run_metrics(request, pk: int):
 @login_required
 @require_POST
 def run_cancel_view(request, pk: int):
-    run = run_get_for_user(user=request.user, run_id=pk, role=Role.MANAGER)
+    run = run_get_for_user(user=request.user, run_id=pk, role=Role.MANAGER, action="cancelling a run")
     run = run_cancel(run=run)
     if run.status == TrainingRun.Status.CANCELLED:
         messages.success(request, f"Run {run.pk} cancelled.")
