@@ -73,7 +73,7 @@ def test_it_reports_unhealthy_without_workers_and_leaks_nothing(settings):
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_it_reports_healthy_when_every_queue_has_a_live_worker(worker_env, settings, tmp_path):  # noqa: F811
+def test_it_reports_healthy_when_every_queue_has_a_live_worker(worker_env, settings, tmp_path):
     from tests.workers import Workers
 
     settings.ARBITER_HEALTH_CACHE_SECONDS = 0

@@ -53,10 +53,10 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         pass
     try:
-        from importlib.metadata import version
+        from importlib.metadata import PackageNotFoundError, version
 
         return f"arbiter {version('arbiter')}"
-    except Exception:
+    except PackageNotFoundError:
         return "arbiter 0.1.0"
 
 
