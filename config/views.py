@@ -18,7 +18,10 @@ from rest_framework.response import Response
 
 from config.security import LOCKED_OUT
 
-DB_UNAVAILABLE = "The database is not answering (restarting or overloaded). Nothing was saved by this request; try again in a few seconds."
+DB_UNAVAILABLE = (
+    "The database is not answering (restarting or overloaded); try again in a few seconds. "
+    "A judgment sent again with the same client_key is stored once."
+)
 RETRY_AFTER = "5"
 
 

@@ -27,7 +27,7 @@ from annotation.selectors import project_get_for_user
 class SnapshotSerializer(serializers.ModelSerializer):
     project = serializers.CharField(source="project.slug")
     extra_projects = serializers.SlugRelatedField(many=True, read_only=True, slug_field="slug")
-    created_by = serializers.CharField(source="created_by.username", default=None)
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
     files = serializers.SerializerMethodField()
     archive_url = serializers.SerializerMethodField()
 
