@@ -111,7 +111,7 @@ class ItemImport(APIView):
                 response=inline_serializer(
                     "ImportErrors",
                     {
-                        "detail": serializers.CharField(required=False),
+                        "detail": serializers.JSONField(required=False),  # a message, or a list of them
                         "errors": serializers.ListField(child=serializers.DictField(), required=False),
                         "batch": serializers.IntegerField(required=False, allow_null=True),
                     },
