@@ -12,7 +12,7 @@ from django.conf import settings as django_settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 from django.views import defaults
-from rest_framework import status
+from rest_framework import exceptions, status
 from rest_framework.authtoken import views as authtoken_views
 from rest_framework.response import Response
 
@@ -55,8 +55,12 @@ class ObtainAuthToken(authtoken_views.ObtainAuthToken):
     def post(self, request, *args, **kwargs):
         try:
             return super().post(request, *args, **kwargs)
-        except Exception:
+        except exceptions.ValidationError:
             if getattr(request, "axes_locked_out", False):
                 minutes = int(django_settings.AXES_COOLOFF_TIME.total_seconds() // 60)
-                return Response({"detail": LOCKED_OUT, "retry_after_minutes": minutes}, status=status.HTTP_429_TOO_MANY_REQUESTS)
+                return Response(
+                    {"detail": LOCKED_OUT, "retry_after_minutes": minutes},
+                    status=status.HTTP_429_TOO_MANY_REQUESTS,
+                    headers={"Retry-After": str(minutes * 60)},
+                )
             raise

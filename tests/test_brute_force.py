@@ -39,6 +39,7 @@ def test_it_locks_out_the_api_token_endpoint(owner):
     assert statuses[0] == 400 and statuses[-1] == 429
     locked = attacker.post("/api/token/", {"username": "owner", "password": PASSWORD}, format="json")
     assert locked.status_code == 429 and "Too many failed logins" in locked.json()["detail"] and "token" not in locked.json()
+    assert int(locked["Retry-After"]) == 15 * 60
     ok = APIClient(REMOTE_ADDR=USER).post("/api/token/", {"username": "owner", "password": PASSWORD}, format="json")
     assert ok.status_code == 200 and ok.json()["token"]
 
