@@ -43,7 +43,7 @@ def _rss_mb() -> float:
 # --- child: one build -------------------------------------------------------------------------
 def build(slug: str, aggregation: str, card_agreement: bool) -> None:
     _django()
-    import pyarrow  # noqa: F401 - count the libraries in the baseline, not in the build
+    import pyarrow
     import pyarrow.parquet  # noqa: F401
 
     from annotation.exports import snapshot_create
@@ -175,7 +175,6 @@ def main() -> None:
         os.environ.pop("DATABASE_URL", None)
     try:
         _django()
-        from django.core.management import call_command
         from django.db import connection
 
         _create_tables()

@@ -67,3 +67,21 @@ def env_url(name: str, schemes: tuple[str, ...]) -> str | None:
     if scheme not in schemes:
         raise EnvError(f"{name} must start with one of {', '.join(s + '://' for s in schemes)}; got {value.split('://')[0]!r}")
     return value
+
+
+_PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
+
+
+def env_rate(name: str, default: str) -> tuple[int, int]:
+    """A rate like `600/minute` as (count, seconds); `off` or `0` is (0, 1): no limit."""
+    value = os.environ.get(name, default).strip().lower()
+    if value in ("off", "0", "none"):
+        return 0, 1
+    count, _, period = value.partition("/")
+    try:
+        number = int(count)
+    except ValueError:
+        raise EnvError(f"{name}={value!r} is not a rate like 600/minute (or off)") from None
+    if number < 1 or period not in _PERIODS:
+        raise EnvError(f"{name}={value!r} is not a rate like 600/minute (or off); periods: second, minute, hour, day")
+    return number, _PERIODS[period]

@@ -1,12 +1,15 @@
 """Arbiter settings. Everything that varies between machines comes from config.env."""
 from __future__ import annotations
 
+import os
 import secrets
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 
-from config.env import env_bool, env_int, env_list, env_path, env_str, env_url
+from config.env import env_bool, env_int, env_list, env_path, env_rate, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Everything the app writes on the embedded defaults lives here: SQLite, broker folders, artifacts.
@@ -21,17 +24,48 @@ def _secret_key() -> str:
     if configured:
         return configured
     # A generated key kept beside the data, so sessions survive restarts without configuration.
+    # Created with mode 0600 in the same call that creates it (O_EXCL): never world-readable,
+    # not even for the moment between writing and chmod; a process that loses the race reads
+    # the winner's key.
     key_file = DATA_DIR / "secret_key"
-    if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
-    return key_file.read_text().strip()
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(50))
+    for _ in range(50):  # another process may have created it and not written it yet
+        key = key_file.read_text().strip()
+        if key:
+            return key
+        time.sleep(0.1)
+    raise RuntimeError(f"{key_file} is empty: delete it (a new key is generated) or set SECRET_KEY")
 
 
 SECRET_KEY = _secret_key()
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# --- Production (README: Production): HTTPS only, secure cookies, HSTS --------------------------
+# ARBITER_HTTPS: the site is served over HTTPS (directly or by a proxy that terminates TLS).
+ARBITER_HTTPS = env_bool("ARBITER_HTTPS", False)
+# ARBITER_BEHIND_PROXY: a reverse proxy in front sets X-Forwarded-Proto and appends the client's
+# address to X-Forwarded-For; trust both (only then: a client could send them itself).
+ARBITER_BEHIND_PROXY = env_bool("ARBITER_BEHIND_PROXY", False)
+if ARBITER_BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if ARBITER_HTTPS:
+    SECURE_SSL_REDIRECT = True
+    # Load balancers probe over plain HTTP inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("ARBITER_HSTS_SECONDS", 31_536_000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("ARBITER_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("ARBITER_HSTS_PRELOAD", True)
+SESSION_COOKIE_HTTPONLY = True
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -42,6 +76,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "annotation",
@@ -58,6 +93,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.ContentSecurityPolicyMiddleware",
+    # Last: turns a login refused by axes into its lockout page (config/security.py).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -129,6 +166,26 @@ STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns on every request when it is
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
+# --- Cache: API write counters (config/security.py). Per process unless CACHE_URL points at Redis,
+# which several gunicorn workers must share for the limits to hold across them.
+_cache_url = env_url("CACHE_URL", ("redis", "rediss", "locmem"))
+if _cache_url and not _cache_url.startswith("locmem"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url, "KEY_PREFIX": "arbiter"}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "arbiter"}}
+
+# --- Logins: lockout per (username, address) with django-axes (config/security.py) ----------
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("ARBITER_LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("ARBITER_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+# The pair, not the user alone: an attacker elsewhere cannot lock the real user out.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # no row per successful login; failures are still recorded
+AXES_CLIENT_IP_CALLABLE = "config.security.client_ip"
+AXES_LOCKOUT_CALLABLE = "config.security.lockout_response"
+AXES_VERBOSE = False
+
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -148,7 +205,11 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "annotation.api.pagination.IdCursorPagination",
     "PAGE_SIZE": 100,
+    # Writes per user (per address signed out): a cache counter, no database round trip.
+    "DEFAULT_THROTTLE_CLASSES": ["config.security.WriteRateThrottle"],
 }
+# A rater answering as fast as a script can makes about 10 writes a second (next + submit).
+ARBITER_API_WRITE_RATE = env_rate("ARBITER_API_WRITE_RATE", "1800/minute")
 SPECTACULAR_SETTINGS = {
     "TITLE": "Arbiter API",
     "DESCRIPTION": "Human preference feedback on LLM outputs: projects, items, judgments, datasets, training.",
@@ -200,6 +261,10 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+# /health/ (config/health.py): seconds each check may take, and how long a worker ping is reused.
+ARBITER_HEALTH_TIMEOUT = 1.0
+ARBITER_HEALTH_CACHE_SECONDS = env_int("ARBITER_HEALTH_CACHE_SECONDS", 5, minimum=0)
+
 # --- Arbiter ----------------------------------------------------------------------------------
 ARBITER_IMPORT_BATCH_SIZE = env_int("ARBITER_IMPORT_BATCH_SIZE", 2000, minimum=1)
 ARBITER_RUN_STALE_SECONDS = env_int("ARBITER_RUN_STALE_SECONDS", 120, minimum=5)
@@ -232,5 +297,6 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "django.request": {"filters": ["one_line_client_errors"]},
         "django.security": {"filters": ["one_line_client_errors"]},
+        "axes": {"level": "WARNING"},
     },
 }

@@ -3,16 +3,19 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
+
+from config.health import health
+from config.views import ObtainAuthToken
 
 urlpatterns = [
     # Browsers that ignore base.html's <link rel="icon"> ask for /favicon.ico: no 404 for them either.
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
+    path("health/", health, name="health"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("api/token/", obtain_auth_token, name="api-token"),
+    path("api/token/", ObtainAuthToken.as_view(), name="api-token"),
     path("api/", include("annotation.api.urls")),
     path("api/training/", include("training.api.urls")),
     path("training/", include("training.urls")),
@@ -23,3 +26,4 @@ urlpatterns = [
 handler400 = "config.errors.bad_request"
 handler403 = "config.errors.permission_denied"
 handler404 = "config.errors.page_not_found"
+handler500 = "config.views.server_error"

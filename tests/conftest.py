@@ -44,6 +44,17 @@ def _isolated_storage(settings, tmp_path):
     app.conf.task_always_eager = previous
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Throttle counters live in the cache (config/security.py): each test starts from zero, so
+    the many requests and logins of one test never throttle another. (Login failures counted
+    by axes are rows, rolled back with the test.)"""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @pytest.fixture
 def make_user(db):
     def make(username: str | None = None, **extra):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
@@ -27,7 +27,7 @@ from annotation.selectors import project_get_for_user
 class SnapshotSerializer(serializers.ModelSerializer):
     project = serializers.CharField(source="project.slug")
     extra_projects = serializers.SlugRelatedField(many=True, read_only=True, slug_field="slug")
-    created_by = serializers.CharField(source="created_by.username", default=None)
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
     files = serializers.SerializerMethodField()
     archive_url = serializers.SerializerMethodField()
 
@@ -63,7 +63,18 @@ class VersionPagination(CursorPagination):
 class SnapshotListCreate(APIView):
     serializer_class = SnapshotSerializer
 
-    @extend_schema(operation_id="projects_datasets_list", responses=SnapshotSerializer(many=True))
+    @extend_schema(
+        operation_id="projects_datasets_list",
+        # A cursor page, as every list: the APIView does not tell drf-spectacular so by itself.
+        responses=inline_serializer(
+            "PaginatedSnapshotList",
+            {
+                "next": serializers.CharField(allow_null=True),
+                "previous": serializers.CharField(allow_null=True),
+                "results": SnapshotSerializer(many=True),
+            },
+        ),
+    )
     def get(self, request: Request, slug: str) -> Response:
         project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER)
         paginator = VersionPagination()

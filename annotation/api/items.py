@@ -110,9 +110,16 @@ class ItemImport(APIView):
             400: OpenApiResponse(
                 response=inline_serializer(
                     "ImportErrors",
-                    {"detail": serializers.CharField(), "errors": serializers.ListField(child=serializers.DictField()), "batch": serializers.IntegerField()},
+                    {
+                        "detail": serializers.JSONField(required=False),  # a message, or a list of them
+                        "errors": serializers.ListField(child=serializers.DictField(), required=False),
+                        "batch": serializers.IntegerField(required=False, allow_null=True),
+                    },
                 ),
-                description="Nothing was imported; every bad record with its line (1-based index), field and reason.",
+                description=(
+                    "Nothing was imported. Either every bad record with its line (1-based index), field and reason "
+                    "(`detail`, `errors`, `batch`), or a malformed request: `{field: [messages]}`."
+                ),
             ),
         },
     )

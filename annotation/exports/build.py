@@ -10,6 +10,7 @@ snapshot is ever visible, and the row says `failed` with the error.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -53,11 +54,20 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         pass
     try:
-        from importlib.metadata import version
+        from importlib.metadata import PackageNotFoundError, version
 
         return f"arbiter {version('arbiter')}"
-    except Exception:
+    except PackageNotFoundError:
         return "arbiter 0.1.0"
+
+
+def _failure_reason(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"the artifact disk is full ({settings.ARTIFACT_ROOT}: {exc.strerror}); nothing of this version was kept. "
+            "Free some space (or raise the quota) and build again."
+        )
+    return f"{type(exc).__name__}: {exc}"
 
 
 def snapshot_build(*, snapshot_id: int) -> DatasetSnapshot | None:
@@ -87,7 +97,7 @@ def snapshot_build(*, snapshot_id: int) -> DatasetSnapshot | None:
         log.exception("snapshot %s failed", snapshot_id)
         shutil.rmtree(tmp, ignore_errors=True)
         DatasetSnapshot.objects.filter(id=snapshot_id).exclude(status=DatasetSnapshot.Status.READY).update(
-            status=DatasetSnapshot.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:4000], finished_at=timezone.now(), path=""
+            status=DatasetSnapshot.Status.FAILED, error=_failure_reason(exc)[:4000], finished_at=timezone.now(), path=""
         )
         snapshot.refresh_from_db()
         return snapshot

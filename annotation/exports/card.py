@@ -52,7 +52,7 @@ def project_agreement(project) -> dict[str, Any] | None:
         return None
     try:
         summary = project_quality(project=project).get("summary") or {}
-    except Exception:  # noqa: BLE001 - a statistic is optional on the card
+    except Exception:
         log.warning("agreement figures for %s failed", project.slug, exc_info=True)
         return None
     return {k: summary[k] for k in AGREEMENT_FIELDS if summary.get(k) is not None} or None

@@ -42,6 +42,6 @@ def snapshot_create(
         if enqueue:
             from annotation.tasks import snapshot_build
 
-            transaction.on_commit(lambda: snapshot_build.delay(snapshot.id))
+            transaction.on_commit(lambda snapshot_id=snapshot.id: snapshot_build.delay(snapshot_id))
         return snapshot
     raise RuntimeError("unreachable")

@@ -334,7 +334,7 @@ def import_batch_run(*, batch_id: int) -> ImportBatch | None:
             return batch
         try:
             import_path(project=batch.project, path=path, fmt=batch.format or None, as_judgments=batch.as_judgments, batch=batch)
-        except Exception:  # ImportFailed or not: recorded on the batch row by import_stream; a retry would fail the same way
+        except Exception:  # noqa: BLE001 - ImportFailed or not: recorded on the batch row by import_stream; a retry would fail the same way
             pass
     finally:
         path.unlink(missing_ok=True)

@@ -74,7 +74,7 @@ def test_it_labels_a_binary_project_with_the_keyboard_alone(page, login, make_pr
         instructions="Pick the answer that is **correct** and *clear*.\n\n- Prefer runnable code\n- Penalise wrong claims\n\n<script>window.__xss = 9</script>",
     )
     xss = make_item(project, "xss", "Summarise this text: <img src=x onerror=\"window.__xss=8\">", XSS_TEXTS)
-    chat = make_item(project, "chat", CHAT_PROMPT, CHAT_ANSWERS)
+    make_item(project, "chat", CHAT_PROMPT, CHAT_ANSWERS)
     plain = [make_item(project, f"q{i}", f"What is {i} + {i}?", [f"It is {2 * i}.", f"It is {2 * i + 1}, I think."]) for i in range(3)]
 
     login(member, f"/projects/{project.slug}/label/")

@@ -51,7 +51,7 @@ def preference_rows(n: int, *, seed: int, start: int = 0, chat: bool = False, ma
     """Pairs where the chosen answer is polite and the rejected one rude; lengths vary."""
     rng = random.Random(seed)
     rows = []
-    for i in range(start, start + n):
+    for _ in range(start, start + n):
         topic = rng.choice(TOPICS)
         prompt = f"question about {topic}"
         body = lambda: " ".join(rng.choice(FILLER) for _ in range(rng.randint(1, 6)))  # noqa: E731
@@ -87,7 +87,7 @@ def tiny_model(db, settings):
     """make(name="tiny", hidden=32, layers=2) -> ModelArtifact (a causal LM base model)."""
 
     def make(name: str = "tiny", **kwargs) -> ModelArtifact:
-        folder = build_tiny_model(Path(settings.ARTIFACT_ROOT) / "models" / name, **kwargs)
+        build_tiny_model(Path(settings.ARTIFACT_ROOT) / "models" / name, **kwargs)
         return ModelArtifact.objects.create(
             name=name, kind=ModelArtifact.Kind.CAUSAL_LM, source=ModelArtifact.Source.LOCAL, path=f"models/{name}"
         )

@@ -108,7 +108,7 @@ def test_it_names_the_bad_hyperparameter_and_creates_nothing(client_for, project
 
 
 def test_it_offers_only_ready_snapshots_of_the_project(client_for, project, make_project, snapshot, base_model, owner):
-    building = DatasetSnapshot.objects.create(project=project, version=2, status="building")
+    DatasetSnapshot.objects.create(project=project, version=2, status="building")  # not offered: still building
     other = DatasetSnapshot.objects.create(project=make_project(slug="elsewhere"), version=1, status="ready", path="x")
     page = client_for(owner).get(f"/training/projects/{project.slug}/new/").content.decode()
     choices = re.search(r'<select name="snapshot".*?</select>', page, re.S).group(0)

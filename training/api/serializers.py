@@ -8,7 +8,7 @@ from training.selectors import model_project
 
 
 class ModelArtifactSerializer(serializers.ModelSerializer):
-    base_model_name = serializers.CharField(source="base_model.name", default=None, read_only=True)
+    base_model_name = serializers.CharField(source="base_model.name", default=None, read_only=True, allow_null=True)
     project = serializers.SerializerMethodField(help_text="Slug of the project a trained model belongs to; null for base models.")
 
     class Meta:
