@@ -9,7 +9,7 @@ from config.views import ObtainAuthToken
 
 urlpatterns = [
     # Browsers that ignore base.html's <link rel="icon"> ask for /favicon.ico: no 404 for them either.
-    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True), name="favicon"),
     path("health/", health, name="health"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),

@@ -43,7 +43,7 @@ PROJECT_SCOPED_KWARGS = {"slug", "assignment_id", "batch_id", "version", "pk", "
 # Open without logging in: logging in itself, password reset, the health probe, the API schema.
 PUBLIC = {
     "health", "login", "logout", "password_reset", "password_reset_done", "password_reset_confirm",
-    "password_reset_complete", "api-token", "schema", "api-docs",
+    "password_reset_complete", "api-token", "schema", "api-docs", "favicon",
 }
 
 # Minimum role by URL name, where the product says so (issue 2, DESIGN.md: Roles).
@@ -57,6 +57,7 @@ MANAGER_ONLY = {
     "training:run-new",
     "training:run-cancel",
     "training-run-cancel",
+    "api-selection-refresh",
 }
 RESEARCHER_UP = {
     "annotation:dataset-list",
@@ -64,6 +65,8 @@ RESEARCHER_UP = {
     "api-project-statistics",
     "api-dataset-list",
     "api-quality",
+    "annotation:project-selection",
+    "api-selection",
     "training:project-runs",
     "training:run",
     "training:run-metrics",
