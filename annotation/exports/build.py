@@ -165,7 +165,7 @@ def _build_into(snapshot: DatasetSnapshot, root: Path) -> dict:
     writer = SnapshotWriter(root, chat=chat, with_margin=with_margin)
     stats = _Stats()
     pseudonym = Pseudonyms()
-    fields = ("item_id", "project_id", "rater_id", "kind", "source", "ai_model", "value", "display_order", "duration_ms", "rationale", "created_at", "item__prompt", "item__external_id")
+    fields = ("item_id", "project_id", "rater_id", "kind", "source", "ai_model", "value", "display_order", "duration_ms", "rationale", "created_at", "item__prompt", "item__external_id", "item__metadata")
     memo = Memo()
     ordered = qs.order_by("item_id", "id")
     if connection.vendor == "sqlite":
@@ -275,20 +275,20 @@ def _write_item(ctx: _Context, rows: list[tuple], cands: dict, ds_winner) -> Non
     assembled from the pieces."""
     memo, opts, chat, writer, stats = ctx.memo, ctx.opts, ctx.chat, ctx.writer, ctx.stats
     decode, text, canonical, as_json, pseudonym, drop = memo.decode, memo.text, memo.canonical, memo.json, ctx.pseudonym, ctx.drop
-    (_, project_id, _, kind, _, _, _, _, _, _, _, prompt_raw, external_id) = rows[0]
+    (_, project_id, _, kind, _, _, _, _, _, _, _, prompt_raw, external_id, metadata_raw) = rows[0]
     project = ctx.by_id[project_id]
     shared = None
     split = None
     values = []
     counts = stats.kind_source
-    for (_, _, rater_id, j_kind, source, ai_model, value_raw, order_raw, duration, rationale, created_at, _, _) in rows:
+    for (_, _, rater_id, j_kind, source, ai_model, value_raw, order_raw, duration, rationale, created_at, _, _, _) in rows:
         value_raw = raw_text(value_raw)
         value = decode[value_raw]
         if drop and value.get("winner") in drop:
             continue
         if shared is None:
             prompt = loads(prompt_raw)
-            split = split_of(prompt, seed=opts.seed, test_share=opts.test_share)
+            split = split_of(prompt, seed=opts.seed, test_share=opts.test_share, metadata=loads(metadata_raw))
             p = export_prompt(prompt, chat)
             p_json = encode(p)
             candidates = [{"position": pos, "text": t, "model": model} for pos, (t, model) in sorted(cands.items())]

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 
+from annotation.exports.split import SPLIT_RULE
 from annotation.kinds import Kind
 
 log = logging.getLogger(__name__)
@@ -98,8 +99,7 @@ def render_card(*, snapshot, projects, options, counts, stats, chat: bool, with_
         "",
         f"Prompts are {'in TRL conversational form (lists of `{role, content}` messages; responses are one assistant message)' if chat else 'plain text'}."
         " Every format comes as `train.jsonl`/`test.jsonl` and `train.parquet`/`test.parquet`.",
-        f"The split is by prompt (a hash of the prompt text with seed {options.seed}, test share {options.test_share}):"
-        " no prompt appears in both train and test.",
+        SPLIT_RULE.format(seed=options.seed, test_share=options.test_share),
         "",
         "## How it was collected",
         "",
