@@ -1,5 +1,5 @@
 """Browser pages. Each feature module under annotation/views/ owns its urlpatterns."""
-from annotation.views import datasets, imports, projects, quality, rater
+from annotation.views import adjudication, datasets, demonstrations, imports, my_work, projects, quality, rater
 
 app_name = "annotation"
 
@@ -9,4 +9,7 @@ urlpatterns = [
     *rater.urlpatterns,
     *datasets.urlpatterns,
     *quality.urlpatterns,
+    *my_work.urlpatterns,
+    *adjudication.urlpatterns,
+    *demonstrations.urlpatterns,
 ]

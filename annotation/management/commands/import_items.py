@@ -16,7 +16,7 @@ from django.db import transaction
 
 from annotation.importers import FORMATS, ImportFailed, import_path
 from annotation.kinds import Kind
-from annotation.models import Membership, Project, Role
+from annotation.models import Project
 
 
 class Command(BaseCommand):
