@@ -248,11 +248,12 @@ def project_quality_compute(*, project: Project) -> dict:
 
 
 def _cache_key(project: Project) -> str:
-    stats = Judgment.objects.filter(project=project).aggregate(last=Max("id"), n=Count("id"))
+    # changed: a rater's change of an answer (My work) rewrites a row without adding one.
+    stats = Judgment.objects.filter(project=project).aggregate(last=Max("id"), n=Count("id"), changed=Max("changed_at"))
     paused = list(Membership.objects.filter(project=project, paused=True).order_by("user_id").values_list("user_id", flat=True))
     scale = (project.kind, project.likert_points, project.rating_min, project.rating_max, project.rating_threshold, project.ranking_k, project.ranking_min_k)
     # created_at tells apart two projects that reused an id (SQLite after a rollback).
-    digest = hashlib.sha1(repr((project.created_at, stats["last"], stats["n"], scale, paused)).encode()).hexdigest()
+    digest = hashlib.sha1(repr((project.created_at, stats["last"], stats["n"], stats["changed"], scale, paused)).encode()).hexdigest()
     return f"arbiter:quality:{project.id}:{digest}"
 
 
