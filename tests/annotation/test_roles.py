@@ -43,6 +43,8 @@ MANAGER_ONLY = {
     "api-project-members",
     "api-project-member",
     "api-item-import",
+    "annotation:adjudication",
+    "annotation:adjudication-item",
 }
 RESEARCHER_UP = {
     "annotation:dataset-list",
