@@ -49,6 +49,22 @@ class ProjectAdminForm(forms.ModelForm):
         model = Project
         exclude = []
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from annotation.forms import OPTIONAL_SETTINGS
+
+        for name in OPTIONAL_SETTINGS:
+            self.fields[name].required = False
+
+    def clean(self):
+        from annotation.forms import OPTIONAL_SETTINGS
+
+        data = super().clean()
+        for name in OPTIONAL_SETTINGS:
+            if data.get(name) in (None, ""):
+                data[name] = getattr(self.instance, name) if self.instance.pk else Project._meta.get_field(name).get_default()
+        return data
+
     def _post_clean(self):
         super()._post_clean()  # builds self.instance from the cleaned data
         # The same cross-field checks as the browser form and the API (annotation.kinds).
@@ -58,8 +74,11 @@ class ProjectAdminForm(forms.ModelForm):
             saved = Project.objects.get(pk=self.instance.pk)
             if saved.kind != self.instance.kind:
                 errors["kind"] = "cannot change once the project has items"
-            elif saved.kind == "ranking" and saved.ranking_k != self.instance.ranking_k:
-                errors["ranking_k"] = "cannot change once the project has items"
+            elif saved.kind == "ranking":
+                from annotation.projects import _ranking_range_errors
+
+                fields = {"ranking_k": self.instance.ranking_k, "ranking_min_k": self.instance.ranking_min_k}
+                errors.update({k: v[0] for k, v in _ranking_range_errors(saved, fields).items()})
         for field, message in errors.items():
             if field in self.fields and field not in self.errors:
                 self.add_error(field, message)
@@ -86,7 +105,8 @@ class ProjectAdmin(admin.ModelAdmin):
         (None, {"fields": ["name", "slug", "kind", "instructions", "archived"]}),
         ("Binary", {"fields": ["allow_tie", "allow_both_bad"]}),
         ("Likert", {"fields": ["likert_points", "likert_labels"]}),
-        ("Ranking", {"fields": ["ranking_k", "ranking_allow_ties"]}),
+        ("Ranking", {"fields": ["ranking_min_k", "ranking_k", "ranking_allow_ties"]}),
+        ("Raters' work", {"fields": ["demonstrations", "edit_window_minutes"]}),
         ("Rating", {"fields": ["rating_min", "rating_max", "rating_threshold", "rating_labels"]}),
         ("Assignment", {"fields": ["overlap", "lease_seconds"]}),
         ("Gold items", {"fields": ["gold_rate", "gold_pause_threshold", "gold_min_answers"]}),

@@ -337,15 +337,46 @@ def lease_next(
         assignment = _claim(project=project, rater=rater, membership=membership, gold=True, now=now, rng=rng)
     if assignment is None:
         assignment = _claim(project=project, rater=rater, membership=membership, gold=False, now=now, rng=rng)
+    if assignment is None:
+        # The end of the queue: what the rater skipped comes back to them, oldest skip first.
+        # Only here, never on the common path, so a rater with work left pays nothing for it.
+        assignment = _reclaim_skipped(project=project, rater=rater, membership=membership, now=now)
     # No gold-only fallback when the regular items run out: a queue of nothing but gold items
     # would tell the rater which items are gold.
     return assignment
 
 
+def _reclaim_skipped(*, project: Project, rater, membership: Membership | None, now: datetime) -> Assignment | None:
+    """Reopen the rater's oldest skipped lease whose item still has a free slot (the lease row
+    is reused: (item, rater) is unique). One transaction; the rater's membership row is locked
+    first, as in the claim, so two tabs asking at once reopen one lease, not two."""
+    # Expired leases too: the rater held the item and let it go, as good as a skip.
+    skipped = Assignment.objects.filter(project=project, rater=rater, status__in=[Assignment.Status.SKIPPED, Assignment.Status.EXPIRED]).order_by("finished_at", "id")
+    with transaction.atomic():
+        if membership is not None and membership.pk is not None and connection.features.has_select_for_update:
+            list(Membership.objects.select_for_update().filter(id=membership.pk).values_list("id"))
+        current = _open_lease(project=project, rater=rater, now=now)
+        if current is not None:
+            return current
+        for lease_id, item_id, gold in skipped.values_list("id", "item_id", "is_gold")[:50]:
+            slot = Item.objects.filter(id=item_id)
+            if not gold:
+                slot = slot.filter(taken__lt=project.overlap)
+            if not slot.update(taken=F("taken") + 1):
+                continue  # the item went to other raters meanwhile
+            reopened = Assignment.objects.filter(id=lease_id, status__in=[Assignment.Status.SKIPPED, Assignment.Status.EXPIRED]).update(
+                status=Assignment.Status.ACTIVE, expires_at=now + timedelta(seconds=project.lease_seconds), finished_at=None
+            )
+            if reopened:
+                return Assignment.objects.select_related("item").get(id=lease_id)
+            Item.objects.filter(id=item_id, taken__gt=0).update(taken=F("taken") - 1)
+    return None
+
+
 def assignment_skip(*, assignment: Assignment, rater) -> bool:
-    """The rater passes on this item: it goes back to the pool for others, never to them
-    (their Assignment row stays, and (item, rater) is unique). Returns False when the lease
-    was no longer active (already answered, skipped or expired)."""
+    """The rater passes on this item: it goes back to the pool for others, and back to them at
+    the end of their queue (lease_next reopens their Assignment row, since (item, rater) is
+    unique). Returns False when the lease was no longer active (answered, skipped or expired)."""
     if assignment.rater_id != rater.id:
         raise PermissionError("not your assignment")
     with transaction.atomic():

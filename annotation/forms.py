@@ -53,6 +53,9 @@ class UsernamesField(forms.CharField):
         return [users[n] for n in names]
 
 
+OPTIONAL_SETTINGS = ("ranking_min_k", "demonstrations", "edit_window_minutes")
+
+
 class ProjectForm(forms.ModelForm):
     likert_labels = LinesField(required=False, help_text="Optional: one label per point, from 'A much better' to 'B much better'.")
     rating_labels = LinesField(required=False, help_text="Optional: one label per score, lowest first.")
@@ -66,14 +69,19 @@ class ProjectForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["slug"].required = False
+        # Settings added later than the form's first users: left out, they keep their default.
+        for name in OPTIONAL_SETTINGS:
+            if name in self.fields:
+                self.fields[name].required = False
 
     # Settings grouped on the page; each kind uses only its own group.
     GROUPS = (
         ("Project", ("name", "slug", "instructions", "kind", "archived")),
         ("Binary", ("allow_tie", "allow_both_bad")),
         ("Likert", ("likert_points", "likert_labels")),
-        ("Ranking", ("ranking_k", "ranking_allow_ties")),
+        ("Ranking", ("ranking_min_k", "ranking_k", "ranking_allow_ties")),
         ("Rating", ("rating_min", "rating_max", "rating_threshold", "rating_labels")),
+        ("Raters' work", ("demonstrations", "edit_window_minutes")),
         ("Assignment", ("overlap", "lease_seconds")),
         ("Gold items", ("gold_rate", "gold_pause_threshold", "gold_min_answers")),
         ("Members", ("raters", "researchers")),
@@ -109,7 +117,7 @@ class ProjectForm(forms.ModelForm):
         data = dict(self.cleaned_data)
         if not data.get("slug"):
             data.pop("slug", None)
-        return {k: v for k, v in data.items() if k in PROJECT_FIELDS}
+        return {k: v for k, v in data.items() if k in PROJECT_FIELDS and not (k in OPTIONAL_SETTINGS and v in (None, ""))}
 
     def add_service_errors(self, error: ValidationError) -> None:
         for field, messages in error.message_dict.items():

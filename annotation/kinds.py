@@ -212,6 +212,8 @@ def settings_errors(project) -> dict[str, str]:
     errors: dict[str, str] = {}
     if project.kind == Kind.LIKERT and project.likert_labels and len(project.likert_labels) != project.likert_points:
         errors["likert_labels"] = f"give one label per point ({project.likert_points}) or none"
+    if project.kind == Kind.RANKING and project.ranking_min_k > project.ranking_k:
+        errors["ranking_min_k"] = f"must not be above the most responses per item ({project.ranking_k})"
     if project.rating_min >= project.rating_max:
         errors["rating_max"] = "must be greater than the minimum rating"
     elif not project.rating_min <= project.rating_threshold <= project.rating_max:

@@ -201,3 +201,7 @@ def _int_field(raw: str, field: str) -> int:
         return int(raw)
     except (TypeError, ValueError):
         raise kinds.InvalidValue(field, "choose an answer" if raw in ("", None) else f"not a number: {raw!r}") from None
+
+
+# Public name for the pages outside labelling that show a chat prompt (My work, adjudication).
+chat_messages = _messages

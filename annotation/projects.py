@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Q, Sum, Value
+from django.db.models import Count, Max, Min, Q, Sum, Value
 from django.db.models.functions import Least
 from django.utils.text import slugify
 
@@ -27,6 +27,7 @@ PROJECT_FIELDS = (
     "likert_points",
     "likert_labels",
     "ranking_k",
+    "ranking_min_k",
     "ranking_allow_ties",
     "rating_min",
     "rating_max",
@@ -37,6 +38,8 @@ PROJECT_FIELDS = (
     "gold_rate",
     "gold_pause_threshold",
     "gold_min_answers",
+    "demonstrations",
+    "edit_window_minutes",
     "archived",
 )
 
@@ -110,8 +113,8 @@ def project_update(*, project: Project, fields: dict) -> Project:
     errors: dict[str, list[str]] = {}
     if has_items and "kind" in fields and fields["kind"] != current.kind:
         errors["kind"] = ["cannot change once the project has items"]
-    if has_items and current.kind == Kind.RANKING and "ranking_k" in fields and fields["ranking_k"] != current.ranking_k:
-        errors["ranking_k"] = ["cannot change once the project has items (they have K candidates each)"]
+    if has_items and current.kind == Kind.RANKING:
+        errors.update(_ranking_range_errors(current, fields))
     if errors:
         raise ValidationError(errors)
     for name, value in fields.items():
@@ -122,6 +125,21 @@ def project_update(*, project: Project, fields: dict) -> Project:
     for name in PROJECT_FIELDS:
         setattr(project, name, getattr(current, name))
     return project
+
+
+def _ranking_range_errors(project: Project, fields: dict) -> dict[str, list[str]]:
+    """A ranking project with items may widen its K range, never exclude items it holds."""
+    low = fields.get("ranking_min_k", project.ranking_min_k)
+    high = fields.get("ranking_k", project.ranking_k)
+    if low == project.ranking_min_k and high == project.ranking_k:
+        return {}
+    sizes = Item.objects.filter(project=project).annotate(k=Count("candidates")).aggregate(lo=Min("k"), hi=Max("k"))
+    errors = {}
+    if sizes["hi"] is not None and high < sizes["hi"]:
+        errors["ranking_k"] = [f"cannot be below {sizes['hi']}: the project has items with {sizes['hi']} responses"]
+    if sizes["lo"] is not None and low > sizes["lo"]:
+        errors["ranking_min_k"] = [f"cannot be above {sizes['lo']}: the project has items with {sizes['lo']} responses"]
+    return errors
 
 
 def _managers_left(project: Project, *, without_user) -> bool:

@@ -88,7 +88,7 @@ class QualityData:
             strengths = _ints(columns[7], missing=0)
             self.cells = agreement.cells_from_winners(project.kind, self.item, self.rater, winners, strengths, likert_points=project.likert_points)
             self.counted, self.first = agreement.first_card_picks_pairwise(winners, firsts)
-            self.k = 2
+            self.first_expected = 0.5
         else:
             values = agreement.decode_json_rows(columns[6])
             with agreement.gc_paused():
@@ -104,7 +104,11 @@ class QualityData:
                 ranking_k=project.ranking_k,
             )
             self.counted, self.first = agreement.first_card_picks(project.kind, values, firsts, matrix=matrix)
-            self.k = project.ranking_k if project.kind == Kind.RANKING else max(1, matrix.shape[1])
+            # Chance of the first card being picked is 1/K of each judgment's own item: a
+            # ranking project mixes items of 2..K_max responses.
+            per_judgment = (matrix != agreement.MISSING).sum(axis=1) if len(matrix) else np.zeros(0)
+            shown = per_judgment[per_judgment > 0]
+            self.first_expected = float(np.mean(1.0 / shown)) if len(shown) else 1.0 / max(1, matrix.shape[1] if matrix.ndim == 2 else 1)
 
     @property
     def n_raters(self) -> int:
@@ -116,7 +120,6 @@ def _project_figures(data: QualityData, pairs: agreement.PairKappas, has: np.nda
     counts = agreement.value_counts(cells)
     kappas = pairs.kappa[~np.isnan(pairs.kappa)]
     known = ~np.isnan(seconds)
-    k = data.k
     return {
         "kind": data.project.kind,
         "judgments": data.n,
@@ -131,7 +134,7 @@ def _project_figures(data: QualityData, pairs: agreement.PairKappas, has: np.nda
         "rater_pairs": int(len(kappas)),
         "consensus_agreement": _round(agrees.sum() / has.sum()) if has.any() else None,
         "first_card_share": _round(first.sum() / counted.sum()) if counted.any() else None,
-        "first_card_expected": _round(1.0 / k),
+        "first_card_expected": _round(data.first_expected),
         "first_card_judgments": int(counted.sum()),
         **_speed(float(np.nanmedian(seconds)) if known.any() else np.nan, int(known.sum()), float(seconds[known].sum())),
         "gold_answered": int(data.gold_answered.sum()),
@@ -262,11 +265,12 @@ def project_quality_compute(*, project: Project) -> dict:
 
 
 def _cache_key(project: Project) -> str:
-    stats = Judgment.objects.filter(project=project).aggregate(last=Max("id"), n=Count("id"))
+    # changed: a rater's change of an answer (My work) rewrites a row without adding one.
+    stats = Judgment.objects.filter(project=project).aggregate(last=Max("id"), n=Count("id"), changed=Max("changed_at"))
     paused = list(Membership.objects.filter(project=project, paused=True).order_by("user_id").values_list("user_id", flat=True))
-    scale = (project.kind, project.likert_points, project.rating_min, project.rating_max, project.rating_threshold, project.ranking_k)
+    scale = (project.kind, project.likert_points, project.rating_min, project.rating_max, project.rating_threshold, project.ranking_k, project.ranking_min_k)
     # created_at tells apart two projects that reused an id (SQLite after a rollback).
-    digest = hashlib.sha1(repr((project.created_at, stats["last"], stats["n"], scale, paused)).encode()).hexdigest()
+    digest = hashlib.sha1(repr((project.created_at, stats["last"], stats["n"], stats["changed"], scale, paused)).encode()).hexdigest()
     return f"arbiter:quality:{project.id}:{digest}"
 
 

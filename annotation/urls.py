@@ -1,5 +1,5 @@
 """Browser pages. Each feature module under annotation/views/ owns its urlpatterns."""
-from annotation.views import datasets, imports, projects, quality, rater, selection
+from annotation.views import adjudication, datasets, demonstrations, imports, my_work, projects, quality, rater, selection
 
 app_name = "annotation"
 
@@ -10,4 +10,7 @@ urlpatterns = [
     *datasets.urlpatterns,
     *quality.urlpatterns,
     *selection.urlpatterns,
+    *my_work.urlpatterns,
+    *adjudication.urlpatterns,
+    *demonstrations.urlpatterns,
 ]

@@ -114,7 +114,7 @@ def add_items(db):
     """add_items(project, n, candidates=2, gold=None, chat=False) -> list[Item]."""
 
     def add(project: Project, n: int, candidates: int | None = None, gold: dict | None = None, chat: bool = False, prefix: str = "p") -> list[Item]:
-        k = candidates or project.candidates_per_item or 1
+        k = candidates or project.candidates_per_item or project.candidates_range[1] or 1
         start = Item.objects.filter(project=project).count()
         items = []
         for i in range(start, start + n):

@@ -28,7 +28,7 @@ def kind_settings(project: Project) -> dict:
     if project.kind == Kind.LIKERT:
         return {"likert_points": project.likert_points, "likert_labels": project.likert_labels}
     if project.kind == Kind.RANKING:
-        return {"ranking_k": project.ranking_k, "ranking_allow_ties": project.ranking_allow_ties}
+        return {"ranking_k": project.ranking_k, "ranking_min_k": project.ranking_min_k, "ranking_allow_ties": project.ranking_allow_ties}
     if project.kind == Kind.RATING:
         return {
             "rating_min": project.rating_min,

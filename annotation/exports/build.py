@@ -34,7 +34,7 @@ from annotation.exports.formats import SPLITS, SnapshotWriter, encode, export_co
 from annotation.exports.options import NONE, SnapshotOptions
 from annotation.exports.reading import Memo, Pseudonyms, loads, raw_rows, raw_text
 from annotation.exports.split import split_of
-from annotation.models import Candidate, DatasetSnapshot, Item, Judgment, Membership, Project
+from annotation.models import Adjudication, Candidate, DatasetSnapshot, Demonstration, Item, Judgment, JudgmentRevision, Membership, Project
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 25_000
@@ -175,7 +175,7 @@ def _build_into(snapshot: DatasetSnapshot, root: Path) -> dict:
     writer = SnapshotWriter(root, chat=chat, with_margin=with_margin)
     stats = _Stats()
     pseudonym = Pseudonyms()
-    fields = ("item_id", "project_id", "rater_id", "kind", "source", "ai_model", "value", "display_order", "duration_ms", "rationale", "created_at", "item__prompt", "item__external_id")
+    fields = ("item_id", "project_id", "rater_id", "kind", "source", "ai_model", "value", "display_order", "duration_ms", "rationale", "created_at", "item__prompt", "item__external_id", "item__metadata", "id", "version")
     memo = Memo()
     ordered = qs.order_by("item_id", "id")
     if connection.vendor == "sqlite":
@@ -188,6 +188,10 @@ def _build_into(snapshot: DatasetSnapshot, root: Path) -> dict:
     cand_item, cand_group = -1, {}
     done = 0
     context = _Context(writer, memo, pseudonym, stats, opts, by_id, chat, with_margin)
+    context.revisions = _revisions(qs)
+    stats.changed = len(context.revisions)
+    if opts.use_adjudicated:
+        context.adjudicated = dict(Adjudication.objects.filter(project__in=projects).values_list("item_id", "value"))
     try:
         for raw_group in _grouped(rows):
             item_id = raw_group[0][0]
@@ -197,6 +201,8 @@ def _build_into(snapshot: DatasetSnapshot, root: Path) -> dict:
             done += len(raw_group)
             if done // PROGRESS_EVERY != (done - len(raw_group)) // PROGRESS_EVERY:
                 DatasetSnapshot.objects.filter(id=snapshot.id).update(progress=round(0.95 * done / max(total, 1), 4))
+        if opts.keep_demonstrations:
+            _write_demonstrations(context, projects)
     finally:
         writer.close()
     stats.raters = len(pseudonym.names)
@@ -249,6 +255,9 @@ class _Stats:
         self.split_evenly = 0
         self.below_min_agreement = 0
         self.raters = 0
+        self.adjudicated = 0
+        self.changed = 0
+        self.demonstrations = {"written": 0, "rewrite": 0}
 
     def as_dict(self) -> dict:
         per_kind: dict[str, int] = {}
@@ -266,6 +275,9 @@ class _Stats:
             "mean_agreement_with_consensus": round(self.agreement_sum / self.items_multi, 4) if self.items_multi else None,
             "items_split_evenly": self.split_evenly,
             "items_below_min_agreement": self.below_min_agreement,
+            "items_adjudicated": self.adjudicated,
+            "judgments_changed": self.changed,
+            "demonstrations": dict(self.demonstrations),
         }
 
 
@@ -277,6 +289,8 @@ class _Context:
         self.by_id, self.chat, self.with_margin = by_id, chat, with_margin
         self.drop = {w for w, keep in ((kinds.TIE, opts.keep_ties), (kinds.BOTH_BAD, opts.keep_both_bad)) if not keep}
         self.tz_suffix = "+00:00" if settings.USE_TZ else ""
+        self.revisions: dict[int, list] = {}
+        self.adjudicated: dict[int, dict] = {}
 
 
 def _write_item(ctx: _Context, rows: list[tuple], cands: dict, ds_winner) -> None:
@@ -284,21 +298,22 @@ def _write_item(ctx: _Context, rows: list[tuple], cands: dict, ds_winner) -> Non
     by several rows (the prompt, each candidate) is JSON-encoded once, and the JSONL lines are
     assembled from the pieces."""
     memo, opts, chat, writer, stats = ctx.memo, ctx.opts, ctx.chat, ctx.writer, ctx.stats
+    item_id = rows[0][0]
     decode, text, canonical, as_json, pseudonym, drop = memo.decode, memo.text, memo.canonical, memo.json, ctx.pseudonym, ctx.drop
-    (_, project_id, _, kind, _, _, _, _, _, _, _, prompt_raw, external_id) = rows[0]
+    (_, project_id, _, kind, _, _, _, _, _, _, _, prompt_raw, external_id, metadata_raw, _, _) = rows[0]
     project = ctx.by_id[project_id]
     shared = None
     split = None
     values = []
     counts = stats.kind_source
-    for (_, _, rater_id, j_kind, source, ai_model, value_raw, order_raw, duration, rationale, created_at, _, _) in rows:
+    for (_, _, rater_id, j_kind, source, ai_model, value_raw, order_raw, duration, rationale, created_at, _, _, _, judgment_id, version) in rows:
         value_raw = raw_text(value_raw)
         value = decode[value_raw]
         if drop and value.get("winner") in drop:
             continue
         if shared is None:
             prompt = loads(prompt_raw)
-            split = split_of(prompt, seed=opts.seed, test_share=opts.test_share)
+            split = split_of(prompt, seed=opts.seed, test_share=opts.test_share, metadata=loads(metadata_raw))
             p = export_prompt(prompt, chat)
             p_json = encode(p)
             candidates = [{"position": pos, "text": t, "model": model} for pos, (t, model) in sorted(cands.items())]
@@ -310,12 +325,21 @@ def _write_item(ctx: _Context, rows: list[tuple], cands: dict, ds_winner) -> Non
             created = f'"{created_at.replace(" ", "T")}{ctx.tz_suffix}"'
         else:
             created = "null" if created_at is None else f'"{created_at.isoformat()}"'
+        who, order_json = pseudonym(rater_id, source, ai_model), as_json[raw_text(order_raw)]
         writer.judgment(
             split,
-            (*shared, text[j_kind], canonical[value_raw], pseudonym(rater_id, source, ai_model), text[source], text[ai_model],
-             as_json[raw_text(order_raw)], "null" if duration is None else str(int(duration)),
-             text[rationale] if not rationale else encode(rationale), created),
+            (*shared, text[j_kind], canonical[value_raw], who, text[source], text[ai_model],
+             order_json, "null" if duration is None else str(int(duration)),
+             text[rationale] if not rationale else encode(rationale), created, str(version or 1), "true"),
         )
+        # Earlier versions of a changed answer: in the raw export only, beside the latest.
+        for old in ctx.revisions.get(judgment_id, ()):
+            writer.judgment(
+                split,
+                (*shared, text[j_kind], encode(json.dumps(old.value, sort_keys=True)), who, text[source], text[ai_model],
+                 order_json, "null" if old.duration_ms is None else str(int(old.duration_ms)), encode(old.rationale),
+                 encode(old.given_at.isoformat()), str(old.version), "false"),
+            )
     if not values:
         return
     stats.items += 1
@@ -337,6 +361,11 @@ def _write_item(ctx: _Context, rows: list[tuple], cands: dict, ds_winner) -> Non
     if len(values) > 1:
         stats.items_multi += 1
         stats.agreement_sum += agreed.agreement if agreed else 0.5
+    adjudicated = ctx.adjudicated.get(item_id)
+    if adjudicated is not None:
+        # The manager's final answer stands for the item: one set of rows, whatever the raters said.
+        stats.adjudicated += 1
+        agreed, values = consensus.Consensus(adjudicated, 1.0, len(values)), [adjudicated]
     if agreed is None:
         stats.split_evenly += 1
         if opts.aggregation != NONE or opts.min_agreement > 0:
@@ -345,7 +374,7 @@ def _write_item(ctx: _Context, rows: list[tuple], cands: dict, ds_winner) -> Non
         stats.below_min_agreement += 1
         return
 
-    sources = values if opts.aggregation == NONE else [agreed.value]
+    sources = values if opts.aggregation == NONE and adjudicated is None else [agreed.value]
     for value in sources:
         for pair in kinds.comparisons(kind, value):
             chosen, rejected = completion(pair.chosen), completion(pair.rejected)
@@ -363,6 +392,39 @@ def _write_item(ctx: _Context, rows: list[tuple], cands: dict, ds_winner) -> Non
         found = completion(best[0]) if len(best) == 1 else None
         if found is not None:
             writer.sft(split, p_json, found)
+
+
+def _revisions(qs) -> dict[int, list]:
+    """judgment id -> its earlier versions (JudgmentRevision), for the judgments a snapshot holds.
+    Changed answers are few: they are read once, up front."""
+    found: dict[int, list] = {}
+    for revision in JudgmentRevision.objects.filter(judgment__in=qs.filter(version__gt=1).values("id")).order_by("judgment_id", "-version"):
+        found.setdefault(revision.judgment_id, []).append(revision)
+    return found
+
+
+def _write_demonstrations(ctx: _Context, projects: list[Project]) -> None:
+    """Demonstrations raters wrote: an sft row each (source `written` or `rewrite`), and for a
+    rewrite a preference pair, the rewrite chosen over the response it was made from. They take
+    their item's side of the split, so they never leak across it."""
+    opts, writer, stats = ctx.opts, ctx.writer, ctx.stats
+    qs = Demonstration.objects.filter(project__in=projects).select_related("item").order_by("item_id", "id")
+    if not opts.keep_gold:
+        qs = qs.filter(item__is_gold=False)
+    if opts.exclude_paused:
+        for project_id, user_id in Membership.objects.filter(project__in=projects, paused=True).values_list("project_id", "user_id"):
+            qs = qs.exclude(Q(project_id=project_id) & Q(rater_id=user_id))
+    for demo in qs.iterator(chunk_size=2000):
+        item = demo.item
+        split = split_of(item.prompt, seed=opts.seed, test_share=opts.test_share, metadata=item.metadata)
+        prompt_json = encode(export_prompt(item.prompt, ctx.chat))
+        completion = encode(export_completion(demo.text, ctx.chat))
+        source = "rewrite" if demo.is_rewrite else "written"
+        writer.sft(split, prompt_json, completion, source)
+        stats.demonstrations[source] += 1
+        if demo.is_rewrite and demo.source_text.strip() and demo.source_text != demo.text:
+            original = encode(export_completion(demo.source_text, ctx.chat))
+            writer.preference(split, prompt_json, completion, original, 1.0 if ctx.with_margin else None)
 
 
 def _sha256(path: Path) -> str:

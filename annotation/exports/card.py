@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 
+from annotation.exports.split import SPLIT_RULE
 from annotation.kinds import Kind
 
 log = logging.getLogger(__name__)
@@ -25,9 +26,11 @@ KIND_TEXT = {
 FORMAT_TEXT = {
     "preference": "`prompt`, `chosen`, `rejected`{margin} — for TRL `RewardTrainer` and `DPOTrainer`",
     "unpaired": "`prompt`, `completion`, `label` (true = desirable) — for TRL `KTOTrainer`",
-    "sft": "`prompt`, `completion` (the best response, only where raters agree) — for TRL `SFTTrainer`",
+    "sft": "`prompt`, `completion`, `source` (`agreed_best`: the best response, only where raters agree;"
+    " `written`: a response a rater wrote; `rewrite`: a rater's edit of a candidate) — for TRL `SFTTrainer`",
     "judgments": "every raw judgment: item id, prompt, candidates, `value` (the canonical answer as JSON text),"
-    " pseudonymous `rater`, `source`, `display_order` (on-screen order), `duration_ms`, `rationale`, `created_at`",
+    " pseudonymous `rater`, `source`, `display_order` (on-screen order), `duration_ms`, `rationale`, `created_at`,"
+    " `version` and `latest` (a changed answer keeps every version; only the latest feeds the other formats)",
 }
 
 
@@ -98,8 +101,7 @@ def render_card(*, snapshot, projects, options, counts, stats, chat: bool, with_
         "",
         f"Prompts are {'in TRL conversational form (lists of `{role, content}` messages; responses are one assistant message)' if chat else 'plain text'}."
         " Every format comes as `train.jsonl`/`test.jsonl` and `train.parquet`/`test.parquet`.",
-        f"The split is by prompt (a hash of the prompt text with seed {options.seed}, test share {options.test_share}):"
-        " no prompt appears in both train and test.",
+        SPLIT_RULE.format(seed=options.seed, test_share=options.test_share),
         "",
         "## How it was collected",
         "",
@@ -120,6 +122,8 @@ def render_card(*, snapshot, projects, options, counts, stats, chat: bool, with_
             "dawid_skene": " (Dawid–Skene from crowd-kit weights raters by their estimated reliability for the winner).",
         }.get(options.aggregation, ".")
         + f" Minimum agreement with the consensus: {options.min_agreement}; SFT rows need {options.sft_min_agreement}.",
+        f"Adjudicated answers: {'used where a manager set one (they replace the raters’ judgments of that item)' if options.use_adjudicated else 'not used'}."
+        f" Demonstrations raters wrote: {'kept (sft rows; a rewrite also gives the pair rewrite > original in preference)' if options.keep_demonstrations else 'left out'}.",
         "",
         "## Counts",
         "",
@@ -127,6 +131,9 @@ def render_card(*, snapshot, projects, options, counts, stats, chat: bool, with_
         f"- by source: {', '.join(f'{k}: {v}' for k, v in sorted(stats['per_source'].items())) or 'none'}",
         f"- items: {stats['items']}; with several judgments: {stats['items_with_several_judgments']}",
         f"- raters (pseudonymous): {stats['raters']}",
+        f"- items adjudicated by a manager and used: {stats.get('items_adjudicated', 0)}",
+        f"- judgments changed by their rater (earlier versions in `judgments/` only): {stats.get('judgments_changed', 0)}",
+        "- demonstrations: {written} written, {rewrite} rewrites".format(**stats.get("demonstrations", {"written": 0, "rewrite": 0})),
         "",
         "## Agreement",
         "",

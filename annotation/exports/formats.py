@@ -34,7 +34,7 @@ CHUNK_CHARS = 2 << 20
 # (its shape depends on the kind; a string keeps one schema for every kind).
 JUDGMENT_FIELDS = (
     "item_id", "project", "prompt", "candidates", "kind", "value", "rater", "source", "ai_model",
-    "display_order", "duration_ms", "rationale", "created_at",
+    "display_order", "duration_ms", "rationale", "created_at", "version", "latest",
 )
 
 JUDGMENT_LINE = "{" + ", ".join(f'"{name}": %s' for name in JUDGMENT_FIELDS) + "}\n"
@@ -66,7 +66,9 @@ def schemas(*, chat: bool, with_margin: bool) -> dict:
     return {
         "preference": pa.schema(preference),
         "unpaired": pa.schema([("prompt", text), ("completion", text), ("label", pa.bool_())]),
-        "sft": pa.schema([("prompt", text), ("completion", text)]),
+        # source: agreed_best (the raters' best candidate), written (a rater's own response)
+        # or rewrite (a rater's edit of a candidate).
+        "sft": pa.schema([("prompt", text), ("completion", text), ("source", pa.string())]),
         "judgments": pa.schema(
             [
                 ("item_id", pa.string()),
@@ -82,6 +84,10 @@ def schemas(*, chat: bool, with_margin: bool) -> dict:
                 ("duration_ms", pa.int64()),
                 ("rationale", pa.string()),
                 ("created_at", pa.string()),
+                # A rater may change an answer (My work): every version is a row, the newest
+                # one has latest = true, and only that one feeds the other formats.
+                ("version", pa.int64()),
+                ("latest", pa.bool_()),
             ]
         ),
     }
@@ -183,8 +189,8 @@ class SnapshotWriter:
         line = f'{{"prompt": {prompt_json}, "completion": {completion_json}, "label": {"true" if label else "false"}}}\n'
         self.outputs[("unpaired", split)].write(line)
 
-    def sft(self, split: str, prompt_json: str, completion_json: str) -> None:
-        self.outputs[("sft", split)].write(f'{{"prompt": {prompt_json}, "completion": {completion_json}}}\n')
+    def sft(self, split: str, prompt_json: str, completion_json: str, source: str = "agreed_best") -> None:
+        self.outputs[("sft", split)].write(f'{{"prompt": {prompt_json}, "completion": {completion_json}, "source": "{source}"}}\n')
 
     def judgment(self, split: str, encoded: tuple[str, ...]) -> None:
         """`encoded`: the JSON text of each of JUDGMENT_FIELDS, in order."""

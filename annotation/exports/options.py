@@ -43,6 +43,11 @@ class SnapshotOptions:
     keep_gold: bool = False
     # Judgments of paused raters (gold accuracy too low, or paused by a manager) stay out.
     exclude_paused: bool = True
+    # Items a manager adjudicated (annotation.adjudication) take the manager's final answer in
+    # place of the raters' judgments and their consensus.
+    use_adjudicated: bool = False
+    # Demonstrations raters wrote (sft rows, and rewrite > original pairs in preference).
+    keep_demonstrations: bool = True
     test_share: float = 0.1
     seed: int = 0
 

@@ -414,9 +414,10 @@ def parse_record(record: dict, *, project, as_judgments: bool = False, trl_only:
             raise LineError("as_judgments", "only preference records (chosen/rejected) carry a label to import")
         preference = None
 
-    expected = project.candidates_per_item
-    if expected is not None and len(responses) != expected:
-        raise LineError("responses", f"this {project.kind} project needs {expected} responses per item, got {len(responses)}")
+    low, high = project.candidates_range
+    if not low <= len(responses) <= (high or len(responses)):
+        needs = f"{low}" if low == high else f"{low} to {high}" if high else f"at least {low}"
+        raise LineError("responses", f"this {project.kind} project needs {needs} responses per item, got {len(responses)}")
 
     raw_id = record.get("id")
     if raw_id is None or raw_id == "":

@@ -62,6 +62,10 @@ class Judgment(models.Model):
     # For gold items: whether the answer matched the expected one.
     gold_correct = models.BooleanField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # My work: a rater may change their answer within the project's edit window. This row
+    # always holds the latest version (what snapshots use); earlier ones are JudgmentRevision rows.
+    version = models.PositiveSmallIntegerField(default=1)
+    changed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -73,3 +77,57 @@ class Judgment(models.Model):
             models.Index(fields=["rater", "project", "created_at"], name="judgment_rater_idx"),
             models.Index(fields=["item", "source"], name="judgment_item_idx"),
         ]
+
+
+class JudgmentRevision(models.Model):
+    """An earlier version of a judgment, kept when the rater changed it (the raw `judgments`
+    export lists it beside the latest version)."""
+
+    judgment = models.ForeignKey(Judgment, on_delete=models.CASCADE, related_name="revisions")
+    version = models.PositiveSmallIntegerField()
+    value = models.JSONField()
+    rationale = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    # When this version was given, and when it was replaced.
+    given_at = models.DateTimeField()
+    replaced_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["judgment_id", "version"]
+        constraints = [models.UniqueConstraint(fields=["judgment", "version"], name="judgment_revision_unique_version")]
+
+
+class Demonstration(models.Model):
+    """A response a rater wrote for an item (SFT data): from scratch, or by rewriting a
+    candidate, whose position and text at the time are kept beside the rewrite."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="demonstration_set")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="demonstrations")
+    rater = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="demonstrations")
+    text = models.TextField()
+    # None: written from scratch. Otherwise the candidate that was rewritten, and its text then.
+    source_position = models.PositiveSmallIntegerField(null=True, blank=True)
+    source_text = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "rater"], name="demonstration_unique_item_rater")]
+        indexes = [models.Index(fields=["project", "item"], name="demonstration_project_idx")]
+
+    @property
+    def is_rewrite(self) -> bool:
+        return self.source_position is not None
+
+
+class Adjudication(models.Model):
+    """A manager's final answer for an item whose raters disagreed; snapshots may use it in
+    place of the raters' consensus."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="adjudications")
+    item = models.OneToOneField(Item, on_delete=models.CASCADE, related_name="adjudication")
+    # Canonical value of the project's kind (annotation.kinds).
+    value = models.JSONField()
+    note = models.TextField(blank=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    decided_at = models.DateTimeField(auto_now=True)

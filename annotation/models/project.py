@@ -28,12 +28,25 @@ class Project(models.Model):
     allow_both_bad = models.BooleanField(default=True, help_text="Binary: raters may answer 'both bad'.")
     likert_points = models.PositiveSmallIntegerField(default=7, validators=[MinValueValidator(3), MaxValueValidator(11)])
     likert_labels = models.JSONField(default=list, blank=True, help_text="Optional label per point, from 'A much better' to 'B much better'.")
-    ranking_k = models.PositiveSmallIntegerField(default=4, validators=[MinValueValidator(2), MaxValueValidator(10)])
+    # A ranking project takes items with ranking_min_k..ranking_k responses each (real data has
+    # 2 to 9 replies per prompt); ranking_k, the largest K, keeps its name for the API's sake.
+    ranking_k = models.PositiveSmallIntegerField(default=4, validators=[MinValueValidator(2), MaxValueValidator(10)], help_text="Ranking: the most responses an item may have.")
+    ranking_min_k = models.PositiveSmallIntegerField(default=2, validators=[MinValueValidator(2), MaxValueValidator(10)], help_text="Ranking: the fewest responses an item may have.")
     ranking_allow_ties = models.BooleanField(default=False)
     rating_min = models.SmallIntegerField(default=1)
     rating_max = models.SmallIntegerField(default=5)
     rating_threshold = models.SmallIntegerField(default=4, help_text="A rating at or above this is 'good'.")
     rating_labels = models.JSONField(default=list, blank=True, help_text="Optional label per score, lowest first.")
+
+    class Demonstrations(models.TextChoices):
+        OFF = "off", "Off"
+        ALONGSIDE = "alongside", "Alongside the judgment"
+        INSTEAD = "instead", "Alongside or instead of the judgment"
+
+    # Demonstrations (SFT data): raters write a response, or rewrite the best candidate.
+    demonstrations = models.CharField(max_length=16, choices=Demonstrations.choices, default=Demonstrations.OFF, help_text="Raters may write a response of their own (W), alongside or instead of their judgment.")
+    # My work: how long after submitting a rater may still change a judgment (a new version).
+    edit_window_minutes = models.PositiveIntegerField(default=60, validators=[MaxValueValidator(60 * 24 * 365)], help_text="Minutes after submitting during which a rater may change their judgment (0: never).")
 
     overlap = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1), MaxValueValidator(50)], help_text="Distinct raters per item.")
     lease_seconds = models.PositiveIntegerField(default=600, validators=[MinValueValidator(30)], help_text="How long a rater holds an item before it returns to the pool.")
@@ -70,12 +83,18 @@ class Project(models.Model):
 
     @property
     def candidates_per_item(self) -> int | None:
-        """How many candidates an item must have, or None when any number >= 1 is fine."""
+        """How many candidates an item must have when the kind fixes one number, else None."""
+        low, high = self.candidates_range
+        return low if low == high else None
+
+    @property
+    def candidates_range(self) -> tuple[int, int | None]:
+        """(fewest, most) candidates an item may have; most is None when unbounded."""
         if self.kind in (Kind.BINARY, Kind.LIKERT):
-            return 2
+            return 2, 2
         if self.kind == Kind.RANKING:
-            return self.ranking_k
-        return None
+            return min(self.ranking_min_k, self.ranking_k), self.ranking_k
+        return 1, None
 
 
 class Membership(models.Model):

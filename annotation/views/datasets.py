@@ -39,6 +39,9 @@ class SnapshotForm(forms.Form):
     keep_both_bad = forms.BooleanField(required=False, initial=_defaults.keep_both_bad, label="Keep 'both bad'")
     keep_gold = forms.BooleanField(required=False, initial=_defaults.keep_gold, label="Keep gold items")
     include_paused = forms.BooleanField(required=False, label="Include paused raters")
+    use_adjudicated = forms.BooleanField(required=False, initial=_defaults.use_adjudicated, label="Use adjudicated answers where set",
+                                         help_text="A manager's final answer replaces the raters' judgments of that item.")
+    leave_out_demonstrations = forms.BooleanField(required=False, label="Leave out demonstrations raters wrote")
     test_share = forms.FloatField(min_value=0, max_value=0.99, initial=_defaults.test_share)
     seed = forms.IntegerField(initial=_defaults.seed)
     extra_projects = forms.MultipleChoiceField(required=False, label="Also include projects", choices=())
@@ -60,6 +63,8 @@ class SnapshotForm(forms.Form):
             "keep_both_bad": data["keep_both_bad"],
             "keep_gold": data["keep_gold"],
             "exclude_paused": not data["include_paused"],
+            "use_adjudicated": data["use_adjudicated"],
+            "keep_demonstrations": not data["leave_out_demonstrations"],
             "test_share": data["test_share"],
             "seed": data["seed"],
         }

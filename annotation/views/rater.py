@@ -30,6 +30,7 @@ from annotation.assignment import RaterPaused, assignment_skip, lease_next
 from annotation.judgments import LeaseLost, judgment_submit
 from annotation.labelling import item_context, value_from_form
 from annotation.models import Assignment, Membership, Project
+from annotation.my_work import skipped_count
 from annotation.progress import rater_progress
 from annotation.selectors import assignment_get_for_rater, labelling_project_get
 from annotation.submission import Submission, parse_submission
@@ -49,10 +50,25 @@ def _stage(request: HttpRequest, project: Project, membership: Membership | None
     return {"state": "item", **item_context(project=project, assignment=assignment)}
 
 
+def _progress(request: HttpRequest, project: Project, stage: dict) -> dict:
+    """The rater's progress as the page shows it beside `stage`. The count of what is left is
+    an estimate from counters (annotation.progress); the lease is the truth, so the two never
+    contradict each other on screen: "All done" shows 0 left (slots other raters hold are
+    named on the card instead), an item on screen at least 1."""
+    progress = rater_progress(project=project, rater=request.user)
+    if stage["state"] == "item":
+        progress["remaining"] = max(1, progress["remaining"])
+    elif stage["state"] == "done":
+        stage["held_by_others"] = progress["remaining"]
+        progress["remaining"] = 0
+    return progress
+
+
 def _stage_payload(request: HttpRequest, project: Project, membership: Membership | None) -> dict:
     stage = _stage(request, project, membership)
+    progress = _progress(request, project, stage)
     html = render_to_string("annotation/_label_stage.html", {"project": project, **stage}, request=request)
-    payload = {"state": stage["state"], "html": html, "progress": rater_progress(project=project, rater=request.user)}
+    payload = {"state": stage["state"], "html": html, "progress": progress}
     if stage["state"] == "item":
         payload["assignment"] = stage["assignment"].id
         payload["display_order"] = stage["assignment"].display_order
@@ -94,11 +110,8 @@ def _parse_submission(request: HttpRequest, project: Project, assignment: Assign
 @require_GET
 def label_page(request: HttpRequest, slug: str) -> HttpResponse:
     project, membership = labelling_project_get(user=request.user, slug=slug)
-    context = {
-        "project": project,
-        "progress": rater_progress(project=project, rater=request.user),
-        **_stage(request, project, membership),
-    }
+    stage = _stage(request, project, membership)
+    context = {"project": project, "progress": _progress(request, project, stage), "skipped": skipped_count(project=project, rater=request.user), **stage}
     return render(request, "annotation/label.html", context)
 
 

@@ -46,7 +46,7 @@ def _trained(trainer) -> float:
 def test_it_loads_every_format_as_jsonl_and_parquet_alike(make_project, add_items, member):
     folder = _snapshot(make_project, add_items, member, chat=True)
     for fmt, columns in {"preference": {"prompt", "chosen", "rejected"}, "unpaired": {"prompt", "completion", "label"},
-                         "sft": {"prompt", "completion"}}.items():
+                         "sft": {"prompt", "completion", "source"}}.items():
         jsonl, parquet = _load(folder, fmt), _load(folder, fmt, "parquet")
         assert set(jsonl["train"].column_names) == columns
         assert jsonl["train"].to_list() == parquet["train"].to_list()

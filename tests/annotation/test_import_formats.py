@@ -193,10 +193,10 @@ def test_it_skips_the_same_content_twice_without_ids(project):
 
 
 def test_it_validates_candidate_counts_against_the_project_kind(make_project):
-    ranking = make_project(Kind.RANKING, ranking_k=4)
+    ranking = make_project(Kind.RANKING, ranking_k=4, ranking_min_k=3)
     with pytest.raises(ImportFailed) as failed:
         run(ranking, jsonl({"prompt": "q", "chosen": "a", "rejected": "b"}))
-    assert failed.value.errors[0]["field"] == "responses" and "needs 4 responses" in failed.value.errors[0]["message"]
+    assert failed.value.errors[0]["field"] == "responses" and "needs 3 to 4 responses" in failed.value.errors[0]["message"]
     rating = make_project(Kind.RATING)
     assert run(rating, jsonl({"id": "one", "prompt": "q", "responses": ["a"]}, {"id": "three", "prompt": "q", "responses": ["a", "b", "c"]})).items_created == 2
 

@@ -214,7 +214,7 @@ def test_it_stores_a_double_submit_once(client_for, member, project, add_items):
     assert Item.objects.get(id=Judgment.objects.get().item_id).judgment_count == 1
 
 
-def test_it_skips_an_item_and_never_shows_it_to_that_rater_again(client_for, member, project, add_items):
+def test_it_skips_an_item_and_shows_it_again_at_the_end_of_the_queue(client_for, member, project, add_items):
     add_items(project, 2)
     client = client_for(member)
     first = next_item(client, project)
@@ -222,9 +222,11 @@ def test_it_skips_an_item_and_never_shows_it_to_that_rater_again(client_for, mem
     body = response.json()
     assert response.status_code == 200 and body["skipped"] is True
     assert body["next"]["state"] == "item" and body["next"]["assignment"] != first["assignment"]
-    submit(client, project, body["next"]["assignment"], {"value": {"winner": 1}, "client_key": "x"})
-    assert next_item(client, project)["state"] == "done"
     assert Assignment.objects.get(id=first["assignment"]).status == Assignment.Status.SKIPPED
+    back = submit(client, project, body["next"]["assignment"], {"value": {"winner": 1}, "client_key": "x"}).json()["next"]
+    assert back["state"] == "item" and back["assignment"] == first["assignment"] and back["progress"]["remaining"] == 1
+    done = submit(client, project, back["assignment"], {"value": {"winner": 0}, "client_key": "y"}).json()["next"]
+    assert done["state"] == "done" and done["progress"]["remaining"] == 0
 
 
 def test_it_tells_the_rater_when_nothing_is_left(client_for, member, project):

@@ -58,6 +58,8 @@ MANAGER_ONLY = {
     "training:run-cancel",
     "training-run-cancel",
     "api-selection-refresh",
+    "annotation:adjudication",
+    "annotation:adjudication-item",
 }
 RESEARCHER_UP = {
     "annotation:dataset-list",

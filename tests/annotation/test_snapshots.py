@@ -138,7 +138,7 @@ def test_it_turns_rankings_into_pairs_and_the_top_tier_into_sft(make_project, ad
         ("Answer 2 to p-00000", "Answer 1 to p-00000", 2.0),
         ("Answer 0 to p-00000", "Answer 1 to p-00000", 1.0),
     }
-    assert rows(snapshot, "sft", "train") == [{"prompt": "Question 0?", "completion": "Answer 2 to p-00000"}]
+    assert rows(snapshot, "sft", "train") == [{"prompt": "Question 0?", "completion": "Answer 2 to p-00000", "source": "agreed_best"}]
     unpaired = rows(snapshot, "unpaired", "train")
     assert {(r["completion"], r["label"]) for r in unpaired} == {("Answer 2 to p-00000", True), ("Answer 1 to p-00000", False)}
 
@@ -164,7 +164,7 @@ def test_it_combines_judgments_by_majority_and_drops_low_agreement(make_project,
     snapshot = build(project, test_share=0.0)
     assert len(rows(snapshot, "preference", "train")) == 2
     # SFT needs the raters to agree: only the unanimous item.
-    assert rows(snapshot, "sft", "train") == [{"prompt": "Question 1?", "completion": "Answer 1 to p-00001"}]
+    assert rows(snapshot, "sft", "train") == [{"prompt": "Question 1?", "completion": "Answer 1 to p-00001", "source": "agreed_best"}]
     strict = build(project, test_share=0.0, min_agreement=0.9)
     assert len(rows(strict, "preference", "train")) == 1
     assert strict.manifest["judgments"]["items_below_min_agreement"] == 1

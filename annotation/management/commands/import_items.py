@@ -16,7 +16,7 @@ from django.db import transaction
 
 from annotation.importers import FORMATS, ImportFailed, import_path
 from annotation.kinds import Kind
-from annotation.models import Membership, Project, Role
+from annotation.models import Project
 
 
 class Command(BaseCommand):
@@ -35,9 +35,23 @@ class Command(BaseCommand):
         parser.add_argument("--kind", choices=Kind.values, help="Judgment kind of a project made by --create.")
         parser.add_argument("--name", help="Name of a project made by --create (default: the slug).")
         parser.add_argument("--owner", help="Username who becomes manager of a project made by --create.")
+        parser.add_argument("--min-k", type=int, help="Ranking project made by --create: fewest responses per item (default 2).")
+        parser.add_argument("--max-k", type=int, help="Ranking project made by --create: most responses per item (default 4).")
 
-    def handle(self, *args, paths, project: str, format: str | None, as_judgments: bool, create: bool, kind, name, owner, **options):
-        target = self._project(slug=project, create=create, kind=kind, name=name, owner=owner)
+    def handle(self, *args, paths, project: str, format: str | None, as_judgments: bool, create: bool, kind, name, owner, min_k=None, max_k=None, **options):
+        existed = Project.objects.filter(slug=project).exists()
+        target = self._project(slug=project, create=create, kind=kind, name=name, owner=owner, min_k=min_k, max_k=max_k)
+        try:
+            self._import(target, paths=paths, format=format, as_judgments=as_judgments)
+        except BaseException:
+            # A project this command made stays only if something went into it: a failed
+            # import (or Ctrl-C) must not leave an empty project behind.
+            if not existed and not target.items.exists():
+                target.delete()
+                self.stderr.write(f"removed project {target.slug}: nothing was imported into it")
+            raise
+
+    def _import(self, target: Project, *, paths, format: str | None, as_judgments: bool) -> None:
         failed = False
         for raw in paths:
             path = Path(raw)
@@ -62,7 +76,7 @@ class Command(BaseCommand):
         if failed:
             raise CommandError("some files were not imported")
 
-    def _project(self, *, slug: str, create: bool, kind, name, owner) -> Project:
+    def _project(self, *, slug: str, create: bool, kind, name, owner, min_k=None, max_k=None) -> Project:
         project = Project.objects.filter(slug=slug).first()
         if project is not None:
             if create and kind and project.kind != kind:
@@ -77,9 +91,17 @@ class Command(BaseCommand):
             user = get_user_model().objects.filter(username=owner).first()
             if user is None:
                 raise CommandError(f"no user {owner!r}")
-        with transaction.atomic():
-            project = Project.objects.create(slug=slug, name=name or slug, kind=kind, created_by=user)
-            if user is not None:
-                Membership.objects.create(project=project, user=user, role=Role.MANAGER)
+        from django.core.exceptions import ValidationError
+
+        from annotation.projects import project_create
+
+        fields = {"slug": slug, "name": name or slug, "kind": kind}
+        if kind == Kind.RANKING:
+            fields.update({k: v for k, v in (("ranking_min_k", min_k), ("ranking_k", max_k)) if v is not None})
+        try:
+            with transaction.atomic():
+                project = project_create(created_by=user, **fields)
+        except ValidationError as exc:
+            raise CommandError("; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())) from None
         self.stdout.write(f"created {kind} project {slug}" + (f" managed by {owner}" if owner else ""))
         return project

@@ -44,10 +44,11 @@ PROJECTS = {
     "demo-binary": (
         "Demo: which response is better?",
         Kind.BINARY,
-        {"overlap": 2, "allow_tie": True, "allow_both_bad": True, "gold_rate": 0.1, "lease_seconds": 600},
+        {"overlap": 2, "allow_tie": True, "allow_both_bad": True, "gold_rate": 0.1, "lease_seconds": 600, "demonstrations": "alongside"},
         (0, 3),
         "## Pick the better response\n\nTwo assistants answered the same prompt. Choose **A** or **B**, "
-        "**tie** when they are equally good, or **both bad** when neither is acceptable.\n",
+        "**tie** when they are equally good, or **both bad** when neither is acceptable. "
+        "When you can write a better answer than both, press **W**: rewrite the one you preferred (or start blank).\n",
     ),
     "demo-likert": (
         "Demo: how much better?",
