@@ -79,7 +79,7 @@ def test_it_lets_raters_and_managers_label_but_not_researchers_or_outsiders(api_
         assert len(lease["candidates"]) == 2 and lease["project"]["slug"] == project.slug
     # Researchers judge the raters' data; their own answers would mix into it (as on the web page).
     refused = api_for(researcher).post(next_url(project))
-    assert refused.status_code == 403 and "researcher" in refused.json()["detail"].lower()
+    assert refused.status_code == 403 and "needs the rater or manager role" in refused.json()["detail"]
     assert not Assignment.objects.filter(rater=researcher).exists()
     assert api_for(outsider).post(next_url(project)).status_code == 404
     assert api_for(None).post(next_url(project)).status_code in (401, 403)
