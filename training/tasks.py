@@ -19,3 +19,7 @@ def runs_check_stale() -> list[int]:
     from training.runs import runs_find_stale
 
     return runs_find_stale()
+
+
+# The AI judge's tasks live with it (training/judge/tasks.py); importing them registers them on workers.
+from training.judge import tasks as _judge_tasks  # noqa: E402,F401
