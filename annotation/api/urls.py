@@ -1,5 +1,5 @@
 """REST API. Each feature module under annotation/api/ owns its urlpatterns."""
-from annotation.api import datasets, items, projects, quality, rater
+from annotation.api import ai_agreement, datasets, items, projects, quality, rater
 
 urlpatterns = [
     *projects.urlpatterns,
@@ -7,4 +7,5 @@ urlpatterns = [
     *rater.urlpatterns,
     *datasets.urlpatterns,
     *quality.urlpatterns,
+    *ai_agreement.urlpatterns,
 ]

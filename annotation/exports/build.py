@@ -239,6 +239,9 @@ class _Stats:
         self.split_evenly = 0
         self.below_min_agreement = 0
         self.raters = 0
+        # Preference rows by where their answer came from: "human", "ai", "import", or a mix
+        # ("ai+human") when an item's consensus combined sources.
+        self.rows_by_source: dict[str, int] = {}
 
     def as_dict(self) -> dict:
         per_kind: dict[str, int] = {}
@@ -256,6 +259,7 @@ class _Stats:
             "mean_agreement_with_consensus": round(self.agreement_sum / self.items_multi, 4) if self.items_multi else None,
             "items_split_evenly": self.split_evenly,
             "items_below_min_agreement": self.below_min_agreement,
+            "preference_rows_by_source": dict(sorted(self.rows_by_source.items())),
         }
 
 
@@ -280,6 +284,7 @@ def _write_item(ctx: _Context, rows: list[tuple], cands: dict, ds_winner) -> Non
     shared = None
     split = None
     values = []
+    origins = []
     counts = stats.kind_source
     for (_, _, rater_id, j_kind, source, ai_model, value_raw, order_raw, duration, rationale, created_at, _, _) in rows:
         value_raw = raw_text(value_raw)
@@ -296,6 +301,7 @@ def _write_item(ctx: _Context, rows: list[tuple], cands: dict, ds_winner) -> Non
         key = (j_kind, source)
         counts[key] = counts.get(key, 0) + 1
         values.append(value)
+        origins.append(source)
         if created_at.__class__ is str:  # SQLite: "YYYY-MM-DD HH:MM:SS.ffffff", UTC
             created = f'"{created_at.replace(" ", "T")}{ctx.tz_suffix}"'
         else:
@@ -335,13 +341,15 @@ def _write_item(ctx: _Context, rows: list[tuple], cands: dict, ds_winner) -> Non
         stats.below_min_agreement += 1
         return
 
-    sources = values if opts.aggregation == NONE else [agreed.value]
-    for value in sources:
+    sources = list(zip(values, origins)) if opts.aggregation == NONE else [(agreed.value, "+".join(sorted(set(origins))))]
+    by_source = stats.rows_by_source
+    for value, origin in sources:
         for pair in kinds.comparisons(kind, value):
             chosen, rejected = completion(pair.chosen), completion(pair.rejected)
             if chosen is None or rejected is None:
                 continue
             writer.preference(split, p_json, chosen, rejected, pair.strength if with_margin else None)
+            by_source[origin] = by_source.get(origin, 0) + 1
         for position, label in kinds.unpaired_labels(kind, value, rating_threshold=project.rating_threshold):
             found = completion(position)
             if found is not None:
