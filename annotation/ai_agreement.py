@@ -23,6 +23,7 @@ from collections import Counter, defaultdict
 from itertools import combinations
 
 import numpy as np
+from django.db.models import Q
 
 from annotation.kinds import Kind
 from annotation.models import Candidate, Item, Judgment, Project
@@ -30,6 +31,7 @@ from annotation.models import Candidate, Item, Judgment, Project
 MIN_UNITS = 5  # fewer shared units than this: no kappa (too noisy to show)
 RESAMPLES, RESAMPLES_LARGE, LARGE = 1000, 200, 5000
 DISAGREEMENTS = 20
+IMPORTED = 0  # the pseudo-rater of imported labels (no user has id 0)
 
 
 def unit_labels(project: Project, value: dict) -> dict[tuple, str]:
@@ -119,16 +121,21 @@ def ai_human_agreement(*, project: Project, seed: int = 0, disagreements: int = 
     if not ai_rows:
         return result
     ai_items = {r[0] for r in ai_rows}
+    # Labels imported with the items (source `import`, no rater: e.g. a TRL preference file) count
+    # as human, as in snapshots; they appear as one pseudo-rater, "(imported labels)".
     human = (
-        Judgment.objects.filter(project=project, source=Judgment.Source.HUMAN, kind=project.kind, rater__isnull=False, item_id__in=ai_items)
+        Judgment.objects.filter(project=project, kind=project.kind, item_id__in=ai_items)
+        .filter(Q(source=Judgment.Source.HUMAN, rater__isnull=False) | Q(source=Judgment.Source.IMPORT))
         .order_by("item_id", "id")
         .values_list("item_id", "rater_id", "value", "rater__username")
     )
     # (item, unit) -> {rater: label}
     human_units: dict[tuple, dict[int, str]] = defaultdict(dict)
     human_values: dict[int, list[tuple[str, dict]]] = defaultdict(list)
-    names: dict[int, str] = {}
+    names: dict[int, str] = {IMPORTED: "(imported labels)"}
     for item_id, rater_id, value, username in human:
+        rater_id = IMPORTED if rater_id is None else rater_id
+        username = username or names[IMPORTED]
         names[rater_id] = username
         human_values[item_id].append((username, value))
         for unit, label in unit_labels(project, value).items():

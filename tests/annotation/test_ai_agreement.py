@@ -154,3 +154,13 @@ def test_it_counts_ai_rows_in_snapshots_only_when_asked_and_says_so_on_the_card(
     # Majority over human + AI: the six contradicted items are 2 humans against 1 AI, rows of mixed origin.
     mixed = _build(project, sources=["human", "ai"])
     assert mixed.manifest["judgments"]["preference_rows_by_source"] == {"ai+human": 30}
+
+
+def test_it_counts_imported_labels_as_human_under_one_pseudo_rater(make_project, add_items):
+    project = make_project(Kind.BINARY)
+    items = add_items(project, 6)
+    for i, item in enumerate(items):
+        Judgment.objects.create(project=project, item=item, rater=None, kind="binary", source="import", value={"winner": 0})
+        ai(project, item, {"winner": 0 if i < 3 else 1})
+    judge = ai_human_agreement(project=project)["judges"][0]
+    assert judge["vs_consensus"]["agreement"] == 0.5 and [r["username"] for r in judge["vs_raters"]] == ["(imported labels)"]

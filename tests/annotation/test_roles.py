@@ -43,6 +43,8 @@ MANAGER_ONLY = {
     "api-project-members",
     "api-project-member",
     "api-item-import",
+    "training:judge-start",
+    "training:judge-principles",
 }
 RESEARCHER_UP = {
     "annotation:dataset-list",
@@ -50,6 +52,9 @@ RESEARCHER_UP = {
     "api-project-statistics",
     "api-dataset-list",
     "api-quality",
+    "api-quality-ai",
+    "training:judge",
+    "training-judge-jobs",
 }
 
 
