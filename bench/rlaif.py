@@ -147,6 +147,9 @@ def main() -> None:
                         help="Judge: |P - 0.5| at or below this is a tie (dropped from the training rows). 0: every pair gets the side its debiased probability leans to.")
     parser.add_argument("--trainer", choices=("probe", "run"), default="probe",
                         help="probe: a Bradley-Terry linear head on frozen MiniLM embeddings (CPU minutes); run: the reward recipe through run_create (full fine-tune; GPU).")
+    parser.add_argument("--judge-limit", type=int, default=0,
+                        help="Use only the first N train pairs (by id), e.g. to finish a run whose judge was cancelled: rerun with the same --data-dir"
+                             " (the judge resumes, skipping answered pairs) and the pairs past N are left out of every condition.")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (1 is fastest on a crowded CPU: no spinning).")
     parser.add_argument("--pairs", default=str(HH), help="The HH-RLHF file (gzip JSONL of chosen/rejected transcripts).")
     parser.add_argument("--data-dir", default="", help="Data folder (default: a fresh temporary one).")
@@ -196,6 +199,10 @@ def main() -> None:
     # 2. The AI judge.
     t = time.monotonic()
     judge_model = model_register_smollm2()
+    if args.judge_limit:
+        keep = list(train.items.order_by("id").values_list("id", flat=True)[: args.judge_limit])
+        train.items.exclude(id__in=keep).delete()  # a throwaway database: every condition sees the same pairs
+        figures["train_pairs"] = len(keep)
     job = judge_job_create(project=train, model=judge_model, created_by=owner, enqueue=False, tie_band=args.tie_band)
     judge_execute(job_id=job.pk, worker_name="rlaif-bench")
     job.refresh_from_db()
