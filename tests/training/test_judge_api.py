@@ -120,3 +120,26 @@ def test_its_command_runs_a_judge_here_and_resumes_when_run_again(make_project, 
     assert "3/3 items, 1 judgments stored" in capsys.readouterr().out
     with pytest.raises(CommandError, match="--model"):
         call_command("judge_project", "--project", project.slug, "--model", "nope")
+
+
+def test_it_requeues_a_silent_job_and_fails_it_after_its_attempts(job, settings, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from training.judge.job import judge_claim
+    from training.judge.services import judge_jobs_find_stale
+
+    assert judge_claim(job_id=job.pk, worker_name="w1") == 1
+    assert judge_claim(job_id=job.pk, worker_name="w2") is None  # alive: nobody else takes it
+    old = timezone.now() - timedelta(seconds=settings.ARBITER_RUN_STALE_SECONDS + 5)
+    JudgeJob.objects.filter(pk=job.pk).update(heartbeat_at=old)
+    with django_capture_on_commit_callbacks() as queued:
+        assert judge_jobs_find_stale() == [job.pk]
+    assert len(queued) == 1
+    job.refresh_from_db()
+    assert job.status == "queued"
+    JudgeJob.objects.filter(pk=job.pk).update(status="running", attempts=3, heartbeat_at=old)
+    assert judge_jobs_find_stale() == []
+    job.refresh_from_db()
+    assert job.status == "failed" and "went silent" in job.error
