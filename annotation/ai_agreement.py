@@ -85,7 +85,7 @@ def compare(pairs: list[tuple[int, str, str]], *, seed: int = 0) -> dict:
     conf = per_item.sum(axis=0).reshape(C, C)
     agreement = np.trace(conf) / conf.sum()
     n_units = len(pairs)
-    out = {"units": n_units, "items": int(len(items)), "agreement": _round(agreement), "kappa": None, "agreement_ci": None, "kappa_ci": None}
+    out = {"units": n_units, "items": len(items), "agreement": _round(agreement), "kappa": None, "agreement_ci": None, "kappa_ci": None}
     if n_units >= MIN_UNITS:
         out["kappa"] = _round(kappa_from_confusion(conf))
     if len(items) >= 2:

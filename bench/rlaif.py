@@ -167,14 +167,13 @@ def main() -> None:
     from annotation.exports import snapshot_create
     from annotation.exports.build import snapshot_build
     from annotation.models import Project
+    from training.judge import prompts
     from training.judge.job import judge_execute
     from training.judge.services import judge_job_create
     from training.models import TrainingRun
     from training.registry import model_register_minilm, model_register_smollm2
     from training.runs import run_create
     from training.scoring import score
-
-    from training.judge import prompts
 
     if args.prompt_chars:
         prompts.PROMPT_CHARS = args.prompt_chars

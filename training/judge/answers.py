@@ -76,7 +76,7 @@ def likert_value(expected: float, *, points: int) -> dict | None:
     centre = (points - 1) / 2.0
     if abs(expected - centre) < 1e-9:
         return {"winner": TIE, "strength": 0} if points % 2 else None
-    index = min(points - 1, max(0, int(math.floor(expected + 0.5))))
+    index = min(points - 1, max(0, math.floor(expected + 0.5)))
     if points % 2 and index == centre:
         return {"winner": TIE, "strength": 0}
     half = likert_half(points)
@@ -119,7 +119,7 @@ def rating_expected(q: list[float], *, low: int) -> float:
 
 
 def rating_value(expected: list[float], *, low: int, high: int) -> dict:
-    return {"scores": [min(high, max(low, int(math.floor(e + 0.5)))) for e in expected]}
+    return {"scores": [min(high, max(low, math.floor(e + 0.5))) for e in expected]}
 
 
 def pairs_of(n: int) -> list[tuple[int, int]]:
@@ -155,7 +155,7 @@ class BiasTally:
         }
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> "BiasTally":
+    def from_dict(cls, data: dict | None) -> BiasTally:
         data = data or {}
         return cls(first_sum=float(data.get("first_sum", 0.0)), pairs=int(data.get("pairs", 0)), flipped=int(data.get("flipped", 0)), answers=dict(data.get("answers") or {}))
 

@@ -152,7 +152,7 @@ def judge_execute(*, job_id: int, worker_name: str, judge=None) -> str:
     except JobLost:
         log.warning("judge job %s: another worker owns it now; stopping", job_id)
         return "lost"
-    except Exception as exc:  # noqa: BLE001 - the row must say why the job stopped
+    except Exception as exc:
         log.exception("judge job %s failed", job_id)
         message = str(exc) if isinstance(exc, (JudgeError, kinds.InvalidValue)) else f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"
         _fenced(job_id, attempt).update(status=Status.FAILED, error=message[:5000], finished_at=timezone.now())

@@ -18,7 +18,13 @@ from annotation.models import Role
 from annotation.selectors import project_get_for_user
 from training.judge import prompts
 from training.judge.models import JudgeError
-from training.judge.selectors import judge_job_get_for_user, judge_job_state, judge_jobs_of_project, judge_model_find, judge_models_for_user
+from training.judge.selectors import (
+    judge_job_get_for_user,
+    judge_job_state,
+    judge_jobs_of_project,
+    judge_model_find,
+    judge_models_for_user,
+)
 from training.judge.services import judge_job_cancel, judge_job_create, judge_job_resume
 from training.models import JudgeJob
 
