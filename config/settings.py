@@ -277,6 +277,8 @@ ARBITER_RUN_MAX_ATTEMPTS = env_int("ARBITER_RUN_MAX_ATTEMPTS", 3, minimum=1)
 # Beat (the default worker runs with -B) looks for silent runs every minute; the task goes to `default`.
 CELERY_BEAT_SCHEDULE = {
     "training-runs-check-stale": {"task": "training.tasks.runs_check_stale", "schedule": 60.0},
+    # AI judge jobs whose worker went silent (training/judge/services.py).
+    "training-judge-jobs-check-stale": {"task": "training.tasks.judge_jobs_check_stale", "schedule": 60.0},
     # Imports whose process died (annotation/importers/liveness.py).
     "annotation-imports-recover": {"task": "annotation.imports_recover", "schedule": 60.0},
 }

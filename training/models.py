@@ -101,3 +101,54 @@ class SnapshotForTraining(DatasetSnapshot):
         proxy = True
         verbose_name = "snapshot to train on"
         verbose_name_plural = "snapshots to train on"
+
+
+class JudgeJob(models.Model):
+    """An AI judge over a project (RLAIF): one registered model answers the project's items like a
+    rater. The row is the truth, as for a run: status, heartbeat, cancel flag, progress. Its
+    checkpoint is the judgments themselves (one per item, judge and template; unique), so a
+    resumed job simply skips the items it has already answered (training/judge/job.py)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="judge_jobs")
+    model = models.ForeignKey(ModelArtifact, on_delete=models.PROTECT, related_name="judge_jobs")
+    template_name = models.CharField(max_length=40, default="default")
+    # The prompt before the item, as the judge saw it (template + instructions + principles), and
+    # its key ("name@sha"), which every judgment of this job carries in Judgment.ai_template.
+    template_text = models.TextField(blank=True)
+    template_key = models.CharField(max_length=80, blank=True)
+    config = models.JSONField(default=dict, blank=True, help_text="limit, tie_band, batch_size, max_length.")
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    cancel_requested = models.BooleanField(default=False)
+    worker = models.CharField(max_length=200, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    total = models.PositiveIntegerField(default=0, help_text="Items to judge.")
+    done = models.PositiveIntegerField(default=0, help_text="Items answered or found answered.")
+    stored = models.PositiveIntegerField(default=0, help_text="Judgments this job stored.")
+    undecided = models.PositiveIntegerField(default=0, help_text="Items the judge could not decide (an exact split where no tie is allowed).")
+    result = models.JSONField(default=dict, blank=True, help_text="Position bias and answer counts.")
+    error = models.TextField(blank=True)
+
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="judgejob_stale_idx")]
+
+    def __str__(self) -> str:
+        return f"judge job {self.pk} ({self.model.name if self.model_id else '?'})"
+
+    @property
+    def percent(self) -> float:
+        return round(100.0 * self.done / self.total, 1) if self.total else 0.0

@@ -27,3 +27,7 @@ def selection_score(project_id: int) -> str:
     from training.selection_job import priorities_score
 
     return priorities_score(project_id=project_id)
+
+
+# The AI judge's tasks live with it (training/judge/tasks.py); importing them registers them on workers.
+from training.judge import tasks as _judge_tasks  # noqa: E402,F401

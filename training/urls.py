@@ -1,4 +1,5 @@
 """Browser pages of the training app. Each module under training/views/ owns its urlpatterns."""
+from training.judge import views as judge_views
 from training.views import models, runs
 
 app_name = "training"
@@ -6,4 +7,5 @@ app_name = "training"
 urlpatterns = [
     *runs.urlpatterns,
     *models.urlpatterns,
+    *judge_views.urlpatterns,
 ]

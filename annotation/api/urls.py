@@ -1,5 +1,5 @@
 """REST API. Each feature module under annotation/api/ owns its urlpatterns."""
-from annotation.api import datasets, items, projects, quality, rater, selection
+from annotation.api import ai_agreement, datasets, items, projects, quality, rater, selection
 
 urlpatterns = [
     *projects.urlpatterns,
@@ -8,4 +8,5 @@ urlpatterns = [
     *datasets.urlpatterns,
     *quality.urlpatterns,
     *selection.urlpatterns,
+    *ai_agreement.urlpatterns,
 ]

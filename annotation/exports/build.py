@@ -258,6 +258,9 @@ class _Stats:
         self.adjudicated = 0
         self.changed = 0
         self.demonstrations = {"written": 0, "rewrite": 0}
+        # Preference rows by where their answer came from: "human", "ai", "import", or a mix
+        # ("ai+human") when an item's consensus combined sources.
+        self.rows_by_source: dict[str, int] = {}
 
     def as_dict(self) -> dict:
         per_kind: dict[str, int] = {}
@@ -278,6 +281,7 @@ class _Stats:
             "items_adjudicated": self.adjudicated,
             "judgments_changed": self.changed,
             "demonstrations": dict(self.demonstrations),
+            "preference_rows_by_source": dict(sorted(self.rows_by_source.items())),
         }
 
 
@@ -305,6 +309,7 @@ def _write_item(ctx: _Context, rows: list[tuple], cands: dict, ds_winner) -> Non
     shared = None
     split = None
     values = []
+    origins = []
     counts = stats.kind_source
     for (_, _, rater_id, j_kind, source, ai_model, value_raw, order_raw, duration, rationale, created_at, _, _, _, judgment_id, version) in rows:
         value_raw = raw_text(value_raw)
@@ -321,6 +326,7 @@ def _write_item(ctx: _Context, rows: list[tuple], cands: dict, ds_winner) -> Non
         key = (j_kind, source)
         counts[key] = counts.get(key, 0) + 1
         values.append(value)
+        origins.append(source)
         if created_at.__class__ is str:  # SQLite: "YYYY-MM-DD HH:MM:SS.ffffff", UTC
             created = f'"{created_at.replace(" ", "T")}{ctx.tz_suffix}"'
         else:
@@ -374,13 +380,20 @@ def _write_item(ctx: _Context, rows: list[tuple], cands: dict, ds_winner) -> Non
         stats.below_min_agreement += 1
         return
 
-    sources = values if opts.aggregation == NONE and adjudicated is None else [agreed.value]
-    for value in sources:
+    if adjudicated is not None:
+        sources = [(agreed.value, "adjudicated")]
+    elif opts.aggregation == NONE:
+        sources = list(zip(values, origins))
+    else:
+        sources = [(agreed.value, "+".join(sorted(set(origins))))]
+    by_source = stats.rows_by_source
+    for value, origin in sources:
         for pair in kinds.comparisons(kind, value):
             chosen, rejected = completion(pair.chosen), completion(pair.rejected)
             if chosen is None or rejected is None:
                 continue
             writer.preference(split, p_json, chosen, rejected, pair.strength if with_margin else None)
+            by_source[origin] = by_source.get(origin, 0) + 1
         for position, label in kinds.unpaired_labels(kind, value, rating_threshold=project.rating_threshold):
             found = completion(position)
             if found is not None:

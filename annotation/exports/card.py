@@ -61,6 +61,43 @@ def project_agreement(project) -> dict[str, Any] | None:
     return {k: summary[k] for k in AGREEMENT_FIELDS if summary.get(k) is not None} or None
 
 
+def _rows_by_source(stats: dict) -> str:
+    rows = stats.get("preference_rows_by_source") or {}
+    if not rows:
+        return "none"
+    return ", ".join(f"{k}: {v}" for k, v in rows.items()) + (" (a+b: the item's consensus combined both sources)" if any("+" in k for k in rows) else "")
+
+
+def ai_agreement_lines(projects, options) -> list[str]:
+    """AI–human agreement (annotation.ai_agreement) for every judge whose labels may be in the
+    snapshot: the reader must know how far the AI labels agree with people before training on them."""
+    if "ai" not in options.sources:
+        return []
+    from annotation.ai_agreement import project_ai_agreement
+
+    lines = ["", "## AI labels and their agreement with the raters", ""]
+    any_judge = False
+    for project in projects:
+        try:
+            figures = project_ai_agreement(project=project)
+        except Exception:  # noqa: BLE001 - a statistic is optional on the card
+            log.warning("AI agreement for %s failed", project.slug, exc_info=True)
+            continue
+        for judge in figures.get("judges", []):
+            any_judge = True
+            c = judge["vs_consensus"]
+            k_ci = f" [{c['kappa_ci'][0]}, {c['kappa_ci'][1]}]" if c.get("kappa_ci") else ""
+            a_ci = f" [{c['agreement_ci'][0]}, {c['agreement_ci'][1]}]" if c.get("agreement_ci") else ""
+            lines.append(
+                f"- {project.slug}: AI judge `{judge['ai_model']}` (template `{judge['ai_template']}`), {judge['ai_judgments']} judgments;"
+                f" against the human consensus on {c['units']} unit(s) of {c['items']} item(s): raw agreement {c['agreement']}{a_ci},"
+                f" Cohen's kappa {c['kappa']}{k_ci} (95% bootstrap intervals over items)"
+            )
+    if not any_judge:
+        lines.append("- no AI judgments in these projects")
+    return lines
+
+
 def _scalars(data: dict, prefix: str = "") -> list[tuple[str, Any]]:
     out = []
     for key, value in data.items():
@@ -129,6 +166,7 @@ def render_card(*, snapshot, projects, options, counts, stats, chat: bool, with_
         "",
         f"- judgments: {stats['total']} ({', '.join(f'{k}: {v}' for k, v in sorted(stats['per_kind'].items())) or 'none'})",
         f"- by source: {', '.join(f'{k}: {v}' for k, v in sorted(stats['per_source'].items())) or 'none'}",
+        f"- preference rows by source of their answer: {_rows_by_source(stats)}",
         f"- items: {stats['items']}; with several judgments: {stats['items_with_several_judgments']}",
         f"- raters (pseudonymous): {stats['raters']}",
         f"- items adjudicated by a manager and used: {stats.get('items_adjudicated', 0)}",
@@ -148,6 +186,7 @@ def render_card(*, snapshot, projects, options, counts, stats, chat: bool, with_
         if figures:
             lines.append(f"- {project.slug} (raters against each other, from the quality page): "
                          + ", ".join(f"{k} = {v}" for k, v in _scalars(figures)))
+    lines += ai_agreement_lines(projects, options)
     lines += ["", "## Instructions raters saw", ""]
     for project in projects:
         if len(projects) > 1:

@@ -59,6 +59,9 @@ class Judgment(models.Model):
     client_key = models.CharField(max_length=64, blank=True)
     # For AI feedback: which model judged.
     ai_model = models.CharField(max_length=200, blank=True)
+    # For AI feedback: which prompt template ("name@hash" of the full prompt text before the item:
+    # template, instructions, principles), so agreement can be measured per template.
+    ai_template = models.CharField(max_length=80, blank=True)
     # For gold items: whether the answer matched the expected one.
     gold_correct = models.BooleanField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -71,6 +74,8 @@ class Judgment(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["item", "rater"], condition=Q(source="human"), name="judgment_unique_human_item_rater"),
             models.UniqueConstraint(fields=["rater", "client_key"], condition=~Q(client_key=""), name="judgment_unique_client_key"),
+            # One answer per item from one judge with one template: a resumed judge job skips what is stored.
+            models.UniqueConstraint(fields=["item", "ai_model", "ai_template"], condition=Q(source="ai"), name="judgment_unique_ai_item_judge"),
         ]
         indexes = [
             models.Index(fields=["project", "id"], name="judgment_project_idx"),

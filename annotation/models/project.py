@@ -21,6 +21,8 @@ class Project(models.Model):
     slug = models.SlugField(max_length=80, unique=True)
     name = models.CharField(max_length=200)
     instructions = models.TextField(blank=True, help_text="Markdown shown to raters; one key away while labelling.")
+    # The AI judge's constitution (RLAIF): one principle per line, added to the instructions in its prompt.
+    principles = models.TextField(blank=True, help_text="AI judge: one principle per line (a constitution), added to the instructions in the judge's prompt.")
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.BINARY)
 
     # Kind settings. Only the ones of the project's kind matter; kinds.validate_settings checks them.

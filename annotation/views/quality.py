@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from annotation.ai_agreement import project_ai_agreement
 from annotation.gold import gold_settings_set, rater_pause, rater_unpause
 from annotation.leaderboard import project_leaderboard
 from annotation.models import Membership, Role
@@ -39,6 +40,7 @@ def quality_page(request: HttpRequest, slug: str) -> HttpResponse:
             "raters": quality["raters"],
             "leaderboard": leaderboard,
             "plots": list(plot_captions(quality).items()),
+            "ai": project_ai_agreement(project=project),
         },
     )
 

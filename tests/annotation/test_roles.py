@@ -60,6 +60,8 @@ MANAGER_ONLY = {
     "api-selection-refresh",
     "annotation:adjudication",
     "annotation:adjudication-item",
+    "training:judge-start",
+    "training:judge-principles",
 }
 RESEARCHER_UP = {
     "annotation:dataset-list",
@@ -77,6 +79,9 @@ RESEARCHER_UP = {
     "training-run-metrics",
     "training:model",
     "training-model",
+    "api-quality-ai",
+    "training:judge",
+    "training-judge-jobs",
 }
 
 _KWARG = re.compile(r"<(?:(\w+):)?(\w+)>|\(\?P<(\w+)>[^)]*\)")

@@ -1,7 +1,9 @@
 """Training API under /api/training/. Each module under training/api/ owns its urlpatterns."""
 from training.api import models, runs
+from training.judge import api as judge_api
 
 urlpatterns = [
     *models.urlpatterns,
     *runs.urlpatterns,
+    *judge_api.urlpatterns,
 ]

@@ -1,0 +1,110 @@
+"""The judge job seen from the web process: create, cancel, find stale jobs. No torch here."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from annotation.kinds import Kind
+from annotation.models import Project
+from training.judge import answers, prompts
+from training.judge.models import JUDGE_KINDS, RM_KINDS, JudgeError
+from training.models import JudgeJob, ModelArtifact
+
+log = logging.getLogger(__name__)
+Status = JudgeJob.Status
+FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+MAX_ATTEMPTS = 3
+
+
+def judge_job_enqueue(*, job: JudgeJob) -> None:
+    from training.judge.tasks import judge_run
+
+    job_id = job.pk
+    transaction.on_commit(lambda: judge_run.apply_async(args=[job_id], queue="gpu"))
+
+
+def judge_job_create(
+    *,
+    project: Project,
+    model: ModelArtifact,
+    template_name: str = "default",
+    limit: int | None = None,
+    tie_band: float = answers.DEFAULT_TIE_BAND,
+    created_by=None,
+    enqueue: bool = True,
+) -> JudgeJob:
+    """Validate and queue a judge over the project's items. Raises JudgeError naming the field."""
+    if model.kind not in JUDGE_KINDS:
+        raise JudgeError(f"model: {model.name} is a {model.get_kind_display().lower()}; a judge is a causal LM, a policy or a reward model")
+    if model.kind in RM_KINDS and project.kind == Kind.RATING:
+        raise JudgeError("model: a reward model gives relative scores, not points of a rating scale; judge a rating project with a causal LM")
+    if limit is not None and limit < 1:
+        raise JudgeError("limit: must be at least 1 (or empty for every item)")
+    if not 0.0 <= tie_band < 0.5:
+        raise JudgeError("tie_band: must be at least 0 and below 0.5")
+    try:
+        template = prompts.template_for(project, template_name)
+    except prompts.TemplateError as exc:
+        raise JudgeError(str(exc)) from exc
+    key = template.key if model.kind not in RM_KINDS else "reward-model"
+    with transaction.atomic():
+        job = JudgeJob.objects.create(
+            project=project,
+            model=model,
+            template_name=template.name if model.kind not in RM_KINDS else "reward-model",
+            template_text=template.text if model.kind not in RM_KINDS else "(a reward model reads no prompt template: it scores each response after the prompt)",
+            template_key=key,
+            config={"limit": limit, "tie_band": tie_band},
+            created_by=created_by,
+        )
+        if enqueue:
+            judge_job_enqueue(job=job)
+    return job
+
+
+def judge_job_cancel(*, job: JudgeJob) -> JudgeJob:
+    """A queued job is cancelled at once; a running one stops after its current batch (what it
+    stored stays; running it again later resumes where it stopped)."""
+    now = timezone.now()
+    with transaction.atomic():
+        if not JudgeJob.objects.filter(pk=job.pk, status=Status.QUEUED).update(status=Status.CANCELLED, cancel_requested=True, finished_at=now):
+            JudgeJob.objects.filter(pk=job.pk, status=Status.RUNNING).update(cancel_requested=True)
+    job.refresh_from_db()
+    return job
+
+
+def judge_job_resume(*, job: JudgeJob) -> JudgeJob:
+    """Queue a cancelled or failed job again: it skips the items it already answered."""
+    with transaction.atomic():
+        if JudgeJob.objects.filter(pk=job.pk, status__in=[Status.CANCELLED, Status.FAILED]).update(
+            status=Status.QUEUED, cancel_requested=False, attempts=0, error="", finished_at=None
+        ):
+            judge_job_enqueue(job=job)
+    job.refresh_from_db()
+    return job
+
+
+def judge_jobs_find_stale(*, now: datetime | None = None) -> list[int]:
+    """Running jobs whose worker went silent: queued again (they resume), or failed after MAX_ATTEMPTS."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.ARBITER_RUN_STALE_SECONDS)
+    stale = JudgeJob.objects.filter(status=Status.RUNNING).filter(Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff))
+    requeued = []
+    for job in stale:
+        same = JudgeJob.objects.filter(pk=job.pk, status=Status.RUNNING, heartbeat_at=job.heartbeat_at)
+        if job.cancel_requested:
+            same.update(status=Status.CANCELLED, finished_at=now)
+        elif job.attempts >= MAX_ATTEMPTS:
+            same.update(status=Status.FAILED, finished_at=now, error=f"worker {job.worker or '?'} went silent and the job has used all {job.attempts} attempts")
+        else:
+            with transaction.atomic():
+                if same.update(status=Status.QUEUED):
+                    judge_job_enqueue(job=job)
+                    requeued.append(job.pk)
+                    log.warning("judge job %s: worker %s went silent; queued again", job.pk, job.worker)
+    return requeued
