@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from annotation.models import Project, Role
+from annotation.models.project import SETTING_BOUNDS, _bounds
 from annotation.projects import PROJECT_FIELDS
 
 
@@ -54,6 +55,13 @@ class ProjectForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["slug"].required = False
+        # The model's bounds, checked by the form too (and shown as min/max on the inputs).
+        for name, (low, high) in SETTING_BOUNDS.items():
+            field = self.fields.get(name)
+            if field is not None:
+                field.min_value, field.max_value = low, high
+                field.validators.extend(validator for validator in _bounds(name) if validator not in field.validators)
+                field.widget.attrs.update({"min": low, "max": high})
 
     # Settings grouped on the page; each kind uses only its own group.
     GROUPS = (

@@ -15,8 +15,6 @@ do not label (403); outsiders learn nothing (404).
 """
 from __future__ import annotations
 
-import json
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -33,6 +31,7 @@ from annotation.models import Assignment, Membership, Project
 from annotation.progress import rater_progress
 from annotation.selectors import assignment_get_for_rater, labelling_project_get
 from annotation.submission import Submission, parse_submission
+from config import jsonlimits
 
 
 def _stage(request: HttpRequest, project: Project, membership: Membership | None) -> dict:
@@ -75,9 +74,9 @@ def _parse_submission(request: HttpRequest, project: Project, assignment: Assign
     the limits are annotation.submission's, the same as the API's."""
     if request.content_type == "application/json":
         try:
-            body = json.loads(request.body or b"{}")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise kinds.InvalidValue("body", f"not valid JSON ({exc})") from None
+            body = jsonlimits.loads(request.body or b"{}")
+        except jsonlimits.UnsafeJSON as exc:
+            raise kinds.InvalidValue(exc.field or "body", exc.message) from None
         return parse_submission(body)
     return parse_submission(
         {
@@ -143,6 +142,6 @@ def label_skip(request: HttpRequest, slug: str, assignment_id: int) -> HttpRespo
 urlpatterns = [
     path("projects/<slug:slug>/label/", label_page, name="label"),
     path("projects/<slug:slug>/label/next/", label_next, name="label-next"),
-    path("projects/<slug:slug>/label/<int:assignment_id>/submit/", label_submit, name="label-submit"),
-    path("projects/<slug:slug>/label/<int:assignment_id>/skip/", label_skip, name="label-skip"),
+    path("projects/<slug:slug>/label/<id:assignment_id>/submit/", label_submit, name="label-submit"),
+    path("projects/<slug:slug>/label/<id:assignment_id>/skip/", label_skip, name="label-skip"),
 ]
