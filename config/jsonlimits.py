@@ -123,3 +123,29 @@ def loads(data: bytes | str, *, depth: int | None = None) -> Any:
     if _RAW_SURROGATE.search(raw):
         check(value, depth=limit, surrogates=True)
     return value
+
+
+def scrub(value: Any) -> Any:
+    """The value with every lone surrogate replaced by U+FFFD (the replacement character)."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {scrub(k): scrub(v) for k, v in value.items()}
+    return value
+
+
+class ScrubbingDecoder(json.JSONDecoder):
+    """For JSON columns holding untrusted text (JSONField(decoder=...)): a lone surrogate stored
+    before input was checked (SQLite keeps "\\ud800" escapes; PostgreSQL's jsonb refuses them)
+    comes back as U+FFFD, so no page, API answer or export breaks on encoding it."""
+
+    def decode(self, s, *args, **kwargs):
+        value = super().decode(s, *args, **kwargs)
+        if "\\u" in s and _TEXT_ESCAPE.search(s):
+            value = scrub(value)
+        return value
+
+
+_TEXT_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")

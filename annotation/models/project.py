@@ -5,6 +5,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from annotation.kinds import Kind
+from config.jsonlimits import ScrubbingDecoder
 
 
 class Role(models.TextChoices):
@@ -49,13 +50,13 @@ class Project(models.Model):
     allow_tie = models.BooleanField(default=True, help_text="Binary: raters may answer 'tie'.")
     allow_both_bad = models.BooleanField(default=True, help_text="Binary: raters may answer 'both bad'.")
     likert_points = models.PositiveSmallIntegerField(default=7, validators=_bounds("likert_points"))
-    likert_labels = models.JSONField(default=list, blank=True, help_text="Optional label per point, from 'A much better' to 'B much better'.")
+    likert_labels = models.JSONField(decoder=ScrubbingDecoder, default=list, blank=True, help_text="Optional label per point, from 'A much better' to 'B much better'.")
     ranking_k = models.PositiveSmallIntegerField(default=4, validators=_bounds("ranking_k"))
     ranking_allow_ties = models.BooleanField(default=False)
     rating_min = models.SmallIntegerField(default=1, validators=_bounds("rating_min"))
     rating_max = models.SmallIntegerField(default=5, validators=_bounds("rating_max"))
     rating_threshold = models.SmallIntegerField(default=4, validators=_bounds("rating_threshold"), help_text="A rating at or above this is 'good'.")
-    rating_labels = models.JSONField(default=list, blank=True, help_text="Optional label per score, lowest first.")
+    rating_labels = models.JSONField(decoder=ScrubbingDecoder, default=list, blank=True, help_text="Optional label per score, lowest first.")
 
     overlap = models.PositiveSmallIntegerField(default=1, validators=_bounds("overlap"), help_text="Distinct raters per item.")
     lease_seconds = models.PositiveIntegerField(default=600, validators=_bounds("lease_seconds"), help_text="How long a rater holds an item before it returns to the pool.")
