@@ -120,18 +120,31 @@ class _Limited(io.RawIOBase):
                 self.lines + 1, "file",
                 f"is larger than {self.max_bytes} bytes (ARBITER_IMPORT_MAX_BYTES) once decompressed; nothing was imported",
             )
-        breaks = chunk.count(b"\n")
-        if breaks:
-            self.lines += breaks
-            self.run = n - chunk.rindex(b"\n") - 1
-        else:
+        start = chunk.find(b"\n")
+        if start < 0:
             self.run += n
-        if self.run > self.max_line:
+            self._check(self.run, self.lines + 1)
+            return n
+        self._check(self.run + start, self.lines + 1)
+        if n - start > self.max_line:
+            # A whole line longer than the limit can only hide inside a chunk bigger than the
+            # limit (never with the defaults: chunks are 256 KiB); look at each line then.
+            line = self.lines + 1
+            while (end := chunk.find(b"\n", start + 1)) >= 0:
+                line += 1
+                self._check(end - start - 1, line)
+                start = end
+        self.lines += chunk.count(b"\n")
+        self.run = n - chunk.rindex(b"\n") - 1
+        self._check(self.run, self.lines + 1)
+        return n
+
+    def _check(self, length: int, line: int) -> None:
+        if length > self.max_line:
             raise InputTooLarge(
-                self.lines + 1, "line",
+                line, "line",
                 f"is longer than {self.max_line} bytes (ARBITER_IMPORT_MAX_LINE_BYTES); one record must fit on a line of that size",
             )
-        return n
 
 
 def open_binary(stream: BinaryIO) -> BinaryIO:
