@@ -277,14 +277,15 @@ def _json_cell(value: str, name: str) -> Any:
         raise LineError(f"{name}.{exc.field}" if exc.field else name, exc.message) from None
 
 
-def _maybe_messages(value: str) -> str | list:
+def _maybe_messages(value: str, name: str) -> str | list:
     """A cell holding a JSON list of messages is a chat; anything else is text."""
     if value.lstrip().startswith("["):
         try:
             parsed = jsonlimits.loads(value)
         except jsonlimits.UnsafeJSON as exc:
-            if "surrogate" in exc.message or "nested" in exc.message:
-                raise LineError("prompt", exc.message) from None
+            # Meant as chat messages but not text: say so. Anything else that fails is plain text.
+            if "surrogate" in exc.message:
+                raise LineError(f"{name}.{exc.field}" if exc.field else name, exc.message) from None
             return value
         if isinstance(parsed, list) and parsed and all(isinstance(m, dict) and "role" in m for m in parsed):
             return parsed
@@ -296,14 +297,14 @@ def _csv_record(row: dict[str, str]) -> dict:
         record: dict[str, Any] = {k: v for k, v in row.items() if v != "" or k in ("chosen", "rejected")}
         for key in ("prompt", "chosen", "rejected"):
             if key in record:
-                record[key] = _maybe_messages(record[key])
+                record[key] = _maybe_messages(record[key], key)
         if "margin" in record:
             record["margin"] = _json_cell(record["margin"], "margin")
         return record
     record = {}
     if row.get("id", "").strip():
         record["id"] = row["id"].strip()
-    record["prompt"] = _maybe_messages(row.get("prompt", ""))
+    record["prompt"] = _maybe_messages(row.get("prompt", ""), "prompt")
     if "responses" in row:
         record["responses"] = _json_cell(row["responses"], "responses")
     else:
