@@ -192,8 +192,20 @@ def iter_records(stream: BinaryIO, container: str) -> Iterator[tuple[int, dict |
         yield 0, LineError("file", f"cannot read the file: {exc}")
 
 
+def _lines(data: BinaryIO, size: int = 1024 * 1024) -> Iterator[bytes]:
+    """The lines of a binary stream, split a megabyte at a time: iterating a BufferedReader over
+    _Limited line by line cost ~5 us a line in attribute checks, a sixth of a large import."""
+    tail = b""
+    while chunk := data.read(size):
+        lines = (tail + chunk if tail else chunk).split(b"\n")
+        tail = lines.pop()
+        yield from lines
+    if tail:
+        yield tail
+
+
 def _iter_jsonl(data: BinaryIO) -> Iterator[tuple[int, dict | LineError]]:
-    for number, raw in enumerate(data, start=1):
+    for number, raw in enumerate(_lines(data), start=1):
         if number == 1:
             raw = raw.removeprefix(b"\xef\xbb\xbf")
         if not raw.strip():
