@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 
 from annotation.kinds import Kind, settings_errors
 from annotation.models import Project, Role
+from annotation.models.project import SETTING_BOUNDS, _bounds
 from annotation.projects import PROJECT_FIELDS
 
 # The new-project form starts from these, one card per kind (DESIGN.md: Judgment kinds).
@@ -73,6 +74,13 @@ class ProjectForm(forms.ModelForm):
         for name in OPTIONAL_SETTINGS:
             if name in self.fields:
                 self.fields[name].required = False
+        # The model's bounds, checked by the form too (and shown as min/max on the inputs).
+        for name, (low, high) in SETTING_BOUNDS.items():
+            field = self.fields.get(name)
+            if field is not None:
+                field.min_value, field.max_value = low, high
+                field.validators.extend(validator for validator in _bounds(name) if validator not in field.validators)
+                field.widget.attrs.update({"min": low, "max": high})
 
     # Settings grouped on the page; each kind uses only its own group.
     GROUPS = (

@@ -16,6 +16,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from annotation.models import Judgment, Membership, Project
+from annotation.models.project import SETTING_BOUNDS
 
 AUTO_REASON_PREFIX = "gold accuracy"
 
@@ -109,8 +110,9 @@ def gold_settings_set(*, project: Project, threshold: float | None, min_answers:
     """A manager changes the pause threshold (None: never pause); every rater is re-evaluated."""
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise ValueError("gold_pause_threshold: must be between 0 and 1")
-    if min_answers is not None and min_answers < 1:
-        raise ValueError("gold_min_answers: must be at least 1")
+    low, high = SETTING_BOUNDS["gold_min_answers"]
+    if min_answers is not None and not low <= min_answers <= high:
+        raise ValueError(f"gold_min_answers: must be between {low} and {high}")
     project.gold_pause_threshold = threshold
     fields = ["gold_pause_threshold"]
     if min_answers is not None:

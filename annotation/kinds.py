@@ -72,7 +72,8 @@ def validate_value(project, value: Any, n_candidates: int) -> dict:
             if not project.allow_both_bad:
                 raise InvalidValue("winner", "this project does not allow 'both bad'")
             return {"winner": BOTH_BAD}
-        if winner not in (0, 1) or isinstance(winner, bool):
+        # type() rather than ==: 1.0 == 1 and True == 1, and neither is a position.
+        if type(winner) is not int or winner not in (0, 1):
             raise InvalidValue("winner", "must be 0, 1, 'tie' or 'both_bad'")
         return {"winner": winner}
 
@@ -83,7 +84,7 @@ def validate_value(project, value: Any, n_candidates: int) -> dict:
             if project.likert_points % 2 == 0:
                 raise InvalidValue("winner", "an even scale has no middle point")
             return {"winner": TIE, "strength": 0}
-        if winner not in (0, 1) or isinstance(winner, bool):
+        if type(winner) is not int or winner not in (0, 1):
             raise InvalidValue("winner", "must be 0, 1 or 'tie'")
         strength = _int(value.get("strength"), "strength")
         if not 1 <= strength <= half:

@@ -101,22 +101,48 @@ def _messages(prompt) -> list[dict]:
     return out
 
 
+def item_text(*, assignment: Assignment, part: str) -> str | None:
+    """One whole text of the assignment's item by its part name ("prompt", "prompt-<i>" for the
+    i-th chat message, "candidate-<position>"), or None when there is no such part."""
+    item = assignment.item
+    name, _, index = part.partition("-")
+    if name == "prompt" and not index and not item.is_chat:
+        return item.prompt if isinstance(item.prompt, str) else None
+    if not index.isdigit():
+        return None
+    if name == "prompt" and item.is_chat:
+        messages = _messages(item.prompt)
+        return messages[int(index)]["content"] if int(index) < len(messages) else None
+    if name == "candidate":
+        candidate = item.candidates.filter(position=int(index)).only("text").first()
+        return candidate.text if candidate else None
+    return None
+
+
 def item_context(*, project: Project, assignment: Assignment) -> dict:
     item = assignment.item
     # assignment_candidates reuses the candidates lease_next already fetched (no extra query).
     shown = assignment_candidates(assignment)
     order = [c.position for c in shown]
+
+    def text_url(part: str) -> str:
+        return reverse("annotation:label-text", kwargs={"slug": project.slug, "assignment_id": assignment.id, "part": part})
+
     cards = [
-        {"index": i + 1, "label": screen_label(i), "position": c.position, "text": c.text}
+        {"index": i + 1, "label": screen_label(i), "position": c.position, "text": c.text, "full_url": text_url(f"candidate-{c.position}")}
         for i, c in enumerate(shown)
     ]
+    chat = _messages(item.prompt) if item.is_chat else []
+    for i, message in enumerate(chat):
+        message["full_url"] = text_url(f"prompt-{i}")
     context = {
+        "prompt_url": text_url("prompt"),
         "assignment": assignment,
         "item": item,
         "cards": cards,
         "display_order_json": json.dumps(order),
         "is_chat": item.is_chat,
-        "chat": _messages(item.prompt) if item.is_chat else [],
+        "chat": chat,
         "submit_url": reverse("annotation:label-submit", kwargs={"slug": project.slug, "assignment_id": assignment.id}),
         "skip_url": reverse("annotation:label-skip", kwargs={"slug": project.slug, "assignment_id": assignment.id}),
         **answer_context(project, order),

@@ -285,6 +285,23 @@ CELERY_BEAT_SCHEDULE = {
 
 # A failed CSRF check renders inside the layout with the reason, like any 403 (config/errors.py).
 CSRF_FAILURE_VIEW = "config.errors.csrf_failure"
+# --- Input limits (README: Configuration, "Limits on input") --------------------------------
+# JSON nested deeper than this is refused with a 400 naming the field (API, labelling page, imports).
+ARBITER_JSON_MAX_DEPTH = env_int("ARBITER_JSON_MAX_DEPTH", 32, minimum=4)
+# Uploads: the most bytes an import may decompress to, and the longest line (one record) it may hold;
+# both checked while reading, so a gzip bomb stops in constant memory.
+ARBITER_IMPORT_MAX_BYTES = env_int("ARBITER_IMPORT_MAX_BYTES", 4 * 1024**3, minimum=1024)
+ARBITER_IMPORT_MAX_LINE_BYTES = env_int("ARBITER_IMPORT_MAX_LINE_BYTES", 16 * 1024**2, minimum=1024)
+# The longest prompt (or chat message) and response text an import accepts, in characters.
+ARBITER_IMPORT_MAX_TEXT_CHARS = env_int("ARBITER_IMPORT_MAX_TEXT_CHARS", 1_000_000, minimum=100)
+# Pages render this many characters of a text as markdown; the rest is one click away, as plain text.
+ARBITER_RENDER_MAX_CHARS = env_int("ARBITER_RENDER_MAX_CHARS", 50_000, minimum=1000)
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = [
+    "config.parsers.SafeJSONParser",
+    "rest_framework.parsers.FormParser",
+    "rest_framework.parsers.MultiPartParser",
+]
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.common.CommonMiddleware"), "config.request_limits.RequestTooBigMiddleware")
 
 LOGGING = {
     "version": 1,

@@ -3,8 +3,10 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.parsers import FormParser, MultiPartParser
 
 from config.health import health
+from config.parsers import SafeJSONParser
 from config.views import ObtainAuthToken
 
 urlpatterns = [
@@ -15,7 +17,8 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("api/token/", ObtainAuthToken.as_view(), name="api-token"),
+    # DRF's token view names its own parsers; give it the bounded JSON parser like every other view.
+    path("api/token/", ObtainAuthToken.as_view(parser_classes=[FormParser, MultiPartParser, SafeJSONParser]), name="api-token"),
     path("api/", include("annotation.api.urls")),
     path("api/training/", include("training.api.urls")),
     path("training/", include("training.urls")),

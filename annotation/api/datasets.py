@@ -120,7 +120,7 @@ class SnapshotFile(APIView):
 
 urlpatterns = [
     path("projects/<slug:slug>/datasets/", SnapshotListCreate.as_view(), name="api-dataset-list"),
-    path("projects/<slug:slug>/datasets/<int:version>/", SnapshotDetail.as_view(), name="api-dataset-detail"),
-    path("projects/<slug:slug>/datasets/<int:version>/archive/", SnapshotArchive.as_view(), name="api-dataset-archive"),
-    path("projects/<slug:slug>/datasets/<int:version>/files/<path:name>", SnapshotFile.as_view(), name="api-dataset-file"),
+    path("projects/<slug:slug>/datasets/<id:version>/", SnapshotDetail.as_view(), name="api-dataset-detail"),
+    path("projects/<slug:slug>/datasets/<id:version>/archive/", SnapshotArchive.as_view(), name="api-dataset-archive"),
+    path("projects/<slug:slug>/datasets/<id:version>/files/<path:name>", SnapshotFile.as_view(), name="api-dataset-file"),
 ]

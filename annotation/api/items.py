@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -22,6 +22,7 @@ from annotation.api.pagination import IdCursorPagination
 from annotation.importers import FORMATS, ImportFailed, import_records, import_upload
 from annotation.models import Candidate, ImportBatch, Item, Role
 from annotation.selectors import project_get_for_user
+from config.parsers import SafeJSONParser
 
 
 class CandidateSerializer(serializers.ModelSerializer):
@@ -98,7 +99,7 @@ class ItemDetail(generics.RetrieveAPIView):
 
 
 class ItemImport(APIView):
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [SafeJSONParser, MultiPartParser, FormParser]
 
     @extend_schema(
         tags=["items"],
@@ -165,7 +166,7 @@ class ImportBatchDetail(generics.RetrieveAPIView):
 urlpatterns = [
     path("projects/<slug:slug>/items/", ItemList.as_view(), name="api-item-list"),
     path("projects/<slug:slug>/items/import/", ItemImport.as_view(), name="api-item-import"),
-    path("projects/<slug:slug>/items/<int:pk>/", ItemDetail.as_view(), name="api-item-detail"),
+    path("projects/<slug:slug>/items/<id:pk>/", ItemDetail.as_view(), name="api-item-detail"),
     path("projects/<slug:slug>/imports/", ImportBatchList.as_view(), name="api-import-list"),
-    path("projects/<slug:slug>/imports/<int:pk>/", ImportBatchDetail.as_view(), name="api-import-detail"),
+    path("projects/<slug:slug>/imports/<id:pk>/", ImportBatchDetail.as_view(), name="api-import-detail"),
 ]

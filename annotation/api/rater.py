@@ -136,21 +136,25 @@ class JudgmentListView(GenericAPIView):
         responses={200: ProjectJudgmentSerializer(many=True), 403: OpenApiResponse(description="?all=1 without the researcher role.")},
     )
     def get(self, request: Request, slug: str) -> Response:
-        everyone = request.query_params.get("all", "").lower() in ("1", "true", "yes")
-        project, membership = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER if everyone else Role.RATER)
+        page = self.paginate_queryset(self.get_queryset())
+        # Raters never learn which of their items were gold (gold_correct would tell them).
+        serializer_class = ProjectJudgmentSerializer if self.membership.has_role(Role.RESEARCHER) else JudgmentSerializer
+        return self.get_paginated_response(serializer_class(page, many=True).data)
+
+    def get_queryset(self):
+        # A method rather than inline in get(): the browsable API's HTML page asks for it too.
+        everyone = self.request.query_params.get("all", "").lower() in ("1", "true", "yes")
+        project, self.membership = project_get_for_user(user=self.request.user, slug=self.kwargs["slug"], role=Role.RESEARCHER if everyone else Role.RATER)
         judgments = Judgment.objects.filter(project=project)
         if not everyone:
-            judgments = judgments.filter(rater=request.user)
-        page = self.paginate_queryset(judgments)
-        # Raters never learn which of their items were gold (gold_correct would tell them).
-        serializer_class = ProjectJudgmentSerializer if membership.has_role(Role.RESEARCHER) else JudgmentSerializer
-        return self.get_paginated_response(serializer_class(page, many=True).data)
+            judgments = judgments.filter(rater=self.request.user)
+        return judgments
 
 
 urlpatterns = [
     path("projects/<slug:slug>/next/", NextItemView.as_view(), name="api-rater-next"),
     path("projects/<slug:slug>/progress/", ProgressView.as_view(), name="api-rater-progress"),
     path("projects/<slug:slug>/judgments/", JudgmentListView.as_view(), name="api-rater-judgments"),
-    path("assignments/<int:assignment_id>/submit/", SubmitView.as_view(), name="api-rater-submit"),
-    path("assignments/<int:assignment_id>/skip/", SkipView.as_view(), name="api-rater-skip"),
+    path("assignments/<id:assignment_id>/submit/", SubmitView.as_view(), name="api-rater-submit"),
+    path("assignments/<id:assignment_id>/skip/", SkipView.as_view(), name="api-rater-skip"),
 ]

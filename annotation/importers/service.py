@@ -222,7 +222,7 @@ def _import(*, project: Project, stream: BinaryIO, filename: str, fmt: str | Non
         try:
             container = detect_format(source, filename, fmt)
         except LineError as exc:
-            errors = [{"line": 0, "field": exc.field, "message": exc.message}]
+            errors = [{"line": getattr(exc, "line", 0), "field": exc.field, "message": exc.message}]
             _fail(batch, errors)
             raise ImportFailed(errors, batch=batch) from None
         batch.format = fmt or container

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 
 from annotation.models.project import Project
+from config.jsonlimits import ScrubbingDecoder
 
 
 class ImportBatch(models.Model):
@@ -45,10 +46,10 @@ class Item(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
     external_id = models.CharField(max_length=200)
     # A string, or [{"role": ..., "content": ...}, ...] for a chat prompt.
-    prompt = models.JSONField()
-    metadata = models.JSONField(default=dict, blank=True)
+    prompt = models.JSONField(decoder=ScrubbingDecoder)
+    metadata = models.JSONField(decoder=ScrubbingDecoder, default=dict, blank=True)
     # Gold items carry their expected answer, in the judgment value format of the project's kind.
-    gold = models.JSONField(null=True, blank=True)
+    gold = models.JSONField(decoder=ScrubbingDecoder, null=True, blank=True)
     is_gold = models.BooleanField(default=False)
     # Denormalised counters that make next-item selection an index range scan:
     # judgment_count = human judgments stored; taken = judgments + live leases.
@@ -80,7 +81,7 @@ class Candidate(models.Model):
     position = models.PositiveSmallIntegerField()
     text = models.TextField()
     model_name = models.CharField(max_length=200, blank=True)
-    metadata = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(decoder=ScrubbingDecoder, default=dict, blank=True)
 
     class Meta:
         ordering = ["item_id", "position"]

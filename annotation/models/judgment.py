@@ -6,6 +6,7 @@ from django.db.models import Q
 
 from annotation.models.item import Item
 from annotation.models.project import Project
+from config.jsonlimits import ScrubbingDecoder
 
 
 class Assignment(models.Model):
@@ -50,11 +51,11 @@ class Judgment(models.Model):
     kind = models.CharField(max_length=16)
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.HUMAN)
     # The answer in canonical form (annotation.kinds): candidates by position, never by screen side.
-    value = models.JSONField()
+    value = models.JSONField(decoder=ScrubbingDecoder)
     display_order = models.JSONField(default=list, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     rationale = models.TextField(blank=True)
-    flags = models.JSONField(default=list, blank=True)
+    flags = models.JSONField(decoder=ScrubbingDecoder, default=list, blank=True)
     # Idempotency: a retried submit with the same key stores nothing new.
     client_key = models.CharField(max_length=64, blank=True)
     # For AI feedback: which model judged.

@@ -5,12 +5,37 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from annotation.kinds import Kind
+from config.jsonlimits import ScrubbingDecoder
 
 
 class Role(models.TextChoices):
     RATER = "rater", "Rater"
     RESEARCHER = "researcher", "Researcher"
     MANAGER = "manager", "Manager"
+
+
+# The one source of the bounds of every numeric project setting: the model's validators below,
+# which the service (full_clean), the API serializer (DRF reads them) and the form all apply.
+# Unbounded, a lease of 10**12 seconds was accepted and then every "next" failed (datetime overflow).
+SETTING_BOUNDS = {
+    "likert_points": (3, 11),
+    "ranking_k": (2, 10),
+    "ranking_min_k": (2, 10),
+    "rating_min": (-100, 100),
+    "rating_max": (-100, 100),
+    "rating_threshold": (-100, 100),
+    "overlap": (1, 50),
+    "lease_seconds": (30, 7 * 24 * 3600),  # a week
+    "edit_window_minutes": (0, 60 * 24 * 365),  # a year
+    "gold_rate": (0.0, 1.0),
+    "gold_pause_threshold": (0.0, 1.0),
+    "gold_min_answers": (1, 1000),
+}
+
+
+def _bounds(name: str) -> list:
+    low, high = SETTING_BOUNDS[name]
+    return [MinValueValidator(low), MaxValueValidator(high)]
 
 
 # Higher rank includes what the lower ranks may see (a manager may do what a researcher does).
@@ -28,17 +53,17 @@ class Project(models.Model):
     # Kind settings. Only the ones of the project's kind matter; kinds.validate_settings checks them.
     allow_tie = models.BooleanField(default=True, help_text="Binary: raters may answer 'tie'.")
     allow_both_bad = models.BooleanField(default=True, help_text="Binary: raters may answer 'both bad'.")
-    likert_points = models.PositiveSmallIntegerField(default=7, validators=[MinValueValidator(3), MaxValueValidator(11)])
-    likert_labels = models.JSONField(default=list, blank=True, help_text="Optional label per point, from 'A much better' to 'B much better'.")
+    likert_points = models.PositiveSmallIntegerField(default=7, validators=_bounds("likert_points"))
+    likert_labels = models.JSONField(decoder=ScrubbingDecoder, default=list, blank=True, help_text="Optional label per point, from 'A much better' to 'B much better'.")
     # A ranking project takes items with ranking_min_k..ranking_k responses each (real data has
     # 2 to 9 replies per prompt); ranking_k, the largest K, keeps its name for the API's sake.
-    ranking_k = models.PositiveSmallIntegerField(default=4, validators=[MinValueValidator(2), MaxValueValidator(10)], help_text="Ranking: the most responses an item may have.")
-    ranking_min_k = models.PositiveSmallIntegerField(default=2, validators=[MinValueValidator(2), MaxValueValidator(10)], help_text="Ranking: the fewest responses an item may have.")
+    ranking_k = models.PositiveSmallIntegerField(default=4, validators=_bounds("ranking_k"), help_text="Ranking: the most responses an item may have.")
+    ranking_min_k = models.PositiveSmallIntegerField(default=2, validators=_bounds("ranking_min_k"), help_text="Ranking: the fewest responses an item may have.")
     ranking_allow_ties = models.BooleanField(default=False)
-    rating_min = models.SmallIntegerField(default=1)
-    rating_max = models.SmallIntegerField(default=5)
-    rating_threshold = models.SmallIntegerField(default=4, help_text="A rating at or above this is 'good'.")
-    rating_labels = models.JSONField(default=list, blank=True, help_text="Optional label per score, lowest first.")
+    rating_min = models.SmallIntegerField(default=1, validators=_bounds("rating_min"))
+    rating_max = models.SmallIntegerField(default=5, validators=_bounds("rating_max"))
+    rating_threshold = models.SmallIntegerField(default=4, validators=_bounds("rating_threshold"), help_text="A rating at or above this is 'good'.")
+    rating_labels = models.JSONField(decoder=ScrubbingDecoder, default=list, blank=True, help_text="Optional label per score, lowest first.")
 
     class Demonstrations(models.TextChoices):
         OFF = "off", "Off"
@@ -48,15 +73,15 @@ class Project(models.Model):
     # Demonstrations (SFT data): raters write a response, or rewrite the best candidate.
     demonstrations = models.CharField(max_length=16, choices=Demonstrations.choices, default=Demonstrations.OFF, help_text="Raters may write a response of their own (W), alongside or instead of their judgment.")
     # My work: how long after submitting a rater may still change a judgment (a new version).
-    edit_window_minutes = models.PositiveIntegerField(default=60, validators=[MaxValueValidator(60 * 24 * 365)], help_text="Minutes after submitting during which a rater may change their judgment (0: never).")
+    edit_window_minutes = models.PositiveIntegerField(default=60, validators=_bounds("edit_window_minutes"), help_text="Minutes after submitting during which a rater may change their judgment (0: never).")
 
-    overlap = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1), MaxValueValidator(50)], help_text="Distinct raters per item.")
-    lease_seconds = models.PositiveIntegerField(default=600, validators=[MinValueValidator(30)], help_text="How long a rater holds an item before it returns to the pool.")
+    overlap = models.PositiveSmallIntegerField(default=1, validators=_bounds("overlap"), help_text="Distinct raters per item.")
+    lease_seconds = models.PositiveIntegerField(default=600, validators=_bounds("lease_seconds"), help_text="How long a rater holds an item before it returns to the pool.")
 
     # Quality control (gold items).
-    gold_rate = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)], help_text="Share of a rater's queue drawn from gold items.")
-    gold_pause_threshold = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)], help_text="Pause raters whose gold accuracy falls below this.")
-    gold_min_answers = models.PositiveSmallIntegerField(default=5, help_text="Gold answers needed before a rater can be paused.")
+    gold_rate = models.FloatField(default=0.0, validators=_bounds("gold_rate"), help_text="Share of a rater's queue drawn from gold items.")
+    gold_pause_threshold = models.FloatField(null=True, blank=True, validators=_bounds("gold_pause_threshold"), help_text="Pause raters whose gold accuracy falls below this.")
+    gold_min_answers = models.PositiveSmallIntegerField(default=5, validators=_bounds("gold_min_answers"), help_text="Gold answers needed before a rater can be paused.")
 
     # Which item a rater gets next, among those with the fewest judgments (annotation/selection.py).
     class Selection(models.TextChoices):

@@ -135,8 +135,8 @@ def dataset_file(request: HttpRequest, slug: str, version: int, name: str):
 
 urlpatterns = [
     path("projects/<slug:slug>/datasets/", dataset_list, name="dataset-list"),
-    path("projects/<slug:slug>/datasets/v<int:version>/", dataset_detail, name="dataset-detail"),
-    path("projects/<slug:slug>/datasets/v<int:version>/status.json", dataset_status, name="dataset-status"),
-    path("projects/<slug:slug>/datasets/v<int:version>/download/", dataset_download, name="dataset-download"),
-    path("projects/<slug:slug>/datasets/v<int:version>/files/<path:name>", dataset_file, name="dataset-file"),
+    path("projects/<slug:slug>/datasets/v<id:version>/", dataset_detail, name="dataset-detail"),
+    path("projects/<slug:slug>/datasets/v<id:version>/status.json", dataset_status, name="dataset-status"),
+    path("projects/<slug:slug>/datasets/v<id:version>/download/", dataset_download, name="dataset-download"),
+    path("projects/<slug:slug>/datasets/v<id:version>/files/<path:name>", dataset_file, name="dataset-file"),
 ]

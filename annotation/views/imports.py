@@ -60,5 +60,5 @@ def import_detail(request, slug: str, batch_id: int):
 
 urlpatterns = [
     path("projects/<slug:slug>/import/", import_page, name="project-import"),
-    path("projects/<slug:slug>/import/<int:batch_id>/", import_detail, name="project-import-detail"),
+    path("projects/<slug:slug>/import/<id:batch_id>/", import_detail, name="project-import-detail"),
 ]

@@ -100,6 +100,6 @@ def quality_gold_settings(request: HttpRequest, slug: str) -> HttpResponse:
 urlpatterns = [
     path("projects/<slug:slug>/quality/", quality_page, name="quality"),
     path("projects/<slug:slug>/quality/plot/<str:name>.svg", quality_plot_svg, name="quality-plot"),
-    path("projects/<slug:slug>/quality/raters/<int:user_id>/", quality_rater_action, name="quality-rater"),
+    path("projects/<slug:slug>/quality/raters/<id:user_id>/", quality_rater_action, name="quality-rater"),
     path("projects/<slug:slug>/quality/gold/", quality_gold_settings, name="quality-gold"),
 ]

@@ -4,6 +4,7 @@ GET  /projects/<slug>/label/                       the page, holding the rater's
 GET  /projects/<slug>/label/next/                  JSON: the current or next lease, as HTML to swap in
 POST /projects/<slug>/label/<assignment>/submit/   store the answer; JSON carries the next item
 POST /projects/<slug>/label/<assignment>/skip/     pass on the item; JSON carries the next item
+GET  /projects/<slug>/label/<assignment>/text/<part>/  one whole text, plain ("show all" on a long one)
 
 The page works with label.js (JSON posts, no reloads) and without it (plain form posts that
 redirect back to the page). Leasing, submitting and progress are the services' work
@@ -15,11 +16,9 @@ do not label (403); outsiders learn nothing (404).
 """
 from __future__ import annotations
 
-import json
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import path
@@ -28,12 +27,13 @@ from django.views.decorators.http import require_GET, require_POST
 from annotation import kinds
 from annotation.assignment import RaterPaused, assignment_skip, lease_next
 from annotation.judgments import LeaseLost, judgment_submit
-from annotation.labelling import item_context, value_from_form
+from annotation.labelling import item_context, item_text, value_from_form
 from annotation.models import Assignment, Membership, Project
 from annotation.my_work import skipped_count
 from annotation.progress import rater_progress
 from annotation.selectors import assignment_get_for_rater, labelling_project_get
 from annotation.submission import Submission, parse_submission
+from config import jsonlimits
 
 
 def _stage(request: HttpRequest, project: Project, membership: Membership | None) -> dict:
@@ -91,9 +91,9 @@ def _parse_submission(request: HttpRequest, project: Project, assignment: Assign
     the limits are annotation.submission's, the same as the API's."""
     if request.content_type == "application/json":
         try:
-            body = json.loads(request.body or b"{}")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise kinds.InvalidValue("body", f"not valid JSON ({exc})") from None
+            body = jsonlimits.loads(request.body or b"{}")
+        except jsonlimits.UnsafeJSON as exc:
+            raise kinds.InvalidValue(exc.field or "body", exc.message) from None
         return parse_submission(body)
     return parse_submission(
         {
@@ -153,9 +153,26 @@ def label_skip(request: HttpRequest, slug: str, assignment_id: int) -> HttpRespo
     return JsonResponse({"skipped": skipped, "next": _stage_payload(request, project, membership)})
 
 
+@login_required
+@require_GET
+def label_text(request: HttpRequest, slug: str, assignment_id: int, part: str) -> HttpResponse:
+    """The whole of one text of the rater's own item, as plain text: what "show all" loads when
+    the page rendered only the start of it (annotation.rendering.render_head)."""
+    project, _ = labelling_project_get(user=request.user, slug=slug)
+    assignment = assignment_get_for_rater(user=request.user, assignment_id=assignment_id, project=project)
+    text = item_text(assignment=assignment, part=part)
+    if text is None:
+        raise Http404("No such text")
+    # text/plain and nosniff (config.middleware): a browser never runs it as HTML.
+    response = HttpResponse(text, content_type="text/plain; charset=utf-8")
+    response["Cache-Control"] = "private, max-age=300"
+    return response
+
+
 urlpatterns = [
     path("projects/<slug:slug>/label/", label_page, name="label"),
     path("projects/<slug:slug>/label/next/", label_next, name="label-next"),
-    path("projects/<slug:slug>/label/<int:assignment_id>/submit/", label_submit, name="label-submit"),
-    path("projects/<slug:slug>/label/<int:assignment_id>/skip/", label_skip, name="label-skip"),
+    path("projects/<slug:slug>/label/<id:assignment_id>/submit/", label_submit, name="label-submit"),
+    path("projects/<slug:slug>/label/<id:assignment_id>/skip/", label_skip, name="label-skip"),
+    path("projects/<slug:slug>/label/<id:assignment_id>/text/<slug:part>/", label_text, name="label-text"),
 ]

@@ -363,6 +363,26 @@
     }
   }
 
+  // "Show all" on a text longer than the page renders (annotation/_show_all.html): the whole
+  // text, fetched on demand and shown as plain text (textContent: never parsed as HTML).
+  stage.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest("a[data-show-all]");
+    if (!link) return;
+    event.preventDefault();
+    var note = link.parentNode;
+    var md = note.previousElementSibling;
+    link.textContent = "Loading…";
+    fetch(link.href, { credentials: "same-origin" })
+      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
+      .then(function (text) {
+        var pre = document.createElement("pre");
+        pre.className = "full-text";
+        pre.textContent = text;
+        md.replaceChildren(pre);
+        note.remove();
+      })
+      .catch(function () { link.textContent = "Could not load the text; open it in a new tab"; link.removeAttribute("data-show-all"); });
+  });
   document.addEventListener("keydown", onKey);
   stage.addEventListener("click", onClick);
   stage.addEventListener("change", function () { paint(); });

@@ -160,6 +160,7 @@ FILLERS = {
     "username": lambda route, w: w["member"].username,
     "pk": _pk,
     "name": lambda route, w: "manifest.json" if "files/" in route else "agreement",
+    "part": lambda route, w: "candidate-0",
     # Django's own: the admin and password reset.
     "object_id": lambda route, w: "1",
     "content_type_id": lambda route, w: "1",

@@ -53,6 +53,6 @@ class ModelScore(APIView):
 
 urlpatterns = [
     path("models/", ModelList.as_view(), name="training-models"),
-    path("models/<int:pk>/", ModelDetail.as_view(), name="training-model"),
-    path("models/<int:pk>/score/", ModelScore.as_view(), name="training-model-score"),
+    path("models/<id:pk>/", ModelDetail.as_view(), name="training-model"),
+    path("models/<id:pk>/score/", ModelScore.as_view(), name="training-model-score"),
 ]

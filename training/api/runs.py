@@ -89,7 +89,7 @@ class RunCancel(APIView):
 
 urlpatterns = [
     path("runs/", RunListCreate.as_view(), name="training-runs"),
-    path("runs/<int:pk>/", RunDetail.as_view(), name="training-run"),
-    path("runs/<int:pk>/metrics/", RunMetrics.as_view(), name="training-run-metrics"),
-    path("runs/<int:pk>/cancel/", RunCancel.as_view(), name="training-run-cancel"),
+    path("runs/<id:pk>/", RunDetail.as_view(), name="training-run"),
+    path("runs/<id:pk>/metrics/", RunMetrics.as_view(), name="training-run-metrics"),
+    path("runs/<id:pk>/cancel/", RunCancel.as_view(), name="training-run-cancel"),
 ]

@@ -37,5 +37,5 @@ def model_detail(request, pk: int):
 
 urlpatterns = [
     path("models/", model_list, name="models"),
-    path("models/<int:pk>/", model_detail, name="model"),
+    path("models/<id:pk>/", model_detail, name="model"),
 ]

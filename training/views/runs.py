@@ -238,8 +238,8 @@ urlpatterns = [
     path("", index, name="index"),
     path("projects/<slug:slug>/", project_runs, name="project-runs"),
     path("projects/<slug:slug>/new/", run_new, name="run-new"),
-    path("runs/<int:pk>/", run_detail, name="run"),
-    path("runs/<int:pk>/metrics.json", run_metrics, name="run-metrics"),
-    path("runs/<int:pk>/cancel/", run_cancel_view, name="run-cancel"),
-    path("runs/<int:pk>/samples/", run_samples_view, name="run-samples"),
+    path("runs/<id:pk>/", run_detail, name="run"),
+    path("runs/<id:pk>/metrics.json", run_metrics, name="run-metrics"),
+    path("runs/<id:pk>/cancel/", run_cancel_view, name="run-cancel"),
+    path("runs/<id:pk>/samples/", run_samples_view, name="run-samples"),
 ]
