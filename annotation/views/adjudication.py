@@ -82,5 +82,5 @@ def adjudication_item_page(request: HttpRequest, slug: str, item_id: int) -> Htt
 
 urlpatterns = [
     path("projects/<slug:slug>/adjudication/", adjudication_page, name="adjudication"),
-    path("projects/<slug:slug>/adjudication/<int:item_id>/", adjudication_item_page, name="adjudication-item"),
+    path("projects/<slug:slug>/adjudication/<id:item_id>/", adjudication_item_page, name="adjudication-item"),
 ]

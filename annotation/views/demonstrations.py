@@ -62,5 +62,5 @@ def markdown_preview(request: HttpRequest, slug: str) -> JsonResponse:
 
 urlpatterns = [
     path("projects/<slug:slug>/label/preview/", markdown_preview, name="label-preview"),
-    path("projects/<slug:slug>/label/<int:assignment_id>/demonstration/", demonstration_submit, name="label-demonstration"),
+    path("projects/<slug:slug>/label/<id:assignment_id>/demonstration/", demonstration_submit, name="label-demonstration"),
 ]

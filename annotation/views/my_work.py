@@ -110,5 +110,5 @@ def my_judgment_page(request: HttpRequest, slug: str, judgment_id: int) -> HttpR
 
 urlpatterns = [
     path("projects/<slug:slug>/my-work/", my_work_page, name="my-work"),
-    path("projects/<slug:slug>/my-work/<int:judgment_id>/", my_judgment_page, name="my-judgment"),
+    path("projects/<slug:slug>/my-work/<id:judgment_id>/", my_judgment_page, name="my-judgment"),
 ]

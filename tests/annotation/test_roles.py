@@ -24,7 +24,7 @@ from rest_framework.test import APIClient
 
 from annotation.assignment import lease_next
 from annotation.models import Assignment, Candidate, DatasetSnapshot, ImportBatch, Item, Judgment, Membership, Project
-from training.models import ModelArtifact, TrainingRun
+from training.models import JudgeJob, ModelArtifact, TrainingRun
 
 pytestmark = pytest.mark.django_db
 
@@ -129,9 +129,10 @@ def world(make_project, add_items, member, owner, researcher):
         name=SECRET_MODEL, kind=ModelArtifact.Kind.REWARD_MODEL, source=ModelArtifact.Source.TRAINED, path="models/zebra-rm",
         base_model=base, run=run, snapshot=snapshot,
     )
+    judge_job = JudgeJob.objects.create(project=project, model=trained)
     return {
         "project": project, "lease": lease, "batch": batch, "snapshot": snapshot, "other_item": other, "member": member,
-        "run": run, "model": trained,
+        "run": run, "model": trained, "judge_job": judge_job,
     }
 
 
@@ -139,6 +140,8 @@ def _pk(route: str, world) -> str:
     """`pk` means a different thing under each prefix."""
     if "runs/" in route:
         return str(world["run"].id)
+    if "judge" in route:
+        return str(world["judge_job"].id)
     if "models/" in route:
         return str(world["model"].id)
     if "imports/" in route or "import/" in route:
@@ -161,6 +164,8 @@ FILLERS = {
     "pk": _pk,
     "name": lambda route, w: "manifest.json" if "files/" in route else "agreement",
     "part": lambda route, w: "candidate-0",
+    "judgment_id": lambda route, w: str(Judgment.objects.filter(project=w["project"]).first().id),
+    "item_id": lambda route, w: str(Item.objects.filter(project=w["project"]).order_by("id").first().id),
     # Django's own: the admin and password reset.
     "object_id": lambda route, w: "1",
     "content_type_id": lambda route, w: "1",
@@ -236,7 +241,7 @@ def test_it_finds_the_urls_of_every_app():
     # The matrix is only as good as its list: it must see the browser pages, the API and training.
     assert "projects/<slug:slug>/" in routes and "api/projects/<slug:slug>/" in routes
     assert "projects/<slug:slug>/members/" in routes and "api/projects/<slug:slug>/members/" in routes
-    assert "training/runs/<int:pk>/" in routes and "api/training/models/<int:pk>/" in routes
+    assert "training/runs/<id:pk>/" in routes and "api/training/models/<id:pk>/" in routes
     assert len(ADMIN) > 20 and len(SCOPED) > 30
 
 
@@ -297,7 +302,9 @@ def _reach(user, route: str, url: str) -> int:
 
 
 # Routes whose world object has nothing to show even to its owner (no files on disk): 404 is right.
-OWNER_404 = {"annotation:dataset-file", "api-dataset-file", "annotation:dataset-download", "api-dataset-archive"}
+OWNER_404 = {"annotation:dataset-file", "api-dataset-file", "annotation:dataset-download", "api-dataset-archive",
+             # A rater's own lease and own judgments: nobody else's, staff included.
+             "annotation:label-text", "annotation:my-judgment"}
 # Not a page of the project: creating projects takes the add_project permission (staff have it).
 OWNER_403 = {"annotation:project-new"}
 

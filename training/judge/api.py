@@ -84,7 +84,7 @@ class JudgeJobResume(APIView):
 
 urlpatterns = [
     path("projects/<slug:slug>/judge-jobs/", JudgeJobs.as_view(), name="training-judge-jobs"),
-    path("judge-jobs/<int:pk>/", JudgeJobDetail.as_view(), name="training-judge-job"),
-    path("judge-jobs/<int:pk>/cancel/", JudgeJobCancel.as_view(), name="training-judge-job-cancel"),
-    path("judge-jobs/<int:pk>/resume/", JudgeJobResume.as_view(), name="training-judge-job-resume"),
+    path("judge-jobs/<id:pk>/", JudgeJobDetail.as_view(), name="training-judge-job"),
+    path("judge-jobs/<id:pk>/cancel/", JudgeJobCancel.as_view(), name="training-judge-job-cancel"),
+    path("judge-jobs/<id:pk>/resume/", JudgeJobResume.as_view(), name="training-judge-job-resume"),
 ]

@@ -114,6 +114,6 @@ urlpatterns = [
     path("projects/<slug:slug>/judge/", judge_page, name="judge"),
     path("projects/<slug:slug>/judge/start/", judge_start, name="judge-start"),
     path("projects/<slug:slug>/judge/principles/", judge_principles, name="judge-principles"),
-    path("judge/<int:pk>/cancel/", judge_cancel, name="judge-cancel"),
-    path("judge/<int:pk>/resume/", judge_resume, name="judge-resume"),
+    path("judge/<id:pk>/cancel/", judge_cancel, name="judge-cancel"),
+    path("judge/<id:pk>/resume/", judge_resume, name="judge-resume"),
 ]
