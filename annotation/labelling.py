@@ -177,7 +177,7 @@ PREVIEW_MAX_CANDIDATES = 9
 def preview_context(*, project: Project) -> dict:
     """The context of _label_item.html for an unsaved project with sample content: the
     new-project form shows raters' view through the very template they will see."""
-    k = project.candidates_per_item or 2
+    k = project.candidates_range[1] or 2  # the most an item may have: a ranking preview shows K_max
     k = max(1, min(k, PREVIEW_MAX_CANDIDATES))
     cards = [
         {"index": i + 1, "label": screen_label(i), "position": i, "text": SAMPLE_RESPONSES[i % len(SAMPLE_RESPONSES)]}
