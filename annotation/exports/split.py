@@ -34,7 +34,7 @@ def suggested_test_share(*, total: int, target: int = MIN_TEST_ROWS) -> float | 
     return share if share <= 0.5 else None
 
 
-def test_split_warnings(manifest: dict, *, formats: tuple[str, ...] | None = None, nouns: dict[str, str] | None = None) -> list[str]:
+def split_size_warnings(manifest: dict, *, formats: tuple[str, ...] | None = None, nouns: dict[str, str] | None = None) -> list[str]:
     """One sentence per format whose test split holds fewer than 50 rows (and is not empty of
     training data too): how many, and the test share that would give 50. A share measured on
     rows is approximate, because the split is by prompt."""

@@ -386,6 +386,11 @@ def train_with_trainer(ctx, recipe, hooks: Hooks) -> dict:
     if hooks.prepare is not None:
         train_ds, test_ds, notes = hooks.prepare(train_ds=train_ds, test_ds=test_ds, cfg=cfg, ctx=ctx)
     tokenizer = load_tokenizer(ctx.base_model_path)
+    from transformers import set_seed
+
+    # Seeded before loading: weights the checkpoint lacks (a reward model's score head) are drawn
+    # at load time, so the same config gives the same run.
+    set_seed(cfg.seed)
     model = hooks.model_load(path=ctx.base_model_path, dtype=load_dtype(cfg, use_lora=ctx.use_lora))
     progress.say(f"model {ctx.base_model_name}: {count_parameters(model) / 1e6:.1f}M parameters in {str(model.dtype).replace('torch.', '')}, "
                  f"{'LoRA' if ctx.use_lora else 'full'}, lr {cfg.learning_rate:g}, bf16 {cfg.bf16}, "

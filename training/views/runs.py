@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotation.models import Role
 from annotation.selectors import project_get_for_user
-from annotation.exports.split import test_split_warnings
+from annotation.exports.split import split_size_warnings
 from training.models import TrainingRun
 from training.recipes import registry
 from training.registry import model_path
@@ -67,7 +67,7 @@ def run_new(request, slug: str):
     sections = [
         {"method": r.method, "label": r.label, "description": r.description, "reads": r.reads, "evaluates": r.evaluates,
          "needs_reward_model": r.needs_reward_model, "fields": config_fields(r.method, data),
-         "warnings": test_split_warnings(snapshot.manifest, formats=(r.reads,), nouns={r.reads: r.row_noun}) if snapshot else []}
+         "warnings": split_size_warnings(snapshot.manifest, formats=(r.reads,), nouns={r.reads: r.row_noun}) if snapshot else []}
         for r in form.recipes
     ]
     status = 400 if data is not None else 200
