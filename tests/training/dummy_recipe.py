@@ -31,4 +31,18 @@ def train(ctx) -> dict:
     ctx.progress.say(f"echo at volume {ctx.config['echo_volume']} from {ctx.snapshot_dir.name}")
     ctx.progress.metrics({"step": 1, "loss": 0.5, "echoes": 3.0})
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
-    return {"global_step": 1, "resolved_config": dict(ctx.config), "test": {"accuracy": 0.75, "accuracy_n": 4}}
+    return {"global_step": 1, "resolved_config": dict(ctx.config), "test": {"accuracy": 0.75, "accuracy_n": 4},
+            "reward_model_path": str(ctx.reward_model_path) if ctx.reward_model_path else None}
+
+
+ONLINE = register(Recipe(
+    method="echo_online",
+    label="Online echo (test)",
+    description="Scores its echoes with a reward model; exists only in tests.",
+    config_class=EchoConfig,
+    reads="sft",
+    base_kinds=("causal_lm",),
+    produces="policy",
+    module=__name__,
+    needs_reward_model=True,
+))

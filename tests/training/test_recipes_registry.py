@@ -73,3 +73,35 @@ def test_it_names_no_method_outside_the_recipe_modules():
     pattern = re.compile(r"""["'](reward|dpo|sft|kto|ppo|rloo|grpo)["']""")
     found = [f"{f.relative_to(root)}: {m.group(0)}" for f in files for m in pattern.finditer(f.read_text())]
     assert found == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_asks_online_methods_for_a_reward_model_and_hands_its_path_to_the_recipe(monkeypatch, echo, client_for, owner, project,
+                                                                                      make_snapshot, tiny_model):
+    from tests.training.conftest import sft_rows
+    from training.runs import ConfigError, run_create
+
+    monkeypatch.setitem(registry.RECIPE_MODULES, "echo_online", "tests.training.dummy_recipe")
+    try:
+        base = tiny_model()
+        rm = ModelArtifact.objects.create(name="rm", kind="reward_model", source="trained", path="models/rm", is_adapter=True)
+        snapshot = make_snapshot(project, sft_rows(4, seed=1), sft_rows(2, seed=2), fmt="sft")
+        with pytest.raises(ConfigError, match="reward_model: a echo_online run scores its rollouts with a reward model"):
+            run_create(project=project, snapshot=snapshot, base_model=base, method="echo_online")
+        with pytest.raises(ConfigError, match="reward_model: tiny is a causal language model, not a reward model"):
+            run_create(project=project, snapshot=snapshot, base_model=base, method="echo_online", reward_model=base)
+
+        page = client_for(owner).get(f"/training/projects/{project.slug}/new/").content.decode()
+        assert 'data-needed-by="echo_online"' in page and f'<option value="{rm.pk}">rm</option>' in page
+        response = client_for(owner).post(f"/training/projects/{project.slug}/new/", {
+            "snapshot": snapshot.pk, "base_model": base.pk, "method": "echo_online", "training": "lora", "reward_model": rm.pk})
+        assert response.status_code == 302, response.content.decode()[-2000:]
+        run = TrainingRun.objects.get(method="echo_online")
+        assert run.reward_model == rm and run.status == TrainingRun.Status.SUCCEEDED, run.log_tail
+        assert run.result["reward_model_path"].endswith("models/rm")
+        assert client_for(owner).get(f"/api/training/runs/{run.pk}/").json()["reward_model"] == rm.pk
+        # Methods that do not use one ignore a posted reward model.
+        plain = run_create(project=project, snapshot=snapshot, base_model=base, method="echo", reward_model=rm)
+        assert plain.reward_model is None
+    finally:
+        registry.unregister("echo_online")
