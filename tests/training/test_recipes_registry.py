@@ -14,7 +14,10 @@ from training.recipes import registry
 
 @pytest.fixture
 def echo(monkeypatch):
+    from tests.training import dummy_recipe
+
     monkeypatch.setitem(registry.RECIPE_MODULES, "echo", "tests.training.dummy_recipe")
+    registry.register(dummy_recipe.RECIPE)  # again, when an earlier test unregistered it
     yield registry.get("echo")
     registry.unregister("echo")
 
@@ -81,7 +84,10 @@ def test_it_asks_online_methods_for_a_reward_model_and_hands_its_path_to_the_rec
     from tests.training.conftest import sft_rows
     from training.runs import ConfigError, run_create
 
+    from tests.training import dummy_recipe
+
     monkeypatch.setitem(registry.RECIPE_MODULES, "echo_online", "tests.training.dummy_recipe")
+    registry.register(dummy_recipe.ONLINE)
     try:
         base = tiny_model()
         rm = ModelArtifact.objects.create(name="rm", kind="reward_model", source="trained", path="models/rm", is_adapter=True)
