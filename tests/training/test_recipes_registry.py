@@ -111,3 +111,11 @@ def test_it_asks_online_methods_for_a_reward_model_and_hands_its_path_to_the_rec
         assert plain.reward_model is None
     finally:
         registry.unregister("echo_online")
+
+
+def test_it_names_on_the_dataset_card_which_method_reads_which_file():
+    from annotation.exports.card import training_methods
+
+    methods = training_methods()
+    assert methods["preference"] == ["Reward model (Bradley–Terry)", "DPO policy"]
+    assert methods["sft"] == ["SFT policy (demonstrations)"] and methods["unpaired"] == ["KTO policy (ratings)"]
