@@ -78,8 +78,10 @@ class Recipe:
     row_noun: str = "rows"  # what a row of `reads` is called in messages: "pairs", "rows", "demonstrations", "prompts"
 
     def all_metrics(self) -> tuple[Metric, ...]:
+        """Loss first, then the recipe's own curves, then learning rate and gradient norm."""
         own = {m.key for m in self.metrics}
-        return tuple(m for m in COMMON_METRICS if m.key not in own) + tuple(self.metrics)
+        common = [m for m in COMMON_METRICS if m.key not in own]
+        return tuple(common[:1]) + tuple(self.metrics) + tuple(common[1:])
 
     def train_fn(self):
         return importlib.import_module(self.module).train
