@@ -60,4 +60,4 @@ def test_it_fails_in_words_when_the_snapshot_has_no_demonstrations(project, tiny
     run = run_create(project=project, snapshot=snapshot, base_model=base, method="sft", config=FAST)
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.FAILED
-    assert "sft/train.jsonl" in run.error and "no demonstrations to train on" in run.error
+    assert "sft/train.jsonl" in run.error and "no sft demonstrations to train on" in run.error

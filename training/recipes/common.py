@@ -372,7 +372,7 @@ def train_with_trainer(ctx, recipe, hooks: Hooks) -> dict:
     test_ds = load_split(folder, recipe.reads, "test", cache)
     train_file = split_path(folder, recipe.reads, "train")
     if train_ds is None or len(train_ds) < recipe.min_train_rows:
-        raise ValueError(f"{train_file}: the snapshot has no {recipe.row_noun} to train on ({recipe.reads} file empty or missing)")
+        raise ValueError(f"{train_file}: the snapshot has no {recipe.reads} {recipe.row_noun} to train on (the file is empty or missing)")
     missing = set(hooks.columns) - set(train_ds.column_names)
     if missing:
         raise ValueError(f"{train_file}: missing columns {', '.join(sorted(missing))}")
