@@ -224,7 +224,6 @@ SPECTACULAR_SETTINGS = {
         "ModelKindEnum": "training.models.ModelArtifact.Kind",
         "ModelSourceEnum": "training.models.ModelArtifact.Source",
         "TrainingRunStatusEnum": "training.models.TrainingRun.Status",
-        "TrainingMethodEnum": "training.models.TrainingRun.Method",
         "JudgmentKindEnum": "annotation.kinds.Kind",
         "JudgmentSourceEnum": "annotation.models.judgment.Judgment.Source",
         "ImportStatusEnum": "annotation.models.item.ImportBatch.Status",

@@ -16,6 +16,7 @@ from django.template.response import TemplateResponse
 
 from annotation.models import DatasetSnapshot
 from training.models import ModelArtifact, SnapshotForTraining, TrainingRun
+from training.recipes import registry
 from training.runs import ConfigError, run_cancel, run_create
 
 
@@ -44,10 +45,18 @@ def _report_queued(model_admin: admin.ModelAdmin, request, started: list[str], e
 
 
 class RunAddForm(forms.ModelForm):
+    method = forms.ChoiceField(choices=())
+
     class Meta:
         model = TrainingRun
-        fields = ["project", "snapshot", "base_model", "method", "use_lora", "config"]
+        fields = ["project", "snapshot", "base_model", "method", "use_lora", "reward_model", "config"]
         help_texts = {"config": 'Hyperparameters as JSON, e.g. {"num_train_epochs": 2}; missing ones take the recipe defaults.'}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["method"].choices = registry.choices()
+        needs = [r.method for r in registry.all_recipes() if r.needs_reward_model]
+        self.fields["reward_model"].help_text = f"Only for {', '.join(needs)} runs." if needs else "No method uses one yet."
 
     def clean(self):
         data = super().clean()
@@ -68,7 +77,8 @@ class RunAddForm(forms.ModelForm):
 
     @staticmethod
     def _arguments(data) -> dict:
-        return {key: data[key] for key in ("project", "snapshot", "base_model", "method", "use_lora")} | {"config": data.get("config") or {}}
+        return {key: data[key] for key in ("project", "snapshot", "base_model", "method", "use_lora")} | {
+            "config": data.get("config") or {}, "reward_model": data.get("reward_model")}
 
 
 @admin.register(TrainingRun)
@@ -115,7 +125,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
         for run in queryset.select_related("project", "snapshot", "base_model"):
             try:
                 new = run_create(project=run.project, snapshot=run.snapshot, base_model=run.base_model, method=run.method,
-                                 use_lora=run.use_lora, config=run.config, created_by=request.user)
+                                 use_lora=run.use_lora, config=run.config, reward_model=run.reward_model, created_by=request.user)
                 started.append(str(new.pk))
             except ConfigError as exc:
                 errors.append(f"run {run.pk}: {exc}")
@@ -124,9 +134,15 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
 class StartTrainingForm(forms.Form):
     base_model = forms.ModelChoiceField(queryset=ModelArtifact.objects.filter(is_adapter=False).order_by("name"))
-    method = forms.ChoiceField(choices=[("reward", "Reward model"), ("dpo", "DPO")])
+    method = forms.ChoiceField(choices=())
     use_lora = forms.BooleanField(required=False, initial=True, label="LoRA")
+    reward_model = forms.ModelChoiceField(queryset=ModelArtifact.objects.filter(kind=ModelArtifact.Kind.REWARD_MODEL).order_by("name"),
+                                          required=False, help_text="Only for methods that score rollouts (PPO, RLOO, GRPO).")
     config = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}), help_text="Hyperparameters as JSON; empty: defaults.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["method"].choices = registry.choices()
 
     def clean_config(self) -> dict:
         raw = (self.cleaned_data.get("config") or "").strip()
@@ -176,7 +192,8 @@ class SnapshotForTrainingAdmin(admin.ModelAdmin):
                 try:
                     run = run_create(project=snapshot.project, snapshot=snapshot, base_model=form.cleaned_data["base_model"],
                                      method=form.cleaned_data["method"], use_lora=form.cleaned_data["use_lora"],
-                                     config=form.cleaned_data["config"], created_by=request.user)
+                                     config=form.cleaned_data["config"], reward_model=form.cleaned_data.get("reward_model"),
+                                     created_by=request.user)
                     started.append(f"{run.pk} ({snapshot})")
                 except ConfigError as exc:
                     errors.append(f"{snapshot}: {exc}")

@@ -43,15 +43,6 @@ class ModelArtifact(models.Model):
 class TrainingRun(models.Model):
     """One training run. The row is the truth; Celery messages only wake workers."""
 
-    class Method(models.TextChoices):
-        REWARD = "reward", "Reward model"
-        DPO = "dpo", "DPO"
-        KTO = "kto", "KTO"
-        SFT = "sft", "SFT"
-        RLOO = "rloo", "RLOO"
-        GRPO = "grpo", "GRPO"
-        PPO = "ppo", "PPO"
-
     class Status(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"
@@ -62,7 +53,12 @@ class TrainingRun(models.Model):
     project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="training_runs")
     snapshot = models.ForeignKey("annotation.DatasetSnapshot", on_delete=models.PROTECT, related_name="training_runs")
     base_model = models.ForeignKey(ModelArtifact, on_delete=models.PROTECT, related_name="runs")
-    method = models.CharField(max_length=16, choices=Method.choices)
+    # A method of the recipe registry (training/recipes/registry.py); run_create checks it there.
+    method = models.CharField(max_length=16)
+    reward_model = models.ForeignKey(
+        ModelArtifact, null=True, blank=True, on_delete=models.PROTECT, related_name="scored_runs",
+        limit_choices_to={"kind": "reward_model"}, help_text="Online methods (PPO, RLOO, GRPO) score their rollouts with it.",
+    )
     use_lora = models.BooleanField(default=True)
     config = models.JSONField(default=dict, blank=True, help_text="Hyperparameters; defaults filled in from the recipe's config dataclass.")
 
@@ -91,6 +87,12 @@ class TrainingRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} run {self.pk}"
+
+    def get_method_display(self) -> str:
+        """The recipe's label (the registry, not field choices: adding a method touches no model)."""
+        from training.recipes.registry import label
+
+        return label(self.method)
 
 
 class SnapshotForTraining(DatasetSnapshot):

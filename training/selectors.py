@@ -127,3 +127,13 @@ def model_lineage(artifact: ModelArtifact) -> list[ModelArtifact]:
 def base_models_for_training(*, user) -> QuerySet[ModelArtifact]:
     """Models a run may start from: visible to the user, full models (not adapters)."""
     return model_list_for_user(user=user).filter(is_adapter=False).order_by("name")
+
+
+def reward_models_for_runs(*, user) -> QuerySet[ModelArtifact]:
+    """Reward models an online run may score its rollouts with: visible to the user (adapters too)."""
+    return model_list_for_user(user=user).filter(kind=ModelArtifact.Kind.REWARD_MODEL).order_by("name")
+
+
+def may_register_models(*, user) -> bool:
+    """Managers of any project and staff may add base models from the browser."""
+    return user.is_authenticated and (user.is_staff or projects_managed(user=user).exists())

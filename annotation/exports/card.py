@@ -111,6 +111,19 @@ def _scalars(data: dict, prefix: str = "") -> list[tuple[str, Any]]:
     return out[:30]
 
 
+def training_methods() -> dict[str, list[str]]:
+    """format -> the labels of Arbiter's training methods that read it (the recipe registry, which
+    imports no torch), so the card names them without naming a method here."""
+    try:
+        from training.recipes.registry import all_recipes
+    except ImportError:
+        return {}
+    out: dict[str, list[str]] = {}
+    for recipe in all_recipes():
+        out.setdefault(recipe.reads, []).append(recipe.label)
+    return out
+
+
 def _quote(text: str) -> str:
     return "\n".join(f"> {line}" if line.strip() else ">" for line in text.strip().splitlines()) or "> (none)"
 
@@ -131,9 +144,14 @@ def render_card(*, snapshot, projects, options, counts, stats, chat: bool, with_
         "| format | train | test | columns |",
         "|---|---:|---:|---|",
     ]
+    methods = training_methods()
     for fmt, split_counts in counts.items():
         columns = FORMAT_TEXT[fmt].format(margin=", `margin`" if with_margin else "")
         lines.append(f"| `{fmt}/` | {split_counts['train']} | {split_counts['test']} | {columns} |")
+    readers = [f"`{fmt}/`: {', '.join(methods[fmt])}" for fmt in counts if methods.get(fmt)]
+    if readers:
+        lines += ["", "Arbiter trains from these files as a researcher would (each training method reads one format): "
+                  + "; ".join(readers) + "."]
     lines += [
         "",
         f"Prompts are {'in TRL conversational form (lists of `{role, content}` messages; responses are one assistant message)' if chat else 'plain text'}."

@@ -45,3 +45,37 @@ def split_of(prompt: Any, *, seed: int, test_share: float, metadata: dict | None
         return "train"
     digest = hashlib.blake2b(f"{seed}\x00{group_key(prompt, metadata)}".encode(), digest_size=8).digest()
     return "test" if int.from_bytes(digest, "big") / 2**64 < test_share else "train"
+
+
+MIN_TEST_ROWS = 50
+
+
+def suggested_test_share(*, total: int, target: int = MIN_TEST_ROWS) -> float | None:
+    """The test share that would put about `target` rows in the test split (rounded up to a
+    hundredth); None when even half the rows would not reach it."""
+    if total <= 0:
+        return None
+    share = -(-100 * target // total) / 100  # ceil to 0.01
+    return share if share <= 0.5 else None
+
+
+def split_size_warnings(manifest: dict, *, formats: tuple[str, ...] | None = None, nouns: dict[str, str] | None = None) -> list[str]:
+    """One sentence per format whose test split holds fewer than 50 rows (and is not empty of
+    training data too): how many, and the test share that would give 50. A share measured on
+    rows is approximate, because the split is by prompt."""
+    counts = (manifest or {}).get("counts") or {}
+    share_now = ((manifest or {}).get("options") or {}).get("test_share")
+    out = []
+    for fmt in formats or tuple(k for k in counts if k != "judgments"):
+        split = counts.get(fmt) or {}
+        train, test = int(split.get("train") or 0), int(split.get("test") or 0)
+        if train + test == 0 or test >= MIN_TEST_ROWS:
+            continue
+        noun = (nouns or {}).get(fmt, "rows")
+        share = suggested_test_share(total=train + test)
+        now = f" at test share {share_now}" if share_now is not None else ""
+        advice = (f"a test share of about {share:g} would give {MIN_TEST_ROWS}" if share is not None
+                  else f"the {fmt} file has only {train + test} {noun} in all: collect more before trusting test figures")
+        out.append(f"The {fmt} test split holds {test} {noun}{now}, fewer than {MIN_TEST_ROWS}: accuracies on it are "
+                   f"rough (wide intervals); {advice}.")
+    return out

@@ -21,6 +21,7 @@ from annotation.exports import OptionsError, snapshot_create
 from annotation.exports.download import archive_response, file_response, snapshot_file_path, snapshot_files
 from annotation.exports.options import AGGREGATIONS, SnapshotOptions
 from annotation.exports.selectors import projects_for_research, snapshot_get, snapshot_list
+from annotation.exports.split import split_size_warnings
 from annotation.models import Role
 from annotation.rendering import render_markdown
 from annotation.selectors import project_get_for_user
@@ -90,7 +91,12 @@ def dataset_list(request: HttpRequest, slug: str) -> HttpResponse:
         else:
             messages.success(request, f"Building version {snapshot.version}.")
             return redirect("annotation:dataset-list", slug=project.slug)
-    return render(request, "annotation/dataset_list.html", {"project": project, "membership": membership, "snapshots": snapshot_list(project=project), "form": form})
+    snapshots = snapshot_list(project=project)
+    # The newest ready snapshot's counts tell the build form whether its test share is too small.
+    latest = next((s for s in snapshots if s.status == "ready"), None)
+    split_warnings = split_size_warnings(latest.manifest, formats=("preference", "unpaired", "sft")) if latest else []
+    return render(request, "annotation/dataset_list.html", {"project": project, "membership": membership, "snapshots": snapshots, "form": form,
+                                                            "split_warnings": split_warnings, "latest": latest})
 
 
 @login_required

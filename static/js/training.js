@@ -4,7 +4,8 @@
   "use strict";
   var SVG = "http://www.w3.org/2000/svg";
   var POLL_MS = 3000;
-  // Which metric keys go on which chart: by name, so "eval_loss" joins "loss".
+  // Which metric keys go on which chart. The run page embeds its recipe's metrics (the registry:
+  // key and chart group); without them, by name, so "eval_loss" joins "loss".
   var GROUPS = [
     { title: "Loss", match: function (k) { return k.indexOf("loss") !== -1; } },
     { title: "Accuracy", match: function (k) { return k.indexOf("acc") !== -1; } },
@@ -64,8 +65,39 @@
     });
   }
 
+  function recipeGroups(container) {
+    var raw = container.getAttribute("data-chart-groups");
+    if (!raw) return null;
+    var metrics;
+    try { metrics = JSON.parse(raw); } catch (e) { return null; }
+    if (!metrics || !metrics.length) return null;
+    var groups = [], byTitle = {};
+    metrics.forEach(function (m) {
+      if (!byTitle[m.group]) { byTitle[m.group] = { title: m.group, keys: [] }; groups.push(byTitle[m.group]); }
+      byTitle[m.group].keys.push(m.key);
+    });
+    return groups.map(function (g) { return { title: g.title, match: function (k) { return g.keys.indexOf(k) !== -1; } }; });
+  }
+
+  // Fewer than 3 points make no curve worth reading: say so and give the values.
+  function drawFew(box, title, series) {
+    box.textContent = "";
+    var h = document.createElement("figcaption");
+    h.className = "chart-title";
+    h.textContent = title;
+    box.appendChild(h);
+    var p = document.createElement("p");
+    p.className = "muted small chart-few";
+    var parts = Object.keys(series).map(function (k) {
+      return k + ": " + series[k].map(function (pt) { return fmt(pt[1]) + " (step " + pt[0] + ")"; }).join(", ");
+    });
+    var n = Math.max.apply(null, Object.keys(series).map(function (k) { return series[k].length; }));
+    p.textContent = "Only " + n + " point" + (n === 1 ? "" : "s") + " so far, too few for a line. " + parts.join("; ");
+    box.appendChild(p);
+  }
+
   function renderCharts(container, points) {
-    GROUPS.forEach(function (group, gi) {
+    (recipeGroups(container) || GROUPS).forEach(function (group, gi) {
       var series = {};
       points.forEach(function (p, i) {
         var step = typeof p.step === "number" ? p.step : i;
@@ -82,7 +114,8 @@
         box.setAttribute("data-chart", gi);
         container.appendChild(box);
       }
-      drawChart(box, group.title, series);
+      var most = Math.max.apply(null, Object.keys(series).map(function (k) { return series[k].length; }));
+      if (most < 3) drawFew(box, group.title, series); else drawChart(box, group.title, series);
     });
   }
 
@@ -140,12 +173,19 @@
   function runForm(form) {
     function sync() {
       var checked = form.querySelector('input[name="method"]:checked');
-      var method = checked ? checked.value : "reward";
+      var first = form.querySelector('input[name="method"]');
+      var method = checked ? checked.value : (first ? first.value : "");
       form.querySelectorAll("fieldset.hyper").forEach(function (fs) {
         var on = fs.getAttribute("data-method") === method;
         fs.hidden = !on;
         fs.disabled = !on; // a hidden method's fields are not posted
       });
+      var rm = form.querySelector("[data-reward-model]");
+      if (rm) {
+        var needed = (rm.getAttribute("data-needed-by") || "").split(" ").indexOf(method) !== -1;
+        rm.hidden = !needed;
+        rm.querySelector("select").disabled = !needed;
+      }
     }
     form.addEventListener("change", sync);
     sync();

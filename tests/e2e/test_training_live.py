@@ -36,7 +36,10 @@ def test_it_draws_live_charts_and_shows_the_results_when_the_run_ends(page, logi
     login(owner, f"/training/runs/{run.pk}/")
     page.wait_for_selector("figure.chart-box svg polyline")
     titles = page.locator("svg.chart .chart-title").all_text_contents()
-    assert titles == ["Loss", "Accuracy", "Learning rate"]
+    assert titles == ["Loss", "Learning rate"]
+    # Two accuracy points make no line: the figure says so and gives the values.
+    few = page.locator('figure[data-chart="1"] .chart-few').text_content()
+    assert few.startswith("Only 2 points so far, too few for a line.") and "0.600 (step 20)" in few
     loss_points = lambda: page.locator('polyline[data-series="loss"]').get_attribute("points").split()  # noqa: E731
     assert len(loss_points()) == 3
     # The worker writes more steps: the page follows without a reload.
@@ -45,6 +48,8 @@ def test_it_draws_live_charts_and_shows_the_results_when_the_run_ends(page, logi
     run.save()
     page.wait_for_function("() => document.querySelector('[data-field=steps]').textContent.includes('60 / 120')", timeout=15_000)
     assert len(loss_points()) == 4
+    # The third accuracy point: now a line.
+    assert page.locator("svg.chart .chart-title").all_text_contents() == ["Loss", "Accuracy", "Learning rate"]
     assert page.locator("[role=progressbar]").get_attribute("aria-valuenow") == "50"
     assert "step 40 loss 0.4" in page.locator("pre.log").text_content()
     assert "loss 0.4" in page.locator('figure[data-chart="0"] .legend').first.text_content()

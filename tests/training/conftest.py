@@ -70,16 +70,34 @@ def preference_rows(n: int, *, seed: int, start: int = 0, chat: bool = False, ma
     return rows
 
 
-def write_snapshot_folder(folder: Path, train: list[dict], test: list[dict]) -> Path:
-    """The snapshot layout of DESIGN.md: manifest.json, README.md, preference/{train,test}.jsonl."""
-    (folder / "preference").mkdir(parents=True, exist_ok=True)
+def write_snapshot_folder(folder: Path, train: list[dict], test: list[dict], fmt: str = "preference") -> Path:
+    """The snapshot layout of DESIGN.md: manifest.json, README.md, <fmt>/{train,test}.jsonl."""
+    (folder / fmt).mkdir(parents=True, exist_ok=True)
     for split, rows in (("train", train), ("test", test)):
-        with open(folder / "preference" / f"{split}.jsonl", "w") as fh:
+        with open(folder / fmt / f"{split}.jsonl", "w") as fh:
             for row in rows:
                 fh.write(json.dumps(row) + "\n")
-    (folder / "manifest.json").write_text(json.dumps({"formats": ["preference"], "counts": {"train": len(train), "test": len(test)}}))
+    (folder / "manifest.json").write_text(json.dumps({"formats": [fmt], "counts": {fmt: {"train": len(train), "test": len(test)}}}))
     (folder / "README.md").write_text("# Test snapshot\n\nPolite answers preferred.\n")
     return folder
+
+
+def sft_rows(n: int, *, seed: int, chat: bool = False) -> list[dict]:
+    """Demonstrations: every answer is the polite one (the `sft` format: prompt, completion)."""
+    rows = []
+    for r in preference_rows(n, seed=seed, chat=chat):
+        rows.append({"prompt": r["prompt"], "completion": r["chosen"]})
+    return rows
+
+
+def unpaired_rows(n: int, *, seed: int, desirable_share: float = 0.5, chat: bool = False) -> list[dict]:
+    """Ratings (the `unpaired` format): polite answers desirable, rude ones undesirable."""
+    rng = random.Random(seed + 1000)
+    rows = []
+    for r in preference_rows(n, seed=seed, chat=chat):
+        good = rng.random() < desirable_share
+        rows.append({"prompt": r["prompt"], "completion": r["chosen"] if good else r["rejected"], "label": good})
+    return rows
 
 
 @pytest.fixture
@@ -99,11 +117,13 @@ def tiny_model(db, settings):
 def make_snapshot(db, settings):
     """make(project, train_rows, test_rows) -> a ready DatasetSnapshot with the files on disk."""
 
-    def make(project, train: list[dict], test: list[dict]) -> DatasetSnapshot:
+    def make(project, train: list[dict], test: list[dict], fmt: str = "preference") -> DatasetSnapshot:
         version = DatasetSnapshot.objects.filter(project=project).count() + 1
         rel = f"snapshots/{project.slug}/v{version}"
-        write_snapshot_folder(Path(settings.ARTIFACT_ROOT) / rel, train, test)
-        return DatasetSnapshot.objects.create(project=project, version=version, status=DatasetSnapshot.Status.READY, path=rel, progress=1.0)
+        folder = write_snapshot_folder(Path(settings.ARTIFACT_ROOT) / rel, train, test, fmt)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        return DatasetSnapshot.objects.create(project=project, version=version, status=DatasetSnapshot.Status.READY, path=rel, progress=1.0,
+                                              manifest=manifest)
 
     return make
 

@@ -7,6 +7,7 @@ import pytest
 
 from tests.training.conftest import preference_rows
 from training.models import ModelArtifact, TrainingRun
+from training.results import wilson
 from training.runs import run_create
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -26,6 +27,7 @@ def test_it_learns_to_prefer_polite_answers(project, owner, tiny_model, make_sna
     test = run.result["test"]
     # Before training the policy is its reference: every implicit reward is 0 and accuracy 0.
     assert test["test_pairs"] == 40 and test["accuracy"] >= 0.8, run.log_tail
+    assert wilson(round(test["accuracy"] * 40), 40)[0] > 0.6  # clearly better than chance, not by luck
     assert test["margin_mean"] > 0 and test["reward_chosen_mean"] > test["reward_rejected_mean"]
     accuracies = [m["accuracy"] for m in run.metrics if "accuracy" in m]
     assert accuracies[-1] > accuracies[0]
@@ -40,14 +42,16 @@ def test_it_learns_to_prefer_polite_answers(project, owner, tiny_model, make_sna
 
 def test_it_trains_a_lora_adapter_on_chat_pairs_with_ipo_and_a_precomputed_reference(project, tiny_model, make_snapshot):
     base = tiny_model()
-    snapshot = make_snapshot(project, preference_rows(160, seed=13, chat=True), preference_rows(40, seed=14, chat=True))
+    snapshot = make_snapshot(project, preference_rows(160, seed=13, chat=True), preference_rows(80, seed=14, chat=True))
     config = {**FAST, "learning_rate": 3e-2, "loss_type": "ipo", "precompute_ref_log_probs": True}
     run = run_create(project=project, snapshot=snapshot, base_model=base, method="dpo", use_lora=True, config=config)
     run.refresh_from_db()
 
     assert run.status == TrainingRun.Status.SUCCEEDED, run.log_tail
-    # A LoRA adapter on a random 32-wide model learns slowly; the learning claim is the test above.
-    assert run.result["test"]["accuracy"] > 0.5, run.log_tail
+    # A LoRA adapter on a random 32-wide model learns slowly, but it must beat chance beyond doubt:
+    # the 95% interval of the accuracy on 80 held-out pairs lies above 0.5 (before: 0.5 on 40 passed).
+    test = run.result["test"]
+    assert test["test_pairs"] == 80 and wilson(round(test["accuracy"] * 80), 80)[0] > 0.5, (test, run.log_tail)
     assert run.result["samples"][0]["prompt"][0]["role"] == "user"
     policy = ModelArtifact.objects.get(run=run)
     assert policy.is_adapter and policy.config["loss_type"] == "ipo" and policy.config["precompute_ref_log_probs"] is True

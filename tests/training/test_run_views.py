@@ -193,8 +193,10 @@ def test_it_shows_the_results_margin_distribution_and_the_model(client_for, run,
     trained = ModelArtifact.objects.create(name="rm-1", kind="reward_model", source="trained", path="models/rm-1",
                                            base_model=base_model, run=run, snapshot=run.snapshot)
     page = client_for(owner).get(f"/training/runs/{run.pk}/").content.decode()
-    assert "<th>accuracy</th><td>0.875</td>" in page and "<td>a word</td>" in page and "<th>train_loss</th><td>0.41</td>" in page
-    assert "Reward margin distribution" in page and "8 pairs, 1 with the rejected response ahead" in page
+    # An accuracy carries its n and a 95% Wilson interval (7 of 8: 0.53 to 0.98).
+    assert "<th>accuracy</th><td>0.875 (7 of 8; 95% CI 0.53–0.98)</td>" in page
+    assert "<td>a word</td>" in page and "<th>train_loss</th><td>0.41</td>" in page
+    assert "Reward margin distribution" in page and "8 pairs, 1 with the rejected response scored at or above the chosen one" in page
     assert page.count('class="bar') == 4 and "p50 1.200" in page
     assert f"/training/models/{trained.pk}/" in page and "120 / 120 steps (100%)" in page
 

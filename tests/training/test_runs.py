@@ -47,7 +47,7 @@ def test_it_creates_a_queued_run_with_defaults_filled_and_enqueues_it_after_comm
         ("reward", {"learning_rate": "fast"}, "learning_rate: 'fast' is not a valid float"),
         ("reward", {"per_device_train_batch_size": 0}, "per_device_train_batch_size: 0 must be at least 1"),
         ("dpo", {"loss_type": "robust", "label_smoothing": 0.5}, "label_smoothing: must be below 0.5"),
-        ("ppo", {}, "method 'ppo' has no training recipe yet"),
+        ("nope", {}, "method: 'nope' has no training recipe yet"),
     ],
 )
 def test_it_refuses_bad_settings_naming_the_field(project, snapshot, base, method, config, message):

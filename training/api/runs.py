@@ -13,8 +13,9 @@ from rest_framework.views import APIView
 from annotation.models import DatasetSnapshot, Role
 from annotation.selectors import project_get_for_user
 from training.api.serializers import RunCreateSerializer, RunStateSerializer, TrainingRunSerializer
-from training.runs import ConfigError, run_cancel, run_create
-from training.selectors import base_models_for_training, run_get_for_user, run_list_for_user
+from training.recipes import registry
+from training.runs import ConfigError, recipe_config_schema, run_cancel, run_create
+from training.selectors import base_models_for_training, reward_models_for_runs, run_get_for_user, run_list_for_user
 from training.views.runs import run_state
 
 PROJECT_PARAM = OpenApiParameter("project", OpenApiTypes.STR, description="Only runs of this project (slug).")
@@ -47,9 +48,16 @@ class RunListCreate(generics.ListCreateAPIView):
         base_model = (models.filter(pk=int(ref)).first() if ref.isdigit() else None) or models.filter(name=ref).first()
         if base_model is None:
             raise ValidationError({"base_model": [f"no registered model {ref!r} you may train from"]})
+        reward_model = None
+        if values.get("reward_model"):
+            rm_ref = str(values["reward_model"]).strip()
+            rms = reward_models_for_runs(user=request.user)
+            reward_model = (rms.filter(pk=int(rm_ref)).first() if rm_ref.isdigit() else None) or rms.filter(name=rm_ref).first()
+            if reward_model is None:
+                raise ValidationError({"reward_model": [f"no reward model {rm_ref!r} you may use"]})
         try:
             run = run_create(project=project, snapshot=snapshot, base_model=base_model, method=values["method"],
-                             use_lora=values["use_lora"], config=values["config"], created_by=request.user)
+                             use_lora=values["use_lora"], config=values["config"], reward_model=reward_model, created_by=request.user)
         except ConfigError as exc:
             field, _, message = str(exc).partition(": ")
             raise ValidationError({field if message else "config": [message or str(exc)]}) from None
@@ -87,7 +95,15 @@ class RunCancel(APIView):
         return Response(TrainingRunSerializer(run_cancel(run=run)).data)
 
 
+class RecipeList(APIView):
+    @extend_schema(summary="Training methods: what each reads, accepts and produces, its metrics and hyperparameters",
+                   responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):
+        return Response([{**registry.as_dict(r), "config": recipe_config_schema(r.method)} for r in registry.all_recipes()])
+
+
 urlpatterns = [
+    path("recipes/", RecipeList.as_view(), name="training-recipes"),
     path("runs/", RunListCreate.as_view(), name="training-runs"),
     path("runs/<id:pk>/", RunDetail.as_view(), name="training-run"),
     path("runs/<id:pk>/metrics/", RunMetrics.as_view(), name="training-run-metrics"),

@@ -4,7 +4,11 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from training.models import ModelArtifact, TrainingRun
+from training.recipes import registry
+from training.results import accuracy_figures
 from training.selectors import model_project
+
+ACCURACY_HELP = "Each accuracy in the results with its n and 95% Wilson interval: {name: {value, k, n, ci95: [low, high], method}}."
 
 
 class ModelArtifactSerializer(serializers.ModelSerializer):
@@ -14,8 +18,13 @@ class ModelArtifactSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelArtifact
         fields = ["id", "name", "kind", "source", "is_adapter", "base_model", "base_model_name", "run", "snapshot", "project",
-                  "config", "metrics", "created_at"]
+                  "config", "metrics", "accuracies", "created_at"]
         read_only_fields = fields
+
+    accuracies = serializers.SerializerMethodField(help_text=ACCURACY_HELP)
+
+    def get_accuracies(self, artifact) -> dict:
+        return accuracy_figures(artifact.metrics or {})
 
     def get_project(self, artifact) -> str | None:
         project = model_project(artifact)
@@ -29,11 +38,12 @@ class TrainingRunSerializer(serializers.ModelSerializer):
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     percent = serializers.SerializerMethodField()
     output_model = serializers.SerializerMethodField(help_text="Id of the registered model once the run succeeded.")
+    accuracies = serializers.SerializerMethodField(help_text="Of the test-split results. " + ACCURACY_HELP)
 
     class Meta:
         model = TrainingRun
-        fields = ["id", "project", "snapshot", "snapshot_version", "base_model", "base_model_name", "method", "use_lora", "config",
-                  "status", "cancel_requested", "worker", "device", "attempts", "step", "total_steps", "percent", "heartbeat_at",
+        fields = ["id", "project", "snapshot", "snapshot_version", "base_model", "base_model_name", "reward_model", "method", "use_lora",
+                  "config", "accuracies", "status", "cancel_requested", "worker", "device", "attempts", "step", "total_steps", "percent", "heartbeat_at",
                   "log_tail", "result", "error", "output_model", "created_by", "created_at", "started_at", "finished_at"]
         read_only_fields = fields
 
@@ -41,6 +51,9 @@ class TrainingRunSerializer(serializers.ModelSerializer):
         from training.views.runs import _percent
 
         return _percent(run)
+
+    def get_accuracies(self, run) -> dict:
+        return accuracy_figures((run.result or {}).get("test") or {})
 
     def get_output_model(self, run) -> int | None:
         artifact = getattr(run, "output_model", None)
@@ -51,9 +64,16 @@ class RunCreateSerializer(serializers.Serializer):
     project = serializers.SlugField(help_text="Slug of the project (you must be its manager).")
     snapshot = serializers.IntegerField(help_text="Id of a ready dataset snapshot of that project.")
     base_model = serializers.CharField(help_text="Id or name of a registered model.")
-    method = serializers.ChoiceField(choices=["reward", "dpo"])
+    method = serializers.ChoiceField(choices=(), help_text="A training method of the recipe registry (GET /api/training/recipes/).")
     use_lora = serializers.BooleanField(default=True)
     config = serializers.DictField(required=False, default=dict, help_text="Hyperparameters; missing ones take the recipe's defaults.")
+    reward_model = serializers.CharField(required=False, allow_null=True, default=None,
+                                         help_text="Id or name of a reward model; needed by online methods (PPO, RLOO, GRPO).")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Read per request, not at import: a method registered later is accepted too.
+        self.fields["method"].choices = registry.choices()
 
 
 class RunStateSerializer(serializers.Serializer):

@@ -8,14 +8,9 @@ that knows the device (CPU: fp32, no gradient checkpointing; GPU: bf16).
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import typing
 from dataclasses import dataclass, field
 from typing import Any
-
-# method -> module under training.recipes; a method without a recipe cannot be started yet.
-RECIPE_MODULES = {"reward": "training.recipes.reward", "dpo": "training.recipes.dpo"}
-
 
 def _f(default: Any, help: str, *, choices: tuple | None = None, minimum: float | None = None, auto: bool = False):
     return field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum, "auto": auto})
@@ -48,42 +43,23 @@ class TrainConfig:
     lora_r: int = _f(16, "LoRA rank (with LoRA).", minimum=1)
     lora_alpha: int = _f(32, "LoRA scaling alpha (with LoRA).", minimum=1)
     lora_dropout: float = _f(0.0, "Dropout on the LoRA path (with LoRA).", minimum=0)
+    use_liger_kernel: bool | None = _f(
+        None, "Liger's fused Triton kernels (RMSNorm, RoPE, SwiGLU, fused linear cross-entropy): less memory, faster steps. "
+        "Auto: on for a GPU when the liger-kernel package is installed.", auto=True
+    )
+    padding_free: bool | None = _f(
+        None, "Concatenate the sequences of a batch without padding (flash-attention position ids) where the method allows it. "
+        "Auto: on for a GPU with flash attention.", auto=True
+    )
 
     # Defaults for the auto learning rate, per method: (LoRA, full).
     LR_DEFAULTS: typing.ClassVar[tuple[float, float]] = (1e-4, 1e-5)
+    # Whether TRL supports padding_free for this method's trainer.
+    PADDING_FREE_SUPPORTED: typing.ClassVar[bool] = False
 
-
-@dataclass
-class RewardConfig(TrainConfig):
-    """Reward model: Bradley-Terry loss on (chosen, rejected) through TRL's RewardTrainer."""
-
-    use_margin: bool = _f(False, "Use the snapshot's margin column (Likert strength, rank distance) in the loss: -log σ(r_c - r_r - margin).")
-    center_rewards_coefficient: float | None = _f(None, "Pull rewards towards mean zero with this weight (0.01 is a common value).", minimum=0)
-
-    LR_DEFAULTS: typing.ClassVar[tuple[float, float]] = (1e-4, 1e-5)
-
-
-DPO_LOSS_TYPES = (
-    "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard",
-    "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm",
-)
-
-
-@dataclass
-class DPOConfig(TrainConfig):
-    """DPO: TRL's DPOTrainer; with LoRA the adapter switched off is the reference (no second copy)."""
-
-    beta: float = _f(0.1, "Strength of the pull towards the reference model (higher: stays closer).", minimum=0)
-    loss_type: str = _f("sigmoid", "DPO loss: sigmoid (original DPO), ipo, robust, hinge, …", choices=DPO_LOSS_TYPES)
-    label_smoothing: float = _f(0.0, "Probability that a label is flipped (robust DPO; must be below 0.5).", minimum=0)
-    precompute_ref_log_probs: bool = _f(False, "Compute the reference log-probabilities once before training (saves a forward pass per step).")
-    sample_prompts: int = _f(8, "Held-out prompts sampled from the trained policy and the reference at the end.", minimum=0)
-    sample_max_new_tokens: int = _f(64, "Tokens generated per sample.", minimum=1)
-
-    LR_DEFAULTS: typing.ClassVar[tuple[float, float]] = (5e-5, 1e-6)
-
-
-CONFIGS: dict[str, type[TrainConfig]] = {"reward": RewardConfig, "dpo": DPOConfig}
+    @classmethod
+    def check(cls, values: dict) -> None:
+        """Rules across fields; raise ConfigError naming the field."""
 
 
 class ConfigError(ValueError):
@@ -91,16 +67,12 @@ class ConfigError(ValueError):
 
 
 def config_class(method: str) -> type[TrainConfig]:
+    from training.recipes import registry
+
     try:
-        return CONFIGS[method]
-    except KeyError:
-        known = ", ".join(sorted(CONFIGS))
-        raise ConfigError(f"method {method!r} has no training recipe yet (available: {known})") from None
-
-
-def recipe_module(method: str):
-    config_class(method)
-    return importlib.import_module(RECIPE_MODULES[method])
+        return registry.get(method).config_class
+    except KeyError as exc:
+        raise ConfigError(f"method: {exc.args[0]}") from None
 
 
 def _fields(cls: type[TrainConfig]) -> list[tuple[dataclasses.Field, Any]]:
@@ -165,8 +137,7 @@ def config_validate(method: str, data: dict | None) -> dict:
         if value is not None and minimum is not None and not isinstance(value, bool) and value < minimum:
             raise ConfigError(f"{f.name}: {value} must be at least {minimum}")
         out[f.name] = value
-    if method == "dpo" and out["loss_type"] == "robust" and not out["label_smoothing"] < 0.5:
-        raise ConfigError("label_smoothing: must be below 0.5 for the robust loss")
+    cls.check(out)
     return out
 
 
@@ -190,9 +161,22 @@ def config_schema(method: str) -> list[dict]:
     return rows
 
 
+def liger_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("liger_kernel") is not None
+
+
+def flash_attention_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("flash_attn") is not None
+
+
 def config_resolve(method: str, values: dict, *, use_lora: bool, device_type: str, bf16_supported: bool, n_params: int) -> TrainConfig:
     """Fill the auto fields for the device the worker actually has."""
-    cfg = config_class(method)(**config_validate(method, values))
+    cls = config_class(method)
+    cfg = cls(**config_validate(method, values))
     if cfg.learning_rate is None:
         cfg.learning_rate = cfg.LR_DEFAULTS[0] if use_lora else cfg.LR_DEFAULTS[1]
     if cfg.bf16 is None:
@@ -203,4 +187,14 @@ def config_resolve(method: str, values: dict, *, use_lora: bool, device_type: st
         cfg.gradient_checkpointing = device_type == "cuda" and n_params >= 1_000_000_000
     if device_type != "cuda":
         cfg.torch_compile = False
+    if cfg.use_liger_kernel is None:
+        cfg.use_liger_kernel = device_type == "cuda" and liger_available()
+    if cfg.use_liger_kernel and not liger_available():
+        raise ConfigError("use_liger_kernel: the liger-kernel package is not installed on this worker")
+    if cfg.padding_free is None:
+        # Padding-free batches need an attention that reads position ids across sequence
+        # boundaries: flash attention on a GPU. Elsewhere they would be attended as one sequence.
+        cfg.padding_free = cls.PADDING_FREE_SUPPORTED and device_type == "cuda" and flash_attention_available()
+    if not cls.PADDING_FREE_SUPPORTED:
+        cfg.padding_free = False
     return cfg

@@ -3,13 +3,56 @@ With LoRA the reference is the same model with the adapter switched off (TRL doe
 ref_model is given), so no second copy of the weights sits in memory."""
 from __future__ import annotations
 
+import typing
+from dataclasses import dataclass
 from pathlib import Path
 
-from training.recipes.base import DPOConfig
-from training.recipes.common import render_prompt, trainer_make
-from training.recipes.common import save as save  # the runner calls recipe.save; nothing DPO-specific to it
+from training.recipes.base import ConfigError, TrainConfig, _f
+from training.recipes.registry import Metric, Recipe, register
 
-ARTIFACT_KIND = "policy"
+DPO_LOSS_TYPES = (
+    "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard",
+    "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm",
+)
+
+
+@dataclass
+class DPOConfig(TrainConfig):
+    """DPO: TRL's DPOTrainer; with LoRA the adapter switched off is the reference (no second copy)."""
+
+    beta: float = _f(0.1, "Strength of the pull towards the reference model (higher: stays closer).", minimum=0)
+    loss_type: str = _f("sigmoid", "DPO loss: sigmoid (original DPO), ipo, robust, hinge, …", choices=DPO_LOSS_TYPES)
+    label_smoothing: float = _f(0.0, "Probability that a label is flipped (robust DPO; must be below 0.5).", minimum=0)
+    precompute_ref_log_probs: bool = _f(False, "Compute the reference log-probabilities once before training (saves a forward pass per step).")
+    sample_prompts: int = _f(8, "Held-out prompts sampled from the trained policy and the reference at the end.", minimum=0)
+    sample_max_new_tokens: int = _f(64, "Tokens generated per sample.", minimum=1)
+
+    LR_DEFAULTS: typing.ClassVar[tuple[float, float]] = (5e-5, 1e-6)
+    PADDING_FREE_SUPPORTED: typing.ClassVar[bool] = True
+
+    @classmethod
+    def check(cls, values: dict) -> None:
+        if values["loss_type"] == "robust" and not values["label_smoothing"] < 0.5:
+            raise ConfigError("label_smoothing: must be below 0.5 for the robust loss")
+
+
+RECIPE = register(Recipe(
+    method="dpo",
+    label="DPO policy",
+    description="Tunes a language model directly on the snapshot's preference pairs, held close to where it started.",
+    config_class=DPOConfig,
+    reads="preference",
+    base_kinds=("causal_lm", "policy"),
+    produces="policy",
+    module=__name__,
+    metrics=(
+        Metric("accuracy", "Implicit-reward accuracy", higher_is_better=True, sources=("rewards/accuracies",), group="Accuracy"),
+        Metric("margin", "Implicit-reward margin", higher_is_better=True, sources=("rewards/margins",), group="Reward margin"),
+    ),
+    evaluates="accuracy: share of test pairs whose implicit reward β·log π/π_ref is higher for the chosen response.",
+    row_noun="pairs",
+))
+ARTIFACT_KIND = RECIPE.produces
 Config = DPOConfig
 
 
@@ -19,19 +62,31 @@ def model_load(*, path: Path | str, dtype=None):
     return AutoModelForCausalLM.from_pretrained(str(path), use_safetensors=True, dtype=dtype, attn_implementation="sdpa")
 
 
-def trainer_build(*, cfg: DPOConfig, model, tokenizer, train_ds, use_lora: bool, output_dir, device_type: str, callbacks=()):
+def _drop_margin(ds):
+    if ds is not None and "margin" in ds.column_names:
+        return ds.remove_columns("margin")
+    return ds
+
+
+def trainer_build(*, cfg: DPOConfig, model, tokenizer, train_ds, use_lora: bool, output_dir, device_type: str, callbacks=(), test_ds=None):
     from trl import DPOConfig as TRLDPOConfig
     from trl import DPOTrainer
 
-    if "margin" in train_ds.column_names:
-        train_ds = train_ds.remove_columns("margin")
+    from training.recipes.common import trainer_make
+
+    extra = {}
+    if cfg.precompute_ref_log_probs and test_ds is not None and len(test_ds):
+        # Full training keeps no reference copy: TRL can compute the reference log-probs of the
+        # test split only before the first step, so it gets the split now (evaluate() after
+        # training would refuse a new dataset and the run would lose its model).
+        extra["eval_dataset"] = _drop_margin(test_ds)
     return trainer_make(
         trainer_cls=DPOTrainer,
         args_cls=TRLDPOConfig,
         cfg=cfg,
         model=model,
         tokenizer=tokenizer,
-        train_ds=train_ds,
+        train_ds=_drop_margin(train_ds),
         use_lora=use_lora,
         output_dir=output_dir,
         device_type=device_type,
@@ -41,10 +96,12 @@ def trainer_build(*, cfg: DPOConfig, model, tokenizer, train_ds, use_lora: bool,
             "loss_type": [cfg.loss_type],
             "label_smoothing": cfg.label_smoothing,
             "precompute_ref_log_probs": cfg.precompute_ref_log_probs,
+            "padding_free": bool(cfg.padding_free),
         },
         lora_task_type="CAUSAL_LM",
         length_columns=("prompt_ids+chosen_ids", "prompt_ids+rejected_ids"),
         ref_model=None,  # with LoRA, TRL uses the model with its adapter switched off as the reference
+        **extra,
     )
 
 
@@ -52,12 +109,13 @@ def evaluate(*, trainer, cfg: DPOConfig, test_ds) -> dict:
     """Implicit-reward accuracy and margins on the test split (β·log π/π_ref of chosen vs rejected)."""
     if test_ds is None or len(test_ds) == 0:
         return {"test_pairs": 0, "note": "the snapshot has no test split"}
-    if "margin" in test_ds.column_names:
-        test_ds = test_ds.remove_columns("margin")
     # Length grouping is for training batches; Trainer would apply it to the eval sampler too,
     # and the test split has no length column.
     trainer.args.train_sampling_strategy = "sequential"
-    metrics = trainer.evaluate(eval_dataset=test_ds, metric_key_prefix="test")
+    if trainer.eval_dataset is not None:  # prepared (and its reference log-probs computed) at build time
+        metrics = trainer.evaluate(metric_key_prefix="test")
+    else:
+        metrics = trainer.evaluate(eval_dataset=_drop_margin(test_ds), metric_key_prefix="test")
     pick = {
         "accuracy": "test_rewards/accuracies",
         "margin_mean": "test_rewards/margins",
@@ -73,47 +131,22 @@ def evaluate(*, trainer, cfg: DPOConfig, test_ds) -> dict:
         value = metrics.get(src, metrics.get(src.replace("test_", "eval_", 1)))
         if value is not None:
             out[key] = value
+    if "accuracy" in out:
+        out["accuracy_n"] = len(test_ds)
     return out
-
-
-def _generate(model, tokenizer, prompts, *, max_new_tokens: int) -> list[str]:
-    import torch
-
-    device = next(model.parameters()).device
-    model.eval()
-    texts = []
-    for prompt in prompts:
-        enc = tokenizer(render_prompt(tokenizer, prompt), return_tensors="pt").to(device)
-        with torch.no_grad():
-            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-        texts.append(tokenizer.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True).strip())
-    return texts
 
 
 def samples(*, trainer, cfg: DPOConfig, test_ds, base_path: Path) -> list[dict]:
     """Greedy answers of the trained policy beside its reference on held-out prompts."""
-    if test_ds is None or not cfg.sample_prompts:
-        return []
-    from peft import PeftModel
+    from training.recipes.common import policy_samples
 
-    rows, seen = [], set()
-    for ex in test_ds:
-        key = repr(ex["prompt"])
-        if key not in seen:
-            seen.add(key)
-            rows.append(ex)
-        if len(rows) >= cfg.sample_prompts:
-            break
-    prompts = [r["prompt"] for r in rows]
-    model, tokenizer = trainer.model, trainer.processing_class
-    policy = _generate(model, tokenizer, prompts, max_new_tokens=cfg.sample_max_new_tokens)
-    if isinstance(model, PeftModel):
-        with model.disable_adapter():
-            reference = _generate(model, tokenizer, prompts, max_new_tokens=cfg.sample_max_new_tokens)
-    else:
-        ref = trainer.ref_model or model_load(path=base_path, dtype=model.dtype).to(next(model.parameters()).device)
-        reference = _generate(ref, tokenizer, prompts, max_new_tokens=cfg.sample_max_new_tokens)
-    return [
-        {"prompt": r["prompt"], "policy": p, "reference": q, "chosen": r["chosen"], "rejected": r["rejected"]}
-        for r, p, q in zip(rows, policy, reference)
-    ]
+    return policy_samples(trainer=trainer, test_ds=test_ds, base_path=base_path, model_load=model_load, n=cfg.sample_prompts,
+                          max_new_tokens=cfg.sample_max_new_tokens, keep=("chosen", "rejected"))
+
+
+def train(ctx) -> dict:
+    from training.recipes.common import Hooks, train_with_trainer
+
+    hooks = Hooks(model_load=model_load, trainer_build=trainer_build, evaluate=evaluate, samples=samples,
+                  columns=("prompt", "chosen", "rejected"))
+    return train_with_trainer(ctx, RECIPE, hooks)

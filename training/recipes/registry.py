@@ -29,6 +29,8 @@ from typing import Any, Protocol
 RECIPE_MODULES: dict[str, str] = {
     "reward": "training.recipes.reward",
     "dpo": "training.recipes.dpo",
+    "sft": "training.recipes.sft",
+    "kto": "training.recipes.kto",
 }
 
 _RECIPES: dict[str, "Recipe"] = {}
@@ -42,6 +44,21 @@ class Metric:
     label: str
     chart: str = "line"  # "line" (per step) or "bar"
     higher_is_better: bool | None = None
+    # Names the trainer logs this value under (TRL: "rewards/accuracies"); empty: the key itself.
+    sources: tuple[str, ...] = ()
+    # Curves with the same group share one chart (e.g. "Loss"); empty: the label.
+    group: str = ""
+
+    def names(self) -> tuple[str, ...]:
+        return self.sources or (self.key,)
+
+
+# Every Hugging Face trainer logs these; a recipe's own metrics come after them.
+COMMON_METRICS: tuple[Metric, ...] = (
+    Metric("loss", "Training loss", higher_is_better=False, group="Loss"),
+    Metric("learning_rate", "Learning rate", group="Learning rate"),
+    Metric("grad_norm", "Gradient norm", group="Gradient norm"),
+)
 
 
 @dataclass(frozen=True)
@@ -57,6 +74,14 @@ class Recipe:
     metrics: tuple[Metric, ...] = ()
     needs_reward_model: bool = False  # online methods (PPO, RLOO, GRPO) score rollouts with one
     min_train_rows: int = 1
+    evaluates: str = ""  # one sentence for the run page and the README: what the test-split figures mean
+    row_noun: str = "rows"  # what a row of `reads` is called in messages: "pairs", "rows", "demonstrations", "prompts"
+
+    def all_metrics(self) -> tuple[Metric, ...]:
+        """Loss first, then the recipe's own curves, then learning rate and gradient norm."""
+        own = {m.key for m in self.metrics}
+        common = [m for m in COMMON_METRICS if m.key not in own]
+        return tuple(common[:1]) + tuple(self.metrics) + tuple(common[1:])
 
     def train_fn(self):
         return importlib.import_module(self.module).train
@@ -68,6 +93,8 @@ class Progress(Protocol):
     def steps(self, *, step: int, total: int | None = None) -> None: ...
     def check(self) -> None: ...  # raises when the run was cancelled or taken over
     def should_stop(self) -> bool: ...  # the same, as a flag for loops that stop cleanly
+    # Optional (callers use getattr): record a saved checkpoint on the run row.
+    # def checkpoint(self, *, path: Path, step: int) -> None: ...
 
 
 @dataclass
@@ -105,16 +132,36 @@ def get(method: str) -> Recipe:
     try:
         return _RECIPES[method]
     except KeyError:
-        raise KeyError(f"method {method!r} has no training recipe (available: {', '.join(RECIPE_MODULES)})") from None
+        raise KeyError(f"{method!r} has no training recipe yet (available: {', '.join(r.method for r in all_recipes())})") from None
 
 
 def all_recipes() -> list[Recipe]:
+    """Every method, in RECIPE_MODULES order (then any registered by other means, e.g. a test)."""
     _load_all()
-    return [_RECIPES[m] for m in RECIPE_MODULES if m in _RECIPES]
+    listed = [_RECIPES[m] for m in RECIPE_MODULES if m in _RECIPES]
+    return listed + [r for m, r in _RECIPES.items() if m not in RECIPE_MODULES]
+
+
+def choices() -> list[tuple[str, str]]:
+    """(method, label) for forms and the API."""
+    return [(r.method, r.label) for r in all_recipes()]
+
+
+def label(method: str) -> str:
+    try:
+        return get(method).label
+    except KeyError:
+        return method
+
+
+def unregister(method: str) -> None:
+    """For tests that register a recipe of their own."""
+    _RECIPES.pop(method, None)
 
 
 def as_dict(recipe: Recipe) -> dict:
     """What the API and the start form's script see of a recipe."""
     out = dataclasses.asdict(recipe)
     out.pop("config_class")
+    out["metrics"] = [dataclasses.asdict(m) for m in recipe.all_metrics()]
     return out

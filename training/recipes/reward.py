@@ -2,13 +2,41 @@
 RewardTrainer; LoRA through peft (task SEQ_CLS) with the score head trained in full."""
 from __future__ import annotations
 
+import typing
+from dataclasses import dataclass
 from pathlib import Path
 
-from training.recipes.base import RewardConfig
-from training.recipes.common import distribution, trainer_make
-from training.recipes.common import save as save  # the runner calls recipe.save; nothing reward-specific to it
+from training.recipes.base import TrainConfig, _f
+from training.recipes.registry import Metric, Recipe, register
 
-ARTIFACT_KIND = "reward_model"
+
+@dataclass
+class RewardConfig(TrainConfig):
+    """Reward model: Bradley-Terry loss on (chosen, rejected) through TRL's RewardTrainer."""
+
+    use_margin: bool = _f(False, "Use the snapshot's margin column (Likert strength, rank distance) in the loss: -log σ(r_c - r_r - margin).")
+    center_rewards_coefficient: float | None = _f(None, "Pull rewards towards mean zero with this weight (0.01 is a common value).", minimum=0)
+
+    LR_DEFAULTS: typing.ClassVar[tuple[float, float]] = (1e-4, 1e-5)
+
+
+RECIPE = register(Recipe(
+    method="reward",
+    label="Reward model (Bradley–Terry)",
+    description="Scores a response to a prompt; trained on the snapshot's preference pairs (chosen above rejected).",
+    config_class=RewardConfig,
+    reads="preference",
+    base_kinds=("causal_lm", "encoder", "reward_model"),
+    produces="reward_model",
+    module=__name__,
+    metrics=(
+        Metric("accuracy", "Pair accuracy", higher_is_better=True, sources=("accuracy",), group="Accuracy"),
+        Metric("margin", "Reward margin", higher_is_better=True, sources=("margin",), group="Reward margin"),
+    ),
+    evaluates="accuracy: share of test pairs whose chosen response scores above the rejected one; the margin distribution.",
+    row_noun="pairs",
+))
+ARTIFACT_KIND = RECIPE.produces
 Config = RewardConfig
 # Names of the classification head in transformers models (decoder LMs: score; encoders: classifier).
 _HEADS = ("score", "classifier")
@@ -32,9 +60,11 @@ def prepare_columns(dataset, cfg: RewardConfig):
     return dataset.map(lambda ex: {"margin": float(ex["margin"] or 0.0)})
 
 
-def trainer_build(*, cfg: RewardConfig, model, tokenizer, train_ds, use_lora: bool, output_dir, device_type: str, callbacks=()):
+def trainer_build(*, cfg: RewardConfig, model, tokenizer, train_ds, use_lora: bool, output_dir, device_type: str, callbacks=(), test_ds=None):
     from trl import RewardConfig as TRLRewardConfig
     from trl import RewardTrainer
+
+    from training.recipes.common import trainer_make
 
     return trainer_make(
         trainer_cls=RewardTrainer,
@@ -81,6 +111,8 @@ def pair_rewards(model, tokenizer, pairs, *, batch_size: int, bf16: bool) -> tup
 
 def evaluate(*, trainer, cfg: RewardConfig, test_ds) -> dict:
     """Accuracy (chosen scored above rejected) and the reward-margin distribution on the test split."""
+    from training.recipes.common import distribution
+
     if test_ds is None or len(test_ds) == 0:
         return {"test_pairs": 0, "note": "the snapshot has no test split"}
     prepared = trainer._prepare_dataset(prepare_columns(test_ds, cfg), trainer.processing_class, trainer.args, "test")
@@ -91,7 +123,15 @@ def evaluate(*, trainer, cfg: RewardConfig, test_ds) -> dict:
         "test_pairs": len(pairs),
         "test_pairs_dropped": len(test_ds) - len(pairs),
         "accuracy": sum(m > 0 for m in margins) / len(margins) if margins else None,
+        "accuracy_n": len(margins),
         "reward_chosen_mean": sum(chosen) / len(chosen) if chosen else None,
         "reward_rejected_mean": sum(rejected) / len(rejected) if rejected else None,
         "margin": distribution(margins),
     }
+
+
+def train(ctx) -> dict:
+    from training.recipes.common import Hooks, train_with_trainer
+
+    hooks = Hooks(model_load=model_load, trainer_build=trainer_build, evaluate=evaluate, columns=("prompt", "chosen", "rejected"))
+    return train_with_trainer(ctx, RECIPE, hooks)

@@ -6,10 +6,9 @@ from django import forms
 from django.db.models import BooleanField, Case, Q, Value, When
 
 from annotation.models import DatasetSnapshot, Project
+from training.recipes import registry
 from training.runs import recipe_config_schema
-from training.selectors import base_models_for_training
-
-METHODS = [("reward", "Reward model (Bradley–Terry)"), ("dpo", "DPO policy")]
+from training.selectors import base_models_for_training, reward_models_for_runs
 
 
 def config_fields(method: str, data=None) -> list[dict]:
@@ -41,9 +40,12 @@ def config_from_post(method: str, data) -> dict:
 class RunForm(forms.Form):
     snapshot = forms.ModelChoiceField(queryset=DatasetSnapshot.objects.none(), help_text="A ready dataset snapshot of this project.")
     base_model = forms.ModelChoiceField(queryset=None, help_text="From the model registry (python manage.py add_model).")
-    method = forms.ChoiceField(choices=METHODS, initial="reward", widget=forms.RadioSelect)
+    method = forms.ChoiceField(choices=(), widget=forms.RadioSelect)
     training = forms.ChoiceField(
         choices=[("lora", "LoRA adapter (fast, small)"), ("full", "Full fine-tune")], initial="lora", widget=forms.RadioSelect
+    )
+    reward_model = forms.ModelChoiceField(
+        queryset=None, required=False, help_text="Scores the rollouts of online methods (PPO, RLOO, GRPO); other methods ignore it."
     )
 
     def __init__(self, *args, project: Project, user, **kwargs):
@@ -57,6 +59,12 @@ class RunForm(forms.Form):
         own = Case(When(project=project, then=Value(True)), default=Value(False), output_field=BooleanField())
         self.fields["snapshot"].queryset = ready.select_related("project").annotate(own=own).order_by("-own", "-version", "-pk")
         self.fields["base_model"].queryset = base_models_for_training(user=user)
+        self.fields["reward_model"].queryset = reward_models_for_runs(user=user)
+        # Read when the form is built, not at import: a method registered later still shows.
+        self.recipes = registry.all_recipes()
+        self.fields["method"].choices = [(r.method, r.label) for r in self.recipes]
+        self.fields["method"].initial = self.recipes[0].method if self.recipes else None
+        self.needs_reward_model = [r.method for r in self.recipes if r.needs_reward_model]
         self.fields["snapshot"].label_from_instance = lambda s: (
             f"v{s.version} · {s.created_at:%Y-%m-%d %H:%M}" if s.project_id == project.pk
             # Versions count per project: name the project a shared snapshot comes from.

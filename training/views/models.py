@@ -2,14 +2,32 @@
 (snapshot -> run -> model, and the chain of base models)."""
 from __future__ import annotations
 
+from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import path
 
-from training.registry import model_path
-from training.selectors import may_see_models, model_get_for_user, model_lineage, model_list_for_user, model_project, projects_viewable
-from training.views.runs import display_rows
+from training.models import ModelArtifact
+from training.registry import SOURCES, RegistryError, model_path, model_register
+from training.results import display_rows
+from training.selectors import (
+    may_register_models,
+    may_see_models,
+    model_get_for_user,
+    model_lineage,
+    model_list_for_user,
+    model_project,
+    projects_viewable,
+)
+
+
+class ModelAddForm(forms.Form):
+    source = forms.ChoiceField(choices=list(SOURCES.items()), widget=forms.RadioSelect, initial="folder")
+    path = forms.CharField(required=False, max_length=1000, help_text="Folder or GGUF file, on the disk this server and the workers share.")
+    name = forms.CharField(required=False, max_length=200, help_text="Registry name (becomes a folder name); not needed for the packaged models.")
+    kind = forms.ChoiceField(required=False, choices=[("", "guess from config.json")] + list(ModelArtifact.Kind.choices))
 
 
 @login_required
@@ -17,7 +35,28 @@ def model_list(request):
     if not may_see_models(user=request.user):
         raise PermissionDenied("The model registry needs the researcher or manager role on at least one project.")
     models = model_list_for_user(user=request.user)
-    return render(request, "training/models.html", {"models": models})
+    return render(request, "training/models.html", {"models": models, "may_add": may_register_models(user=request.user)})
+
+
+@login_required
+def model_add(request):
+    """Register a base model (managers and staff): the same checks and messages as add_model."""
+    if not may_register_models(user=request.user):
+        raise PermissionDenied("Only project managers and staff register models")
+    form = ModelAddForm(request.POST or None)
+    error = None
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        before = set(ModelArtifact.objects.values_list("pk", flat=True))
+        try:
+            artifact = model_register(source=data["source"], name=data["name"], path=data["path"], kind=data["kind"] or None)
+        except RegistryError as exc:
+            error = str(exc)
+        else:
+            verb = "was already registered" if artifact.pk in before else "registered"
+            messages.success(request, f"{artifact.name} {verb} ({artifact.get_kind_display()}, {artifact.get_source_display()}).")
+            return redirect("training:model", pk=artifact.pk)
+    return render(request, "training/model_add.html", {"form": form, "error": error}, status=400 if error else 200)
 
 
 @login_required
@@ -37,5 +76,6 @@ def model_detail(request, pk: int):
 
 urlpatterns = [
     path("models/", model_list, name="models"),
+    path("models/add/", model_add, name="model-add"),
     path("models/<id:pk>/", model_detail, name="model"),
 ]

@@ -12,11 +12,14 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotation.models import Role
 from annotation.selectors import project_get_for_user
+from annotation.exports.split import split_size_warnings
 from training.models import TrainingRun
+from training.recipes import registry
 from training.registry import model_path
+from training.results import display_rows
 from training.runs import ConfigError, run_cancel, run_create
 from training.selectors import can_manage_run, may_see_models, projects_managed, run_get_for_user, run_list_for_user
-from training.views.forms import METHODS, RunForm, config_fields, config_from_post
+from training.views.forms import RunForm, config_fields, config_from_post
 
 FINISHED = {TrainingRun.Status.SUCCEEDED, TrainingRun.Status.FAILED, TrainingRun.Status.CANCELLED}
 
@@ -53,6 +56,7 @@ def run_new(request, slug: str):
                 method=method,
                 use_lora=form.cleaned_data["training"] == "lora",
                 config=config_from_post(method, data),
+                reward_model=form.cleaned_data.get("reward_model"),
                 created_by=request.user,
             )
         except ConfigError as exc:
@@ -60,15 +64,32 @@ def run_new(request, slug: str):
         else:
             messages.success(request, f"Run {run.pk} queued: it starts when a gpu worker is free.")
             return redirect("training:run", pk=run.pk)
-    sections = [{"method": m, "label": label, "fields": config_fields(m, data)} for m, label in METHODS]
+    snapshot = _chosen_snapshot(form, data)
+    sections = [
+        {"method": r.method, "label": r.label, "description": r.description, "reads": r.reads, "evaluates": r.evaluates,
+         "needs_reward_model": r.needs_reward_model, "fields": config_fields(r.method, data),
+         "warnings": split_size_warnings(snapshot.manifest, formats=(r.reads,), nouns={r.reads: r.row_noun}) if snapshot else []}
+        for r in form.recipes
+    ]
     status = 400 if data is not None else 200
-    return render(request, "training/run_new.html", {"project": project, "form": form, "sections": sections, "error": error}, status=status)
+    context = {"project": project, "form": form, "sections": sections, "error": error, "snapshot": snapshot}
+    return render(request, "training/run_new.html", context, status=status)
+
+
+def _chosen_snapshot(form: RunForm, data):
+    """The snapshot the form shows (posted, else the initial one): its test-split sizes warn per method."""
+    ref = (data or {}).get("snapshot") or form.fields["snapshot"].initial
+    try:
+        return form.fields["snapshot"].queryset.filter(pk=int(ref)).first() if ref else None
+    except (TypeError, ValueError):
+        return None
 
 
 @login_required
 def run_detail(request, pk: int):
     run = run_get_for_user(user=request.user, run_id=pk)
     result = run.result or {}
+    recipe = _recipe(run.method)
     context = {
         "run": run,
         "can_cancel": can_manage_run(user=request.user, run=run) and run.status not in FINISHED,
@@ -81,6 +102,10 @@ def run_detail(request, pk: int):
         "output_model": getattr(run, "output_model", None),
         "config_rows": sorted(run.config.items()),
         "metrics_url": reverse("training:run-metrics", args=[run.pk]),
+        "recipe": recipe,
+        # The recipe's curves and which chart each goes on, for training.js (an attribute: the CSP allows no inline script).
+        "chart_groups_json": json.dumps([{"key": m.key, "label": m.label, "group": m.group or m.label} for m in recipe.all_metrics()]
+                                        if recipe else []),
     }
     return render(request, "training/run_detail.html", context)
 
@@ -145,6 +170,11 @@ def margin_histogram(result: dict, bins: int = 20) -> dict | None:
             bars = margin_histogram({key: value["histogram"]})
             if bars:
                 bars["summary"] = [(k, value[k]) for k in ("mean", "std", "p5", "p50", "p95") if isinstance(value.get(k), (int, float))]
+                # The caption counts pairs, not bars: a bar may straddle 0 (one pair: a bar around its value).
+                if isinstance(value.get("nonpositive"), int):
+                    bars["negative"], bars["exact"] = value["nonpositive"], True
+                elif isinstance(result.get("accuracy"), (int, float)) and isinstance(value.get("count"), int):
+                    bars["negative"], bars["exact"] = value["count"] - round(result["accuracy"] * value["count"]), True
             return bars
         if isinstance(value, dict) and isinstance(value.get("counts"), list) and isinstance(value.get("edges"), list):
             return _bars(value["edges"], value["counts"], key)
@@ -158,15 +188,11 @@ def margin_histogram(result: dict, bins: int = 20) -> dict | None:
     return None
 
 
-def display_rows(values: dict) -> list[tuple[str, str]]:
-    """Plain values as display text: floats to 4 significant digits, the rest as they are."""
-    rows = []
-    for key, value in values.items():
-        if isinstance(value, float):
-            rows.append((key, f"{value:.4g}"))
-        elif isinstance(value, (int, str, bool)):
-            rows.append((key, str(value)))
-    return rows
+def _recipe(method: str):
+    try:
+        return registry.get(method)
+    except KeyError:  # a method whose module is gone: the page still shows the row
+        return None
 
 
 def _bars(edges: list, counts: list, key: str) -> dict:
@@ -175,12 +201,12 @@ def _bars(edges: list, counts: list, key: str) -> dict:
         {"lo": edges[i], "hi": edges[i + 1] if i + 1 < len(edges) else edges[i], "count": c, "height": round(100 * c / top) if top else 0}
         for i, c in enumerate(counts)
     ]
-    negative = sum(b["count"] for b in bars if b["hi"] <= 0)
-    return {"key": key, "bars": bars, "total": sum(counts), "negative": negative}
+    negative = sum(b["count"] for b in bars if b["hi"] <= 0)  # a lower bound: bars that straddle 0 are left out
+    return {"key": key, "bars": bars, "total": sum(counts), "negative": negative, "exact": False}
 
 
 def run_samples(run: TrainingRun) -> list[dict]:
-    """DPO samples: the trained policy beside its reference on held-out prompts. In the run's
+    """Samples of a policy run: the trained policy beside its reference on held-out prompts. In the run's
     result, or as samples.jsonl in the output model's folder."""
     samples = (run.result or {}).get("samples")
     if isinstance(samples, list):
@@ -218,7 +244,8 @@ def _sample(raw: dict) -> dict:
     prompt = pick("prompt")
     if isinstance(prompt, list):  # conversational: show the turns as text
         prompt = "\n".join(f"{m.get('role', '?')}: {m.get('content', '')}" for m in prompt if isinstance(m, dict))
-    return {"prompt": prompt, "policy": pick("policy", "trained", "completion", "chosen"), "reference": pick("reference", "ref", "base")}
+    return {"prompt": prompt, "policy": pick("policy", "trained", "completion", "chosen"), "reference": pick("reference", "ref", "base"),
+            "demonstration": pick("demonstration")}
 
 
 def _percent(run: TrainingRun) -> int:

@@ -1,0 +1,169 @@
+"""KTO recipe: TRL's KTOTrainer on the snapshot's `unpaired` split ({prompt, completion, label}:
+ratings at or over the project's threshold are desirable, the rest undesirable; a binary "both
+bad" gives two undesirable rows). With LoRA the adapter switched off is the reference."""
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+from training.recipes.base import TrainConfig, _f
+from training.recipes.registry import Metric, Recipe, register
+
+
+@dataclass
+class KTOConfig(TrainConfig):
+    """KTO: prospect-theoretic loss on single responses labelled desirable or undesirable."""
+
+    beta: float = _f(0.1, "Strength of the pull towards the reference model (higher: stays closer).", minimum=0)
+    loss_type: str = _f("kto", "kto (the paper's loss) or apo_zero_unpaired.", choices=("kto", "apo_zero_unpaired"))
+    desirable_weight: float | None = _f(
+        None, "Weight of the desirable rows' loss. Auto: from the class balance, so that desirable_weight·#desirable / "
+        "(undesirable_weight·#undesirable) is 1 when desirable rows are fewer (TRL's advice: between 1 and 4/3).", minimum=0, auto=True
+    )
+    undesirable_weight: float | None = _f(
+        None, "Weight of the undesirable rows' loss. Auto: from the class balance (see desirable_weight).", minimum=0, auto=True
+    )
+    precompute_ref_log_probs: bool = _f(False, "Compute the reference log-probabilities once before training (saves a forward pass per step).")
+    sample_prompts: int = _f(8, "Held-out prompts answered by the trained policy and by the reference at the end.", minimum=0)
+    sample_max_new_tokens: int = _f(64, "Tokens generated per sample.", minimum=1)
+
+    LR_DEFAULTS: typing.ClassVar[tuple[float, float]] = (5e-5, 5e-7)
+    # KTO estimates its KL term from mismatched pairs of a fixed-order batch: it needs sequential
+    # batches of at least 2 rows, so length grouping is off whatever the setting says.
+    SEQUENTIAL: typing.ClassVar[bool] = True
+
+
+RECIPE = register(Recipe(
+    method="kto",
+    label="KTO policy (ratings)",
+    description="Tunes a language model on single responses rated good or bad (ratings, both-bad judgments), no pairs needed.",
+    config_class=KTOConfig,
+    reads="unpaired",
+    base_kinds=("causal_lm", "policy"),
+    produces="policy",
+    module=__name__,
+    metrics=(
+        Metric("kl", "KL estimate", sources=("kl",), group="KL"),
+        Metric("reward_desirable", "Reward of desirable rows", higher_is_better=True, sources=("rewards/chosen",), group="Rewards"),
+        Metric("reward_undesirable", "Reward of undesirable rows", higher_is_better=False, sources=("rewards/rejected",), group="Rewards"),
+    ),
+    evaluates="accuracy: share of test rows whose implicit reward β·log π/π_ref has the sign of its label (desirable > 0, undesirable < 0).",
+    row_noun="rows",
+    min_train_rows=2,
+))
+ARTIFACT_KIND = RECIPE.produces
+Config = KTOConfig
+
+
+def class_weights(labels, desirable_weight: float | None, undesirable_weight: float | None) -> tuple[float, float]:
+    """Fill the auto weights from the class balance (TRL's KTO docs: keep
+    desirable_weight·D / (undesirable_weight·U) between 1 and 4/3); a set weight is kept."""
+    d = sum(1 for x in labels if x)
+    u = len(labels) - d
+    if desirable_weight is not None and undesirable_weight is not None:
+        return desirable_weight, undesirable_weight
+    dw, uw = 1.0, 1.0
+    if d and u:
+        if d < u:
+            dw = u / d  # up-weight the rarer desirable rows to balance
+        elif d > u * 4 / 3:
+            uw = d / (u * 4 / 3)  # up-weight the rarer undesirable rows to the 4/3 edge
+    if desirable_weight is not None:
+        dw = desirable_weight
+    if undesirable_weight is not None:
+        uw = undesirable_weight
+    return round(dw, 4), round(uw, 4)
+
+
+def prepare(*, train_ds, test_ds, cfg: KTOConfig, ctx):
+    labels = train_ds["label"]
+    if not all(isinstance(x, bool) for x in labels):
+        raise ValueError("unpaired/train.jsonl: label must be true or false on every row")
+    cfg.desirable_weight, cfg.undesirable_weight = class_weights(labels, cfg.desirable_weight, cfg.undesirable_weight)
+    d = sum(labels)
+    ctx.progress.say(f"{d} desirable and {len(labels) - d} undesirable rows; weights {cfg.desirable_weight:g} / {cfg.undesirable_weight:g}")
+    return train_ds, test_ds, {"class_balance": {"desirable": d, "undesirable": len(labels) - d}}
+
+
+def model_load(*, path: Path | str, dtype=None):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(path), use_safetensors=True, dtype=dtype, attn_implementation="sdpa")
+
+
+def trainer_build(*, cfg: KTOConfig, model, tokenizer, train_ds, use_lora: bool, output_dir, device_type: str, callbacks=(), test_ds=None):
+    from trl import KTOConfig as TRLKTOConfig
+    from trl import KTOTrainer
+
+    from training.recipes.common import trainer_make
+
+    if cfg.desirable_weight is None or cfg.undesirable_weight is None:
+        cfg.desirable_weight, cfg.undesirable_weight = class_weights(train_ds["label"], cfg.desirable_weight, cfg.undesirable_weight)
+    cfg.group_by_length = False
+    return trainer_make(
+        trainer_cls=KTOTrainer,
+        args_cls=TRLKTOConfig,
+        cfg=cfg,
+        model=model,
+        tokenizer=tokenizer,
+        train_ds=train_ds,
+        use_lora=use_lora,
+        output_dir=output_dir,
+        device_type=device_type,
+        callbacks=callbacks,
+        method_args={
+            "beta": cfg.beta,
+            "loss_type": cfg.loss_type,
+            "desirable_weight": cfg.desirable_weight,
+            "undesirable_weight": cfg.undesirable_weight,
+            "precompute_ref_log_probs": cfg.precompute_ref_log_probs,
+            "train_sampling_strategy": "sequential",
+        },
+        lora_task_type="CAUSAL_LM",
+        length_columns=(),
+    )
+
+
+def evaluate(*, trainer, cfg: KTOConfig, test_ds) -> dict:
+    """Implicit-reward accuracy on the test split: β·(log π − log π_ref) of the completion is above
+    zero for desirable rows and below for undesirable ones."""
+    if test_ds is None or len(test_ds) == 0:
+        return {"test_rows": 0, "note": "the snapshot has no test split"}
+    from training.recipes.common import completion_logps, reference_of
+
+    rows = list(test_ds)
+    model, tokenizer = trainer.model, trainer.processing_class
+    policy = completion_logps(model, tokenizer, rows, batch_size=cfg.per_device_eval_batch_size)
+    with reference_of(trainer, model_load=model_load, base_path=Path(model.config._name_or_path)) as ref:
+        reference = completion_logps(ref, tokenizer, rows, batch_size=cfg.per_device_eval_batch_size)
+    rewards = [cfg.beta * (p - r) for p, r in zip(policy, reference)]
+    hits = [(rw > 0) == bool(row["label"]) for rw, row in zip(rewards, rows)]
+    good = [rw for rw, row in zip(rewards, rows) if row["label"]]
+    bad = [rw for rw, row in zip(rewards, rows) if not row["label"]]
+    return {
+        "test_rows": len(rows),
+        "accuracy": sum(hits) / len(hits),
+        "accuracy_n": len(hits),
+        "reward_desirable_mean": sum(good) / len(good) if good else None,
+        "reward_undesirable_mean": sum(bad) / len(bad) if bad else None,
+        "desirable_rows": len(good),
+        "undesirable_rows": len(bad),
+    }
+
+
+def samples(*, trainer, cfg: KTOConfig, test_ds, base_path: Path) -> list[dict]:
+    from training.recipes.common import policy_samples
+
+    if test_ds is not None:
+        test_ds = test_ds.filter(lambda ex: bool(ex["label"]))  # show the prompts with a desirable answer on record
+    return policy_samples(trainer=trainer, test_ds=test_ds, base_path=base_path, model_load=model_load, n=cfg.sample_prompts,
+                          max_new_tokens=cfg.sample_max_new_tokens, keep=("completion",))
+
+
+def train(ctx) -> dict:
+    from training.recipes.common import Hooks, train_with_trainer
+
+    hooks = Hooks(model_load=model_load, trainer_build=trainer_build, evaluate=evaluate, samples=samples, prepare=prepare,
+                  columns=("prompt", "completion", "label"))
+    return train_with_trainer(ctx, RECIPE, hooks)

@@ -1,0 +1,61 @@
+"""How a run's figures are shown: every accuracy with its n and a 95% Wilson interval (scipy),
+captions that agree with the numbers. Read by the run page, the model page and the API; no torch.
+"""
+from __future__ import annotations
+
+# Where a recipe's evaluation says how many rows an accuracy was measured on.
+_N_KEYS = ("accuracy_n", "test_pairs", "test_rows")
+
+
+def wilson(k: int, n: int, *, confidence: float = 0.95) -> tuple[float, float] | None:
+    """The Wilson score interval of k successes in n trials (scipy.stats.binomtest)."""
+    if n <= 0:
+        return None
+    from scipy.stats import binomtest
+
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def accuracy_figures(values: dict) -> dict[str, dict]:
+    """{name: {value, k, n, ci95, method}} for every accuracy in an evaluation dict that has an n."""
+    n = next((values[k] for k in _N_KEYS if isinstance(values.get(k), int) and not isinstance(values.get(k), bool)), None)
+    out = {}
+    for key, value in values.items():
+        if not key.endswith("accuracy") or not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        own_n = values.get(f"{key}_n", n)
+        if not isinstance(own_n, int) or own_n <= 0:
+            out[key] = {"value": value, "k": None, "n": own_n, "ci95": None, "method": "wilson"}
+            continue
+        k = round(value * own_n)  # evaluations report the share; the count is share·n (exact for per-row shares)
+        lo, hi = wilson(k, own_n)
+        out[key] = {"value": value, "k": k, "n": own_n, "ci95": [round(lo, 4), round(hi, 4)], "method": "wilson"}
+    return out
+
+
+def accuracy_text(fig: dict) -> str:
+    """'0.850 (34 of 40; 95% CI 0.71–0.93)', or the value with 'n unknown'."""
+    if not fig.get("ci95"):
+        return f"{fig['value']:.3f} (n unknown: no interval)"
+    lo, hi = fig["ci95"]
+    return f"{fig['value']:.3f} ({fig['k']} of {fig['n']}; 95% CI {lo:.2f}–{hi:.2f})"
+
+
+def display_rows(values: dict) -> list[tuple[str, str]]:
+    """Plain values as display text: accuracies with n and interval, other floats to 4 significant
+    digits, the rest as they are; the n keys that an accuracy already shows are left out."""
+    figures = accuracy_figures(values)
+    rows = []
+    for key, value in values.items():
+        if key in figures:
+            rows.append((key, accuracy_text(figures[key])))
+        elif key.endswith("_n") and key[:-2] in figures:
+            continue
+        elif isinstance(value, bool):
+            rows.append((key, str(value)))
+        elif isinstance(value, float):
+            rows.append((key, f"{value:.4g}"))
+        elif isinstance(value, (int, str)):
+            rows.append((key, str(value)))
+    return rows
