@@ -70,7 +70,7 @@ def fuzz_world(_keep_the_test_connection, settings, make_project, add_items, own
     snapshot = DatasetSnapshot.objects.create(project=project, version=1, status=DatasetSnapshot.Status.READY)
     batch = ImportBatch.objects.create(project=project, filename="a.jsonl", status=ImportBatch.Status.SUCCEEDED)
     base = ModelArtifact.objects.create(name="base-lm", kind=ModelArtifact.Kind.CAUSAL_LM, source=ModelArtifact.Source.LOCAL, path="models/base")
-    run = TrainingRun.objects.create(project=project, snapshot=snapshot, base_model=base, method=TrainingRun.Method.REWARD, created_by=owner)
+    run = TrainingRun.objects.create(project=project, snapshot=snapshot, base_model=base, method="reward", created_by=owner)
     real = {
         "slug": project.slug, "assignment_id": lease.id, "version": 1, "username": member.username, "name": "manifest.json",
         "batch": batch.id, "item": Item.objects.filter(project=project).first().id, "run": run.id, "model": base.id,

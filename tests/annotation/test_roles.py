@@ -122,7 +122,7 @@ def world(make_project, add_items, member, owner, researcher):
     snapshot = DatasetSnapshot.objects.create(project=project, version=1, status=DatasetSnapshot.Status.READY)
     base = ModelArtifact.objects.create(name="base-lm", kind=ModelArtifact.Kind.CAUSAL_LM, source=ModelArtifact.Source.LOCAL, path="models/base")
     run = TrainingRun.objects.create(
-        project=project, snapshot=snapshot, base_model=base, method=TrainingRun.Method.REWARD, created_by=owner,
+        project=project, snapshot=snapshot, base_model=base, method="reward", created_by=owner,
         status=TrainingRun.Status.SUCCEEDED, metrics=[{"step": 1, "loss": 0.5}],
     )
     trained = ModelArtifact.objects.create(
