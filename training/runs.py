@@ -28,6 +28,9 @@ _BASE_KINDS = {
 }
 
 
+MAX_PROCESSES = 64  # devices of one run: 8 nodes of 8 GPUs
+
+
 def max_attempts() -> int:
     return int(getattr(settings, "ARBITER_RUN_MAX_ATTEMPTS", 3))
 
@@ -54,6 +57,8 @@ def run_create(
     use_lora: bool = True,
     config: dict | None = None,
     created_by=None,
+    num_processes: int = 1,
+    distributed: str = TrainingRun.Distributed.DDP,
 ) -> TrainingRun:
     """Validate, fill defaults, save a queued run and enqueue it on the `gpu` queue.
     Raises ConfigError (a ValueError) with a message naming the bad field."""
@@ -66,6 +71,10 @@ def run_create(
         raise ConfigError(f"base_model: a {method} run cannot start from a {base_model.get_kind_display().lower()} ({base_model.name})")
     if base_model.is_adapter:
         raise ConfigError(f"base_model: {base_model.name} is a LoRA adapter; start from its base model or a merged model")
+    if not isinstance(num_processes, int) or not 1 <= num_processes <= MAX_PROCESSES:
+        raise ConfigError(f"num_processes: between 1 and {MAX_PROCESSES} (one per device), not {num_processes!r}")
+    if distributed not in TrainingRun.Distributed.values:
+        raise ConfigError(f"distributed: one of {', '.join(TrainingRun.Distributed.values)}, not {distributed!r}")
     with transaction.atomic():
         run = TrainingRun.objects.create(
             project=project,
@@ -75,6 +84,8 @@ def run_create(
             use_lora=use_lora,
             config=values,
             created_by=created_by,
+            num_processes=num_processes,
+            distributed=distributed,
         )
         run_enqueue(run=run)
     return run

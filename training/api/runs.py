@@ -49,7 +49,8 @@ class RunListCreate(generics.ListCreateAPIView):
             raise ValidationError({"base_model": [f"no registered model {ref!r} you may train from"]})
         try:
             run = run_create(project=project, snapshot=snapshot, base_model=base_model, method=values["method"],
-                             use_lora=values["use_lora"], config=values["config"], created_by=request.user)
+                             use_lora=values["use_lora"], config=values["config"], created_by=request.user,
+                             num_processes=values["num_processes"], distributed=values["distributed"])
         except ConfigError as exc:
             field, _, message = str(exc).partition(": ")
             raise ValidationError({field if message else "config": [message or str(exc)]}) from None

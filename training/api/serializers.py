@@ -33,6 +33,7 @@ class TrainingRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = TrainingRun
         fields = ["id", "project", "snapshot", "snapshot_version", "base_model", "base_model_name", "method", "use_lora", "config",
+                  "num_processes", "distributed",
                   "status", "cancel_requested", "worker", "device", "attempts", "step", "total_steps", "percent", "heartbeat_at",
                   "log_tail", "result", "error", "output_model", "created_by", "created_at", "started_at", "finished_at"]
         read_only_fields = fields
@@ -54,6 +55,9 @@ class RunCreateSerializer(serializers.Serializer):
     method = serializers.ChoiceField(choices=["reward", "dpo"])
     use_lora = serializers.BooleanField(default=True)
     config = serializers.DictField(required=False, default=dict, help_text="Hyperparameters; missing ones take the recipe's defaults.")
+    num_processes = serializers.IntegerField(default=1, min_value=1, max_value=64, help_text="Training processes, one per GPU (CPU workers: gloo processes).")
+    distributed = serializers.ChoiceField(choices=TrainingRun.Distributed.choices, default=TrainingRun.Distributed.DDP,
+                                          help_text="How several processes share the model: ddp, fsdp or zero3 (the last two need GPUs).")
 
 
 class RunStateSerializer(serializers.Serializer):

@@ -6,6 +6,7 @@ from django import forms
 from django.db.models import BooleanField, Case, Q, Value, When
 
 from annotation.models import DatasetSnapshot, Project
+from training.models import TrainingRun
 from training.runs import recipe_config_schema
 from training.selectors import base_models_for_training
 
@@ -45,6 +46,11 @@ class RunForm(forms.Form):
     training = forms.ChoiceField(
         choices=[("lora", "LoRA adapter (fast, small)"), ("full", "Full fine-tune")], initial="lora", widget=forms.RadioSelect
     )
+
+    num_processes = forms.IntegerField(min_value=1, max_value=64, initial=1, required=False, label="Processes",
+                                       help_text="One per GPU of the worker; on a CPU worker, gloo processes.")
+    distributed = forms.ChoiceField(choices=TrainingRun.Distributed.choices, initial=TrainingRun.Distributed.DDP, required=False,
+                                    help_text="With several processes: DDP copies the model, FSDP and ZeRO-3 shard it (GPU only).")
 
     def __init__(self, *args, project: Project, user, **kwargs):
         super().__init__(*args, **kwargs)

@@ -53,6 +53,8 @@ def run_new(request, slug: str):
                 use_lora=form.cleaned_data["training"] == "lora",
                 config=config_from_post(method, data),
                 created_by=request.user,
+                num_processes=form.cleaned_data["num_processes"] or 1,
+                distributed=form.cleaned_data["distributed"] or TrainingRun.Distributed.DDP,
             )
         except ConfigError as exc:
             error = str(exc)
