@@ -24,6 +24,7 @@ N = 1 no Hugging Face Trainer ever wraps the model in nn.DataParallel.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -97,6 +98,8 @@ def launch_command(*, run: TrainingRun, attempt: int, worker: str, gpus: list[st
             raise LaunchError(f"distributed: {strategy} shards the model across GPUs and this worker has none; use ddp on CPU")
         env["CUDA_VISIBLE_DEVICES"] = ""
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))
+    if strategy == TrainingRun.Distributed.ZERO3 and importlib.util.find_spec("deepspeed") is None:
+        raise LaunchError("distributed: zero3 needs the deepspeed package on the gpu worker (pip install deepspeed)")
     if strategy == TrainingRun.Distributed.DDP:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", str(n),
                "--max_restarts", "0", *child]

@@ -306,6 +306,7 @@ def _train(run: TrainingRun, progress: Progress) -> None:
 
 
 def _finish(run: TrainingRun, progress: Progress, *, result: dict, out_dir: Path, kind: str, resolved: dict) -> None:
+    _ranks_wait()  # every rank has finished writing into out_dir before rank 0 renames it
     if not progress.is_main:
         return
     test = result.get("test") or {}
@@ -327,6 +328,13 @@ def _finish(run: TrainingRun, progress: Progress, *, result: dict, out_dir: Path
             ),
         )
         progress.write(status=Status.SUCCEEDED, finished_at=timezone.now())
+
+
+def _ranks_wait() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
 
 
 def output_dir(run_id: int, *, attempt: int | None = None) -> Path:
