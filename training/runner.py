@@ -133,7 +133,10 @@ class Progress:
                 try:
                     with self._lock:
                         if not self._mine().update(heartbeat_at=timezone.now()):
-                            self.lost.set()
+                            # Our own child may have just finished the run: that is not a takeover.
+                            mine = TrainingRun.objects.filter(pk=self.run_id, attempts=self.attempt, worker=self.worker)
+                            if not mine.exclude(status=Status.RUNNING).exists():
+                                self.lost.set()
                             return
                     if TrainingRun.objects.filter(pk=self.run_id, cancel_requested=True).exists():
                         self.cancel.set()
@@ -368,6 +371,11 @@ def attempt_run(*, run_id: int, attempt: int, worker: str, rank: int = 0) -> int
     try:
         if not progress.owns():
             raise RunLost(f"run {run_id} is no longer held by {worker} (attempt {attempt})")
+        from transformers import set_seed
+
+        # Every rank and every attempt builds the model from the same random state (a reward head
+        # is initialised at load time, before the trainer seeds): two runs of one config end equal.
+        set_seed(int((run.config or {}).get("seed", 42)))
         _train(run, progress)
         return EXIT_OK
     except RunLost:
@@ -414,7 +422,7 @@ def run_execute(*, run_id: int, worker_name: str) -> str:
                                       should_stop=lambda: progress.cancel.is_set() or progress.lost.is_set())
             row = TrainingRun.objects.filter(pk=run_id).values("status", "attempts", "worker").first()
             ours = bool(row) and row["attempts"] == attempt and row["worker"] == worker_name[:200]
-            if not ours or progress.lost.is_set():
+            if not ours or (progress.lost.is_set() and row["status"] == Status.RUNNING):
                 log.warning("run %s: taken over by another worker; this copy stopped", run_id)
                 return "lost"
             if row["status"] != Status.RUNNING:
