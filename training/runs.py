@@ -61,8 +61,14 @@ def run_create(
     distributed: str = TrainingRun.Distributed.DDP,
 ) -> TrainingRun:
     """Validate, fill defaults, save a queued run and enqueue it on the `gpu` queue.
-    Raises ConfigError (a ValueError) with a message naming the bad field."""
+    Raises ConfigError (a ValueError) with a message naming the bad field, and PermissionDenied
+    when `created_by` may not train on the snapshot (training.selectors.snapshot_check_trainable)."""
     values = config_validate(method, config)
+    if created_by is not None:
+        # One place for every way in (browser, API, admin): see training.selectors.
+        from training.selectors import snapshot_check_trainable
+
+        snapshot_check_trainable(user=created_by, snapshot=snapshot)
     if snapshot.project_id != project.pk and not snapshot.extra_projects.filter(pk=project.pk).exists():
         raise ConfigError(f"snapshot: {snapshot} is not a snapshot of project {project.slug}")
     if snapshot.status != DatasetSnapshot.Status.READY or not snapshot.path:

@@ -54,7 +54,7 @@ class RunListCreate(generics.ListCreateAPIView):
         except ConfigError as exc:
             field, _, message = str(exc).partition(": ")
             raise ValidationError({field if message else "config": [message or str(exc)]}) from None
-        return Response(TrainingRunSerializer(run).data, status=status.HTTP_201_CREATED)
+        return Response(TrainingRunSerializer(run, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
 
 @extend_schema(summary="A training run")
@@ -85,7 +85,7 @@ class RunCancel(APIView):
                    request=None, responses=TrainingRunSerializer)
     def post(self, request, pk: int):
         run = run_get_for_user(user=request.user, run_id=pk, role=Role.MANAGER)
-        return Response(TrainingRunSerializer(run_cancel(run=run)).data)
+        return Response(TrainingRunSerializer(run_cancel(run=run), context={"request": request}).data)
 
 
 urlpatterns = [

@@ -38,6 +38,17 @@ class TrainingRunSerializer(serializers.ModelSerializer):
                   "log_tail", "result", "error", "output_model", "created_by", "created_at", "started_at", "finished_at"]
         read_only_fields = fields
 
+    def to_representation(self, run):
+        data = super().to_representation(run)
+        request = self.context.get("request")
+        if request is not None:
+            from training.selectors import run_results_visible
+
+            if not run_results_visible(user=request.user, run=run):
+                # The snapshot holds projects this user may not read: no results, no samples.
+                data["result"] = None
+        return data
+
     def get_percent(self, run) -> int:
         from training.views.runs import _percent
 

@@ -8,7 +8,7 @@ from django.db.models import BooleanField, Case, Q, Value, When
 from annotation.models import DatasetSnapshot, Project
 from training.models import TrainingRun
 from training.runs import recipe_config_schema
-from training.selectors import base_models_for_training
+from training.selectors import base_models_for_training, snapshots_trainable
 
 METHODS = [("reward", "Reward model (Bradley–Terry)"), ("dpo", "DPO policy")]
 
@@ -60,6 +60,7 @@ class RunForm(forms.Form):
         # project it includes. Own snapshots first, so the default stays the newest own one.
         shared = DatasetSnapshot.objects.filter(extra_projects=project).values("pk")
         ready = DatasetSnapshot.objects.filter(Q(project=project) | Q(pk__in=shared), status=DatasetSnapshot.Status.READY)
+        ready = ready.filter(pk__in=snapshots_trainable(user=user).values("pk"))  # training.selectors: the shared-snapshot rule
         own = Case(When(project=project, then=Value(True)), default=Value(False), output_field=BooleanField())
         self.fields["snapshot"].queryset = ready.select_related("project").annotate(own=own).order_by("-own", "-version", "-pk")
         self.fields["base_model"].queryset = base_models_for_training(user=user)
