@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from training import scoring
 from training.models import ModelArtifact, TrainingRun
 from training.selectors import model_project
 
@@ -90,14 +91,27 @@ class RunStateSerializer(serializers.Serializer):
 
 
 class ScoreRequestSerializer(serializers.Serializer):
-    prompt = serializers.JSONField(help_text="Text, or a list of chat messages [{role, content}].")
-    responses = serializers.ListField(child=serializers.CharField(allow_blank=True, trim_whitespace=False), min_length=1, max_length=64)
+    prompt = serializers.JSONField(help_text=f"Text, or a list of chat messages [{{role, content}}]: at most {scoring.MAX_PROMPT_CHARS} "
+                                             f"characters and {scoring.MAX_PROMPT_MESSAGES} messages.")
+    responses = serializers.ListField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False, max_length=scoring.MAX_RESPONSE_CHARS),
+        min_length=1, max_length=scoring.MAX_RESPONSES,
+        help_text=f"At most {scoring.MAX_RESPONSES} responses of {scoring.MAX_RESPONSE_CHARS} characters; prompt and response together "
+                  f"at most {scoring.MAX_TOKENS} tokens.",
+    )
 
     def validate_prompt(self, value):
         if isinstance(value, str):
+            if len(value) > scoring.MAX_PROMPT_CHARS:
+                raise serializers.ValidationError(f"at most {scoring.MAX_PROMPT_CHARS} characters, got {len(value)}")
             return value
         is_message = lambda m: isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)  # noqa: E731
         if isinstance(value, list) and value and all(is_message(m) for m in value):
+            if len(value) > scoring.MAX_PROMPT_MESSAGES:
+                raise serializers.ValidationError(f"at most {scoring.MAX_PROMPT_MESSAGES} messages, got {len(value)}")
+            chars = sum(len(m["content"]) for m in value)
+            if chars > scoring.MAX_PROMPT_CHARS:
+                raise serializers.ValidationError(f"at most {scoring.MAX_PROMPT_CHARS} characters in all messages, got {chars}")
             return value
         raise serializers.ValidationError("a string, or a non-empty list of {role, content} messages")
 
