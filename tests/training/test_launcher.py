@@ -73,3 +73,40 @@ def test_it_trains_a_reward_model_on_two_cpu_processes(project, tiny_model, make
     # Both ranks checkpointed their own random state: a resume restores both.
     assert {p.name for p in (Path(settings.ARTIFACT_ROOT) / "runs" / str(run.pk) / "checkpoints" / "checkpoint-6").glob("rng_state_*")} == {
         "rng_state_0.pth", "rng_state_1.pth"}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.django_db(transaction=True)
+def test_it_cancels_a_two_process_run_by_stopping_the_whole_group(project, tiny_model, make_snapshot, settings):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    from tests.training.test_resume import training_processes
+    from tests.workers import wait_for
+    from training.runner import run_execute
+    from training.runs import run_cancel
+
+    settings.ARBITER_RUN_STALE_SECONDS = 5  # the supervisor looks for the cancel flag every 1.25 s
+    base = tiny_model()
+    snapshot = make_snapshot(project, preference_rows(64, seed=7), preference_rows(8, seed=8))
+    run = TrainingRun.objects.create(project=project, snapshot=snapshot, base_model=base, method="reward", num_processes=2,
+                                     config={**FAST, "max_steps": 100000, "save_steps": 100000})
+
+    def supervise():
+        try:
+            return run_execute(run_id=run.pk, worker_name="w1")
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        outcome = pool.submit(supervise)
+        wait_for(lambda: TrainingRun.objects.get(pk=run.pk).step >= 2, timeout=200, what="training to start")
+        assert len(training_processes(run.pk)) >= 2
+        run_cancel(run=run)
+        assert outcome.result(timeout=90) == "cancelled"
+    done = TrainingRun.objects.get(pk=run.pk)
+    assert done.status == TrainingRun.Status.CANCELLED and done.finished_at and "cancelled at the manager's request" in done.log_tail
+    wait_for(lambda: not training_processes(run.pk), timeout=30, what="every rank to stop")
+    assert not ModelArtifact.objects.filter(run=run).exists()

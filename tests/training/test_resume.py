@@ -32,7 +32,11 @@ def broker(worker_env, settings):
 
 
 def training_processes(run_id: int) -> list[int]:
-    """Live ranks (and launchers) of a run, found by their command line."""
+    """Live ranks of this test's run: `training.child RUN_ID ...` on the command line, and this
+    test's artifact folder in the environment (other test runs on the machine have their own)."""
+    from django.conf import settings
+
+    mine = f"ARTIFACT_ROOT={settings.ARTIFACT_ROOT}".encode()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -40,9 +44,13 @@ def training_processes(run_id: int) -> list[int]:
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            if b"training.child" not in argv or state == "Z":
+                continue
+            environ = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"training.child" in argv and str(run_id).encode() in argv and state != "Z":
+        at = argv.index(b"training.child")
+        if argv[at + 1 : at + 2] == [str(run_id).encode()] and mine in environ:
             found.append(int(entry.name))
     return found
 
