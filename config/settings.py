@@ -245,9 +245,21 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # Broadcast (pidbox) exchanges; kombu's default is ./control in the working directory.
         "control_folder": str(BROKER_DIR / "control"),
     }
-# The database row is the truth (DESIGN.md): no result backend is needed.
-CELERY_RESULT_BACKEND = None
+# The database row is the truth (DESIGN.md): tasks ignore their results. The one exception is
+# scoring (training.tasks.score_responses): the web process waits a few seconds for the scores, so
+# a result backend beside the broker carries them back (files, Redis, or RabbitMQ's rpc replies).
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _result_backend = f"file://{DATA_DIR / 'results'}"
+    (DATA_DIR / "results").mkdir(parents=True, exist_ok=True)
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    _result_backend = CELERY_BROKER_URL
+elif CELERY_BROKER_URL.startswith("memory://"):
+    _result_backend = "cache+memory://"
+else:
+    _result_backend = "rpc://"
+CELERY_RESULT_BACKEND = env_url("CELERY_RESULT_BACKEND", ("file", "redis", "rediss", "rpc", "cache+memory")) or _result_backend
 CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"training.tasks.*": {"queue": "gpu"}}
 # A message is acknowledged only after the task returns, so a killed worker's task is redelivered;
@@ -273,6 +285,8 @@ ARBITER_LEASE_SWEEP_SECONDS = env_int("ARBITER_LEASE_SWEEP_SECONDS", 5, minimum=
 ARBITER_CARD_AGREEMENT_MAX = env_int("ARBITER_CARD_AGREEMENT_MAX", 100_000, minimum=0)
 # A run whose worker went silent is resumed from its last checkpoint this many times in all, then failed.
 ARBITER_RUN_MAX_ATTEMPTS = env_int("ARBITER_RUN_MAX_ATTEMPTS", 3, minimum=1)
+# Scoring runs on a `score` worker; the web process waits this long for it, then answers 503.
+ARBITER_SCORE_TIMEOUT_SECONDS = env_int("ARBITER_SCORE_TIMEOUT_SECONDS", 30, minimum=1)
 # Beat (the default worker runs with -B) looks for silent runs every minute; the task goes to `default`.
 CELERY_BEAT_SCHEDULE = {
     "training-runs-check-stale": {"task": "training.tasks.runs_check_stale", "schedule": 60.0},

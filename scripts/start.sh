@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up and start Arbiter on the embedded defaults: SQLite, Celery's filesystem broker, one local
-# worker per queue (default: imports and snapshots; gpu: training) and the web server.
+# worker per queue (default: imports and snapshots; gpu: training; score: reward-model scoring) and the web server.
 # Ctrl-C stops them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +32,11 @@ pids+=($!)
 .venv/bin/celery -A config worker -Q gpu -n gpu@%h -c 1 --max-tasks-per-child 1 \
   --loglevel INFO >var/log/worker-gpu.log 2>&1 &
 pids+=($!)
+# Reward-model scoring for the API: its own queue, so a request never waits behind a training run.
+# One process that keeps the last models loaded (training/scoring.py caches them).
+.venv/bin/celery -A config worker -Q score -n score@%h -c 1 \
+  --loglevel INFO >var/log/worker-score.log 2>&1 &
+pids+=($!)
 .venv/bin/gunicorn config.wsgi -b "$HOST:$PORT" -w 2 --threads 4 --timeout 120 --graceful-timeout 5 \
   --access-logfile var/log/access.log --error-logfile - &
 pids+=($!)
@@ -41,7 +46,7 @@ cat <<MSG
   Arbiter is running at http://$HOST:$PORT/
   Log in as manager, researcher, rater1 or rater2 (password: arbiter-demo).
   API docs: http://$HOST:$PORT/api/docs/   Worker logs: var/log/
-  Ctrl-C stops the web server and both workers.
+  Ctrl-C stops the web server and the workers.
 
 MSG
 wait -n "${pids[@]}"

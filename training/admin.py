@@ -125,7 +125,8 @@ class TrainingRunAdmin(admin.ModelAdmin):
         for run in queryset.select_related("project", "snapshot", "base_model"):
             try:
                 new = run_create(project=run.project, snapshot=run.snapshot, base_model=run.base_model, method=run.method,
-                                 use_lora=run.use_lora, config=run.config, reward_model=run.reward_model, created_by=request.user)
+                                 use_lora=run.use_lora, config=run.config, reward_model=run.reward_model, created_by=request.user,
+                                 num_processes=run.num_processes, distributed=run.distributed)
                 started.append(str(new.pk))
             except ConfigError as exc:
                 errors.append(f"run {run.pk}: {exc}")

@@ -62,6 +62,16 @@ class TrainingRun(models.Model):
     use_lora = models.BooleanField(default=True)
     config = models.JSONField(default=dict, blank=True, help_text="Hyperparameters; defaults filled in from the recipe's config dataclass.")
 
+    class Distributed(models.TextChoices):
+        DDP = "ddp", "DDP (a full copy of the model per device)"
+        FSDP = "fsdp", "FSDP (parameters sharded across devices)"
+        ZERO3 = "zero3", "DeepSpeed ZeRO-3 (parameters, gradients and optimizer sharded)"
+
+    # How many training processes (one per GPU; on a CPU-only worker, gloo processes) the gpu
+    # worker launches, and how they share the model (training/launcher.py).
+    num_processes = models.PositiveSmallIntegerField(default=1, help_text="Training processes: one per device.")
+    distributed = models.CharField(max_length=8, choices=Distributed.choices, default=Distributed.DDP)
+
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     cancel_requested = models.BooleanField(default=False)
     worker = models.CharField(max_length=200, blank=True)

@@ -66,11 +66,15 @@ def run_claim(*, run_id: int, worker_name: str) -> int | None:
 
 
 class Progress:
-    """Fenced writes to the run row, and a heartbeat thread that says "this process is alive"
-    through slow phases too (tokenizing, reference log-probs, evaluation, saving)."""
+    """Fenced writes to the run row, and (in the supervising worker) a heartbeat thread that says
+    "this attempt is alive" through slow phases too (tokenizing, evaluation, saving).
 
-    def __init__(self, run: TrainingRun, *, attempt: int, worker: str):
+    In a training child, rank 0 writes (`is_main`); the other ranks' writes are dropped, and
+    nobody there beats: the supervisor does (training/launcher.py)."""
+
+    def __init__(self, run: TrainingRun, *, attempt: int, worker: str, is_main: bool = True, beat: bool = True):
         self.run_id, self.attempt, self.worker = run.pk, attempt, worker
+        self.is_main, self.beat = is_main, beat
         self.lines = collections.deque(run.log_tail.splitlines() if run.log_tail else [], maxlen=60)
         self.points = list(run.metrics or [])
         self.cancel = threading.Event()
@@ -83,6 +87,8 @@ class Progress:
         return TrainingRun.objects.filter(pk=self.run_id, status=Status.RUNNING, attempts=self.attempt, worker=self.worker)
 
     def write(self, **fields) -> None:
+        if not self.is_main:
+            return
         with self._lock:
             fields.setdefault("heartbeat_at", timezone.now())
             if not self._mine().update(**fields):
@@ -93,6 +99,20 @@ class Progress:
         log.info("run %s: %s", self.run_id, line)
         self.lines.append(f"{timezone.now():%H:%M:%S} {line}")
         self.write(log_tail="\n".join(self.lines), **fields)
+
+    def owns(self) -> bool:
+        """Whether this attempt still holds the run: asked before every write to disk."""
+        if self.lost.is_set():
+            return False
+        if not self._mine().exists():
+            self.lost.set()
+        return not self.lost.is_set()
+
+    def reload(self) -> None:
+        """Take the row's log and curve as the child left them, before the supervisor writes again."""
+        row = TrainingRun.objects.filter(pk=self.run_id).values("log_tail", "metrics").first() or {}
+        self.lines = collections.deque((row.get("log_tail") or "").splitlines(), maxlen=60)
+        self.points = list(row.get("metrics") or [])
 
     # --- the Progress protocol of training/recipes/registry.py ---
 
@@ -125,7 +145,10 @@ class Progress:
                 try:
                     with self._lock:
                         if not self._mine().update(heartbeat_at=timezone.now()):
-                            self.lost.set()
+                            # Our own child may have just finished the run: that is not a takeover.
+                            mine = TrainingRun.objects.filter(pk=self.run_id, attempts=self.attempt, worker=self.worker)
+                            if not mine.exclude(status=Status.RUNNING).exists():
+                                self.lost.set()
                             return
                     if TrainingRun.objects.filter(pk=self.run_id, cancel_requested=True).exists():
                         self.cancel.set()
@@ -135,13 +158,16 @@ class Progress:
             connection.close()
 
     def __enter__(self):
+        if not self.beat:
+            return self
         self._thread = threading.Thread(target=self._beat, name=f"run-{self.run_id}-heartbeat", daemon=True)
         self._thread.start()
         return self
 
     def __exit__(self, *exc):
         self._stop.set()
-        self._thread.join(timeout=10)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
 
 
 def _train(run: TrainingRun, progress: Progress) -> None:
@@ -150,7 +176,7 @@ def _train(run: TrainingRun, progress: Progress) -> None:
 
     recipe = registry.get(run.method)
     work = run_dir(run.pk)
-    out_dir = Path(settings.ARTIFACT_ROOT) / "models" / f"run-{run.pk}"
+    out_dir = output_dir(run.pk, attempt=progress.attempt)  # renamed into place by _finish, by the owner only
     progress.say(f"attempt {progress.attempt} on {progress.worker}")
     rm = run.reward_model
     ctx = TrainContext(
@@ -178,9 +204,13 @@ def _train(run: TrainingRun, progress: Progress) -> None:
 
 
 def _finish(run: TrainingRun, progress: Progress, *, result: dict, out_dir: Path, kind: str, resolved: dict) -> None:
+    _ranks_wait()  # every rank has finished writing into out_dir before rank 0 renames it
+    if not progress.is_main:
+        return
     test = result.get("test") or {}
     with transaction.atomic():
         progress.say("succeeded", step=result["global_step"], metrics=progress.points, result=result)
+        out_dir = output_publish(staged=out_dir, final=output_dir(run.pk))
         artifact, _ = ModelArtifact.objects.update_or_create(
             run=run,
             defaults=dict(
@@ -202,9 +232,74 @@ def _finish(run: TrainingRun, progress: Progress, *, result: dict, out_dir: Path
             on_reward_model_registered(model=artifact)  # projects ordered by their newest RM are rescored
 
 
+def _ranks_wait() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def output_dir(run_id: int, *, attempt: int | None = None) -> Path:
+    """models/run-<pk> once published; models/run-<pk>.attempt-<n> while attempt n writes it."""
+    name = f"run-{run_id}" + (f".attempt-{attempt}" if attempt is not None else "")
+    return Path(settings.ARTIFACT_ROOT) / "models" / name
+
+
+def output_publish(*, staged: Path, final: Path) -> Path:
+    """Rename an attempt's folder into place. Called inside the transaction whose fenced write has
+    just marked the run succeeded: the row stays locked until the commit, so no other worker can
+    take the run over in between, and a worker that lost the run never gets here. A folder left
+    by an attempt that published and then failed to commit is replaced; other attempts' leftovers go."""
+    import shutil
+
+    if final.exists():
+        shutil.rmtree(final)
+    staged.rename(final)
+    for other in final.parent.glob(f"{final.name}.attempt-*"):
+        shutil.rmtree(other, ignore_errors=True)
+    return final
+
+
+def attempt_run(*, run_id: int, attempt: int, worker: str, rank: int = 0) -> int:
+    """One rank of a training attempt (training/child.py): train, and on rank 0 record the outcome
+    with fenced writes. Returns the child's exit code."""
+    from training.child import EXIT_CANCELLED, EXIT_FAILED, EXIT_LOST, EXIT_OK
+
+    run = TrainingRun.objects.select_related("snapshot", "base_model", "reward_model").get(pk=run_id)
+    progress = Progress(run, attempt=attempt, worker=worker, is_main=rank == 0, beat=False)
+    try:
+        if not progress.owns():
+            raise RunLost(f"run {run_id} is no longer held by {worker} (attempt {attempt})")
+        from transformers import set_seed
+
+        # Every rank and every attempt builds the model from the same random state (a reward head
+        # is initialised at load time, before the trainer seeds): two runs of one config end equal.
+        set_seed(int((run.config or {}).get("seed", 42)))
+        _train(run, progress)
+        return EXIT_OK
+    except RunLost:
+        log.warning("run %s: taken over by another worker; rank %s of attempt %s stops", run_id, rank, attempt)
+        return EXIT_LOST
+    except RunCancelled:
+        return EXIT_CANCELLED
+    except Exception as exc:
+        log.exception("run %s failed on rank %s", run_id, rank)
+        for line in traceback.format_exc().strip().splitlines()[-8:]:
+            progress.lines.append(line)
+        try:
+            progress.say(f"failed: {type(exc).__name__}: {exc}", status=Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:5000],
+                         finished_at=timezone.now())
+        except RunLost:
+            return EXIT_LOST
+        return EXIT_FAILED
+
+
 def run_execute(*, run_id: int, worker_name: str) -> str:
     """Entry point of the Celery task. Safe to call twice for one run: the second call finds the
-    run claimed (or finished) and returns without doing anything."""
+    run claimed (or finished) and returns without doing anything. Otherwise it launches the attempt
+    as a child process group and supervises it (training/launcher.py), one process or many."""
+    from training.launcher import LaunchError, attempt_log, launch_command, log_tail, supervise, visible_gpus
+
     if not connection.in_atomic_block:
         close_old_connections()  # a long-lived worker may hold a connection the server has dropped
     attempt = run_claim(run_id=run_id, worker_name=worker_name)
@@ -214,21 +309,32 @@ def run_execute(*, run_id: int, worker_name: str) -> str:
     run = TrainingRun.objects.select_related("snapshot", "base_model", "reward_model").get(pk=run_id)
     with Progress(run, attempt=attempt, worker=worker_name) as progress:
         try:
-            _train(run, progress)
-            return "succeeded"
-        except RunLost:
-            log.warning("run %s: taken over by another worker; this copy stops", run_id)
-            return "lost"
-        except RunCancelled:
-            progress.say("cancelled at the manager's request", status=Status.CANCELLED, finished_at=timezone.now())
-            return "cancelled"
-        except Exception as exc:
-            log.exception("run %s failed", run_id)
-            for line in traceback.format_exc().strip().splitlines()[-8:]:
-                progress.lines.append(line)
             try:
-                progress.say(f"failed: {type(exc).__name__}: {exc}", status=Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:5000],
-                             finished_at=timezone.now())
-            except RunLost:
+                cmd, env = launch_command(run=run, attempt=attempt, worker=worker_name, gpus=visible_gpus())
+            except LaunchError as exc:
+                progress.say(f"failed: {exc}", status=Status.FAILED, error=str(exc), finished_at=timezone.now())
+                return "failed"
+            n = run.num_processes or 1
+            progress.say(f"attempt {attempt}: launching {n} training process{'es' if n > 1 else ''} ({run.distributed})")
+            log_path = attempt_log(run_id, attempt)
+            code, stopped = supervise(cmd=cmd, env=env, log_path=log_path,
+                                      should_stop=lambda: progress.cancel.is_set() or progress.lost.is_set())
+            row = TrainingRun.objects.filter(pk=run_id).values("status", "attempts", "worker").first()
+            ours = bool(row) and row["attempts"] == attempt and row["worker"] == worker_name[:200]
+            if not ours or (progress.lost.is_set() and row["status"] == Status.RUNNING):
+                log.warning("run %s: taken over by another worker; this copy stopped", run_id)
                 return "lost"
+            if row["status"] != Status.RUNNING:
+                return {Status.SUCCEEDED: "succeeded", Status.FAILED: "failed", Status.CANCELLED: "cancelled"}.get(row["status"], row["status"])
+            progress.reload()
+            if progress.cancel.is_set():
+                progress.say("cancelled at the manager's request", status=Status.CANCELLED, finished_at=timezone.now())
+                return "cancelled"
+            # The child died without recording why (a rank crashed, was killed, ran out of memory).
+            for line in log_tail(log_path, 12):
+                progress.lines.append(line[:500])
+            reason = f"the training processes exited with code {code} (log: {artifact_relative(log_path)})"
+            progress.say(f"failed: {reason}", status=Status.FAILED, error=reason, finished_at=timezone.now())
             return "failed"
+        except RunLost:
+            return "lost"

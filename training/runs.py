@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["ConfigError", "run_create", "run_cancel", "runs_find_stale", "recipe_config_schema", "run_enqueue"]
 
+MAX_PROCESSES = 64  # devices of one run: 8 nodes of 8 GPUs
+
+
 def max_attempts() -> int:
     return int(getattr(settings, "ARBITER_RUN_MAX_ATTEMPTS", 3))
 
@@ -49,14 +52,22 @@ def run_create(
     config: dict | None = None,
     reward_model: ModelArtifact | None = None,
     created_by=None,
+    num_processes: int = 1,
+    distributed: str = TrainingRun.Distributed.DDP,
 ) -> TrainingRun:
     """Validate, fill defaults, save a queued run and enqueue it on the `gpu` queue.
-    Raises ConfigError (a ValueError) with a message naming the bad field."""
+    Raises ConfigError (a ValueError) with a message naming the bad field, and PermissionDenied
+    when `created_by` may not train on the snapshot (training.selectors.snapshot_check_trainable)."""
     try:
         recipe = registry.get(method)
     except KeyError as exc:
         raise ConfigError(f"method: {exc.args[0]}") from None
     values = config_validate(method, config)
+    if created_by is not None:
+        # One place for every way in (browser, API, admin): see training.selectors.
+        from training.selectors import snapshot_check_trainable
+
+        snapshot_check_trainable(user=created_by, snapshot=snapshot)
     if snapshot.project_id != project.pk and not snapshot.extra_projects.filter(pk=project.pk).exists():
         raise ConfigError(f"snapshot: {snapshot} is not a snapshot of project {project.slug}")
     if snapshot.status != DatasetSnapshot.Status.READY or not snapshot.path:
@@ -71,6 +82,10 @@ def run_create(
         reward_model = None  # a form may post one for every method; only the online ones use it
     if reward_model is not None and reward_model.kind != ModelArtifact.Kind.REWARD_MODEL:
         raise ConfigError(f"reward_model: {reward_model.name} is a {reward_model.get_kind_display().lower()}, not a reward model")
+    if not isinstance(num_processes, int) or not 1 <= num_processes <= MAX_PROCESSES:
+        raise ConfigError(f"num_processes: between 1 and {MAX_PROCESSES} (one per device), not {num_processes!r}")
+    if distributed not in TrainingRun.Distributed.values:
+        raise ConfigError(f"distributed: one of {', '.join(TrainingRun.Distributed.values)}, not {distributed!r}")
     with transaction.atomic():
         run = TrainingRun.objects.create(
             project=project,
@@ -81,6 +96,8 @@ def run_create(
             config=values,
             reward_model=reward_model,
             created_by=created_by,
+            num_processes=num_processes,
+            distributed=distributed,
         )
         run_enqueue(run=run)
     return run

@@ -12,7 +12,7 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from annotation.models import Membership, Project, Role
+from annotation.models import DatasetSnapshot, Membership, Project, Role
 from annotation.selectors import project_get_for_user, user_role
 from training.models import ModelArtifact, TrainingRun
 
@@ -54,6 +54,53 @@ def run_get_for_user(*, user, run_id: int, role: str = Role.RESEARCHER, action: 
         raise Http404("No such run")
     project_get_for_user(user=user, slug=run.project.slug, role=role, action=action)
     return run
+
+
+# --- Snapshots that hold several projects (extra_projects) ------------------------------------
+# The one rule: starting a run on a snapshot needs the manager role on the snapshot's project and
+# at least the researcher role on every project whose data it holds; a run's results and samples
+# (prompts and responses of every project in the snapshot) are shown only to users who may read
+# every one of those projects. Staff may do both.
+
+def snapshot_project_ids(snapshot: DatasetSnapshot) -> set[int]:
+    return {snapshot.project_id, *snapshot.extra_projects.values_list("pk", flat=True)}
+
+
+def snapshot_readable(*, user, snapshot: DatasetSnapshot) -> bool:
+    """Whether the user may read every project whose data the snapshot holds."""
+    if not user.is_authenticated:
+        return False
+    if user.is_staff:
+        return True
+    ids = snapshot_project_ids(snapshot)
+    readable = Membership.objects.filter(user=user, project_id__in=ids, role__in=VIEWER_ROLES).values("project_id").distinct().count()
+    return readable == len(ids)
+
+
+def snapshot_check_trainable(*, user, snapshot: DatasetSnapshot) -> None:
+    """Raises PermissionDenied naming the project the user lacks a role on."""
+    if user.is_staff:
+        return
+    if user_role(user=user, project=snapshot.project) != Role.MANAGER:
+        raise PermissionDenied(f"snapshot: starting a run on {snapshot} needs the manager role on {snapshot.project.name}")
+    roles = dict(Membership.objects.filter(user=user, project__in=snapshot.extra_projects.all()).values_list("project_id", "role"))
+    for project in snapshot.extra_projects.order_by("name"):
+        if roles.get(project.pk) not in VIEWER_ROLES:
+            raise PermissionDenied(f"snapshot: {snapshot} holds the data of {project.name}, where starting a run needs at least the researcher role")
+
+
+def snapshots_trainable(*, user) -> QuerySet[DatasetSnapshot]:
+    """Snapshots the user may start a run on (the same rule as snapshot_check_trainable, as a query)."""
+    snapshots = DatasetSnapshot.objects.all()
+    if user.is_staff:
+        return snapshots
+    unreadable = Project.objects.exclude(pk__in=projects_viewable(user=user).values("pk"))
+    return snapshots.filter(project__in=projects_managed(user=user)).exclude(extra_projects__in=unreadable)
+
+
+def run_results_visible(*, user, run: TrainingRun) -> bool:
+    """Results and samples of a run: for users who may read every project in its snapshot."""
+    return snapshot_readable(user=user, snapshot=run.snapshot)
 
 
 def can_manage_run(*, user, run: TrainingRun) -> bool:

@@ -21,6 +21,16 @@ def runs_check_stale() -> list[int]:
     return runs_find_stale()
 
 
+# On the `score` queue, not `gpu`: a score request must not wait behind a training run. The web
+# process waits for the return value (training.scoring.score_on_worker), so this task keeps its
+# result; it is not redelivered after a crash, since nobody waits for it any more by then.
+@shared_task(name="training.tasks.score_responses", queue="score", ignore_result=False, acks_late=False, reject_on_worker_lost=False)
+def score_responses(model_id: int, prompt, responses: list) -> dict:
+    from training.scoring import score_request
+
+    return score_request(model_id=model_id, prompt=prompt, responses=responses)
+
+
 @shared_task(name="training.tasks.selection_score", acks_late=True, reject_on_worker_lost=True)
 def selection_score(project_id: int) -> str:
     # Scores a project's pending items with its reward model (annotation/selection.py): gpu queue.

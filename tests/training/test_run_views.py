@@ -238,6 +238,8 @@ def test_it_links_samples_written_beside_the_model_only_when_there_are_some(clie
     assert "Say hi" in page and "Hello, thanks!" in page and "whatever" in page
 
 
+# The run trains in a child process (training/launcher.py), which sees committed rows only.
+@pytest.mark.django_db(transaction=True)
 def test_it_trains_a_tiny_reward_model_started_from_the_form(client_for, make_project, owner, tiny_model, make_snapshot,
                                                              django_capture_on_commit_callbacks):
     from tests.training.conftest import preference_rows

@@ -4,13 +4,14 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.urls import path
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics
+from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from training.api.serializers import ModelArtifactSerializer, ScoreRequestSerializer, ScoreResponseSerializer
 from training.models import ModelArtifact
+from training.scoring import ScoringError, ScoringUnavailable, score_on_worker
 from training.selectors import may_see_models, model_get_for_user, model_list_for_user
 
 
@@ -34,20 +35,21 @@ class ModelDetail(generics.RetrieveAPIView):
 
 class ModelScore(APIView):
     @extend_schema(summary="Score responses to a prompt with a reward model", request=ScoreRequestSerializer,
-                   responses={200: ScoreResponseSerializer})
+                   responses={200: ScoreResponseSerializer, 400: None, 503: None},
+                   description="Runs on a worker of the `score` queue; 503 when none answers within ARBITER_SCORE_TIMEOUT_SECONDS.")
     def post(self, request, pk: int):
         artifact = model_get_for_user(user=request.user, model_id=pk)
         if artifact.kind != ModelArtifact.Kind.REWARD_MODEL:
             raise ValidationError({"model": [f"{artifact.name} is a {artifact.get_kind_display().lower()}, not a reward model"]})
         body = ScoreRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        # Loads torch on first use, in this process: the price of scoring inline. Models are cached there.
-        from training.scoring import score
-
+        # On a `score` worker (training/scoring.py): this process never loads torch.
         try:
-            scores = score(model=artifact, prompt=body.validated_data["prompt"], responses=body.validated_data["responses"])
-        except (ValueError, OSError) as exc:
-            raise ValidationError({"model": [str(exc)]}) from None
+            scores = score_on_worker(model=artifact, prompt=body.validated_data["prompt"], responses=body.validated_data["responses"])
+        except ScoringError as exc:
+            raise ValidationError({exc.field: [str(exc)]}) from None
+        except ScoringUnavailable as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response({"model": artifact.pk, "scores": [float(s) for s in scores]})
 
 

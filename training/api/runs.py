@@ -57,11 +57,12 @@ class RunListCreate(generics.ListCreateAPIView):
                 raise ValidationError({"reward_model": [f"no reward model {rm_ref!r} you may use"]})
         try:
             run = run_create(project=project, snapshot=snapshot, base_model=base_model, method=values["method"],
-                             use_lora=values["use_lora"], config=values["config"], reward_model=reward_model, created_by=request.user)
+                             use_lora=values["use_lora"], config=values["config"], reward_model=reward_model, created_by=request.user,
+                             num_processes=values["num_processes"], distributed=values["distributed"])
         except ConfigError as exc:
             field, _, message = str(exc).partition(": ")
             raise ValidationError({field if message else "config": [message or str(exc)]}) from None
-        return Response(TrainingRunSerializer(run).data, status=status.HTTP_201_CREATED)
+        return Response(TrainingRunSerializer(run, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
 
 @extend_schema(summary="A training run")
@@ -92,7 +93,7 @@ class RunCancel(APIView):
                    request=None, responses=TrainingRunSerializer)
     def post(self, request, pk: int):
         run = run_get_for_user(user=request.user, run_id=pk, role=Role.MANAGER)
-        return Response(TrainingRunSerializer(run_cancel(run=run)).data)
+        return Response(TrainingRunSerializer(run_cancel(run=run), context={"request": request}).data)
 
 
 class RecipeList(APIView):

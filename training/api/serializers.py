@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from training import scoring
 from training.models import ModelArtifact, TrainingRun
 from training.recipes import registry
 from training.results import accuracy_figures
@@ -43,9 +44,21 @@ class TrainingRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = TrainingRun
         fields = ["id", "project", "snapshot", "snapshot_version", "base_model", "base_model_name", "reward_model", "method", "use_lora",
-                  "config", "accuracies", "status", "cancel_requested", "worker", "device", "attempts", "step", "total_steps", "percent", "heartbeat_at",
+                  "config", "num_processes", "distributed", "accuracies", "status", "cancel_requested", "worker", "device", "attempts", "step",
+                  "total_steps", "percent", "heartbeat_at",
                   "log_tail", "result", "error", "output_model", "created_by", "created_at", "started_at", "finished_at"]
         read_only_fields = fields
+
+    def to_representation(self, run):
+        data = super().to_representation(run)
+        request = self.context.get("request")
+        if request is not None:
+            from training.selectors import run_results_visible
+
+            if not run_results_visible(user=request.user, run=run):
+                # The snapshot holds projects this user may not read: no results, no samples.
+                data["result"] = None
+        return data
 
     def get_percent(self, run) -> int:
         from training.views.runs import _percent
@@ -67,6 +80,10 @@ class RunCreateSerializer(serializers.Serializer):
     method = serializers.ChoiceField(choices=(), help_text="A training method of the recipe registry (GET /api/training/recipes/).")
     use_lora = serializers.BooleanField(default=True)
     config = serializers.DictField(required=False, default=dict, help_text="Hyperparameters; missing ones take the recipe's defaults.")
+    num_processes = serializers.IntegerField(default=1, min_value=1, max_value=64, help_text="Training processes, one per GPU (CPU workers: gloo processes).")
+    distributed = serializers.ChoiceField(choices=TrainingRun.Distributed.choices, default=TrainingRun.Distributed.DDP,
+                                          help_text="How several processes share the model: ddp, fsdp or zero3 (the last two need GPUs).")
+
     reward_model = serializers.CharField(required=False, allow_null=True, default=None,
                                          help_text="Id or name of a reward model; needed by online methods (PPO, RLOO, GRPO).")
 
@@ -95,14 +112,27 @@ class RunStateSerializer(serializers.Serializer):
 
 
 class ScoreRequestSerializer(serializers.Serializer):
-    prompt = serializers.JSONField(help_text="Text, or a list of chat messages [{role, content}].")
-    responses = serializers.ListField(child=serializers.CharField(allow_blank=True, trim_whitespace=False), min_length=1, max_length=64)
+    prompt = serializers.JSONField(help_text=f"Text, or a list of chat messages [{{role, content}}]: at most {scoring.MAX_PROMPT_CHARS} "
+                                             f"characters and {scoring.MAX_PROMPT_MESSAGES} messages.")
+    responses = serializers.ListField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False, max_length=scoring.MAX_RESPONSE_CHARS),
+        min_length=1, max_length=scoring.MAX_RESPONSES,
+        help_text=f"At most {scoring.MAX_RESPONSES} responses of {scoring.MAX_RESPONSE_CHARS} characters; prompt and response together "
+                  f"at most {scoring.MAX_TOKENS} tokens.",
+    )
 
     def validate_prompt(self, value):
         if isinstance(value, str):
+            if len(value) > scoring.MAX_PROMPT_CHARS:
+                raise serializers.ValidationError(f"at most {scoring.MAX_PROMPT_CHARS} characters, got {len(value)}")
             return value
         is_message = lambda m: isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)  # noqa: E731
         if isinstance(value, list) and value and all(is_message(m) for m in value):
+            if len(value) > scoring.MAX_PROMPT_MESSAGES:
+                raise serializers.ValidationError(f"at most {scoring.MAX_PROMPT_MESSAGES} messages, got {len(value)}")
+            chars = sum(len(m["content"]) for m in value)
+            if chars > scoring.MAX_PROMPT_CHARS:
+                raise serializers.ValidationError(f"at most {scoring.MAX_PROMPT_CHARS} characters in all messages, got {chars}")
             return value
         raise serializers.ValidationError("a string, or a non-empty list of {role, content} messages")
 

@@ -316,6 +316,11 @@ def progress_callback(progress, metrics) -> Any:
             progress.steps(step=state.global_step, total=state.max_steps)
 
         def on_step_end(self, args, state, control, **kwargs):
+            # The trainer saves right after this: a worker presumed dead must not write a checkpoint
+            # into the folder the run's new owner resumes from (rank 0 asks the row; it alone writes).
+            owns = getattr(progress, "owns", None)
+            if control.should_save and getattr(progress, "is_main", True) and owns is not None and not owns():
+                control.should_save = False
             if progress.should_stop():
                 control.should_training_stop = True
                 control.should_save = False

@@ -6,9 +6,10 @@ from django import forms
 from django.db.models import BooleanField, Case, Q, Value, When
 
 from annotation.models import DatasetSnapshot, Project
+from training.models import TrainingRun
 from training.recipes import registry
 from training.runs import recipe_config_schema
-from training.selectors import base_models_for_training, reward_models_for_runs
+from training.selectors import base_models_for_training, reward_models_for_runs, snapshots_trainable
 
 
 def config_fields(method: str, data=None) -> list[dict]:
@@ -48,6 +49,11 @@ class RunForm(forms.Form):
         queryset=None, required=False, help_text="Scores the rollouts of online methods (PPO, RLOO, GRPO); other methods ignore it."
     )
 
+    num_processes = forms.IntegerField(min_value=1, max_value=64, initial=1, required=False, label="Processes",
+                                       help_text="One per GPU of the worker; on a CPU worker, gloo processes.")
+    distributed = forms.ChoiceField(choices=TrainingRun.Distributed.choices, initial=TrainingRun.Distributed.DDP, required=False,
+                                    help_text="With several processes: DDP copies the model, FSDP and ZeRO-3 shard it (GPU only).")
+
     def __init__(self, *args, project: Project, user, **kwargs):
         super().__init__(*args, **kwargs)
         # The project's own snapshots, and snapshots of other projects that include this project's
@@ -56,6 +62,7 @@ class RunForm(forms.Form):
         # project it includes. Own snapshots first, so the default stays the newest own one.
         shared = DatasetSnapshot.objects.filter(extra_projects=project).values("pk")
         ready = DatasetSnapshot.objects.filter(Q(project=project) | Q(pk__in=shared), status=DatasetSnapshot.Status.READY)
+        ready = ready.filter(pk__in=snapshots_trainable(user=user).values("pk"))  # training.selectors: the shared-snapshot rule
         own = Case(When(project=project, then=Value(True)), default=Value(False), output_field=BooleanField())
         self.fields["snapshot"].queryset = ready.select_related("project").annotate(own=own).order_by("-own", "-version", "-pk")
         self.fields["base_model"].queryset = base_models_for_training(user=user)

@@ -18,9 +18,12 @@ from training.recipes import registry
 from training.registry import model_path
 from training.results import display_rows
 from training.runs import ConfigError, run_cancel, run_create
-from training.selectors import can_manage_run, may_see_models, projects_managed, run_get_for_user, run_list_for_user
+from django.core.exceptions import PermissionDenied
+
+from training.selectors import can_manage_run, may_see_models, projects_managed, run_get_for_user, run_list_for_user, run_results_visible
 from training.views.forms import RunForm, config_fields, config_from_post
 
+RESULTS_HIDDEN = "This run's snapshot holds the data of projects you may not read: its results and samples are hidden."
 FINISHED = {TrainingRun.Status.SUCCEEDED, TrainingRun.Status.FAILED, TrainingRun.Status.CANCELLED}
 
 
@@ -58,6 +61,8 @@ def run_new(request, slug: str):
                 config=config_from_post(method, data),
                 reward_model=form.cleaned_data.get("reward_model"),
                 created_by=request.user,
+                num_processes=form.cleaned_data["num_processes"] or 1,
+                distributed=form.cleaned_data["distributed"] or TrainingRun.Distributed.DDP,
             )
         except ConfigError as exc:
             error = str(exc)
@@ -88,9 +93,11 @@ def _chosen_snapshot(form: RunForm, data):
 @login_required
 def run_detail(request, pk: int):
     run = run_get_for_user(user=request.user, run_id=pk)
-    result = run.result or {}
+    visible = run_results_visible(user=request.user, run=run)
+    result = (run.result or {}) if visible else {}
     recipe = _recipe(run.method)
     context = {
+        "results_hidden": not visible,
         "run": run,
         "can_cancel": can_manage_run(user=request.user, run=run) and run.status not in FINISHED,
         "finished": run.status in FINISHED,
@@ -98,7 +105,7 @@ def run_detail(request, pk: int):
         "test_rows": display_rows(result.get("test") or {}),
         "train_rows": display_rows({k: v for k, v in result.items() if k != "test"}),
         "histogram": margin_histogram(result.get("test") or result),
-        "has_samples": run_has_samples(run),
+        "has_samples": visible and run_has_samples(run),
         "output_model": getattr(run, "output_model", None),
         "config_rows": sorted(run.config.items()),
         "metrics_url": reverse("training:run-metrics", args=[run.pk]),
@@ -135,6 +142,8 @@ def run_cancel_view(request, pk: int):
 @login_required
 def run_samples_view(request, pk: int):
     run = run_get_for_user(user=request.user, run_id=pk)
+    if not run_results_visible(user=request.user, run=run):
+        raise PermissionDenied(RESULTS_HIDDEN)
     return render(request, "training/run_samples.html", {"run": run, "samples": run_samples(run)})
 
 
