@@ -279,6 +279,8 @@ ARBITER_HEALTH_CACHE_SECONDS = env_int("ARBITER_HEALTH_CACHE_SECONDS", 5, minimu
 # --- Arbiter ----------------------------------------------------------------------------------
 ARBITER_IMPORT_BATCH_SIZE = env_int("ARBITER_IMPORT_BATCH_SIZE", 2000, minimum=1)
 ARBITER_RUN_STALE_SECONDS = env_int("ARBITER_RUN_STALE_SECONDS", 120, minimum=5)
+# Training methods of your own packages, "method=package.module,..." (training/recipes/registry.py).
+ARBITER_EXTRA_RECIPES = env_str("ARBITER_EXTRA_RECIPES", "")
 # Expired leases go back to the pool at most this often per process and project (not per request).
 ARBITER_LEASE_SWEEP_SECONDS = env_int("ARBITER_LEASE_SWEEP_SECONDS", 5, minimum=0)
 # Above this many judgments the dataset card links to the quality page instead of computing agreement.

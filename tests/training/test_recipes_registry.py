@@ -13,10 +13,13 @@ from training.recipes import registry
 
 
 @pytest.fixture
-def echo(monkeypatch):
+def echo(monkeypatch, settings):
     from tests.training import dummy_recipe
 
-    monkeypatch.setitem(registry.RECIPE_MODULES, "echo", "tests.training.dummy_recipe")
+    # As a deployment adds a method of its own: through the setting, which the training child
+    # process reads from the environment it inherits.
+    monkeypatch.setenv("ARBITER_EXTRA_RECIPES", "echo=tests.training.dummy_recipe")
+    settings.ARBITER_EXTRA_RECIPES = "echo=tests.training.dummy_recipe"
     registry.register(dummy_recipe.RECIPE)  # again, when an earlier test unregistered it
     yield registry.get("echo")
     registry.unregister("echo")
@@ -79,14 +82,16 @@ def test_it_names_no_method_outside_the_recipe_modules():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_it_asks_online_methods_for_a_reward_model_and_hands_its_path_to_the_recipe(monkeypatch, echo, client_for, owner, project,
+def test_it_asks_online_methods_for_a_reward_model_and_hands_its_path_to_the_recipe(monkeypatch, settings, echo, client_for, owner, project,
                                                                                       make_snapshot, tiny_model):
     from tests.training.conftest import sft_rows
     from training.runs import ConfigError, run_create
 
     from tests.training import dummy_recipe
 
-    monkeypatch.setitem(registry.RECIPE_MODULES, "echo_online", "tests.training.dummy_recipe")
+    both = "echo=tests.training.dummy_recipe,echo_online=tests.training.dummy_recipe"
+    monkeypatch.setenv("ARBITER_EXTRA_RECIPES", both)  # for the training child
+    settings.ARBITER_EXTRA_RECIPES = both
     registry.register(dummy_recipe.ONLINE)
     try:
         base = tiny_model()

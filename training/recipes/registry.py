@@ -121,14 +121,30 @@ def register(recipe: Recipe) -> Recipe:
     return recipe
 
 
+def _modules() -> dict[str, str]:
+    """RECIPE_MODULES, plus methods of the deployment's own packages (settings.ARBITER_EXTRA_RECIPES,
+    "method=package.module,..."): read from the settings, so a training child process, which
+    inherits the worker's environment, finds them too."""
+    from django.conf import settings
+
+    extra = {}
+    # Benchmarks import the recipes without Django: no settings, no extra methods.
+    configured = getattr(settings, "ARBITER_EXTRA_RECIPES", "") if settings.configured else ""
+    for entry in filter(None, (configured or "").split(",")):
+        method, _, module = entry.strip().partition("=")
+        extra[method.strip()] = module.strip()
+    return {**RECIPE_MODULES, **extra}
+
+
 def _load_all() -> None:
-    for module in RECIPE_MODULES.values():
+    for module in _modules().values():
         importlib.import_module(module)
 
 
 def get(method: str) -> Recipe:
-    if method not in _RECIPES and method in RECIPE_MODULES:
-        importlib.import_module(RECIPE_MODULES[method])
+    modules = _modules()
+    if method not in _RECIPES and method in modules:
+        importlib.import_module(modules[method])
     try:
         return _RECIPES[method]
     except KeyError:

@@ -77,7 +77,13 @@ def trainer_build(*, cfg: RewardConfig, model, tokenizer, train_ds, use_lora: bo
         output_dir=output_dir,
         device_type=device_type,
         callbacks=callbacks,
-        method_args={"center_rewards_coefficient": cfg.center_rewards_coefficient},
+        method_args={
+            "center_rewards_coefficient": cfg.center_rewards_coefficient,
+            # A reward model has a score head, no LM head: Liger's fused linear cross-entropy would
+            # replace its forward with a language model's (measured: AttributeError 'lm_head' on an
+            # H200). RoPE, RMSNorm and SwiGLU kernels still apply.
+            "liger_kernel_config": {"fused_linear_cross_entropy": False, "cross_entropy": False},
+        },
         lora_task_type="SEQ_CLS",
         # The score head starts random: with LoRA it is trained in full beside the adapter.
         lora_modules_to_save=[name for name, _ in model.named_children() if name in _HEADS],
