@@ -29,6 +29,9 @@ from typing import Any, Protocol
 RECIPE_MODULES: dict[str, str] = {
     "reward": "training.recipes.reward",
     "dpo": "training.recipes.dpo",
+    "ppo": "training.recipes.ppo",
+    "rloo": "training.recipes.rloo",
+    "grpo": "training.recipes.grpo",
 }
 
 _RECIPES: dict[str, "Recipe"] = {}

@@ -164,8 +164,17 @@ def load_tokenizer(path: Path | str):
 
 
 def load_policy(path: Path | str, *, dtype=None):
+    """A causal LM; a trained policy saved as an adapter is merged into its base first, so that
+    this run's own adapter (and "adapter off" as the reference) sits on top of it."""
     from transformers import AutoModelForCausalLM
 
+    path = Path(path)
+    if (path / "adapter_config.json").exists():
+        from peft import PeftModel
+
+        base_path = json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
+        base = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype, use_safetensors=True)
+        return PeftModel.from_pretrained(base, str(path)).merge_and_unload()
     return AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, use_safetensors=True)
 
 

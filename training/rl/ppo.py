@@ -447,7 +447,7 @@ class PPOTrainer:
                         entropy = masked_mean(entropy_from_logits(logits), rmask)
                     for key, value in (("policy_loss", pg), ("value_loss", vf), ("clipfrac", clipfrac), ("value_clipfrac", vf_clipfrac),
                                        ("approx_kl", approx_kl), ("entropy", entropy)):
-                        stats[key].append(float(value))
+                        stats[key].append(float(value.detach()))
                     self.tokens["train"] += int(amask.sum())
                 params = [p for g in self.optimizer.param_groups for p in g["params"]]
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
