@@ -32,7 +32,7 @@ from annotation.exports.card import render_card
 from annotation.exports.formats import SPLITS, SnapshotWriter, encode, export_completion, export_prompt
 from annotation.exports.options import NONE, SnapshotOptions
 from annotation.exports.reading import Memo, Pseudonyms, loads, raw_rows, raw_text
-from annotation.exports.split import split_of
+from annotation.exports.split import prompt_key, split_of
 from annotation.models import Candidate, DatasetSnapshot, Item, Judgment, Membership, Project
 
 log = logging.getLogger(__name__)
@@ -187,6 +187,7 @@ def _build_into(snapshot: DatasetSnapshot, root: Path) -> dict:
             done += len(raw_group)
             if done // PROGRESS_EVERY != (done - len(raw_group)) // PROGRESS_EVERY:
                 DatasetSnapshot.objects.filter(id=snapshot.id).update(progress=round(0.95 * done / max(total, 1), 4))
+        _write_prompts(writer, projects, opts, chat)
     finally:
         writer.close()
     stats.raters = len(pseudonym.names)
@@ -353,6 +354,22 @@ def _write_item(ctx: _Context, rows: list[tuple], cands: dict, ds_winner) -> Non
         found = completion(best[0]) if len(best) == 1 else None
         if found is not None:
             writer.sft(split, p_json, found)
+
+
+def _write_prompts(writer: SnapshotWriter, projects: list[Project], opts: SnapshotOptions, chat: bool) -> None:
+    """The `prompts` format: every item's prompt once (judged or not, so a prompt set of items
+    without candidates is a training set for online RL), on the side of the split its text hashes to."""
+    items = Item.objects.filter(project__in=projects)
+    if not opts.keep_gold:
+        items = items.filter(is_gold=False)
+    seen: set[bytes] = set()
+    for (raw,) in raw_rows(items.order_by("id").values_list("prompt"), 1):
+        prompt = loads(raw)
+        key = hashlib.blake2b(prompt_key(prompt).encode(), digest_size=16).digest()
+        if key in seen:
+            continue
+        seen.add(key)
+        writer.prompt(split_of(prompt, seed=opts.seed, test_share=opts.test_share), encode(export_prompt(prompt, chat)))
 
 
 def _sha256(path: Path) -> str:

@@ -26,6 +26,7 @@ FORMAT_TEXT = {
     "preference": "`prompt`, `chosen`, `rejected`{margin} — for TRL `RewardTrainer` and `DPOTrainer`",
     "unpaired": "`prompt`, `completion`, `label` (true = desirable) — for TRL `KTOTrainer`",
     "sft": "`prompt`, `completion` (the best response, only where raters agree) — for TRL `SFTTrainer`",
+    "prompts": "`prompt` — every item's prompt once, judged or not (prompt sets too) — for online RL: PPO, RLOO, GRPO",
     "judgments": "every raw judgment: item id, prompt, candidates, `value` (the canonical answer as JSON text),"
     " pseudonymous `rater`, `source`, `display_order` (on-screen order), `duration_ms`, `rationale`, `created_at`",
 }

@@ -35,6 +35,10 @@ class Project(models.Model):
     rating_threshold = models.SmallIntegerField(default=4, help_text="A rating at or above this is 'good'.")
     rating_labels = models.JSONField(default=list, blank=True, help_text="Optional label per score, lowest first.")
 
+    # A prompt set feeds online RL (PPO, RLOO, GRPO): its items may come without responses, and
+    # the rater queue hands none of them out (there is nothing to judge).
+    prompt_set = models.BooleanField(default=False, help_text="Prompts for online RL (PPO, RLOO, GRPO): items may have no responses; raters get no items.")
+
     overlap = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1), MaxValueValidator(50)], help_text="Distinct raters per item.")
     lease_seconds = models.PositiveIntegerField(default=600, validators=[MinValueValidator(30)], help_text="How long a rater holds an item before it returns to the pool.")
 
