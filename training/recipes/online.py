@@ -46,7 +46,7 @@ class OnlineConfig(TrainConfig):
     num_iterations: int = _f(1, "Updates per batch of generations (1: on-policy, no clipping needed).", minimum=1)
     epsilon: float = _f(0.2, "Clip range of the importance ratio when num_iterations > 1.", minimum=0)
     mask_truncated_completions: bool = _f(False, "Leave responses that hit max_completion_length out of the loss (they never ended).")
-    reward_weights: str = _f("", "Weights of the reward models, comma-separated in their order (empty: 1 each).")
+    reward_weights: str | None = _f(None, "Weights of the reward models, comma-separated in their order (empty: 1 each).")
     use_vllm: bool = _f(False, "Generate with vLLM (GPU only, the vllm package; colocate mode shares the training GPU). Off: transformers generation.")
     vllm_gpu_memory_utilization: float = _f(0.3, "Share of GPU memory vLLM may take in colocate mode.", minimum=0)
     max_grad_norm: float = _f(1.0, "Gradient clipping.", minimum=0)
