@@ -134,13 +134,11 @@ def _context(root: Path, method: str, config: dict, *, policy: Path, rm: Path, s
 
 def bench_ppo(a, root, paths) -> dict:
     import torch
-    from accelerate import PartialState
-
     from training.recipes import ppo as recipe
     from training.rl import models as M
     from training.rl.ppo import PPOTrainer
 
-    device = PartialState().device
+    device = M.Processes().device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     clock = Clock()
@@ -177,14 +175,13 @@ def bench_ppo(a, root, paths) -> dict:
 def bench_trl(a, root, paths, method: str, *, use_vllm: bool = False) -> dict:
     """RLOO or GRPO through TRL, timed from the outside: generate() and the reward calls are wrapped."""
     import torch
-    from accelerate import PartialState
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import TrainerCallback
 
     from training.rl import models as M
 
-    device = PartialState().device
+    device = M.Processes().device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     trl = __import__("trl")

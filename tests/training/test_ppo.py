@@ -101,3 +101,57 @@ def test_it_stops_at_the_first_check_after_a_cancel(tmp_path, setup):
     with pytest.raises(tiny_rl.FakeProgress.Stopped):
         _run(tmp_path, setup, use_lora=True, progress=progress, max_steps=50, per_device_train_batch_size=8)
     assert progress.step == 1
+
+
+DDP_SCRIPT = '''
+import sys
+from pathlib import Path
+import torch
+torch.set_num_threads(1)
+from tests.training import tiny_rl
+from training.recipes import ppo
+from training.rl.ppo import StoppedElsewhere
+root = Path(sys.argv[1])
+stop = int(sys.argv[2]) if len(sys.argv) > 2 else None
+progress = tiny_rl.FakeProgress(stop_after=stop)
+config = dict(per_device_train_batch_size=8, max_new_tokens=6, max_steps=4, save_steps=2, learning_rate=5e-3,
+              reward_norm_samples=16, eval_prompts=4, temperature=1.0)
+ctx = tiny_rl.context(root, method="ppo", config=config, use_lora=True, progress=progress,
+                      policy=root / "policy", reward=root / "rm", snapshot=root / "snapshot")
+try:
+    result = ppo.train(ctx)
+    line = f"RESULT {torch.distributed.get_rank()} {result['global_step']} {result['resumed_from_step']}"
+except (tiny_rl.FakeProgress.Stopped, StoppedElsewhere):
+    line = f"STOPPED {torch.distributed.get_rank()}"
+(root / f"rank{torch.distributed.get_rank()}.txt").write_text(line)
+'''
+
+
+def test_it_trains_as_two_ddp_processes_that_stop_together_and_resume(tmp_path, setup):
+    """torchrun, two CPU processes (gloo): a stop seen by each process stops both at the same
+    update; the run resumes from the checkpoint and finishes on both."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    for name in ("policy", "reward", "snapshot"):
+        (tmp_path / {"reward": "rm"}.get(name, name)).exists() or os.symlink(setup[name], tmp_path / {"reward": "rm"}.get(name, name))
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+
+    def launch(*args):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(29500 + os.getpid() % 1000),
+               str(script), str(tmp_path), *args]
+        for rank in (0, 1):
+            (tmp_path / f"rank{rank}.txt").unlink(missing_ok=True)
+        done = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True, timeout=600)
+        return [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1) if (tmp_path / f"rank{r}.txt").exists()], done
+
+    lines, done = launch("2")
+    assert sorted(lines) == ["STOPPED 0", "STOPPED 1"], done.stderr[-3000:]
+    lines, done = launch()
+    assert sorted(lines) == ["RESULT 0 4 2", "RESULT 1 4 2"], done.stderr[-3000:]
+    assert (tmp_path / "out" / "adapter_config.json").exists()

@@ -120,7 +120,7 @@ def _callback(progress, *, report: bool):
 
         def on_step_end(self, args, state, control, **kwargs):
             progress.steps(step=state.global_step, total=state.max_steps)
-            if progress.should_stop():
+            if _any_process(progress.should_stop()):
                 control.should_training_stop = True
                 control.should_save = False
             return control
@@ -128,11 +128,22 @@ def _callback(progress, *, report: bool):
     return OnlineCallback()
 
 
+def _any_process(flag: bool) -> bool:
+    """A stop on one process of a multi-process run stops them all at the same step."""
+    import torch
+
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return bool(flag)
+    device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return bool(value.item())
+
+
 def train_online(ctx: TrainContext, *, config_class, trainer_cls, args_cls, method_args) -> dict:
     """Load prompts, policy and reward models, train with TRL (resuming from the last checkpoint),
     evaluate against the reference on held-out prompts, save."""
     import torch
-    from accelerate import PartialState
     from datasets import Dataset
     from transformers import set_seed
     from transformers.trainer_utils import get_last_checkpoint
@@ -140,7 +151,7 @@ def train_online(ctx: TrainContext, *, config_class, trainer_cls, args_cls, meth
     from training.recipes.ppo import config_build, no_dropout
     from training.rl import models as M
 
-    state = PartialState()
+    state = M.Processes()
     device = state.device
     bf16_ok = device.type == "cuda" and torch.cuda.is_bf16_supported()
     prompts = M.load_prompts(ctx.snapshot_dir, "train")
@@ -178,13 +189,13 @@ def train_online(ctx: TrainContext, *, config_class, trainer_cls, args_cls, meth
     output = trainer.train(resume_from_checkpoint=resume)
     ctx.progress.check()
 
-    test = evaluate(trainer.model, tokenizer, funcs, held_out[: cfg.eval_prompts] if state.is_main_process else [], cfg=cfg, device=device)
+    test = evaluate(trainer.model, tokenizer, funcs, held_out[: cfg.eval_prompts] if state.is_main else [], cfg=cfg, device=device)
     ctx.progress.check()
-    if state.is_main_process:
+    if state.is_main:
         trainer.save_model(str(ctx.out_dir))
         tokenizer.save_pretrained(str(ctx.out_dir))
         ctx.progress.say(f"saved the {'adapter' if ctx.use_lora else 'policy'} to {ctx.out_dir}")
-    state.wait_for_everyone()
+    state.barrier()
     return {"global_step": trainer.state.global_step, "train_loss": output.training_loss,
             "resumed_from_step": int(str(resume).rsplit("-", 1)[-1]) if resume else None,
             "test": test, "resolved_config": dataclasses.asdict(cfg)}

@@ -155,12 +155,11 @@ def build(ctx: TrainContext, *, device, bf16_ok: bool):
 
 def train(ctx: TrainContext) -> dict:
     import torch
-    from accelerate import PartialState
 
     from training.rl import models as M
     from training.rl.ppo import PPOTrainer
 
-    state = PartialState()  # the process group under torchrun / accelerate launch; nothing otherwise
+    state = M.Processes()  # the process group under torchrun / accelerate launch; one process otherwise
     device = state.device
     bf16_ok = device.type == "cuda" and torch.cuda.is_bf16_supported()
     prompts = M.load_prompts(ctx.snapshot_dir, "train")
@@ -180,12 +179,12 @@ def train(ctx: TrainContext) -> dict:
     trainer = PPOTrainer(cfg=cfg, prompts=prompts, progress=ctx.progress, checkpoint_dir=ctx.checkpoint_dir, device=device, **pieces)
     result = trainer.train()
     trainer.save_checkpoint()  # a worker lost while evaluating or saving resumes here, not from an older update
-    ctx.progress.check()
+    trainer.check()
 
     ctx.progress.say("evaluating on the held-out prompts")
-    test, samples = trainer.evaluate(held_out[: cfg.eval_prompts] if state.is_main_process else [], samples=cfg.sample_prompts)
-    ctx.progress.check()
-    if state.is_main_process:
+    test, samples = trainer.evaluate(held_out[: cfg.eval_prompts] if state.is_main else [], samples=cfg.sample_prompts)
+    trainer.check()
+    if state.is_main:
         out = ctx.out_dir
         out.mkdir(parents=True, exist_ok=True)
         pieces["policy"].save_pretrained(str(out), safe_serialization=True)
@@ -193,7 +192,7 @@ def train(ctx: TrainContext) -> dict:
         pieces["critic"].net.save_pretrained(str(out / "critic"), safe_serialization=True)
         rm_tokenizer.save_pretrained(str(out / "critic"))
         ctx.progress.say(f"saved the {'adapter' if ctx.use_lora else 'policy'} (and the critic in critic/) to {out}")
-    state.wait_for_everyone()
+    state.barrier()
     history = result.pop("history")
     result.update(test=test, samples=samples, final=history[-1] if history else None, resolved_config=dataclasses.asdict(cfg))
     return result

@@ -134,6 +134,36 @@ class ValueModel(nn.Module):
         return _head(model)(hidden).squeeze(-1).float()
 
 
+# --------------------------------------------------------------------------- processes
+
+class Processes:
+    """Which process this is of a run launched by torchrun / accelerate launch (one process
+    otherwise), and its device. Read from torch.distributed, which a launcher initialises (we
+    initialise it when the environment says WORLD_SIZE > 1 and nobody has): accelerate's
+    PartialState reports a single process for multi-process CPU runs."""
+
+    def __init__(self):
+        import os
+
+        dist = torch.distributed
+        if not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+        self.distributed = dist.is_initialized()
+        self.rank = dist.get_rank() if self.distributed else 0
+        self.world = dist.get_world_size() if self.distributed else 1
+        if torch.cuda.is_available():
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            torch.cuda.set_device(local)
+            self.device = torch.device("cuda", local)
+        else:
+            self.device = torch.device("cpu")
+        self.is_main = self.rank == 0
+
+    def barrier(self) -> None:
+        if self.distributed:
+            torch.distributed.barrier()
+
+
 # --------------------------------------------------------------------------- loading
 
 def lora_targets(model, skip: tuple[str, ...] = ()) -> list[str]:

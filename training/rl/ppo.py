@@ -556,6 +556,22 @@ class PPOTrainer:
 
     # ------------------------------------------------------------------ the run
 
+    def check(self) -> None:
+        """progress.check() on every process, and a stop anywhere stops all at the same update
+        (a process that stopped alone would leave the others waiting in a collective)."""
+        error = None
+        try:
+            self.progress.check()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, on this process
+            error = exc
+        if self.distributed:
+            flag = torch.tensor([0.0 if error is None else 1.0], device=self.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            if flag.item() and error is None:
+                raise StoppedElsewhere("another process of this run stopped")
+        if error is not None:
+            raise error
+
     def train(self) -> dict:
         cfg = self.cfg
         resume = latest_checkpoint(self.checkpoint_dir)
@@ -571,16 +587,15 @@ class PPOTrainer:
         self.progress.steps(step=self.step, total=self.total_updates)
         history = []
         while self.step < self.total_updates:
-            self.progress.check()
+            self.check()
             batch = self.rollout(self._prompt_batch(self.step))
-            self.progress.check()
             stats = self.update(batch)
             self.step += 1
             point = self.metrics(batch, stats)
             self.kl_ctl.update(point["kl"], len(batch.prompts) * self.world)
             history.append(point)
+            self.progress.steps(step=self.step, total=self.total_updates)
             if self.rank == 0:
-                self.progress.steps(step=self.step, total=self.total_updates)
                 if self.step % cfg.logging_steps == 0 or self.step == self.total_updates or self.step == 1:
                     self.progress.metrics(point)
                     self.say(f"update {self.step}/{self.total_updates} score={point['score']:.4g} kl={point['kl']:.4g} "
@@ -618,6 +633,10 @@ class PPOTrainer:
             "win_rate_vs_reference": wins / n,
             "response_length_mean": sum(lengths) / n,
         }, rows[:samples]
+
+
+class StoppedElsewhere(Exception):
+    """Another process of a multi-process run stopped (cancelled, or lost its run)."""
 
 
 def checkpoints(folder: Path) -> list[tuple[int, Path]]:
