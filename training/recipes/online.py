@@ -51,6 +51,7 @@ class OnlineConfig(TrainConfig):
     vllm_gpu_memory_utilization: float = _f(0.3, "Share of GPU memory vLLM may take in colocate mode.", minimum=0)
     max_grad_norm: float = _f(1.0, "Gradient clipping.", minimum=0)
     eval_prompts: int = _f(32, "Held-out prompts answered by the policy and the reference at the end, scored by the reward model.", minimum=0)
+    sample_prompts: int = _f(4, "Held-out samples (policy beside reference) kept in the result.", minimum=0)
     logging_steps: int = _f(1, "Steps between metric points and log lines.", minimum=1)
     save_steps: int = _f(20, "Steps between checkpoints; a run resumes from the last one.", minimum=1)
 
@@ -189,7 +190,8 @@ def train_online(ctx: TrainContext, *, config_class, trainer_cls, args_cls, meth
     output = trainer.train(resume_from_checkpoint=resume)
     ctx.progress.check()
 
-    test = evaluate(trainer.model, tokenizer, funcs, held_out[: cfg.eval_prompts] if state.is_main else [], cfg=cfg, device=device)
+    test, samples = evaluate(trainer.model, tokenizer, funcs, held_out[: cfg.eval_prompts] if state.is_main else [], cfg=cfg, device=device,
+                             base_model_path=ctx.base_model_path)
     ctx.progress.check()
     if state.is_main:
         trainer.save_model(str(ctx.out_dir))
@@ -198,42 +200,29 @@ def train_online(ctx: TrainContext, *, config_class, trainer_cls, args_cls, meth
     state.barrier()
     return {"global_step": trainer.state.global_step, "train_loss": output.training_loss,
             "resumed_from_step": int(str(resume).rsplit("-", 1)[-1]) if resume else None,
-            "test": test, "resolved_config": dataclasses.asdict(cfg)}
+            "test": test, "samples": samples, "resolved_config": dataclasses.asdict(cfg)}
 
 
-def evaluate(model, tokenizer, funcs, prompts, *, cfg, device) -> dict:
-    """Policy against its reference (LoRA: adapter off; full: not kept, so the score alone) on
-    held-out prompts, scored by the reward functions' weighted sum."""
+def evaluate(model, tokenizer, funcs, prompts, *, cfg, device, base_model_path) -> tuple[dict, list]:
+    """The policy against its reference on held-out prompts (training/rl/evaluation.py), scored by
+    the weighted sum of the reward functions. LoRA: the reference is the adapter switched off;
+    full training kept no reference, so the base model is loaded for the comparison."""
     import torch
 
-    from training.rl.models import render_prompt
+    from training.rl.evaluation import compare
+    from training.rl.models import load_policy
 
     if not prompts:
-        return {"test_prompts": 0, "note": "no held-out prompts"}
+        return {"test_prompts": 0, "note": "no held-out prompts"}, []
     weights = [float(w) for w in cfg.reward_weights.split(",") if w.strip()] if cfg.reward_weights else [1.0] * len(funcs)
-    tokenizer.padding_side = "left"
 
-    @torch.no_grad()
-    def answers():
-        out = []
-        for start in range(0, len(prompts), cfg.per_device_eval_batch_size):
-            chunk = prompts[start : start + cfg.per_device_eval_batch_size]
-            enc = tokenizer([render_prompt(tokenizer, p) for p in chunk], padding=True, return_tensors="pt",
-                            add_special_tokens=not isinstance(chunk[0], list)).to(device)
-            gen = model.generate(**enc, do_sample=True, temperature=cfg.temperature, top_k=0, top_p=cfg.top_p,
-                                 max_new_tokens=cfg.max_completion_length, pad_token_id=tokenizer.pad_token_id)
-            out += tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-        return out
+    def reward(batch_prompts, texts):
+        per_func = [f(batch_prompts, texts) for f in funcs]
+        return torch.tensor([sum(w * s for w, s in zip(weights, vals)) for vals in zip(*per_func)])
 
-    def scores(texts):
-        return [sum(w * s for w, s in zip(weights, vals)) for vals in zip(*(f(prompts, texts) for f in funcs))]
-
-    model.eval()
-    policy = scores(answers())
-    result = {"test_prompts": len(prompts), "score_policy_mean": sum(policy) / len(policy)}
-    if hasattr(model, "disable_adapter"):
-        with model.disable_adapter():
-            reference = scores(answers())
-        result["score_reference_mean"] = sum(reference) / len(reference)
-        result["win_rate_vs_reference"] = sum(p > r for p, r in zip(policy, reference)) / len(policy)
-    return result
+    reference = None
+    if not hasattr(model, "disable_adapter"):
+        reference = load_policy(base_model_path, dtype=next(model.parameters()).dtype).to(device).eval()
+    return compare(policy=model, reference=reference, tokenizer=tokenizer, reward=reward, prompts=prompts,
+                   max_new_tokens=cfg.max_completion_length, temperature=cfg.temperature, batch_size=cfg.per_device_eval_batch_size,
+                   device=device, samples=cfg.sample_prompts)

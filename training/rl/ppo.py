@@ -606,33 +606,13 @@ class PPOTrainer:
                 "history": history, "timings": dict(self.timings), "tokens": dict(self.tokens),
                 "reward_normalisation": {"mean": self.reward_mean, "std": self.reward_std}, "kl_coef": self.kl_ctl.value}
 
-    @torch.no_grad()
     def evaluate(self, prompts: list, *, samples: int = 4) -> tuple[dict, list]:
-        """Policy against its reference on held-out prompts: mean reward-model score of each, the
-        share of prompts where the policy's answer scores higher, response lengths."""
-        if not prompts:
-            return {"test_prompts": 0, "note": "the snapshot has no held-out prompts"}, []
-        rows, wins, pol_scores, ref_scores, lengths = [], 0, [], [], []
-        for start in range(0, len(prompts), self.batch_per_rank):
-            chunk = prompts[start : start + self.batch_per_rank]
-            *_, pol_mask, _, pol_texts = self.generate(chunk)
-            *_, _, _, ref_texts = self.generate(chunk, reference=True)
-            pol = self.reward(chunk, pol_texts).float().cpu()
-            ref = self.reward(chunk, ref_texts).float().cpu()
-            pol_scores += pol.tolist()
-            ref_scores += ref.tolist()
-            lengths += pol_mask.sum(1).tolist()
-            wins += int((pol > ref).sum())
-            rows += [{"prompt": p, "policy": a, "reference": b, "policy_score": float(x), "reference_score": float(y)}
-                     for p, a, b, x, y in zip(chunk, pol_texts, ref_texts, pol, ref)]
-        n = len(pol_scores)
-        return {
-            "test_prompts": n,
-            "score_policy_mean": sum(pol_scores) / n,
-            "score_reference_mean": sum(ref_scores) / n,
-            "win_rate_vs_reference": wins / n,
-            "response_length_mean": sum(lengths) / n,
-        }, rows[:samples]
+        """The policy against its reference on held-out prompts (training/rl/evaluation.py)."""
+        from training.rl.evaluation import compare
+
+        return compare(policy=_unwrap(self.policy), reference=self.ref_policy, tokenizer=self.tokenizer, reward=self.reward, prompts=prompts,
+                       max_new_tokens=self.cfg.max_new_tokens, temperature=self.cfg.temperature, batch_size=self.cfg.per_device_eval_batch_size,
+                       device=self.device, samples=samples)
 
 
 class StoppedElsewhere(Exception):
