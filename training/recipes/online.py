@@ -77,7 +77,7 @@ def trl_args(cfg: OnlineConfig, *, args_cls, output_dir, device_type: str, n_rew
 
 def reward_functions(ctx: TrainContext, *, device, max_length: int, batch_size: int):
     """The run's reward model(s) as TRL reward functions: callables (prompts, completions) -> floats.
-    ctx.extra["reward_models"] = [{"path", "is_adapter", "weight"?, "name"?}] gives several."""
+    ctx.extra["reward_models"] = [{"path", "is_adapter", "base_path"?, "weight"?, "name"?}] gives several."""
     from training.rl import models as M
 
     specs = ctx.extra.get("reward_models") or [{"path": ctx.reward_model_path, "is_adapter": ctx.reward_model_is_adapter}]
@@ -85,7 +85,8 @@ def reward_functions(ctx: TrainContext, *, device, max_length: int, batch_size: 
         raise ValueError("this method needs a reward model: choose one for the run")
     funcs = []
     for i, spec in enumerate(specs):
-        net, tokenizer = M.load_reward_model(spec["path"], is_adapter=bool(spec.get("is_adapter")))
+        base = spec.get("base_path") or (ctx.extra.get("reward_model_base_path") if i == 0 else None)
+        net, tokenizer = M.load_reward_model(spec["path"], is_adapter=bool(spec.get("is_adapter")), base_path=base)
         net.requires_grad_(False).eval().to(device)
         funcs.append(_Reward(M.RewardModel(net, tokenizer, batch_size=batch_size, max_length=max_length), spec.get("name") or f"rm{i}"))
     weights = [float(spec["weight"]) for spec in specs if spec.get("weight") is not None]

@@ -121,7 +121,8 @@ def build(ctx: TrainContext, *, device, bf16_ok: bool):
     cfg = config_build(PPOConfig, ctx.config, use_lora=ctx.use_lora, device_type=device.type, bf16_supported=bf16_ok, n_params=n_params)
     if ctx.reward_model_path is None:
         raise ValueError("PPO needs a reward model: choose one for the run")
-    rm_net, rm_tokenizer = M.load_reward_model(ctx.reward_model_path, is_adapter=ctx.reward_model_is_adapter, dtype=dtype)
+    rm_net, rm_tokenizer = M.load_reward_model(ctx.reward_model_path, is_adapter=ctx.reward_model_is_adapter, dtype=dtype,
+                                               base_path=ctx.extra.get("reward_model_base_path"))
     if cfg.critic_init == "reward_model" and not M.same_vocabulary(tokenizer, rm_tokenizer):
         raise ValueError("critic_init: the reward model's tokenizer differs from the policy's, so it cannot give per-token values; use critic_init=policy")
     heads = [name for name, _ in rm_net.named_children() if name in M.HEADS]

@@ -208,16 +208,16 @@ def load_policy(path: Path | str, *, dtype=None):
     return AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, use_safetensors=True)
 
 
-def load_reward_model(path: Path | str, *, is_adapter: bool = False, dtype=None):
-    """A registered reward model as one plain network: an adapter is merged into its base (the
-    base is named in the adapter's config), so a critic's own adapter can go on top."""
+def load_reward_model(path: Path | str, *, is_adapter: bool = False, dtype=None, base_path: Path | str | None = None):
+    """A registered reward model as one plain network: an adapter is merged into its base
+    (`base_path`, or the one named in the adapter's config), so a critic's adapter can go on top."""
     from transformers import AutoModelForSequenceClassification
 
     path = Path(path)
     if is_adapter or (path / "adapter_config.json").exists():
         from peft import PeftModel
 
-        base_path = json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
+        base_path = base_path or json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
         base = AutoModelForSequenceClassification.from_pretrained(base_path, num_labels=1, dtype=dtype, use_safetensors=True)
         net = PeftModel.from_pretrained(base, str(path)).merge_and_unload()
     else:
