@@ -46,3 +46,21 @@ def test_it_raises_the_reward_model_score_while_the_kl_stays_bounded(tmp_path, s
     assert result["global_step"] == 24
     assert result["test"]["score_policy_mean"] > result["test"]["score_reference_mean"]
     assert (tmp_path / "out" / "adapter_config.json").exists()
+
+
+def test_it_resumes_a_stopped_grpo_run_from_its_last_checkpoint(tmp_path, setup):
+    from training.recipes.registry import get
+
+    config = {**FAST, **PER_METHOD["grpo"], "max_steps": 4, "save_steps": 2, "eval_prompts": 2}
+    train = get("grpo").train_fn()
+    stopped = tiny_rl.FakeProgress(stop_after=3)
+    with pytest.raises(tiny_rl.FakeProgress.Stopped):
+        train(tiny_rl.context(tmp_path, method="grpo", config=config, use_lora=True, progress=stopped, **setup))
+    assert stopped.step == 3 and (tmp_path / "checkpoints" / "checkpoint-2").is_dir()
+    assert not (tmp_path / "out").exists()
+
+    progress = tiny_rl.FakeProgress()
+    result = train(tiny_rl.context(tmp_path, method="grpo", config=config, use_lora=True, progress=progress, **setup))
+    assert (result["resumed_from_step"], result["global_step"]) == (2, 4)
+    assert [p["step"] for p in progress.points] == [3, 4]
+    assert (tmp_path / "out" / "adapter_config.json").exists()
