@@ -181,6 +181,12 @@ def bench_trl(a, root, paths, method: str, *, use_vllm: bool = False) -> dict:
 
     from training.rl import models as M
 
+    if use_vllm:
+        import os
+
+        # vLLM's colocate mode runs inside torch.distributed, also for one process (TRL's docs).
+        for key, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29555")):
+            os.environ.setdefault(key, value)
     device = M.Processes().device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
