@@ -330,6 +330,8 @@ def lease_next(
         membership = Membership.objects.filter(project=project, user=rater).first()
     if membership is not None and membership.paused:
         raise RaterPaused(membership.paused_reason or "paused by a manager")
+    if project.prompt_set:
+        return None  # prompts for online RL: nothing to judge (its items may have no candidates)
     _maybe_sweep(project=project, now=now)
     # Each claim first returns the rater's open lease, if any: asking again is not a new claim.
     assignment = None

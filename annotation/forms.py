@@ -84,7 +84,7 @@ class ProjectForm(forms.ModelForm):
 
     # Settings grouped on the page; each kind uses only its own group.
     GROUPS = (
-        ("Project", ("name", "slug", "instructions", "kind", "archived")),
+        ("Project", ("name", "slug", "instructions", "kind", "prompt_set", "archived")),
         ("Binary", ("allow_tie", "allow_both_bad")),
         ("Likert", ("likert_points", "likert_labels")),
         ("Ranking", ("ranking_min_k", "ranking_k", "ranking_allow_ties")),

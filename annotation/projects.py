@@ -22,6 +22,7 @@ PROJECT_FIELDS = (
     "slug",
     "instructions",
     "kind",
+    "prompt_set",
     "allow_tie",
     "allow_both_bad",
     "likert_points",
@@ -115,6 +116,8 @@ def project_update(*, project: Project, fields: dict) -> Project:
         errors["kind"] = ["cannot change once the project has items"]
     if has_items and current.kind == Kind.RANKING:
         errors.update(_ranking_range_errors(current, fields))
+    if current.prompt_set and fields.get("prompt_set") is False and Item.objects.filter(project=current, candidates__isnull=True).exists():
+        errors["prompt_set"] = ["cannot be turned off while items without responses exist (raters would be handed them)"]
     if errors:
         raise ValidationError(errors)
     for name, value in fields.items():

@@ -194,6 +194,8 @@ def _train(run: TrainingRun, progress: Progress) -> None:
         callbacks=[progress_callback(progress, recipe.all_metrics())],
         reward_model_path=artifact_path(rm.path) if rm is not None else None,
         reward_model_is_adapter=bool(rm and rm.is_adapter),
+        # An adapter reward model is loaded on its base (online recipes read this).
+        extra={"reward_model_base_path": artifact_path(rm.base_model.path)} if rm is not None and rm.is_adapter and rm.base_model else {},
     )
     from training.recipes.common import device_info
 

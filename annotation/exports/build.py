@@ -33,7 +33,7 @@ from annotation.exports.card import render_card
 from annotation.exports.formats import SPLITS, SnapshotWriter, encode, export_completion, export_prompt
 from annotation.exports.options import NONE, SnapshotOptions
 from annotation.exports.reading import Memo, Pseudonyms, loads, raw_rows, raw_text
-from annotation.exports.split import split_of
+from annotation.exports.split import prompt_key, split_of
 from annotation.models import Adjudication, Candidate, DatasetSnapshot, Demonstration, Item, Judgment, JudgmentRevision, Membership, Project
 
 log = logging.getLogger(__name__)
@@ -203,6 +203,7 @@ def _build_into(snapshot: DatasetSnapshot, root: Path) -> dict:
                 DatasetSnapshot.objects.filter(id=snapshot.id).update(progress=round(0.95 * done / max(total, 1), 4))
         if opts.keep_demonstrations:
             _write_demonstrations(context, projects)
+        _write_prompts(writer, projects, opts, chat)
     finally:
         writer.close()
     stats.raters = len(pseudonym.names)
@@ -438,6 +439,24 @@ def _write_demonstrations(ctx: _Context, projects: list[Project]) -> None:
         if demo.is_rewrite and demo.source_text.strip() and demo.source_text != demo.text:
             original = encode(export_completion(demo.source_text, ctx.chat))
             writer.preference(split, prompt_json, completion, original, 1.0 if ctx.with_margin else None)
+
+
+def _write_prompts(writer: SnapshotWriter, projects: list[Project], opts: SnapshotOptions, chat: bool) -> None:
+    """The `prompts` format: every item's prompt once (judged or not, so a prompt set of items
+    without candidates is a training set for online RL), on the side of the split its text hashes to."""
+    items = Item.objects.filter(project__in=projects)
+    if not opts.keep_gold:
+        items = items.filter(is_gold=False)
+    seen: set[bytes] = set()
+    for raw, raw_metadata in raw_rows(items.order_by("id").values_list("prompt", "metadata"), 2):
+        prompt = loads(raw)
+        key = hashlib.blake2b(prompt_key(prompt).encode(), digest_size=16).digest()
+        if key in seen:
+            continue
+        seen.add(key)
+        # The same side as the item's pairs: split_of keeps a conversation group on one side.
+        metadata = loads(raw_metadata) if raw_metadata else None
+        writer.prompt(split_of(prompt, seed=opts.seed, test_share=opts.test_share, metadata=metadata), encode(export_prompt(prompt, chat)))
 
 
 def _sha256(path: Path) -> str:

@@ -28,6 +28,7 @@ FORMAT_TEXT = {
     "unpaired": "`prompt`, `completion`, `label` (true = desirable) — for TRL `KTOTrainer`",
     "sft": "`prompt`, `completion`, `source` (`agreed_best`: the best response, only where raters agree;"
     " `written`: a response a rater wrote; `rewrite`: a rater's edit of a candidate) — for TRL `SFTTrainer`",
+    "prompts": "`prompt` — every item's prompt once, judged or not (prompt sets too) — for online RL: PPO, RLOO, GRPO",
     "judgments": "every raw judgment: item id, prompt, candidates, `value` (the canonical answer as JSON text),"
     " pseudonymous `rater`, `source`, `display_order` (on-screen order), `duration_ms`, `rationale`, `created_at`,"
     " `version` and `latest` (a changed answer keeps every version; only the latest feeds the other formats)",

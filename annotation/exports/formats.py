@@ -4,6 +4,7 @@
 - unpaired:   {"prompt", "completion", "label"}             TRL KTOTrainer
 - sft:        {"prompt", "completion"}                      TRL SFTTrainer
 - judgments:  every raw judgment (see JUDGMENT_FIELDS)
+- prompts:    {"prompt"}: every item's prompt once, judged or not   online RL (PPO, RLOO, GRPO)
 
 Chat prompts come out in TRL's conversational form: the prompt is a list of messages and each
 response is [{"role": "assistant", "content": ...}]. A snapshot is either all text or all
@@ -69,6 +70,7 @@ def schemas(*, chat: bool, with_margin: bool) -> dict:
         # source: agreed_best (the raters' best candidate), written (a rater's own response)
         # or rewrite (a rater's edit of a candidate).
         "sft": pa.schema([("prompt", text), ("completion", text), ("source", pa.string())]),
+        "prompts": pa.schema([("prompt", text)]),
         "judgments": pa.schema(
             [
                 ("item_id", pa.string()),
@@ -169,7 +171,7 @@ class _Output:
 
 
 class SnapshotWriter:
-    """All eight outputs of a snapshot, with one method per format."""
+    """Every (format, split) output of a snapshot, with one method per format."""
 
     def __init__(self, root: Path, *, chat: bool, with_margin: bool):
         self.chat = chat
@@ -191,6 +193,9 @@ class SnapshotWriter:
 
     def sft(self, split: str, prompt_json: str, completion_json: str, source: str = "agreed_best") -> None:
         self.outputs[("sft", split)].write(f'{{"prompt": {prompt_json}, "completion": {completion_json}, "source": "{source}"}}\n')
+
+    def prompt(self, split: str, prompt_json: str) -> None:
+        self.outputs[("prompts", split)].write(f'{{"prompt": {prompt_json}}}\n')
 
     def judgment(self, split: str, encoded: tuple[str, ...]) -> None:
         """`encoded`: the JSON text of each of JUDGMENT_FIELDS, in order."""

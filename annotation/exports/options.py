@@ -13,7 +13,7 @@ from annotation.consensus import DAWID_SKENE, MAJORITY
 NONE = "none"
 AGGREGATIONS = (NONE, MAJORITY, DAWID_SKENE)
 SOURCES = ("human", "import", "ai")
-FORMATS = ("preference", "unpaired", "sft", "judgments")
+FORMATS = ("preference", "unpaired", "sft", "judgments", "prompts")
 
 
 class OptionsError(ValueError):

@@ -266,6 +266,8 @@ _RESPONSE_COL = re.compile(r"^(response|model)_(\d+)$")
 
 
 def _csv_header_problem(header: list[str]) -> str:
+    """Columns no record could be read from. A file without response columns is a prompt set's
+    (whether the project is one is checked per record)."""
     if len(set(header)) != len(header):
         return "column names must be unique"
     cols = set(header)
@@ -277,8 +279,6 @@ def _csv_header_problem(header: list[str]) -> str:
         return f"unknown column(s) {', '.join(unknown)}; expected id, prompt, responses or response_1.., model_1.., metadata, gold"
     if "prompt" not in cols:
         return "a 'prompt' column is required"
-    if "responses" not in cols and not any(h.startswith("response_") for h in header):
-        return "give the responses as a 'responses' column (JSON list) or response_1 .. response_k columns"
     return ""
 
 
@@ -318,7 +318,7 @@ def _csv_record(row: dict[str, str]) -> dict:
         record["id"] = row["id"].strip()
     record["prompt"] = _maybe_messages(row.get("prompt", ""), "prompt")
     if "responses" in row:
-        record["responses"] = _json_cell(row["responses"], "responses")
+        record["responses"] = _json_cell(row["responses"], "responses") if row["responses"].strip() else []
     else:
         numbered = sorted((int(m.group(2)), h) for h in row if (m := _RESPONSE_COL.match(h)) and m.group(1) == "response")
         responses = []
@@ -435,9 +435,12 @@ def _trl_item(record: dict) -> tuple[str | list, list[Response], dict]:
     raise LineError("chosen", "chosen and rejected must both be strings or both be message lists")
 
 
-def _responses(value: Any) -> list[Response]:
+def _responses(value: Any, *, prompt_set: bool = False) -> list[Response]:
+    if prompt_set and not value:
+        return []  # a prompt set's item may be a prompt alone
     if not isinstance(value, list) or not value:
-        raise LineError("responses", "must be a non-empty list of responses")
+        hint = " (or make the project a prompt set to import prompts alone)" if value in (None, []) else ""
+        raise LineError("responses", f"must be a non-empty list of responses{hint}")
     out = []
     for i, r in enumerate(value):
         if isinstance(r, str):
@@ -500,7 +503,7 @@ def parse_record(record: dict, *, project, as_judgments: bool = False, trl_only:
         if "prompt" not in record:
             raise LineError("prompt", "is required")
         prompt = _prompt(record["prompt"])
-        responses = _responses(record.get("responses"))
+        responses = _responses(record.get("responses"), prompt_set=bool(getattr(project, "prompt_set", False)))
         metadata = record.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise LineError("metadata", "must be an object")
@@ -510,7 +513,8 @@ def parse_record(record: dict, *, project, as_judgments: bool = False, trl_only:
         preference = None
 
     low, high = project.candidates_range
-    if not low <= len(responses) <= (high or len(responses)):
+    # No responses is a prompt-set item (checked with the project's setting where responses are read).
+    if responses and not low <= len(responses) <= (high or len(responses)):
         needs = f"{low}" if low == high else f"{low} to {high}" if high else f"at least {low}"
         raise LineError("responses", f"this {project.kind} project needs {needs} responses per item, got {len(responses)}")
 

@@ -151,13 +151,11 @@ class _Inserter:
               0.0 if p.gold is not None else self.priority()) for p in fresh],
             returning=True,
         )
-        self.candidates.insert(
-            [
-                (item_id, pos, r.text, r.model, j_cands(r.metadata))
-                for item_id, p in zip(ids, fresh)
-                for pos, r in enumerate(p.responses)
-            ]
-        )
+        candidates = [
+            (item_id, pos, r.text, r.model, j_cands(r.metadata)) for item_id, p in zip(ids, fresh) for pos, r in enumerate(p.responses)
+        ]
+        if candidates:  # a chunk of a prompt set's items may have none
+            self.candidates.insert(candidates)
         if self.as_judgments:
             kind, source, j_value = str(self.project.kind), str(Judgment.Source.IMPORT), self.judgments.json
             rows = [(project_id, item_id, kind, source, j_value(p.preference)) for item_id, p in zip(ids, fresh) if p.preference is not None]

@@ -75,6 +75,10 @@ class Project(models.Model):
     # My work: how long after submitting a rater may still change a judgment (a new version).
     edit_window_minutes = models.PositiveIntegerField(default=60, validators=_bounds("edit_window_minutes"), help_text="Minutes after submitting during which a rater may change their judgment (0: never).")
 
+    # A prompt set feeds online RL (PPO, RLOO, GRPO): its items may come without responses, and
+    # the rater queue hands none of them out (there is nothing to judge).
+    prompt_set = models.BooleanField(default=False, help_text="Prompts for online RL (PPO, RLOO, GRPO): items may have no responses; raters get no items.")
+
     overlap = models.PositiveSmallIntegerField(default=1, validators=_bounds("overlap"), help_text="Distinct raters per item.")
     lease_seconds = models.PositiveIntegerField(default=600, validators=_bounds("lease_seconds"), help_text="How long a rater holds an item before it returns to the pool.")
 

@@ -31,6 +31,9 @@ RECIPE_MODULES: dict[str, str] = {
     "dpo": "training.recipes.dpo",
     "sft": "training.recipes.sft",
     "kto": "training.recipes.kto",
+    "ppo": "training.recipes.ppo",
+    "rloo": "training.recipes.rloo",
+    "grpo": "training.recipes.grpo",
 }
 
 _RECIPES: dict[str, "Recipe"] = {}
