@@ -101,3 +101,5 @@ class SnapshotForTraining(DatasetSnapshot):
         proxy = True
         verbose_name = "snapshot to train on"
         verbose_name_plural = "snapshots to train on"
+
+from training.job_models import Job  # noqa: E402,F401  (evaluation and generation jobs; own module so merges stay easy)

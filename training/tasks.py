@@ -19,3 +19,11 @@ def runs_check_stale() -> list[int]:
     from training.runs import runs_find_stale
 
     return runs_find_stale()
+
+
+@shared_task(name="training.tasks.run_job", acks_late=True, reject_on_worker_lost=True)
+def run_job(job_id: int) -> str:
+    """An evaluation or a generation batch (training.jobs): safe to deliver twice."""
+    from training.jobs import job_execute
+
+    return job_execute(job_id=job_id, worker_name=run_job.request.hostname or "local")
