@@ -15,21 +15,13 @@ def model_named(name: str, option: str) -> ModelArtifact:
 
 
 def prompts_arg(value: str) -> tuple[DatasetSnapshot | None, Project | None]:
-    """'SLUG:vN' or 'SLUG:latest' -> that snapshot (its split); 'SLUG' -> the project's items."""
-    slug, _, version = value.partition(":")
-    project = Project.objects.filter(slug=slug).first()
-    if project is None:
-        raise CommandError(f"--prompts: no project {slug!r}")
-    if not version:
-        return None, project
-    snapshots = DatasetSnapshot.objects.filter(project=project, status=DatasetSnapshot.Status.READY)
-    if version == "latest":
-        snapshot = snapshots.order_by("-version").first()
-    else:
-        snapshot = snapshots.filter(version=version.lstrip("v")).first() if version.lstrip("v").isdigit() else None
-    if snapshot is None:
-        raise CommandError(f"--prompts: project {slug} has no ready snapshot {version!r} (write SLUG:vN or SLUG:latest)")
-    return snapshot, None
+    from training.generation import GenerationError
+    from training.prompt_sources import prompts_parse
+
+    try:
+        return prompts_parse(value)
+    except GenerationError as exc:
+        raise CommandError(f"--{exc}") from None
 
 
 def job_run_here(job, stdout) -> None:

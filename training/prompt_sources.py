@@ -25,3 +25,31 @@ def prompts_load(source: dict, *, limit: int | None = None) -> list:
         snapshot = DatasetSnapshot.objects.get(pk=source["snapshot"])
         return prompts_from_snapshot(folder=artifact_path(snapshot.path), split=source.get("split", "test"), limit=limit)
     return prompts_from_project(project=Project.objects.get(pk=source["project"]), limit=limit)
+
+
+def prompts_parse(value: str, *, user=None) -> tuple[DatasetSnapshot | None, Project | None]:
+    """'SLUG:vN' or 'SLUG:latest' -> that snapshot; 'SLUG' -> the project's items. With a user,
+    only projects they may read as a researcher (outsiders: 404, raters: 403)."""
+    from annotation.models import Role
+    from annotation.selectors import project_get_for_user
+
+    slug, _, version = str(value or "").strip().partition(":")
+    if not slug:
+        raise GenerationError("prompts: write SLUG:vN or SLUG:latest (a snapshot's split) or SLUG (a project's items)")
+    if user is not None:
+        project, _ = project_get_for_user(user=user, slug=slug, role=Role.RESEARCHER)
+    else:
+        project = Project.objects.filter(slug=slug).first()
+        if project is None:
+            raise GenerationError(f"prompts: no project {slug!r}")
+    if not version:
+        return None, project
+    snapshots = DatasetSnapshot.objects.filter(project=project, status=DatasetSnapshot.Status.READY).select_related("project")
+    number = version.lstrip("v")
+    if version == "latest":
+        snapshot = snapshots.order_by("-version").first()
+    else:
+        snapshot = snapshots.filter(version=int(number)).first() if number.isdigit() else None
+    if snapshot is None:
+        raise GenerationError(f"prompts: project {slug} has no ready snapshot {version!r} (write SLUG:vN or SLUG:latest)")
+    return snapshot, None

@@ -109,3 +109,73 @@ def test_it_evaluates_from_the_command_line(setup, capsys):
     call_command("evaluate_policy", "--policy", "tiny-policy", "--reward-model", "tiny-rm", "--prompts", "demo:latest",
                  "--limit", "3", "--max-new-tokens", "4", "--here", stdout=out)
     assert "RM win rate of tiny-policy over tiny-base" in out.getvalue() and "n=3" in out.getvalue()
+
+
+# --- the page and the API: owner (manager), member (rater), outsider ---------------------------
+
+@pytest.fixture
+def owned_policy(setup):
+    base, policy, judge, snapshot = setup
+    policy.snapshot = snapshot  # a model trained on the project's data belongs to the project
+    policy.save()
+    return policy, judge, snapshot
+
+
+@pytest.mark.parametrize("who, code", [("owner", 201), ("member", 403), ("outsider", 404)])
+def test_it_lets_only_a_manager_queue_an_evaluation_over_the_api(owned_policy, api_for, request, who, code):
+    policy, judge, snapshot = owned_policy
+    res = api_for(request.getfixturevalue(who)).post(f"/api/training/models/{policy.pk}/evaluations/",
+                                                     {"reward_model": judge.pk, "prompts": "demo:v1", "limit": 5}, format="json")
+    assert res.status_code == code, res.content
+    assert Job.objects.count() == (1 if code == 201 else 0)
+    if code == 201:
+        body = res.json()
+        assert body["status"] == "queued" and body["kind"] == "evaluation" and body["params"]["limit"] == 5
+
+
+def test_it_names_the_bad_field_over_the_api(owned_policy, api_for, owner):
+    policy, judge, snapshot = owned_policy
+    res = api_for(owner).post(f"/api/training/models/{policy.pk}/evaluations/", {"reward_model": policy.pk, "prompts": "demo:v1"}, format="json")
+    assert res.status_code == 400 and "not a reward model" in res.json()["reward_model"][0]
+    res = api_for(owner).post(f"/api/training/models/{policy.pk}/evaluations/", {"reward_model": judge.pk, "prompts": "demo:v1", "limit": "many"}, format="json")
+    assert res.status_code == 400 and "limit" in res.json()
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize("who, code", [("owner", 200), ("member", 403), ("outsider", 404)])
+def test_it_shows_an_evaluation_to_researchers_and_managers_only(owned_policy, project, client_for, api_for, request, who, code):
+    policy, judge, snapshot = owned_policy
+    job = Job.objects.create(kind=Job.Kind.EVALUATION, policy=policy, project=project, status=Job.Status.SUCCEEDED, params={"prompts": {"label": "demo v1"}},
+                             result={"n": 2, "wins": 1, "ties": 1, "losses": 0, "win_rate": 0.75, "ci_low": 0.3, "ci_high": 0.95, "kl_mean": 0.12,
+                                     "policy_length_mean": 7.0, "reference_length_mean": 5.0, "policy": "tiny-policy", "reference": "tiny-base",
+                                     "reward_model": "tiny-rm", "samples": [{"prompt": "question about apples", "policy": "thanks a lot",
+                                                                             "reference": "go away", "policy_score": 1.0, "reference_score": -1.0, "winner": "policy"}]})
+    user = request.getfixturevalue(who)
+    page = client_for(user).get(f"/training/jobs/{job.pk}/")
+    assert page.status_code == code
+    assert api_for(user).get(f"/api/training/jobs/{job.pk}/").status_code == code
+    if code == 200:
+        html = page.content.decode()
+        assert "0.750" in html and "n=2" in html and "thanks a lot" in html and "go away" in html
+        model_page = client_for(user).get(f"/training/models/{policy.pk}/").content.decode()
+        assert "RM win rate over tiny-base" in model_page and "Queue evaluation" in model_page
+
+
+def test_it_queues_an_evaluation_from_the_policys_page(owned_policy, client_for, owner, member):
+    policy, judge, snapshot = owned_policy
+    data = {"reward_model": judge.pk, "prompts": "demo:v1", "limit": 4, "temperature": 0.5, "max_new_tokens": 8}
+    assert client_for(member).post(f"/training/models/{policy.pk}/evaluate/", data).status_code == 403
+    res = client_for(owner).post(f"/training/models/{policy.pk}/evaluate/", data)
+    job = Job.objects.get()
+    assert res.status_code == 302 and res["Location"] == f"/training/jobs/{job.pk}/"
+    assert job.params["sampling"]["temperature"] == 0.5 and job.created_by == owner
+
+
+@pytest.mark.parametrize("who, code", [("owner", 200), ("member", 403), ("outsider", 404)])
+def test_it_lets_only_a_manager_cancel_a_job(owned_policy, project, api_for, request, who, code):
+    policy, judge, snapshot = owned_policy
+    job = Job.objects.create(kind=Job.Kind.EVALUATION, policy=policy, project=project)
+    res = api_for(request.getfixturevalue(who)).post(f"/api/training/jobs/{job.pk}/cancel/")
+    assert res.status_code == code
+    job.refresh_from_db()
+    assert job.status == (Job.Status.CANCELLED if code == 200 else Job.Status.QUEUED)

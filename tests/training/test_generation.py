@@ -113,3 +113,53 @@ def test_it_names_a_bad_policy_spec(project, policies, snap):
         call_command("generate_batch", "--project", "demo", "--prompts", "demo:v1", "--policy", "ghost@0.7")
     with pytest.raises(CommandError, match="binary project needs 2"):
         call_command("generate_batch", "--project", "demo", "--prompts", "demo:v1", "--policy", "tiny-new@0.7")
+
+
+# --- the page and the API: owner (manager), member (rater), outsider ---------------------------
+
+@pytest.fixture
+def page_policy(policies, snap):
+    base, new = policies
+    new.snapshot, new.base_model = snap, base
+    new.save()
+    return new
+
+
+@pytest.mark.parametrize("who, code", [("owner", 201), ("member", 403), ("outsider", 404)])
+def test_it_lets_only_a_manager_of_the_target_send_a_batch(page_policy, make_project, api_for, request, who, code):
+    make_project(Kind.BINARY, slug="round-2")
+    body = {"project": "round-2", "prompts": "demo:v1", "limit": 5,
+            "policies": [{"model": "tiny-new", "temperature": 0.7}, {"model": "tiny-base", "temperature": 1.0}]}
+    res = api_for(request.getfixturevalue(who)).post(f"/api/training/models/{page_policy.pk}/generation-batches/", body, format="json")
+    assert res.status_code == code, res.content
+    assert Job.objects.count() == (1 if code == 201 else 0)
+    if code == 201:
+        assert [p["candidate_name"] for p in res.json()["params"]["policies"]] == ["tiny-new T=0.7", "tiny-base T=1"]
+        assert res.json()["leaderboard_url"] == "/projects/round-2/quality/#leaderboard"
+
+
+def test_it_refuses_a_target_the_manager_does_not_manage(page_policy, make_project, api_for, owner, member):
+    from annotation.models import Membership, Role
+
+    other = make_project(Kind.BINARY, slug="elsewhere")
+    Membership.objects.filter(project=other, user=owner).update(role=Role.RESEARCHER)
+    res = api_for(owner).post(f"/api/training/models/{page_policy.pk}/generation-batches/",
+                              {"project": "elsewhere", "prompts": "demo:v1", "policies": [{"model": "tiny-new"}, {"model": "tiny-base"}]}, format="json")
+    assert res.status_code == 403 and not Job.objects.exists()
+
+
+def test_it_sends_a_batch_from_the_policys_page_and_links_the_leaderboard(page_policy, make_project, client_for, owner, member, outsider):
+    make_project(Kind.BINARY, slug="round-2")
+    data = {"project": "round-2", "prompts": "demo:v1", "policies": "tiny-new@0.7\ntiny-base@1.0 x1", "limit": 3}
+    assert client_for(outsider).post(f"/training/models/{page_policy.pk}/generate/", data).status_code == 404
+    res = client_for(owner).post(f"/training/models/{page_policy.pk}/generate/", data)
+    job = Job.objects.get()
+    assert res.status_code == 302 and job.kind == Job.Kind.GENERATION
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.SUCCEEDED, result={"items_created": 3, "items_skipped": 0, "prompts": 3})
+    html = client_for(owner).get(f"/training/models/{page_policy.pk}/").content.decode()
+    assert "/projects/round-2/quality/#leaderboard" in html and "not judged yet" in html
+    browser = client_for(owner)
+    bad = browser.post(f"/training/models/{page_policy.pk}/generate/", {**data, "policies": "tiny-new@hot"})
+    assert bad.status_code == 302
+    page = browser.get(bad["Location"]).content.decode()
+    assert "policies line 1.temperature" in page and Job.objects.count() == 1
