@@ -9,8 +9,9 @@
    recipe registry; when neither is registered yet, a short DPO run on the same snapshot, said so);
 3. evaluation of the new policy against its base on the snapshot's held-out prompts (RM win rate,
    KL, lengths);
-4. a generation batch: one answer from each of the new policy and its base per held-out prompt,
-   imported into a fresh binary project for raters; its leaderboard then compares the two.
+4. a generation batch: one answer from each of the new policy and its base for each of the demo
+   project's prompts (up to --prompts), imported into a fresh binary project for raters; once
+   they have judged, its leaderboard compares the two by model name.
 
 Every step runs in this process (Celery tasks eager), so no worker needs to be running.
 """
@@ -120,7 +121,8 @@ class Command(BaseCommand):
             policies = [(new_policy, 1, sampling), (policy, 1, sampling)]
         else:
             policies = [(policy, 1, Sampling(temperature=0.3, max_new_tokens=o["max_new_tokens"])), (policy, 1, sampling)]
-        job = generation_batch_create(project=target, policies=policies, snapshot=snapshot, limit=o["prompts"], created_by=demo.created_by)
+        # The demo snapshot's test split holds a handful of prompts; the project's own prompts give raters a real batch.
+        job = generation_batch_create(project=target, policies=policies, prompts_project=demo, limit=o["prompts"], created_by=demo.created_by)
         job_run_here(job, self.stdout)
         r = job.result
         self._done(f"{r['items_created']} items ({', '.join(r['models'])}) imported into {target.slug}: "
