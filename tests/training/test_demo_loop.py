@@ -46,7 +46,11 @@ def test_it_runs_the_loop_end_to_end_with_tiny_models(tiny_loop_models, settings
     new_policy = ModelArtifact.objects.get(run=policy_run)
     # 3. evaluated against its base by the reward model
     evaluation = Job.objects.get(kind=Job.Kind.EVALUATION)
-    assert evaluation.status == "succeeded" and evaluation.result["n"] == 4
+    from training.generation import prompts_from_snapshot
+    from training.paths import artifact_path
+
+    held_out = prompts_from_snapshot(folder=artifact_path(policy_run.snapshot.path))  # the demo's test split: a few prompts
+    assert evaluation.status == "succeeded" and evaluation.result["n"] == len(held_out) > 0
     assert f"RM win rate of {new_policy.name} over tiny-policy" in text
     # 4. new candidates went to a fresh project for raters, named by model and temperature
     target = Project.objects.get(slug="demo-loop-1")
