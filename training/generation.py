@@ -29,7 +29,7 @@ class Sampling:
     max_new_tokens: int = 64
     seed: int = 0
 
-    def validate(self) -> "Sampling":
+    def validate(self) -> Sampling:
         if not 0.0 <= self.temperature <= 5.0:
             raise GenerationError(f"temperature: {self.temperature} is outside 0..5")
         if not 0.0 < self.top_p <= 1.0:

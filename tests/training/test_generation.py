@@ -1,8 +1,8 @@
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotation.judgments import judgment_submit
 from annotation.assignment import lease_next
+from annotation.judgments import judgment_submit
 from annotation.kinds import Kind
 from annotation.models import Candidate
 from tests.training.conftest import preference_rows

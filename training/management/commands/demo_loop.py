@@ -24,7 +24,7 @@ import time
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.models import DatasetSnapshot, Project, Role
+from annotation.models import Project
 from training.models import ModelArtifact, TrainingRun
 
 ONLINE_METHODS = ("grpo", "ppo")
@@ -147,10 +147,14 @@ class Command(BaseCommand):
                 "running a short DPO run on the same snapshot instead, so the loop still has a new policy"))
             method = "dpo"
         try:
-            from training.recipes.base import config_class
+            try:
+                cls = registry.get(method).config_class
+            except KeyError:
+                from training.recipes.base import config_class
 
-            known = {f.name for f in dataclasses.fields(config_class(method))}
-        except Exception:  # a recipe the base module does not know yet: send only what every config has
+                cls = config_class(method)
+            known = {f.name for f in dataclasses.fields(cls)}
+        except (KeyError, ValueError, ImportError):  # a recipe base.py does not know yet: send only what every config has
             known = {"max_steps"}
         wanted = {"max_steps": o["rl_steps"], "per_device_train_batch_size": 4, "max_length": 256, "logging_steps": 1,
                   "save_steps": max(o["rl_steps"], 1), "sample_prompts": 0, "reward_model": judge.pk}
