@@ -37,10 +37,10 @@ class Command(BaseCommand):
         parser.add_argument("--policy", default="", help="A registered causal LM (default: SmolLM2-135M-Instruct, registered if needed).")
         parser.add_argument("--reward-base", default="", help="Base model of the reward model (default: MiniLM, registered if needed).")
         parser.add_argument("--method", default="grpo", choices=ONLINE_METHODS, help="Online RL method of step 2.")
-        parser.add_argument("--rl-steps", type=int, default=8, help="Optimizer steps of the policy run.")
+        parser.add_argument("--rl-steps", type=int, default=6, help="Optimizer steps of the policy run.")
         parser.add_argument("--skip-rl", action="store_true", help="Skip the policy run (step 2).")
-        parser.add_argument("--prompts", type=int, default=16, help="Held-out prompts for evaluation and the generation batch.")
-        parser.add_argument("--max-new-tokens", type=int, default=48)
+        parser.add_argument("--prompts", type=int, default=8, help="Held-out prompts for evaluation and the generation batch.")
+        parser.add_argument("--max-new-tokens", type=int, default=32)
         parser.add_argument("--target", default="", help="Slug of the project the new candidates go to (default: demo-loop-N, created).")
 
     def handle(self, *args, **o):
