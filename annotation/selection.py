@@ -79,15 +79,16 @@ def priorities_reset_now(*, project_id: int) -> int:
 def selection_model_for(project: Project):
     """The reward model that orders `uncertain`: the chosen one, or the newest reward model
     trained on a snapshot of this project."""
-    from training.models import ModelArtifact
-
     if project.selection_model_id:
         return project.selection_model
-    return (
-        ModelArtifact.objects.filter(kind=ModelArtifact.Kind.REWARD_MODEL, snapshot__project=project)
-        .order_by("-created_at", "-id")
-        .first()
-    )
+    return newest_reward_model(project)
+
+
+def newest_reward_model(project: Project):
+    """The newest reward model trained on a snapshot of this project, or None."""
+    from training.models import ModelArtifact
+
+    return ModelArtifact.objects.filter(kind=ModelArtifact.Kind.REWARD_MODEL, snapshot__project=project).order_by("-created_at", "-id").first()
 
 
 def selection_set(*, project: Project, selection: str, model=None) -> Project:

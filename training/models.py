@@ -164,3 +164,6 @@ class JudgeJob(models.Model):
     @property
     def percent(self) -> float:
         return round(100.0 * self.done / self.total, 1) if self.total else 0.0
+
+
+from training.job_models import Job  # noqa: E402,F401  (evaluation and generation jobs; own module so merges stay easy)

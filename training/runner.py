@@ -234,6 +234,24 @@ def _finish(run: TrainingRun, progress: Progress, *, result: dict, out_dir: Path
             on_reward_model_registered(model=artifact)  # projects ordered by their newest RM are rescored
 
 
+def _evaluate_after(run: TrainingRun) -> None:
+    """An offline policy run (DPO, SFT, KTO) is evaluated against its base on the held-out prompts
+    as a job of its own (training/evaluation.py), judged by the newest reward model trained on the
+    project; online methods (PPO, RLOO, GRPO) evaluate with their own reward model as they finish.
+    Never fails the run: the model is registered already."""
+    try:
+        from annotation.selection import newest_reward_model
+        from training.evaluation import evaluate_after_run
+
+        if registry.get(run.method).needs_reward_model:
+            return
+        judge = newest_reward_model(run.project)
+        if judge is not None:
+            evaluate_after_run(run, reward_model=judge)
+    except Exception:  # noqa: BLE001 - an evaluation that cannot be queued costs the figures, not the run
+        log.exception("run %s: could not queue its evaluation", run.pk)
+
+
 def _ranks_wait() -> None:
     import torch.distributed as dist
 
@@ -326,6 +344,8 @@ def run_execute(*, run_id: int, worker_name: str) -> str:
             if not ours or (progress.lost.is_set() and row["status"] == Status.RUNNING):
                 log.warning("run %s: taken over by another worker; this copy stopped", run_id)
                 return "lost"
+            if row["status"] == Status.SUCCEEDED:
+                _evaluate_after(run)
             if row["status"] != Status.RUNNING:
                 return {Status.SUCCEEDED: "succeeded", Status.FAILED: "failed", Status.CANCELLED: "cancelled"}.get(row["status"], row["status"])
             progress.reload()

@@ -140,7 +140,8 @@ def _texts(tokenizer, prompt, responses) -> list:
             out.append(tokenizer.apply_chat_template(prompt + reply, tokenize=False))
         else:
             text = prompt + (response if isinstance(response, str) else str(response))
-            out.append(text if text.endswith(tokenizer.eos_token) else text + tokenizer.eos_token)
+            eos = tokenizer.eos_token  # encoders (MiniLM) have none: nothing to append, as in training
+            out.append(text + eos if eos and not text.endswith(eos) else text)
     return out
 
 

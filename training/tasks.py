@@ -39,5 +39,13 @@ def selection_score(project_id: int) -> str:
     return priorities_score(project_id=project_id)
 
 
+@shared_task(name="training.tasks.run_job", acks_late=True, reject_on_worker_lost=True)
+def run_job(job_id: int) -> str:
+    """An evaluation or a generation batch (training.jobs): safe to deliver twice."""
+    from training.jobs import job_execute
+
+    return job_execute(job_id=job_id, worker_name=run_job.request.hostname or "local")
+
+
 # The AI judge's tasks live with it (training/judge/tasks.py); importing them registers them on workers.
 from training.judge import tasks as _judge_tasks  # noqa: E402,F401

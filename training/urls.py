@@ -1,6 +1,6 @@
 """Browser pages of the training app. Each module under training/views/ owns its urlpatterns."""
 from training.judge import views as judge_views
-from training.views import models, runs
+from training.views import loop, models, runs
 
 app_name = "training"
 
@@ -8,4 +8,5 @@ urlpatterns = [
     *runs.urlpatterns,
     *models.urlpatterns,
     *judge_views.urlpatterns,
+    *loop.urlpatterns,
 ]
