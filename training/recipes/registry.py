@@ -128,10 +128,13 @@ def _modules() -> dict[str, str]:
     """RECIPE_MODULES, plus methods of the deployment's own packages (settings.ARBITER_EXTRA_RECIPES,
     "method=package.module,..."): read from the settings, so a training child process, which
     inherits the worker's environment, finds them too."""
-    from django.conf import settings
+    try:
+        from django.conf import settings
+    except ImportError:  # benchmarks import the recipes on machines without Django
+        return dict(RECIPE_MODULES)
 
     extra = {}
-    # Benchmarks import the recipes without Django: no settings, no extra methods.
+    # Without configured settings (a benchmark): no extra methods.
     configured = getattr(settings, "ARBITER_EXTRA_RECIPES", "") if settings.configured else ""
     for entry in filter(None, (configured or "").split(",")):
         method, _, module = entry.strip().partition("=")
