@@ -48,7 +48,7 @@ def test_it_names_the_bad_field(api_for, project, snapshot, base_model, owner, m
         ({"config": {"learning_rate": "fast"}}, "learning_rate", "'fast' is not a valid float"),
         ({"config": {"epochs": 3}}, "epochs", "unknown setting for reward"),
         ({"base_model": "gpt-9"}, "base_model", "no registered model 'gpt-9'"),
-        ({"method": "ppo"}, "method", "not a valid choice"),
+        ({"method": "nope"}, "method", "not a valid choice"),
     ]
     for change, field, message in cases:
         response = api_for(owner).post(url, {**ok, **change}, format="json")
