@@ -248,7 +248,7 @@ def _evaluate_after(run: TrainingRun) -> None:
         judge = newest_reward_model(run.project)
         if judge is not None:
             evaluate_after_run(run, reward_model=judge)
-    except Exception:  # noqa: BLE001 - an evaluation that cannot be queued costs the figures, not the run
+    except Exception:  # an evaluation that cannot be queued costs the figures, not the run
         log.exception("run %s: could not queue its evaluation", run.pk)
 
 

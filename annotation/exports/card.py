@@ -81,7 +81,7 @@ def ai_agreement_lines(projects, options) -> list[str]:
     for project in projects:
         try:
             figures = project_ai_agreement(project=project)
-        except Exception:  # noqa: BLE001 - a statistic is optional on the card
+        except Exception:  # a statistic is optional on the card
             log.warning("AI agreement for %s failed", project.slug, exc_info=True)
             continue
         for judge in figures.get("judges", []):

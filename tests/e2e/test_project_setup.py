@@ -27,7 +27,7 @@ def wait_for_preview(page, previous: str | None) -> str:
 
 def test_it_sets_up_a_ranking_project_from_the_kind_with_a_live_preview(page, login, owner, make_user):
     owner.groups.add(Group.objects.get_or_create(name=MANAGERS_GROUP)[0])
-    alice, alicia, bob = make_user("alice"), make_user("alicia"), make_user("bob")
+    make_user("alice"), make_user("alicia"), make_user("bob")  # members to search for
     csp = []
     page.on("console", lambda msg: csp.append(msg.text) if "Content Security Policy" in msg.text else None)
     page.set_viewport_size({"width": 1366, "height": 768})

@@ -5,8 +5,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from tests.training import tiny_rl  # noqa: E402
-from training.rl.evaluation import compare, wilson  # noqa: E402
+from tests.training import tiny_rl
+from training.rl.evaluation import compare, wilson
 
 
 def test_it_gives_the_wilson_interval_by_hand():

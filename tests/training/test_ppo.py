@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from tests.training import tiny_rl  # noqa: E402
+from tests.training import tiny_rl
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ import pytest
 
 pytest.importorskip("trl")
 
-from tests.training import tiny_rl  # noqa: E402
+from tests.training import tiny_rl
 
 pytestmark = pytest.mark.slow
 

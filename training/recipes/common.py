@@ -448,7 +448,7 @@ def train_with_trainer(ctx, recipe, hooks: Hooks) -> dict:
     }
     try:
         result["test"] = {**hooks.evaluate(trainer=trainer, cfg=cfg, test_ds=test_ds), **base}
-    except Exception as exc:  # noqa: BLE001 - the model is saved; say what went wrong instead of losing the run
+    except Exception as exc:  # the model is saved; say what went wrong instead of losing the run
         log.exception("evaluation failed")
         progress.say(f"evaluation failed: {type(exc).__name__}: {exc}")
         result["test"] = {"error": f"evaluation failed: {type(exc).__name__}: {exc}"[:2000]}
