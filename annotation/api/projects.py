@@ -40,6 +40,14 @@ class ProjectSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at", "role"]
         extra_kwargs = {"slug": {"required": False, "validators": []}}
 
+    def _labels(self, value):
+        # JSON `null` (or "null" in a form) parses to None, which the NOT NULL column refuses with a 500.
+        if not isinstance(value, list) or not all(isinstance(label, str) for label in value):
+            raise serializers.ValidationError("must be a list of labels (strings); [] for none")
+        return value
+
+    validate_likert_labels = validate_rating_labels = _labels
+
     def get_role(self, project) -> str | None:
         roles = self.context.get("roles")  # the list view reads every role in one query
         if roles is not None:

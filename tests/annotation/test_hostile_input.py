@@ -279,3 +279,15 @@ def test_it_accepts_bare_string_responses_as_documented(api_for, owner, project)
     r = api_for(owner).post(reverse("api-item-import", kwargs={"slug": project.slug}), {"items": [{"prompt": "p", "responses": ["a", "b"]}]}, format="json")
     assert r.status_code == 201, r.content
     assert list(Item.objects.get().candidates.order_by("position").values_list("text", flat=True)) == ["a", "b"]
+
+
+def test_it_refuses_null_labels_in_a_form_instead_of_a_500(api_for, owner, project):
+    """Found by schemathesis: `likert_labels=null` in a form body reached the NOT NULL column."""
+    from urllib.parse import urlencode
+
+    for field in ("likert_labels", "rating_labels"):
+        response = api_for(owner).patch(f"/api/projects/{project.slug}/", urlencode({field: "null"}),
+                                        content_type="application/x-www-form-urlencoded")
+        assert response.status_code == 400 and "list of labels" in str(response.json()[field])
+    project.refresh_from_db()
+    assert project.likert_labels == [] and project.rating_labels == []
