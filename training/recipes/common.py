@@ -237,13 +237,18 @@ def distribution(values) -> dict:
 # --- the run skeleton ----------------------------------------------------------------------------
 
 def device_info() -> tuple[str, str, bool]:
-    """(device type, a name for the run page, whether bf16 is supported)."""
+    """(device type, a name for the run page, whether bf16 is supported). Under the launcher's
+    torchrun the name says how many processes share the run (WORLD_SIZE)."""
+    import os
+
     import torch
 
+    world = int(os.environ.get("WORLD_SIZE", "1"))
     if torch.cuda.is_available():
         idx = torch.cuda.current_device()
-        return "cuda", f"cuda:{idx} {torch.cuda.get_device_name(idx)}", torch.cuda.is_bf16_supported()
-    return "cpu", f"cpu ({torch.get_num_threads()} threads)", False
+        name = f"cuda:{idx} {torch.cuda.get_device_name(idx)}" + (f" × {world} processes" if world > 1 else "")
+        return "cuda", name, torch.cuda.is_bf16_supported()
+    return "cpu", f"cpu ({torch.get_num_threads()} threads)" + (f" × {world} processes (gloo)" if world > 1 else ""), False
 
 
 def split_path(folder: Path, fmt: str, split: str) -> Path:
