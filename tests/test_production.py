@@ -65,7 +65,7 @@ def test_it_reports_unhealthy_without_workers_and_leaks_nothing(settings):
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "failing"
-    assert body["checks"] == {"database": "ok", "broker": "ok", "worker:default": "failing", "worker:gpu": "failing"}
+    assert body["checks"] == {"database": "ok", "broker": "ok", "worker:default": "failing", "worker:gpu": "failing", "worker:score": "failing"}
     text = response.content.decode()
     for secret in (str(settings.DATA_DIR), settings.SECRET_KEY, "Traceback", "sqlite", "filesystem"):
         assert secret not in text
@@ -83,8 +83,12 @@ def test_it_reports_healthy_when_every_queue_has_a_live_worker(worker_env, setti
         wait_for(lambda: Client().get("/health/").json()["checks"]["worker:default"] == "ok", timeout=60, what="the default worker", workers=pool)
         assert Client().get("/health/").status_code == 503  # no gpu worker yet
         pool.start("gpu-worker", queue="gpu")
-        response = wait_for(lambda: (r := Client().get("/health/")).status_code == 200 and r, timeout=60, what="both workers", workers=pool)
-        assert response.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok", "worker:default": "ok", "worker:gpu": "ok"}}
+        wait_for(lambda: Client().get("/health/").json()["checks"]["worker:gpu"] == "ok", timeout=60, what="the gpu worker", workers=pool)
+        assert Client().get("/health/").status_code == 503  # no score worker yet
+        pool.start("score-worker", queue="score")
+        response = wait_for(lambda: (r := Client().get("/health/")).status_code == 200 and r, timeout=60, what="every worker", workers=pool)
+        assert response.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok", "worker:default": "ok", "worker:gpu": "ok",
+                                                              "worker:score": "ok"}}
     finally:
         pool.stop_all()
 
