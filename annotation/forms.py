@@ -84,19 +84,19 @@ class ProjectForm(forms.ModelForm):
 
     # Settings grouped on the page; each kind uses only its own group.
     GROUPS = (
-        ("Project", ("name", "slug", "instructions", "kind", "prompt_set", "archived")),
+        ("Project", ("name", "slug", "instructions", "kind", "archived")),
         ("Binary", ("allow_tie", "allow_both_bad")),
         ("Likert", ("likert_points", "likert_labels")),
         ("Ranking", ("ranking_min_k", "ranking_k", "ranking_allow_ties")),
         ("Rating", ("rating_min", "rating_max", "rating_threshold", "rating_labels")),
         ("Raters' work", ("demonstrations", "edit_window_minutes")),
-        ("Assignment", ("overlap", "lease_seconds")),
+        ("Assignment", ("overlap", "lease_seconds", "prompt_set")),
         ("Gold items", ("gold_rate", "gold_pause_threshold", "gold_min_answers")),
         ("Members", ("raters", "researchers")),
     )
 
     # Shown folded: most projects keep the defaults.
-    FOLDED = ("Assignment", "Gold items")
+    FOLDED = ("Raters' work", "Assignment", "Gold items")
 
     def groups(self) -> list[dict]:
         """The page's fieldsets: title, fields, the kind they belong to (or ""), folded or not."""

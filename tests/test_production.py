@@ -20,7 +20,9 @@ PROFILE = {"ARBITER_HTTPS": "1", "ARBITER_BEHIND_PROXY": "1", "DEBUG": "0", "ALL
 
 
 def _env(tmp_path, **extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG")}
+    # A deployment's environment: none of the test run's own switches (the browser tests set
+    # DJANGO_ALLOW_ASYNC_UNSAFE for Playwright's event loop, which check --deploy rightly refuses).
+    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")}
     return {**env, "ARBITER_DATA_DIR": str(tmp_path / "data"), **extra}
 
 

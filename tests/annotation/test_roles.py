@@ -24,7 +24,7 @@ from rest_framework.test import APIClient
 
 from annotation.assignment import lease_next
 from annotation.models import Assignment, Candidate, DatasetSnapshot, ImportBatch, Item, Judgment, Membership, Project
-from training.models import JudgeJob, ModelArtifact, TrainingRun
+from training.models import Job, JudgeJob, ModelArtifact, TrainingRun
 
 pytestmark = pytest.mark.django_db
 
@@ -130,9 +130,10 @@ def world(make_project, add_items, member, owner, researcher):
         base_model=base, run=run, snapshot=snapshot,
     )
     judge_job = JudgeJob.objects.create(project=project, model=trained)
+    job = Job.objects.create(kind=Job.Kind.EVALUATION, policy=trained, project=project, created_by=owner)
     return {
         "project": project, "lease": lease, "batch": batch, "snapshot": snapshot, "other_item": other, "member": member,
-        "run": run, "model": trained, "judge_job": judge_job,
+        "run": run, "model": trained, "judge_job": judge_job, "job": job,
     }
 
 
@@ -142,6 +143,8 @@ def _pk(route: str, world) -> str:
         return str(world["run"].id)
     if "judge" in route:
         return str(world["judge_job"].id)
+    if "jobs/" in route:
+        return str(world["job"].id)
     if "models/" in route:
         return str(world["model"].id)
     if "imports/" in route or "import/" in route:

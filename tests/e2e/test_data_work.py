@@ -92,6 +92,7 @@ def test_a_manager_adjudicates_the_most_disputed_item(page, login, make_project,
                                     rationale=f"{rater.username} thinks {winner}")
         Item.objects.filter(id=item.id).update(judgment_count=2)
 
+    page.set_viewport_size({"width": 1366, "height": 768})  # a laptop: the page is shared with the phone tests
     login(owner, f"/projects/{project.slug}/")
     page.get_by_role("link", name="Adjudication").click()
     rows = page.locator("#adjudication-queue tbody tr")

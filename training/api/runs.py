@@ -98,7 +98,7 @@ class RunCancel(APIView):
 
 class RecipeList(APIView):
     @extend_schema(summary="Training methods: what each reads, accepts and produces, its metrics and hyperparameters",
-                   responses={200: OpenApiTypes.OBJECT})
+                   responses={200: {"type": "array", "items": {"type": "object"}}})
     def get(self, request):
         return Response([{**registry.as_dict(r), "config": recipe_config_schema(r.method)} for r in registry.all_recipes()])
 
