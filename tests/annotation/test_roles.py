@@ -143,7 +143,7 @@ def _pk(route: str, world) -> str:
         return str(world["run"].id)
     if "judge" in route:
         return str(world["judge_job"].id)
-    if "jobs/" in route:
+    if re.search(r"(^|/)jobs/<", route):  # training/jobs/<pk>/, not models/<pk>/jobs/
         return str(world["job"].id)
     if "models/" in route:
         return str(world["model"].id)
