@@ -60,22 +60,33 @@ def generation_batch_create(*, project: Project, policies: list[tuple[ModelArtif
     return job
 
 
-def batch_records(*, job_id: int, prompts: list, answers: dict[str, list[list[dict]]], specs: list[dict], source: str) -> list[dict]:
-    """Import records: one item per prompt with every policy's answers, ids stable per job."""
-    records = []
+def batch_records(*, job_id: int, prompts: list, answers: dict[str, list[list[dict]]], specs: list[dict], source: str) -> tuple[list[dict], dict]:
+    """Import records: one item per prompt with every policy's answers, ids stable per job; and
+    the empty answers per candidate name.
+
+    A policy may end an answer at once (or with whitespace only). The importer refuses an empty
+    response, and a project needs a fixed number of answers per item, so a prompt with an empty
+    answer is left out whole, and the result says how many answers of each policy were empty:
+    the human win rate is then read on the prompts where every policy answered, and the count
+    of empty answers is a figure about the policy in its own right."""
+    records, empty = [], {spec["candidate_name"]: 0 for spec in specs}
     for i, prompt in enumerate(prompts):
         responses = []
         for spec in specs:
             for j, answer in enumerate(answers[spec["candidate_name"]][i]):
+                if not answer["text"].strip():
+                    empty[spec["candidate_name"]] += 1
                 responses.append({
                     "text": answer["text"],
                     "model": spec["candidate_name"],
                     "metadata": {"model": spec["model_name"], "model_id": spec["model"], "sample": j, **spec["sampling"],
                                  "tokens": len(answer["response_ids"]), "finished": answer["finished"], "generation_job": job_id},
                 })
+        if any(not r["text"].strip() for r in responses):
+            continue
         records.append({"id": f"gen{job_id}-{i:05d}", "prompt": prompt, "responses": responses,
                         "metadata": {"generation_job": job_id, "prompts": source}})
-    return records
+    return records, empty
 
 
 def generation_batch_execute(*, job: Job, progress):
@@ -99,11 +110,29 @@ def generation_batch_execute(*, job: Job, progress):
         )
         del net
         gc.collect()
-    records = batch_records(job_id=job.pk, prompts=prompts, answers=answers, specs=specs, source=job.params["prompts"].get("label", ""))
+    records, empty = batch_records(job_id=job.pk, prompts=prompts, answers=answers, specs=specs,
+                                   source=job.params["prompts"].get("label", ""))
     progress.step(done=total)
+    if not records:
+        raise GenerationError(f"every one of the {len(prompts)} prompts got an empty answer from some policy "
+                              f"({_empty_text(empty)}): nothing to send to raters")
     batch = import_records(project=job.project, records=records, created_by=job.created_by)
     return {"prompts": len(prompts), "items_created": batch.items_created, "items_skipped": batch.items_skipped,
+            "prompts_left_out": len(prompts) - len(records), "empty_answers": empty,
             "models": [s["candidate_name"] for s in specs], "import_batch": batch.pk}, batch
+
+
+def batch_summary(result: dict, target: str) -> str:
+    """One line for the commands: what was imported, and what was left out and why."""
+    line = (f"{result['prompts']} prompts, {result['items_created']} items imported into {target} "
+            f"({result['items_skipped']} already there) from {', '.join(result['models'])}")
+    if result.get("prompts_left_out"):
+        line += f"; {result['prompts_left_out']} prompts left out for an empty answer ({_empty_text(result['empty_answers'])})"
+    return line
+
+
+def _empty_text(empty: dict[str, int]) -> str:
+    return ", ".join(f"{name}: {n} empty" for name, n in empty.items() if n) or "none empty"
 
 
 def head_to_head(*, project: Project, a: str, b: str) -> dict:

@@ -137,12 +137,10 @@ def policy_load(model: ModelArtifact, *, device: str | None = None):
 
 
 def _encode_prompts(tokenizer, prompts: list):
-    from training.recipes.common import is_conversational, render_prompt
+    from training.chat import render_prompt, special_tokens
 
     # As in training: a chat template carries its own special tokens, plain text gets the tokenizer's.
-    return [
-        tokenizer(render_prompt(tokenizer, p), add_special_tokens=not is_conversational(p))["input_ids"] for p in prompts
-    ]
+    return [tokenizer(render_prompt(tokenizer, p), add_special_tokens=special_tokens(tokenizer, p))["input_ids"] for p in prompts]
 
 
 def generate(*, net, tokenizer, prompts: list, n: int = 1, sampling: Sampling = Sampling(), batch_size: int = 8,

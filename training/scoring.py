@@ -129,27 +129,17 @@ def cache_clear() -> None:
 
 
 def _texts(tokenizer, prompt, responses) -> list:
-    """Each response after its prompt, as the RewardTrainer saw pairs: a chat rendered with the
-    template, or text with the eos token appended."""
-    from training.recipes.common import is_conversational
+    """Each response after its prompt, as the RewardTrainer saw pairs (training/chat.py)."""
+    from training.chat import render_pair
 
-    out = []
-    for response in responses:
-        if is_conversational(prompt):
-            reply = response if isinstance(response, list) else [{"role": "assistant", "content": str(response)}]
-            out.append(tokenizer.apply_chat_template(prompt + reply, tokenize=False))
-        else:
-            text = prompt + (response if isinstance(response, str) else str(response))
-            eos = tokenizer.eos_token  # encoders (MiniLM) have none: nothing to append, as in training
-            out.append(text + eos if eos and not text.endswith(eos) else text)
-    return out
+    return [render_pair(tokenizer, prompt, response) for response in responses]
 
 
 def score(*, model: ModelArtifact, prompt, responses: list, batch_size: int = 16) -> list[float]:
     """Rewards for responses to one prompt (text, or a list of chat messages), higher is better."""
     import torch
 
-    from training.recipes.common import is_conversational
+    from training.chat import special_tokens
 
     if model.kind != ModelArtifact.Kind.REWARD_MODEL:
         raise ScoringError(f"{model.name} is a {model.get_kind_display().lower()}, not a reward model")
@@ -161,7 +151,7 @@ def score(*, model: ModelArtifact, prompt, responses: list, batch_size: int = 16
     device = next(net.parameters()).device
     texts = _texts(tokenizer, prompt, responses)
     # As in training: the chat template carries its own special tokens, plain text gets the tokenizer's.
-    special = not is_conversational(prompt)
+    special = special_tokens(tokenizer, prompt)
     limit = min(MAX_TOKENS, getattr(net.config, "max_position_embeddings", None) or MAX_TOKENS)
     for i, ids in enumerate(tokenizer(texts, add_special_tokens=special)["input_ids"]):
         if len(ids) > limit:

@@ -50,7 +50,7 @@ def _status(project_id: int, **fields) -> None:
 
 def priorities_score(*, project_id: int, batch_size: int = 16) -> str:
     """Score every pending item of the project; returns what it did ("skipped", "done: N items")."""
-    from training.recipes.common import is_conversational
+    from training.chat import special_tokens
     from training.scoring import _loaded, _texts
 
     project = Project.objects.filter(pk=project_id).first()
@@ -80,7 +80,7 @@ def priorities_score(*, project_id: int, batch_size: int = 16) -> str:
                 responses = by_item.get(item.id, [])
                 rendered = _texts(tokenizer, item.prompt, responses)
                 texts += rendered
-                special += [not is_conversational(item.prompt)] * len(rendered)
+                special += [special_tokens(tokenizer, item.prompt)] * len(rendered)
                 owners += [item.id] * len(rendered)
             scores = _score_texts(net, tokenizer, texts, special=special, batch_size=batch_size) if texts else []
             per_item: dict[int, list[float]] = {}

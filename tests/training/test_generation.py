@@ -163,3 +163,22 @@ def test_it_sends_a_batch_from_the_policys_page_and_links_the_leaderboard(page_p
     assert bad.status_code == 302
     page = browser.get(bad["Location"]).content.decode()
     assert "policies line 1.temperature" in page and Job.objects.count() == 1
+
+
+def test_it_leaves_out_a_prompt_with_an_empty_answer_and_counts_it():
+    """A policy that ends an answer at once must not sink the whole batch (the importer refuses
+    an empty response): that prompt is left out and the empty answers are counted per policy."""
+    from training.batches import batch_records, batch_summary
+
+    specs = [{"model": 1, "model_name": "new", "candidate_name": "new T=0.7", "k": 1, "sampling": {"temperature": 0.7}},
+             {"model": 2, "model_name": "base", "candidate_name": "base T=0.7", "k": 1, "sampling": {"temperature": 0.7}}]
+
+    def answer(text):
+        return [{"text": text, "response_ids": [5] * len(text), "finished": True}]
+
+    answers = {"new T=0.7": [answer("fine"), answer(""), answer("  ")], "base T=0.7": [answer("a"), answer("b"), answer("c")]}
+    records, empty = batch_records(job_id=7, prompts=["p0", "p1", "p2"], answers=answers, specs=specs, source="s")
+    assert [r["id"] for r in records] == ["gen7-00000"] and empty == {"new T=0.7": 2, "base T=0.7": 0}
+    line = batch_summary({"prompts": 3, "items_created": 1, "items_skipped": 0, "models": list(answers),
+                          "prompts_left_out": 2, "empty_answers": empty}, "round-2")
+    assert "2 prompts left out for an empty answer (new T=0.7: 2 empty)" in line

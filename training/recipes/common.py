@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from training.chat import PLAIN_CHAT_TEMPLATE, chat_rows, is_conversational, render_prompt, special_tokens
 from training.recipes.base import TrainConfig, config_resolve
 
 log = logging.getLogger(__name__)
@@ -158,23 +159,6 @@ def load_tokenizer(path: Path | str):
         # conversational: a plain "role: content" transcript lets TRL tokenize them all the same.
         tokenizer.chat_template = PLAIN_CHAT_TEMPLATE
     return tokenizer
-
-
-PLAIN_CHAT_TEMPLATE = (
-    "{% for message in messages %}{{ message['role'] }}: {{ message['content'] }}\n{% endfor %}"
-    "{% if add_generation_prompt %}assistant: {% endif %}"
-)
-
-
-def is_conversational(value) -> bool:
-    return isinstance(value, list) and bool(value) and isinstance(value[0], dict) and "role" in value[0]
-
-
-def render_prompt(tokenizer, prompt) -> str:
-    """The text a model continues: the chat template with the generation prompt for chats, the prompt as is otherwise."""
-    if is_conversational(prompt):
-        return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-    return prompt
 
 
 def count_parameters(model) -> int:
@@ -396,6 +380,8 @@ def train_with_trainer(ctx, recipe, hooks: Hooks) -> dict:
     if hooks.prepare is not None:
         train_ds, test_ds, notes = hooks.prepare(train_ds=train_ds, test_ds=test_ds, cfg=cfg, ctx=ctx)
     tokenizer = load_tokenizer(ctx.base_model_path)
+    # Text rows become one user turn for an instruct model (training/chat.py), as everywhere else it sees prompts.
+    train_ds, test_ds = chat_rows(train_ds, tokenizer), chat_rows(test_ds, tokenizer)
     from transformers import set_seed
 
     # Seeded before loading: weights the checkpoint lacks (a reward model's score head) are drawn
@@ -472,7 +458,7 @@ def generate(model, tokenizer, prompts, *, max_new_tokens: int) -> list[str]:
     model.eval()
     texts = []
     for prompt in prompts:
-        enc = tokenizer(render_prompt(tokenizer, prompt), return_tensors="pt", add_special_tokens=False).to(device)
+        enc = tokenizer(render_prompt(tokenizer, prompt), return_tensors="pt", add_special_tokens=special_tokens(tokenizer, prompt)).to(device)
         with torch.no_grad():
             out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
         texts.append(tokenizer.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True).strip())

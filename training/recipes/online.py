@@ -7,6 +7,7 @@ weights. The config dataclasses import no torch (the web process reads them)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 
 from training.recipes.base import TrainConfig, _f
@@ -97,7 +98,11 @@ class _Reward:
     def __init__(self, model, name: str):
         self.model, self.__name__ = model, name
 
-    def __call__(self, prompts, completions, **kwargs) -> list[float]:
+    def __call__(self, prompts, completions, source_prompt=None, **kwargs) -> list[float]:
+        # The policy may have seen a text prompt as a user turn (training/chat.py); the reward model
+        # scores the prompt as stored, rendered its own way, as it was trained.
+        if source_prompt is not None:
+            prompts = [json.loads(p) for p in source_prompt]
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
         return self.model(list(prompts), texts).cpu().tolist()
 
@@ -150,6 +155,7 @@ def train_online(ctx: TrainContext, *, config_class, trainer_cls, args_cls, meth
     from transformers import set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
+    from training.chat import as_chat
     from training.recipes.ppo import config_build, no_dropout
     from training.rl import models as M
 
@@ -181,7 +187,7 @@ def train_online(ctx: TrainContext, *, config_class, trainer_cls, args_cls, meth
                      f"{'LoRA' if ctx.use_lora else 'full'}, lr {cfg.learning_rate:g}, generation by {'vLLM' if args.use_vllm else 'transformers'}")
     ctx.progress.check()
     trainer = trainer_cls(
-        model=policy, reward_funcs=funcs, args=args, train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]),
+        model=policy, reward_funcs=funcs, args=args, train_dataset=Dataset.from_list([{"prompt": as_chat(tokenizer, p), "source_prompt": json.dumps(p)} for p in prompts]),
         processing_class=tokenizer, peft_config=peft_config,
         callbacks=[_callback(ctx.progress, report=not ctx.callbacks), *ctx.callbacks],
     )

@@ -16,7 +16,7 @@ from contextlib import nullcontext
 
 import torch
 
-from training.rl.models import render_prompt
+from training.chat import render_prompt, special_tokens
 
 
 def wilson(wins: float, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -39,7 +39,7 @@ def _answer(model, tokenizer, prompts, *, max_new_tokens: int, temperature: floa
 
     tokenizer.padding_side, tokenizer.truncation_side = "left", "left"
     enc = tokenizer([render_prompt(tokenizer, p) for p in prompts], padding=True, return_tensors="pt",
-                    add_special_tokens=not isinstance(prompts[0], list)).to(device)
+                    add_special_tokens=special_tokens(tokenizer, prompts[0])).to(device)
     gen = GenerationConfig(do_sample=True, temperature=temperature, top_k=0, top_p=1.0, max_new_tokens=max_new_tokens,
                            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
     was = model.training

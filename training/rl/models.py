@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from training.chat import render_pair, special_tokens
+
 # The classification heads of transformers models (decoder LMs: score; encoders: classifier).
 HEADS = ("score", "classifier")
 
@@ -51,28 +53,9 @@ def load_prompts(snapshot_dir: Path | str, split: str) -> list:
 
 # --------------------------------------------------------------------------- text rendering
 
-def is_conversational(value) -> bool:
-    return isinstance(value, list) and bool(value) and isinstance(value[0], dict) and "role" in value[0]
-
-
-def render_prompt(tokenizer, prompt) -> str:
-    """The text a policy continues: the chat template with the generation prompt, or the text."""
-    if is_conversational(prompt):
-        return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-    return prompt
-
-
 def reward_texts(tokenizer, prompts: list, responses: list[str]) -> list[str]:
-    """Prompt + response as the RewardTrainer saw pairs (and as training/scoring.py scores them):
-    a chat rendered with the template, or the text with the eos token appended."""
-    out = []
-    for prompt, response in zip(prompts, responses):
-        if is_conversational(prompt):
-            out.append(tokenizer.apply_chat_template(prompt + [{"role": "assistant", "content": response}], tokenize=False))
-        else:
-            text = prompt + response
-            out.append(text if text.endswith(tokenizer.eos_token) else text + tokenizer.eos_token)
-    return out
+    """Prompt + response as the RewardTrainer saw pairs (training/chat.py; as training/scoring.py scores them)."""
+    return [render_pair(tokenizer, prompt, response) for prompt, response in zip(prompts, responses)]
 
 
 # --------------------------------------------------------------------------- reward and value
@@ -101,7 +84,7 @@ class RewardModel:
     def __call__(self, prompts: list, responses: list[str]) -> torch.Tensor:
         tok = self.tokenizer
         texts = reward_texts(tok, prompts, responses)
-        special = not is_conversational(prompts[0]) if prompts else True
+        special = special_tokens(tok, prompts[0]) if prompts else True
         tok.padding_side = "right"
         tok.truncation_side = "left"
         device = next(self.net.parameters()).device

@@ -311,12 +311,12 @@ class PPOTrainer:
         return [self.prompts[i] for i in order[start : start + self.batch_per_rank]]
 
     def _encode_prompts(self, prompts: list):
-        from training.rl.models import render_prompt
+        from training.chat import render_prompt, special_tokens
 
         tok = self.tokenizer
         tok.padding_side, tok.truncation_side = "left", "left"
         texts = [render_prompt(tok, p) for p in prompts]
-        special = not isinstance(prompts[0], list)
+        special = special_tokens(tok, prompts[0])
         enc = tok(texts, padding=True, truncation=True, max_length=self.cfg.max_prompt_length, return_tensors="pt", add_special_tokens=special)
         return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
 

@@ -5,8 +5,8 @@
 
 1. demo data (seed_demo) and simulated raters label it (demo_train --simulate-raters: the rule
    is stated in every judgment), a snapshot is built and a reward model trained on it;
-2. a short online RL run of the policy against that reward model (GRPO, else PPO, through the
-   recipe registry; when neither is registered yet, a short DPO run on the same snapshot, said so);
+2. a short online RL run (GRPO by default, or PPO) of the policy, with LoRA, against that reward
+   model, answers as long as --max-new-tokens;
 3. evaluation of the new policy against its base on the snapshot's held-out prompts (RM win rate,
    KL, lengths);
 4. a generation batch: one answer from each of the new policy and its base for each of the demo
@@ -17,8 +17,6 @@ Every step runs in this process (Celery tasks eager), so no worker needs to be r
 """
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import time
 
 from django.core.management import call_command
@@ -96,7 +94,7 @@ class Command(BaseCommand):
             self._step(f"2. policy run ({o['method']})")
             new_policy = self._policy_run(o, demo=demo, snapshot=snapshot, policy=policy, judge=judge) or policy
 
-        from training.batches import generation_batch_create, head_to_head  # noqa: F401  (head_to_head: see README)
+        from training.batches import batch_summary, generation_batch_create
         from training.evaluation import evaluation_create
         from training.generation import Sampling
         from training.loop_cli import job_run_here
@@ -124,59 +122,33 @@ class Command(BaseCommand):
         # The demo snapshot's test split holds a handful of prompts; the project's own prompts give raters a real batch.
         job = generation_batch_create(project=target, policies=policies, prompts_project=demo, limit=o["prompts"], created_by=demo.created_by)
         job_run_here(job, self.stdout)
-        r = job.result
-        self._done(f"{r['items_created']} items ({', '.join(r['models'])}) imported into {target.slug}: "
-                   f"/projects/{target.slug}/ — once rated, its leaderboard /projects/{target.slug}/quality/#leaderboard")
+        self._done(f"{batch_summary(job.result, target.slug)}: /projects/{target.slug}/ — once rated, "
+                   f"its leaderboard /projects/{target.slug}/quality/#leaderboard")
         self.stdout.write(self.style.SUCCESS(f"\nloop done in {time.monotonic() - self.started:.1f}s"))
 
     def _policy_run(self, o, *, demo, snapshot, policy, judge) -> ModelArtifact | None:
-        from training.recipes import registry
+        """A short LoRA run of the online method against the new reward model; on refusal or failure
+        the loop goes on with the base policy and says why."""
         from training.runs import ConfigError, run_create
 
-        method = None
-        for candidate in dict.fromkeys([o["method"], *ONLINE_METHODS]):
-            try:
-                registry.get(candidate)
-                method = candidate
-                break
-            except KeyError:
-                continue
-        if method is None:
-            self.stdout.write(self.style.WARNING(
-                f"no online RL recipe is registered yet ({', '.join(ONLINE_METHODS)}: training/recipes/registry.py); "
-                "running a short DPO run on the same snapshot instead, so the loop still has a new policy"))
-            method = "dpo"
+        config = {"max_steps": o["rl_steps"], "per_device_train_batch_size": 4, "logging_steps": 1,
+                  "save_steps": max(o["rl_steps"], 1), "sample_prompts": 0}
+        # Long answers cost the most on a CPU; the demo keeps them as short as the batch it sends to raters.
+        config["max_completion_length" if o["method"] == "grpo" else "max_new_tokens"] = o["max_new_tokens"]
         try:
-            try:
-                cls = registry.get(method).config_class
-            except KeyError:
-                from training.recipes.base import config_class
-
-                cls = config_class(method)
-            known = {f.name for f in dataclasses.fields(cls)}
-        except (KeyError, ValueError, ImportError):  # a recipe base.py does not know yet: send only what every config has
-            known = {"max_steps"}
-        wanted = {"max_steps": o["rl_steps"], "per_device_train_batch_size": 4, "max_length": 256, "logging_steps": 1,
-                  "save_steps": max(o["rl_steps"], 1), "sample_prompts": 0, "reward_model": judge.pk}
-        config = {k: v for k, v in wanted.items() if k in known}
-        kwargs = {}
-        if "reward_model" in inspect.signature(run_create).parameters:
-            kwargs["reward_model"] = judge
-        elif method in ONLINE_METHODS and "reward_model" not in config:
-            self.stdout.write(self.style.WARNING(f"run_create takes no reward_model yet; the {method} run may refuse to start"))
-        try:
-            run = run_create(project=demo, snapshot=snapshot, base_model=policy, method=method, use_lora=True,
-                             config=config, created_by=demo.created_by, **kwargs)
+            run = run_create(project=demo, snapshot=snapshot, base_model=policy, method=o["method"], use_lora=True,
+                             config=config, reward_model=judge, created_by=demo.created_by)
         except (ConfigError, ValueError) as exc:
-            self._done(f"the {method} run was refused: {exc}; continuing with the base policy")
+            self._done(f"the {o['method']} run was refused: {exc}; continuing with the base policy")
             return None
         run.refresh_from_db()
         if run.status != TrainingRun.Status.SUCCEEDED:
-            self._done(f"{method} run {run.pk} {run.status}: {run.error}; continuing with the base policy")
+            self._done(f"{o['method']} run {run.pk} {run.status}: {run.error}; continuing with the base policy")
             return None
         last = (run.metrics or [{}])[-1]
-        figures = " ".join(f"{k}={v:.4g}" for k, v in last.items() if isinstance(v, float))
-        self._done(f"{method} run {run.pk}: {run.result.get('global_step')} steps in {run.result.get('train_seconds')}s; last {figures}")
+        figures = " ".join(f"{k}={v:.4g}" for k, v in last.items() if isinstance(v, float) and k != "epoch")
+        seconds = (run.finished_at - run.started_at).total_seconds()
+        self._done(f"{o['method']} run {run.pk}: {run.result.get('global_step')} updates in {seconds:.0f}s; last {figures}")
         return ModelArtifact.objects.get(run=run)
 
     def _target(self, o, demo: Project) -> Project:

@@ -43,7 +43,7 @@ class Command(BaseCommand):
         parser.add_argument("--here", action="store_true", help="Run in this process instead of queueing on the gpu worker.")
 
     def handle(self, *args, **o):
-        from training.batches import generation_batch_create
+        from training.batches import batch_summary, generation_batch_create
 
         target = Project.objects.filter(slug=o["project"]).first()
         if target is None:
@@ -59,6 +59,4 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(f"generation batch {job.pk} queued on the gpu worker: /training/models/{job.policy_id}/"))
             return
         job_run_here(job, self.stdout)
-        r = job.result
-        self.stdout.write(f"generation batch {job.pk}: {r['prompts']} prompts, {r['items_created']} items imported into "
-                          f"{target.slug} ({r['items_skipped']} already there) from {', '.join(r['models'])}")
+        self.stdout.write(f"generation batch {job.pk}: {batch_summary(job.result, target.slug)}")
