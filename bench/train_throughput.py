@@ -184,7 +184,7 @@ def run_ours(method: str, a, model_dir: Path, train, test, out: Path, n_params: 
 
     from training.recipes import registry
     from training.recipes.base import config_resolve
-    from training.recipes.common import load_dtype
+    from training.recipes.common import causal_lm_load, load_dtype
 
     recipe = registry.get(method)
     module = __import__(recipe.module, fromlist=["trainer_build"])
@@ -202,7 +202,8 @@ def run_ours(method: str, a, model_dir: Path, train, test, out: Path, n_params: 
         values["sample_prompts"] = 0
     cfg = config_resolve(method, values, use_lora=False, device_type=a.device, bf16_supported=bf16_ok, n_params=n_params)
     tok = _tokenizer(model_dir)
-    model = module.model_load(path=model_dir, dtype=load_dtype(cfg, use_lora=False))
+    model_load = getattr(module, "model_load", causal_lm_load)  # the policy recipes load a causal LM (common.Hooks)
+    model = model_load(path=model_dir, dtype=load_dtype(cfg, use_lora=False))
     if a.device == "cuda":
         model = model.to("cuda")
     trainer = module.trainer_build(cfg=cfg, model=model, tokenizer=tok, train_ds=train, use_lora=False, output_dir=out,
