@@ -57,17 +57,23 @@ def build_tokenizer(words: int):
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
 
 
+def llama_parts(s: dict) -> tuple:
+    """The word-level tokenizer and the LlamaConfig arguments of a SIZES row (model shape and the
+    tokenizer's special tokens); bench/rl_throughput.py builds its policy and reward model from them too."""
+    tokenizer = build_tokenizer(min(s["vocab"], 4096) - 5)
+    config = dict(vocab_size=s["vocab"], hidden_size=s["hidden"], intermediate_size=s["intermediate"], num_hidden_layers=s["layers"],
+                  num_attention_heads=s["heads"], num_key_value_heads=s["kv"], max_position_embeddings=4096, tie_word_embeddings=True,
+                  pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=None)
+    return tokenizer, config
+
+
 def build_model(size: str, folder: Path, seed: int) -> int:
     """Random weights from a config, saved as safetensors with the tokenizer; returns N (parameters)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    s = SIZES[size]
-    tokenizer = build_tokenizer(min(s["vocab"], 4096) - 5)
+    tokenizer, common = llama_parts(SIZES[size])
     torch.manual_seed(seed)
-    common = dict(vocab_size=s["vocab"], hidden_size=s["hidden"], intermediate_size=s["intermediate"], num_hidden_layers=s["layers"],
-                  num_attention_heads=s["heads"], num_key_value_heads=s["kv"], max_position_embeddings=4096, tie_word_embeddings=True,
-                  pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=None)
     # The Llama architecture in Qwen2.5-0.5B's shape (Qwen2 differs by q/k/v biases only): for a
     # qwen2 folder AutoTokenizer would swap our word-level tokenizer for Qwen2's BPE class.
     model = LlamaForCausalLM(LlamaConfig(**common))
