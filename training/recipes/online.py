@@ -20,6 +20,7 @@ from typing import Any
 from training.recipes.base import TrainConfig, _f, _reworded
 from training.recipes.registry import Metric, Recipe, TrainContext, register_policy
 
+# The curves of RLOO and GRPO (register_online's default; PPO declares its own).
 METRICS = (
     Metric("score", "Reward-model score (weighted sum)", higher_is_better=True),
     Metric("kl", "KL to reference", higher_is_better=False),
