@@ -41,27 +41,14 @@ SIZES = {
 }
 
 
-def build_tokenizer(words: int):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {w: i for i, w in enumerate(["<pad>", "<eos>", "<unk>", "good", "bad"] + [f"w{i}" for i in range(words)])}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.decoder = decoders.WordPiece(prefix="##")
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
-
-
 def build_models(size: str, root: Path, seed: int) -> tuple[Path, Path, int]:
     """Policy and reward model folders (safetensors + tokenizer); returns their paths and N."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
 
-    s = SIZES[size]
-    tokenizer = build_tokenizer(min(s["vocab"], 4096) - 5)
-    common = dict(vocab_size=s["vocab"], hidden_size=s["hidden"], intermediate_size=s["intermediate"], num_hidden_layers=s["layers"],
-                  num_attention_heads=s["heads"], num_key_value_heads=s["kv"], max_position_embeddings=4096, tie_word_embeddings=True,
-                  pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=None)
+    from train_throughput import llama_parts  # bench/ is on sys.path
+
+    tokenizer, common = llama_parts(SIZES[size])
     torch.manual_seed(seed)
     policy = LlamaForCausalLM(LlamaConfig(**common))
     n = sum(p.numel() for p in policy.parameters())

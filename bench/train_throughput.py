@@ -57,17 +57,23 @@ def build_tokenizer(words: int):
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
 
 
+def llama_parts(s: dict) -> tuple:
+    """The word-level tokenizer and the LlamaConfig arguments of a SIZES row (model shape and the
+    tokenizer's special tokens); bench/rl_throughput.py builds its policy and reward model from them too."""
+    tokenizer = build_tokenizer(min(s["vocab"], 4096) - 5)
+    config = dict(vocab_size=s["vocab"], hidden_size=s["hidden"], intermediate_size=s["intermediate"], num_hidden_layers=s["layers"],
+                  num_attention_heads=s["heads"], num_key_value_heads=s["kv"], max_position_embeddings=4096, tie_word_embeddings=True,
+                  pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=None)
+    return tokenizer, config
+
+
 def build_model(size: str, folder: Path, seed: int) -> int:
     """Random weights from a config, saved as safetensors with the tokenizer; returns N (parameters)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    s = SIZES[size]
-    tokenizer = build_tokenizer(min(s["vocab"], 4096) - 5)
+    tokenizer, common = llama_parts(SIZES[size])
     torch.manual_seed(seed)
-    common = dict(vocab_size=s["vocab"], hidden_size=s["hidden"], intermediate_size=s["intermediate"], num_hidden_layers=s["layers"],
-                  num_attention_heads=s["heads"], num_key_value_heads=s["kv"], max_position_embeddings=4096, tie_word_embeddings=True,
-                  pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=None)
     # The Llama architecture in Qwen2.5-0.5B's shape (Qwen2 differs by q/k/v biases only): for a
     # qwen2 folder AutoTokenizer would swap our word-level tokenizer for Qwen2's BPE class.
     model = LlamaForCausalLM(LlamaConfig(**common))
@@ -184,7 +190,7 @@ def run_ours(method: str, a, model_dir: Path, train, test, out: Path, n_params: 
 
     from training.recipes import registry
     from training.recipes.base import config_resolve
-    from training.recipes.common import load_dtype
+    from training.recipes.common import causal_lm_load, load_dtype
 
     recipe = registry.get(method)
     module = __import__(recipe.module, fromlist=["trainer_build"])
@@ -202,7 +208,8 @@ def run_ours(method: str, a, model_dir: Path, train, test, out: Path, n_params: 
         values["sample_prompts"] = 0
     cfg = config_resolve(method, values, use_lora=False, device_type=a.device, bf16_supported=bf16_ok, n_params=n_params)
     tok = _tokenizer(model_dir)
-    model = module.model_load(path=model_dir, dtype=load_dtype(cfg, use_lora=False))
+    model_load = getattr(module, "model_load", causal_lm_load)  # the policy recipes load a causal LM (common.Hooks)
+    model = model_load(path=model_dir, dtype=load_dtype(cfg, use_lora=False))
     if a.device == "cuda":
         model = model.to("cuda")
     trainer = module.trainer_build(cfg=cfg, model=model, tokenizer=tok, train_ds=train, use_lora=False, output_dir=out,

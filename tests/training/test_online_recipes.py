@@ -26,7 +26,8 @@ def test_it_registers_each_online_method_on_prompts_and_a_reward_model(method):
 
 
 def test_it_builds_the_settings_of_a_device_from_a_run_config():
-    from training.recipes.ppo import PPOConfig, config_build
+    from training.recipes.online import config_build
+    from training.recipes.ppo import PPOConfig
 
     cfg = config_build(PPOConfig, {"kl_estimator": "k3", "unknown_to_this_version": 1}, use_lora=True, device_type="cpu",
                        bf16_supported=False, n_params=10)

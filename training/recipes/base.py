@@ -12,8 +12,17 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+
 def _f(default: Any, help: str, *, choices: tuple | None = None, minimum: float | None = None, auto: bool = False):
     return field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum, "auto": auto})
+
+
+def _reworded(base: type, name: str, help: str, **changes: Any):
+    """A field of `base` told again in one method's words: the same default, bounds and auto flag
+    unless `changes` says otherwise (default=..., minimum=...), so a method restates only what differs."""
+    inherited = next(f for f in dataclasses.fields(base) if f.name == name)
+    default = changes.pop("default", inherited.default)
+    return field(default=default, metadata={**inherited.metadata, "help": help, **changes})
 
 
 @dataclass

@@ -2,8 +2,11 @@
 model and tokenizer, resolve the config, build the trainer, resume, train, save, evaluate,
 samples), the trainer set-up (training arguments from a recipe config, LoRA settings, the length
 column that length-grouped batching reads), the progress callback, saving, tokenizer loading,
-greedy samples. Imported only on a worker (and by bench/train_throughput.py): torch is imported
-inside functions, so that the web process may import the recipe modules for their declarations.
+greedy samples; and what the offline policy recipes (DPO, SFT, KTO) share: their sample settings
+(PolicyConfig), the causal LM they load and their samples.
+
+The recipe modules import it, and the web process imports them for their declarations: so this
+module imports no torch (nor transformers, peft, datasets) at module level, only inside functions.
 """
 from __future__ import annotations
 
@@ -15,11 +18,26 @@ from pathlib import Path
 from typing import Any, Callable
 
 from training.chat import PLAIN_CHAT_TEMPLATE, chat_rows, is_conversational, render_prompt, special_tokens
-from training.recipes.base import TrainConfig, config_resolve
+from training.recipes.base import TrainConfig, _f, config_resolve
 
 log = logging.getLogger(__name__)
 LENGTH_COLUMN = "length"
 LOSS_LEDGER = "arbiter_loss.json"  # in each checkpoint: the loss summed over every step so far (all attempts)
+
+
+@dataclasses.dataclass
+class PolicyConfig(TrainConfig):
+    """Settings the offline policy methods share (DPO, SFT, KTO): the samples shown at the end."""
+
+    sample_prompts: int = _f(8, "Held-out prompts answered by the trained policy and by its reference (the base model) at the end.", minimum=0)
+    sample_max_new_tokens: int = _f(64, "Tokens generated per sample.", minimum=1)
+
+
+def causal_lm_load(*, path: Path | str, dtype=None):
+    """The model of a policy recipe: a causal LM (the `model_load` of DPO, SFT and KTO)."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(path), use_safetensors=True, dtype=dtype, attn_implementation="sdpa")
 
 
 def training_args_kwargs(cfg: TrainConfig, *, output_dir: Path | str, device_type: str) -> dict[str, Any]:
@@ -346,9 +364,9 @@ def progress_callback(progress, metrics) -> Any:
 class Hooks:
     """What a recipe module plugs into the skeleton."""
 
-    model_load: Callable  # (path, dtype) -> model
     trainer_build: Callable  # (cfg, model, tokenizer, train_ds, use_lora, output_dir, device_type, callbacks, test_ds) -> trainer
     evaluate: Callable  # (trainer, cfg, test_ds) -> dict
+    model_load: Callable = causal_lm_load  # (path, dtype) -> model
     samples: Callable | None = None  # (trainer, cfg, test_ds, base_path) -> list[dict]
     columns: tuple[str, ...] = ()  # required columns of the split
     prepare: Callable | None = None  # (train_ds, test_ds, cfg, ctx) -> (train_ds, test_ds, notes: dict), before the trainer
@@ -480,24 +498,19 @@ def held_out_rows(test_ds, n: int) -> list[dict]:
     return rows
 
 
-def policy_samples(*, trainer, test_ds, base_path: Path, model_load, n: int, max_new_tokens: int, keep: tuple[str, ...] = ()) -> list[dict]:
-    """Greedy answers of the trained policy beside the base model (LoRA: the adapter switched off;
-    full: the reference the trainer kept, or the base loaded again)."""
+def policy_samples(*, trainer, cfg: PolicyConfig, test_ds, base_path: Path, keep: tuple[str, ...] = (), model_load=causal_lm_load) -> list[dict]:
+    """Greedy answers of the trained policy beside its reference (reference_of) on cfg.sample_prompts
+    held-out prompts, with the row's `keep` columns: a policy recipe's `samples` hook."""
+    n, max_new_tokens = cfg.sample_prompts, cfg.sample_max_new_tokens
     if not n:
         return []
-    from peft import PeftModel
-
     rows = held_out_rows(test_ds, n)
     if not rows:
         return []
     prompts = [r["prompt"] for r in rows]
     model, tokenizer = trainer.model, trainer.processing_class
     policy = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens)
-    if isinstance(model, PeftModel):
-        with model.disable_adapter():
-            reference = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens)
-    else:
-        ref = getattr(trainer, "ref_model", None) or model_load(path=base_path, dtype=model.dtype).to(next(model.parameters()).device)
+    with reference_of(trainer, base_path=base_path, model_load=model_load) as ref:
         reference = generate(ref, tokenizer, prompts, max_new_tokens=max_new_tokens)
     return [{"prompt": r["prompt"], "policy": p, "reference": q, **{k: r[k] for k in keep if k in r}}
             for r, p, q in zip(rows, policy, reference)]
@@ -544,7 +557,7 @@ class reference_of:
     """The frozen reference of a policy trainer, as a context manager: the adapter switched off
     (LoRA), the reference the trainer keeps, or the base model loaded again."""
 
-    def __init__(self, trainer, *, model_load, base_path: Path):
+    def __init__(self, trainer, *, base_path: Path, model_load=causal_lm_load):
         self.trainer, self.model_load, self.base_path = trainer, model_load, base_path
         self._ctx = None
 

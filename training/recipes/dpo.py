@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import typing
 from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
 
-from training.recipes.base import ConfigError, TrainConfig, _f
-from training.recipes.registry import Metric, Recipe, register
+from training.recipes.base import ConfigError, _f
+from training.recipes.common import Hooks, PolicyConfig, policy_samples, train_with_trainer, trainer_make
+from training.recipes.registry import Metric, register_policy
 
 DPO_LOSS_TYPES = (
     "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard",
@@ -17,15 +18,13 @@ DPO_LOSS_TYPES = (
 
 
 @dataclass
-class DPOConfig(TrainConfig):
+class DPOConfig(PolicyConfig):
     """DPO: TRL's DPOTrainer; with LoRA the adapter switched off is the reference (no second copy)."""
 
     beta: float = _f(0.1, "Strength of the pull towards the reference model (higher: stays closer).", minimum=0)
     loss_type: str = _f("sigmoid", "DPO loss: sigmoid (original DPO), ipo, robust, hinge, …", choices=DPO_LOSS_TYPES)
     label_smoothing: float = _f(0.0, "Probability that a label is flipped (robust DPO; must be below 0.5).", minimum=0)
     precompute_ref_log_probs: bool = _f(False, "Compute the reference log-probabilities once before training (saves a forward pass per step).")
-    sample_prompts: int = _f(8, "Held-out prompts sampled from the trained policy and the reference at the end.", minimum=0)
-    sample_max_new_tokens: int = _f(64, "Tokens generated per sample.", minimum=1)
 
     LR_DEFAULTS: typing.ClassVar[tuple[float, float]] = (5e-5, 1e-6)
     PADDING_FREE_SUPPORTED: typing.ClassVar[bool] = True
@@ -36,14 +35,12 @@ class DPOConfig(TrainConfig):
             raise ConfigError("label_smoothing: must be below 0.5 for the robust loss")
 
 
-RECIPE = register(Recipe(
+RECIPE = register_policy(
     method="dpo",
     label="DPO policy",
     description="Tunes a language model directly on the snapshot's preference pairs, held close to where it started.",
     config_class=DPOConfig,
     reads="preference",
-    base_kinds=("causal_lm", "policy"),
-    produces="policy",
     module=__name__,
     metrics=(
         Metric("accuracy", "Implicit-reward accuracy", higher_is_better=True, sources=("rewards/accuracies",), group="Accuracy"),
@@ -51,15 +48,7 @@ RECIPE = register(Recipe(
     ),
     evaluates="accuracy: share of test pairs whose implicit reward β·log π/π_ref is higher for the chosen response.",
     row_noun="pairs",
-))
-ARTIFACT_KIND = RECIPE.produces
-Config = DPOConfig
-
-
-def model_load(*, path: Path | str, dtype=None):
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(str(path), use_safetensors=True, dtype=dtype, attn_implementation="sdpa")
+)
 
 
 def _drop_margin(ds):
@@ -71,8 +60,6 @@ def _drop_margin(ds):
 def trainer_build(*, cfg: DPOConfig, model, tokenizer, train_ds, use_lora: bool, output_dir, device_type: str, callbacks=(), test_ds=None):
     from trl import DPOConfig as TRLDPOConfig
     from trl import DPOTrainer
-
-    from training.recipes.common import trainer_make
 
     extra = {}
     if cfg.precompute_ref_log_probs and test_ds is not None and len(test_ds):
@@ -136,17 +123,8 @@ def evaluate(*, trainer, cfg: DPOConfig, test_ds) -> dict:
     return out
 
 
-def samples(*, trainer, cfg: DPOConfig, test_ds, base_path: Path) -> list[dict]:
-    """Greedy answers of the trained policy beside its reference on held-out prompts."""
-    from training.recipes.common import policy_samples
-
-    return policy_samples(trainer=trainer, test_ds=test_ds, base_path=base_path, model_load=model_load, n=cfg.sample_prompts,
-                          max_new_tokens=cfg.sample_max_new_tokens, keep=("chosen", "rejected"))
-
-
 def train(ctx) -> dict:
-    from training.recipes.common import Hooks, train_with_trainer
-
-    hooks = Hooks(model_load=model_load, trainer_build=trainer_build, evaluate=evaluate, samples=samples,
+    # Samples: greedy answers of the trained policy beside its reference on held-out prompts.
+    hooks = Hooks(trainer_build=trainer_build, evaluate=evaluate, samples=partial(policy_samples, keep=("chosen", "rejected")),
                   columns=("prompt", "chosen", "rejected"))
     return train_with_trainer(ctx, RECIPE, hooks)

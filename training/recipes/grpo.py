@@ -6,39 +6,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from training.recipes.base import _f
-from training.recipes.online import METRICS, OnlineConfig
-from training.recipes.registry import Recipe, TrainContext, register
+from training.recipes.online import OnlineConfig, register_online, train_online
+from training.recipes.registry import TrainContext
 
 LOSS_TYPES = ("dapo", "grpo", "dr_grpo", "bnpo", "cispo")
 
 
 @dataclass
 class GRPOConfig(OnlineConfig):
+    """GRPO's own settings: TRL's GRPOConfig takes them under the same names."""
+
     beta: float = _f(0.04, "KL coefficient: weight of the KL to the reference in the loss (0: no reference is kept, less memory).", minimum=0)
     loss_type: str = _f("dapo", "Loss normalisation: dapo (per token over the batch, TRL's default), grpo (per sequence), dr_grpo (no length bias), bnpo, cispo.",
                         choices=LOSS_TYPES)
     scale_rewards: str = _f("group", "Divide advantages by the std of the group, of the batch, or not at all (Dr. GRPO).", choices=("group", "batch", "none"))
 
 
-RECIPE = register(Recipe(
+RECIPE = register_online(
     method="grpo",
     label="GRPO policy",
     description="A policy trained with group-relative policy optimisation (TRL) to raise a reward model's score on the snapshot's prompts; no critic.",
     config_class=GRPOConfig,
-    reads="prompts",
-    base_kinds=("causal_lm", "policy"),
-    produces="policy",
     module=__name__,
-    metrics=METRICS,
-    needs_reward_model=True,
-))
+)
 
 
 def train(ctx: TrainContext) -> dict:
-    from trl import GRPOConfig as TRLConfig
-    from trl import GRPOTrainer
+    import trl
 
-    from training.recipes.online import train_online
-
-    return train_online(ctx, config_class=GRPOConfig, trainer_cls=GRPOTrainer, args_cls=TRLConfig,
-                        method_args=lambda cfg: {"beta": cfg.beta, "loss_type": cfg.loss_type, "scale_rewards": cfg.scale_rewards})
+    return train_online(ctx, RECIPE, trainer_cls=trl.GRPOTrainer, args_cls=trl.GRPOConfig)

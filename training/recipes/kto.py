@@ -7,12 +7,21 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.recipes.base import TrainConfig, _f
-from training.recipes.registry import Metric, Recipe, register
+from training.recipes.base import _f
+from training.recipes.common import (
+    Hooks,
+    PolicyConfig,
+    completion_logps,
+    policy_samples,
+    reference_of,
+    train_with_trainer,
+    trainer_make,
+)
+from training.recipes.registry import Metric, register_policy
 
 
 @dataclass
-class KTOConfig(TrainConfig):
+class KTOConfig(PolicyConfig):
     """KTO: prospect-theoretic loss on single responses labelled desirable or undesirable."""
 
     beta: float = _f(0.1, "Strength of the pull towards the reference model (higher: stays closer).", minimum=0)
@@ -25,8 +34,6 @@ class KTOConfig(TrainConfig):
         None, "Weight of the undesirable rows' loss. Auto: from the class balance (see desirable_weight).", minimum=0, auto=True
     )
     precompute_ref_log_probs: bool = _f(False, "Compute the reference log-probabilities once before training (saves a forward pass per step).")
-    sample_prompts: int = _f(8, "Held-out prompts answered by the trained policy and by the reference at the end.", minimum=0)
-    sample_max_new_tokens: int = _f(64, "Tokens generated per sample.", minimum=1)
 
     LR_DEFAULTS: typing.ClassVar[tuple[float, float]] = (5e-5, 5e-7)
     # KTO estimates its KL term from mismatched pairs of a fixed-order batch: it needs sequential
@@ -34,14 +41,12 @@ class KTOConfig(TrainConfig):
     SEQUENTIAL: typing.ClassVar[bool] = True
 
 
-RECIPE = register(Recipe(
+RECIPE = register_policy(
     method="kto",
     label="KTO policy (ratings)",
     description="Tunes a language model on single responses rated good or bad (ratings, both-bad judgments), no pairs needed.",
     config_class=KTOConfig,
     reads="unpaired",
-    base_kinds=("causal_lm", "policy"),
-    produces="policy",
     module=__name__,
     metrics=(
         Metric("kl", "KL estimate", sources=("kl",), group="KL"),
@@ -51,9 +56,7 @@ RECIPE = register(Recipe(
     evaluates="accuracy: share of test rows whose implicit reward β·log π/π_ref has the sign of its label (desirable > 0, undesirable < 0).",
     row_noun="rows",
     min_train_rows=2,
-))
-ARTIFACT_KIND = RECIPE.produces
-Config = KTOConfig
+)
 
 
 def class_weights(labels, desirable_weight: float | None, undesirable_weight: float | None) -> tuple[float, float]:
@@ -86,17 +89,9 @@ def prepare(*, train_ds, test_ds, cfg: KTOConfig, ctx):
     return train_ds, test_ds, {"class_balance": {"desirable": d, "undesirable": len(labels) - d}}
 
 
-def model_load(*, path: Path | str, dtype=None):
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(str(path), use_safetensors=True, dtype=dtype, attn_implementation="sdpa")
-
-
 def trainer_build(*, cfg: KTOConfig, model, tokenizer, train_ds, use_lora: bool, output_dir, device_type: str, callbacks=(), test_ds=None):
     from trl import KTOConfig as TRLKTOConfig
     from trl import KTOTrainer
-
-    from training.recipes.common import trainer_make
 
     if cfg.desirable_weight is None or cfg.undesirable_weight is None:
         cfg.desirable_weight, cfg.undesirable_weight = class_weights(train_ds["label"], cfg.desirable_weight, cfg.undesirable_weight)
@@ -130,12 +125,10 @@ def evaluate(*, trainer, cfg: KTOConfig, test_ds) -> dict:
     zero for desirable rows and below for undesirable ones."""
     if test_ds is None or len(test_ds) == 0:
         return {"test_rows": 0, "note": "the snapshot has no test split"}
-    from training.recipes.common import completion_logps, reference_of
-
     rows = list(test_ds)
     model, tokenizer = trainer.model, trainer.processing_class
     policy = completion_logps(model, tokenizer, rows, batch_size=cfg.per_device_eval_batch_size)
-    with reference_of(trainer, model_load=model_load, base_path=Path(model.config._name_or_path)) as ref:
+    with reference_of(trainer, base_path=Path(model.config._name_or_path)) as ref:
         reference = completion_logps(ref, tokenizer, rows, batch_size=cfg.per_device_eval_batch_size)
     rewards = [cfg.beta * (p - r) for p, r in zip(policy, reference)]
     hits = [(rw > 0) == bool(row["label"]) for rw, row in zip(rewards, rows)]
@@ -153,17 +146,11 @@ def evaluate(*, trainer, cfg: KTOConfig, test_ds) -> dict:
 
 
 def samples(*, trainer, cfg: KTOConfig, test_ds, base_path: Path) -> list[dict]:
-    from training.recipes.common import policy_samples
-
     if test_ds is not None:
         test_ds = test_ds.filter(lambda ex: bool(ex["label"]))  # show the prompts with a desirable answer on record
-    return policy_samples(trainer=trainer, test_ds=test_ds, base_path=base_path, model_load=model_load, n=cfg.sample_prompts,
-                          max_new_tokens=cfg.sample_max_new_tokens, keep=("completion",))
+    return policy_samples(trainer=trainer, cfg=cfg, test_ds=test_ds, base_path=base_path, keep=("completion",))
 
 
 def train(ctx) -> dict:
-    from training.recipes.common import Hooks, train_with_trainer
-
-    hooks = Hooks(model_load=model_load, trainer_build=trainer_build, evaluate=evaluate, samples=samples, prepare=prepare,
-                  columns=("prompt", "completion", "label"))
+    hooks = Hooks(trainer_build=trainer_build, evaluate=evaluate, samples=samples, prepare=prepare, columns=("prompt", "completion", "label"))
     return train_with_trainer(ctx, RECIPE, hooks)

@@ -1,18 +1,27 @@
-"""RLOO and GRPO through TRL (RLOOTrainer, GRPOTrainer): what the two share.
+"""What the online methods share (PPO, RLOO, GRPO), and RLOO and GRPO through TRL.
 
-Both sample `num_generations` responses per prompt and use the group as its own baseline (RLOO:
-the mean of the other samples; GRPO: the group mean, scaled by the group's std), so neither needs
-a critic. The registered reward model(s) are the reward functions; several are summed with
-weights. The config dataclasses import no torch (the web process reads them)."""
+All three train a policy on the snapshot's prompts and score its responses with registered reward
+model(s): they share the settings of such a run (RLConfig), the declaration (register_online) and
+the set-up (start: processes and prompt sets; policy_load: the policy and its settings for this
+device; the reward model specs). PPO is ours (training/recipes/ppo.py, training/rl/ppo.py).
+
+RLOO and GRPO (TRL's RLOOTrainer, GRPOTrainer; train_online below) sample `num_generations`
+responses per prompt and use the group as its own baseline (RLOO: the mean of the other samples;
+GRPO: the group mean, scaled by the group's std), so neither needs a critic. The registered reward
+model(s) are the reward functions; several are summed with weights.
+
+The config dataclasses and the declarations import no torch (the web process reads them)."""
 from __future__ import annotations
 
 import dataclasses
 import json
 from dataclasses import dataclass
+from typing import Any
 
-from training.recipes.base import TrainConfig, _f
-from training.recipes.registry import Metric, TrainContext
+from training.recipes.base import TrainConfig, _f, _reworded
+from training.recipes.registry import Metric, Recipe, TrainContext, register_policy
 
+# The curves of RLOO and GRPO (register_online's default; PPO declares its own).
 METRICS = (
     Metric("score", "Reward-model score (weighted sum)", higher_is_better=True),
     Metric("kl", "KL to reference", higher_is_better=False),
@@ -34,12 +43,126 @@ LOG_KEYS = {
 }
 
 
-@dataclass
-class OnlineConfig(TrainConfig):
-    """Settings RLOO and GRPO share (TRL's names where TRL has one)."""
+# --- what PPO, RLOO and GRPO share -----------------------------------------------------------------
 
-    per_device_train_batch_size: int = _f(8, "Responses per device per optimizer step (a multiple of num_generations across devices).", minimum=1)
-    max_length: int = _f(1024, "Longest reward-model input (prompt + response, tokens).", minimum=8)
+@dataclass
+class RLConfig(TrainConfig):
+    """Settings every online method shares (PPO, RLOO, GRPO)."""
+
+    max_length: int = _reworded(TrainConfig, "max_length", "Longest reward-model input (prompt + response, tokens); longer ones lose their start.")
+    max_grad_norm: float = _f(1.0, "Gradient clipping.", minimum=0)
+    eval_prompts: int = _f(32, "Held-out prompts answered by the policy and the reference at the end, scored by the reward model.", minimum=0)
+    sample_prompts: int = _f(4, "Held-out samples (policy beside reference) kept in the result.", minimum=0)
+    logging_steps: int = _reworded(TrainConfig, "logging_steps", "Steps between metric points and log lines.", default=1)
+    save_steps: int = _reworded(TrainConfig, "save_steps", "Steps between checkpoints; a run resumes from the last one.", default=20)
+
+
+def register_online(*, metrics: tuple[Metric, ...] = METRICS, **fields) -> Recipe:
+    """Register an online method: a policy trained on the snapshot's prompts, scored by a reward model."""
+    return register_policy(reads="prompts", needs_reward_model=True, metrics=metrics, **fields)
+
+
+def config_build(cls, values: dict, *, use_lora: bool, device_type: str, bf16_supported: bool, n_params: int):
+    """The run's settings with the auto fields filled for this device (as base.config_resolve does).
+    Settings this version does not know (a run stored by another one) are left out."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    cfg = cls(**{k: v for k, v in (values or {}).items() if k in known})
+    if cfg.learning_rate is None:
+        cfg.learning_rate = cfg.LR_DEFAULTS[0] if use_lora else cfg.LR_DEFAULTS[1]
+    if cfg.bf16 is None:
+        cfg.bf16 = device_type == "cuda" and bf16_supported
+    if device_type == "cpu":
+        cfg.bf16 = False
+    if cfg.gradient_checkpointing is None:
+        cfg.gradient_checkpointing = device_type == "cuda" and n_params >= 1_000_000_000
+    return cfg
+
+
+def no_dropout(model) -> None:
+    """Dropout makes the log-probs of the rollout and of the update disagree for the same weights."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+
+
+@dataclass
+class Start:
+    """An online run once it has started: which process this is, its device, the prompt sets."""
+
+    processes: Any  # training.rl.models.Processes
+    device: Any  # torch.device
+    bf16_ok: bool
+    prompts: list  # train split
+    held_out: list  # test split, for the evaluation against the reference
+
+
+def start(ctx: TrainContext, config_class: type[RLConfig]) -> Start:
+    """The process group (under torchrun / accelerate launch; one process otherwise), the
+    snapshot's prompt sets (refused without prompts to train on) and the run's seed, which draws
+    the adapters' and heads' initial weights."""
+    import torch
+    from transformers import set_seed
+
+    from training.rl import models as M
+
+    processes = M.Processes()
+    device = processes.device
+    prompts = M.load_prompts(ctx.snapshot_dir, "train")
+    held_out = M.load_prompts(ctx.snapshot_dir, "test")
+    if not prompts:
+        raise ValueError(f"{ctx.snapshot_dir}/prompts/train.jsonl: the snapshot has no prompts to train on")
+    ctx.progress.say(f"{len(prompts)} train and {len(held_out)} held-out prompts; device {device}")
+    ctx.progress.check()
+    set_seed(int(ctx.config.get("seed", config_class.seed)))
+    bf16_ok = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return Start(processes=processes, device=device, bf16_ok=bf16_ok, prompts=prompts, held_out=held_out)
+
+
+def policy_load(ctx: TrainContext, config_class: type[RLConfig], *, device, bf16_ok: bool):
+    """The run's tokenizer and policy, and its settings for this device: (cfg, tokenizer, policy,
+    dtype). LoRA freezes the base, so on a GPU with bf16 it stays in bf16; full training keeps fp32."""
+    import torch
+
+    from training.rl import models as M
+
+    tokenizer = M.load_tokenizer(ctx.base_model_path)
+    dtype = torch.bfloat16 if (ctx.use_lora and device.type == "cuda" and bf16_ok) else torch.float32
+    policy = M.load_policy(ctx.base_model_path, dtype=dtype)
+    cfg = config_build(config_class, ctx.config, use_lora=ctx.use_lora, device_type=device.type, bf16_supported=bf16_ok,
+                       n_params=sum(p.numel() for p in policy.parameters()))
+    return cfg, tokenizer, policy, dtype
+
+
+def reward_model_specs(ctx: TrainContext) -> list[dict]:
+    """The run's reward model(s): [{"path", "is_adapter", "base_path", "weight"?, "name"?}].
+    ctx.extra["reward_models"] gives several; the run's own reward model otherwise, whose base
+    (a reward model saved as an adapter) the runner passes as ctx.extra["reward_model_base_path"]."""
+    specs = ctx.extra.get("reward_models") or [{"path": ctx.reward_model_path, "is_adapter": ctx.reward_model_is_adapter}]
+    if not specs or specs[0].get("path") is None:
+        raise ValueError(f"{ctx.method.upper()} needs a reward model: choose one for the run")
+    return [{**spec, "base_path": spec.get("base_path") or (ctx.extra.get("reward_model_base_path") if i == 0 else None)}
+            for i, spec in enumerate(specs)]
+
+
+def reward_model_load(spec: dict, *, dtype=None):
+    """One reward model of reward_model_specs as a plain network and its tokenizer."""
+    from training.rl import models as M
+
+    return M.load_reward_model(spec["path"], is_adapter=bool(spec.get("is_adapter")), dtype=dtype, base_path=spec.get("base_path"))
+
+
+# --- RLOO and GRPO through TRL -------------------------------------------------------------------------
+
+@dataclass
+class OnlineConfig(RLConfig):
+    """Settings RLOO and GRPO share (TRL's names where TRL has one). The fields a method's config
+    adds to these are TRL arguments of the same name (method_args)."""
+
+    per_device_train_batch_size: int = _reworded(
+        RLConfig, "per_device_train_batch_size", "Responses per device per optimizer step (a multiple of num_generations across devices)."
+    )
     num_generations: int = _f(4, "Responses sampled per prompt; the group is the baseline (at least 2).", minimum=2)
     max_completion_length: int = _f(128, "Longest response in tokens.", minimum=1)
     temperature: float = _f(1.0, "Sampling temperature (TRL divides the logits of the log-probs by it too).", minimum=0.01)
@@ -50,11 +173,12 @@ class OnlineConfig(TrainConfig):
     reward_weights: str | None = _f(None, "Weights of the reward models, comma-separated in their order (empty: 1 each).")
     use_vllm: bool = _f(False, "Generate with vLLM (GPU only, the vllm package; colocate mode shares the training GPU). Off: transformers generation.")
     vllm_gpu_memory_utilization: float = _f(0.3, "Share of GPU memory vLLM may take in colocate mode.", minimum=0)
-    max_grad_norm: float = _f(1.0, "Gradient clipping.", minimum=0)
-    eval_prompts: int = _f(32, "Held-out prompts answered by the policy and the reference at the end, scored by the reward model.", minimum=0)
-    sample_prompts: int = _f(4, "Held-out samples (policy beside reference) kept in the result.", minimum=0)
-    logging_steps: int = _f(1, "Steps between metric points and log lines.", minimum=1)
-    save_steps: int = _f(20, "Steps between checkpoints; a run resumes from the last one.", minimum=1)
+
+
+def method_args(cfg: OnlineConfig) -> dict:
+    """The method's own settings (GRPO: beta, loss_type, scale_rewards), for TRL's config."""
+    shared = {f.name for f in dataclasses.fields(OnlineConfig)}
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in shared}
 
 
 def trl_args(cfg: OnlineConfig, *, args_cls, output_dir, device_type: str, n_rewards: int, method_args: dict):
@@ -77,17 +201,14 @@ def trl_args(cfg: OnlineConfig, *, args_cls, output_dir, device_type: str, n_rew
 
 
 def reward_functions(ctx: TrainContext, *, device, max_length: int, batch_size: int):
-    """The run's reward model(s) as TRL reward functions: callables (prompts, completions) -> floats.
-    ctx.extra["reward_models"] = [{"path", "is_adapter", "base_path"?, "weight"?, "name"?}] gives several."""
+    """The run's reward model(s) as TRL reward functions: callables (prompts, completions) -> floats,
+    and their weights when every spec gives one."""
     from training.rl import models as M
 
-    specs = ctx.extra.get("reward_models") or [{"path": ctx.reward_model_path, "is_adapter": ctx.reward_model_is_adapter}]
-    if not specs or specs[0].get("path") is None:
-        raise ValueError("this method needs a reward model: choose one for the run")
+    specs = reward_model_specs(ctx)
     funcs = []
     for i, spec in enumerate(specs):
-        base = spec.get("base_path") or (ctx.extra.get("reward_model_base_path") if i == 0 else None)
-        net, tokenizer = M.load_reward_model(spec["path"], is_adapter=bool(spec.get("is_adapter")), base_path=base)
+        net, tokenizer = reward_model_load(spec)
         net.requires_grad_(False).eval().to(device)
         funcs.append(_Reward(M.RewardModel(net, tokenizer, batch_size=batch_size, max_length=max_length), spec.get("name") or f"rm{i}"))
     weights = [float(spec["weight"]) for spec in specs if spec.get("weight") is not None]
@@ -147,33 +268,19 @@ def _any_process(flag: bool) -> bool:
     return bool(value.item())
 
 
-def train_online(ctx: TrainContext, *, config_class, trainer_cls, args_cls, method_args) -> dict:
-    """Load prompts, policy and reward models, train with TRL (resuming from the last checkpoint),
-    evaluate against the reference on held-out prompts, save."""
-    import torch
+def train_online(ctx: TrainContext, recipe: Recipe, *, trainer_cls, args_cls) -> dict:
+    """Load prompts, policy and reward models, train with TRL's `trainer_cls` (resuming from the
+    last checkpoint), evaluate against the reference on held-out prompts, save."""
     from datasets import Dataset
-    from transformers import set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
     from training.chat import as_chat
-    from training.recipes.ppo import config_build, no_dropout
     from training.rl import models as M
 
-    state = M.Processes()
-    device = state.device
-    bf16_ok = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    prompts = M.load_prompts(ctx.snapshot_dir, "train")
-    held_out = M.load_prompts(ctx.snapshot_dir, "test")
-    if not prompts:
-        raise ValueError(f"{ctx.snapshot_dir}/prompts/train.jsonl: the snapshot has no prompts to train on")
-    set_seed(int(ctx.config.get("seed", config_class.seed)))
-    tokenizer = M.load_tokenizer(ctx.base_model_path)
-    dtype = torch.bfloat16 if (ctx.use_lora and bf16_ok) else torch.float32
-    policy = M.load_policy(ctx.base_model_path, dtype=dtype)
+    run = start(ctx, recipe.config_class)
+    cfg, tokenizer, policy, _ = policy_load(ctx, recipe.config_class, device=run.device, bf16_ok=run.bf16_ok)
     no_dropout(policy)
-    cfg = config_build(config_class, ctx.config, use_lora=ctx.use_lora, device_type=device.type, bf16_supported=bf16_ok,
-                       n_params=sum(p.numel() for p in policy.parameters()))
-    funcs, weights = reward_functions(ctx, device=device, max_length=cfg.max_length, batch_size=cfg.per_device_eval_batch_size)
+    funcs, weights = reward_functions(ctx, device=run.device, max_length=cfg.max_length, batch_size=cfg.per_device_eval_batch_size)
     if weights is not None and not cfg.reward_weights:
         cfg.reward_weights = ",".join(str(w) for w in weights)
     peft_config = None
@@ -182,12 +289,14 @@ def train_online(ctx: TrainContext, *, config_class, trainer_cls, args_cls, meth
 
         peft_config = LoraConfig(task_type="CAUSAL_LM", r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                                  target_modules=M.lora_targets(policy))
-    args = trl_args(cfg, args_cls=args_cls, output_dir=ctx.checkpoint_dir, device_type=device.type, n_rewards=len(funcs), method_args=method_args(cfg))
-    ctx.progress.say(f"{ctx.method}: {len(prompts)} prompts x {cfg.num_generations} responses, {len(funcs)} reward model(s), "
+    args = trl_args(cfg, args_cls=args_cls, output_dir=ctx.checkpoint_dir, device_type=run.device.type, n_rewards=len(funcs),
+                    method_args=method_args(cfg))
+    ctx.progress.say(f"{ctx.method}: {len(run.prompts)} prompts x {cfg.num_generations} responses, {len(funcs)} reward model(s), "
                      f"{'LoRA' if ctx.use_lora else 'full'}, lr {cfg.learning_rate:g}, generation by {'vLLM' if args.use_vllm else 'transformers'}")
     ctx.progress.check()
     trainer = trainer_cls(
-        model=policy, reward_funcs=funcs, args=args, train_dataset=Dataset.from_list([{"prompt": as_chat(tokenizer, p), "source_prompt": json.dumps(p)} for p in prompts]),
+        model=policy, reward_funcs=funcs, args=args,
+        train_dataset=Dataset.from_list([{"prompt": as_chat(tokenizer, p), "source_prompt": json.dumps(p)} for p in run.prompts]),
         processing_class=tokenizer, peft_config=peft_config,
         callbacks=[_callback(ctx.progress, report=not ctx.callbacks), *ctx.callbacks],
     )
@@ -197,14 +306,14 @@ def train_online(ctx: TrainContext, *, config_class, trainer_cls, args_cls, meth
     output = trainer.train(resume_from_checkpoint=resume)
     ctx.progress.check()
 
-    test, samples = evaluate(trainer.model, tokenizer, funcs, held_out[: cfg.eval_prompts] if state.is_main else [], cfg=cfg, device=device,
-                             base_model_path=ctx.base_model_path)
+    test, samples = evaluate(trainer.model, tokenizer, funcs, run.held_out[: cfg.eval_prompts] if run.processes.is_main else [], cfg=cfg,
+                             device=run.device, base_model_path=ctx.base_model_path)
     ctx.progress.check()
-    if state.is_main:
+    if run.processes.is_main:
         trainer.save_model(str(ctx.out_dir))
         tokenizer.save_pretrained(str(ctx.out_dir))
         ctx.progress.say(f"saved the {'adapter' if ctx.use_lora else 'policy'} to {ctx.out_dir}")
-    state.barrier()
+    run.processes.barrier()
     return {"global_step": trainer.state.global_step, "train_loss": output.training_loss,
             "resumed_from_step": int(str(resume).rsplit("-", 1)[-1]) if resume else None,
             "test": test, "samples": samples, "resolved_config": dataclasses.asdict(cfg)}

@@ -9,21 +9,23 @@ import dataclasses
 import typing
 from dataclasses import dataclass
 
-from training.recipes.base import TrainConfig, _f
-from training.recipes.registry import Metric, Recipe, TrainContext, register
+from training.recipes.base import _f, _reworded
+from training.recipes.online import RLConfig, no_dropout, policy_load, register_online, reward_model_load, reward_model_specs, start
+from training.recipes.registry import Metric, TrainContext
 
 
 @dataclass
-class PPOConfig(TrainConfig):
+class PPOConfig(RLConfig):
     """PPO (InstructGPT; Huang et al. 2023, "The N implementation details of RLHF with PPO").
     One step is one update: a rollout batch, scored, then PPO epochs over its minibatches."""
 
-    per_device_train_batch_size: int = _f(16, "Prompts per rollout (one response each) on one device.", minimum=1)
-    gradient_accumulation_steps: int = _f(1, "Micro-batches per minibatch (lowers memory; the update stays the same).", minimum=1)
-    per_device_eval_batch_size: int = _f(16, "Prompts per batch when evaluating on the held-out prompts.", minimum=1)
-    num_train_epochs: float = _f(1.0, "Passes over the prompt set (each prompt is answered once per pass).", minimum=0)
-    max_steps: int = _f(-1, "Stop after this many updates (overrides epochs when > 0).", minimum=-1)
-    max_length: int = _f(1024, "Longest reward-model input (prompt + response, tokens); longer ones lose their start.", minimum=8)
+    per_device_train_batch_size: int = _reworded(RLConfig, "per_device_train_batch_size", "Prompts per rollout (one response each) on one device.",
+                                                 default=16)
+    gradient_accumulation_steps: int = _reworded(RLConfig, "gradient_accumulation_steps",
+                                                 "Micro-batches per minibatch (lowers memory; the update stays the same).")
+    per_device_eval_batch_size: int = _reworded(RLConfig, "per_device_eval_batch_size", "Prompts per batch when evaluating on the held-out prompts.")
+    num_train_epochs: float = _reworded(RLConfig, "num_train_epochs", "Passes over the prompt set (each prompt is answered once per pass).")
+    max_steps: int = _reworded(RLConfig, "max_steps", "Stop after this many updates (overrides epochs when > 0).")
     max_prompt_length: int = _f(512, "Longest prompt in tokens; longer prompts lose their start.", minimum=1)
     max_new_tokens: int = _f(128, "Longest response in tokens. A response that has not ended by then gets missing_eos_penalty.", minimum=1)
     temperature: float = _f(0.7, "Sampling temperature; the same temperature divides the logits of the log-probs, so the ratio compares the sampled distribution.", minimum=0.01)
@@ -43,13 +45,8 @@ class PPOConfig(TrainConfig):
     reward_norm_samples: int = _f(64, "Reference responses sampled at the start to normalise the reward.", minimum=2)
     whiten_rewards: bool = _f(False, "Whiten the per-token rewards of each batch (keeps their mean).")
     missing_eos_penalty: float = _f(1.0, "Subtracted from the (normalised) score of a response that never ended.", minimum=0)
-    max_grad_norm: float = _f(1.0, "Gradient clipping.", minimum=0)
     critic_init: str = _f("reward_model", "The critic's starting weights: the reward model (InstructGPT; needs the policy's tokenizer) or the policy's backbone with a zero head.",
                           choices=("reward_model", "policy"))
-    eval_prompts: int = _f(32, "Held-out prompts answered by the policy and the reference at the end, scored by the reward model.", minimum=0)
-    sample_prompts: int = _f(4, "Held-out samples (policy beside reference) kept in the result.", minimum=0)
-    save_steps: int = _f(20, "Updates between checkpoints; a run resumes from the last one.", minimum=1)
-    logging_steps: int = _f(1, "Updates between metric points and log lines.", minimum=1)
 
     LR_DEFAULTS: typing.ClassVar[tuple[float, float]] = (3e-5, 1e-6)
 
@@ -67,62 +64,24 @@ METRICS = (
     Metric("kl_coef", "KL coefficient"),
 )
 
-RECIPE = register(Recipe(
+RECIPE = register_online(
     method="ppo",
     label="PPO policy",
     description="A policy trained with PPO (ours) to raise a reward model's score on the snapshot's prompts, held close to its start by a KL penalty.",
     config_class=PPOConfig,
-    reads="prompts",
-    base_kinds=("causal_lm", "policy"),
-    produces="policy",
     module=__name__,
     metrics=METRICS,
-    needs_reward_model=True,
-))
-
-
-def config_build(cls, values: dict, *, use_lora: bool, device_type: str, bf16_supported: bool, n_params: int):
-    """The run's settings with the auto fields filled for this device (as base.config_resolve does)."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    cfg = cls(**{k: v for k, v in (values or {}).items() if k in known})
-    if cfg.learning_rate is None:
-        cfg.learning_rate = cfg.LR_DEFAULTS[0] if use_lora else cfg.LR_DEFAULTS[1]
-    if cfg.bf16 is None:
-        cfg.bf16 = device_type == "cuda" and bf16_supported
-    if device_type == "cpu":
-        cfg.bf16 = False
-    if cfg.gradient_checkpointing is None:
-        cfg.gradient_checkpointing = device_type == "cuda" and n_params >= 1_000_000_000
-    return cfg
-
-
-def no_dropout(model) -> None:
-    """Dropout makes the log-probs of the rollout and of the update disagree for the same weights."""
-    import torch
-
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
+)
 
 
 def build(ctx: TrainContext, *, device, bf16_ok: bool):
     """Policy, reference, critic and reward from a run's paths: (cfg, trainer pieces)."""
     import copy
 
-    import torch
-
     from training.rl import models as M
 
-    tokenizer = M.load_tokenizer(ctx.base_model_path)
-    lora_gpu = ctx.use_lora and device.type == "cuda" and bf16_ok
-    dtype = torch.bfloat16 if lora_gpu else torch.float32  # LoRA freezes the base: keep it in bf16 on a GPU
-    policy = M.load_policy(ctx.base_model_path, dtype=dtype)
-    n_params = sum(p.numel() for p in policy.parameters())
-    cfg = config_build(PPOConfig, ctx.config, use_lora=ctx.use_lora, device_type=device.type, bf16_supported=bf16_ok, n_params=n_params)
-    if ctx.reward_model_path is None:
-        raise ValueError("PPO needs a reward model: choose one for the run")
-    rm_net, rm_tokenizer = M.load_reward_model(ctx.reward_model_path, is_adapter=ctx.reward_model_is_adapter, dtype=dtype,
-                                               base_path=ctx.extra.get("reward_model_base_path"))
+    cfg, tokenizer, policy, dtype = policy_load(ctx, PPOConfig, device=device, bf16_ok=bf16_ok)
+    rm_net, rm_tokenizer = reward_model_load(reward_model_specs(ctx)[0], dtype=dtype)
     if cfg.critic_init == "reward_model" and not M.same_vocabulary(tokenizer, rm_tokenizer):
         raise ValueError("critic_init: the reward model's tokenizer differs from the policy's, so it cannot give per-token values; use critic_init=policy")
     heads = [name for name, _ in rm_net.named_children() if name in M.HEADS]
@@ -155,37 +114,23 @@ def build(ctx: TrainContext, *, device, bf16_ok: bool):
 
 
 def train(ctx: TrainContext) -> dict:
-    import torch
-
-    from training.rl import models as M
     from training.rl.ppo import PPOTrainer
 
-    state = M.Processes()  # the process group under torchrun / accelerate launch; one process otherwise
-    device = state.device
-    bf16_ok = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    prompts = M.load_prompts(ctx.snapshot_dir, "train")
-    held_out = M.load_prompts(ctx.snapshot_dir, "test")
-    if not prompts:
-        raise ValueError(f"{ctx.snapshot_dir}/prompts/train.jsonl: the snapshot has no prompts to train on")
-    ctx.progress.say(f"{len(prompts)} train and {len(held_out)} held-out prompts; device {device}")
-    ctx.progress.check()
-    from transformers import set_seed
-
-    set_seed(int(ctx.config.get("seed", PPOConfig.seed)))  # the adapters' and heads' initial weights
-    cfg, pieces, rm_tokenizer = build(ctx, device=device, bf16_ok=bf16_ok)
+    run = start(ctx, PPOConfig)
+    cfg, pieces, rm_tokenizer = build(ctx, device=run.device, bf16_ok=run.bf16_ok)
     trainable = sum(p.numel() for m in (pieces["policy"], pieces["critic"]) for p in m.parameters() if p.requires_grad)
     ctx.progress.say(f"PPO, {'LoRA' if ctx.use_lora else 'full'}: {trainable / 1e6:.2f}M trainable parameters (policy + critic), "
                      f"critic from the {cfg.critic_init.replace('_', ' ')}, lr {cfg.learning_rate:g}, bf16 {cfg.bf16}")
     ctx.progress.check()
-    trainer = PPOTrainer(cfg=cfg, prompts=prompts, progress=ctx.progress, checkpoint_dir=ctx.checkpoint_dir, device=device, **pieces)
+    trainer = PPOTrainer(cfg=cfg, prompts=run.prompts, progress=ctx.progress, checkpoint_dir=ctx.checkpoint_dir, device=run.device, **pieces)
     result = trainer.train()
     trainer.save_checkpoint()  # a worker lost while evaluating or saving resumes here, not from an older update
     trainer.check()
 
     ctx.progress.say("evaluating on the held-out prompts")
-    test, samples = trainer.evaluate(held_out[: cfg.eval_prompts] if state.is_main else [], samples=cfg.sample_prompts)
+    test, samples = trainer.evaluate(run.held_out[: cfg.eval_prompts] if run.processes.is_main else [], samples=cfg.sample_prompts)
     trainer.check()
-    if state.is_main:
+    if run.processes.is_main:
         out = ctx.out_dir
         out.mkdir(parents=True, exist_ok=True)
         pieces["policy"].save_pretrained(str(out), safe_serialization=True)
@@ -193,7 +138,7 @@ def train(ctx: TrainContext) -> dict:
         pieces["critic"].net.save_pretrained(str(out / "critic"), safe_serialization=True)
         rm_tokenizer.save_pretrained(str(out / "critic"))
         ctx.progress.say(f"saved the {'adapter' if ctx.use_lora else 'policy'} (and the critic in critic/) to {out}")
-    state.barrier()
+    run.processes.barrier()
     history = result.pop("history")
     result.update(test=test, samples=samples, final=history[-1] if history else None, resolved_config=dataclasses.asdict(cfg))
     return result

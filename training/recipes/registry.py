@@ -124,6 +124,16 @@ def register(recipe: Recipe) -> Recipe:
     return recipe
 
 
+# The base models a policy method starts from: a language model, or a policy trained before.
+POLICY_BASES: tuple[str, ...] = ("causal_lm", "policy")
+
+
+def register_policy(**fields) -> Recipe:
+    """Register a method that tunes a language model into a policy (DPO, SFT, KTO and the online
+    methods): what they all declare alike is filled in, the rest is the method's own."""
+    return register(Recipe(base_kinds=POLICY_BASES, produces="policy", **fields))
+
+
 def _modules() -> dict[str, str]:
     """RECIPE_MODULES, plus methods of the deployment's own packages (settings.ARBITER_EXTRA_RECIPES,
     "method=package.module,..."): read from the settings, so a training child process, which

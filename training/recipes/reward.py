@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from training.recipes.base import TrainConfig, _f
+from training.recipes.common import Hooks, distribution, train_with_trainer, trainer_make
 from training.recipes.registry import Metric, Recipe, register
 
 
@@ -36,8 +37,6 @@ RECIPE = register(Recipe(
     evaluates="accuracy: share of test pairs whose chosen response scores above the rejected one; the margin distribution.",
     row_noun="pairs",
 ))
-ARTIFACT_KIND = RECIPE.produces
-Config = RewardConfig
 # Names of the classification head in transformers models (decoder LMs: score; encoders: classifier).
 _HEADS = ("score", "classifier")
 
@@ -63,8 +62,6 @@ def prepare_columns(dataset, cfg: RewardConfig):
 def trainer_build(*, cfg: RewardConfig, model, tokenizer, train_ds, use_lora: bool, output_dir, device_type: str, callbacks=(), test_ds=None):
     from trl import RewardConfig as TRLRewardConfig
     from trl import RewardTrainer
-
-    from training.recipes.common import trainer_make
 
     return trainer_make(
         trainer_cls=RewardTrainer,
@@ -117,8 +114,6 @@ def pair_rewards(model, tokenizer, pairs, *, batch_size: int, bf16: bool) -> tup
 
 def evaluate(*, trainer, cfg: RewardConfig, test_ds) -> dict:
     """Accuracy (chosen scored above rejected) and the reward-margin distribution on the test split."""
-    from training.recipes.common import distribution
-
     if test_ds is None or len(test_ds) == 0:
         return {"test_pairs": 0, "note": "the snapshot has no test split"}
     prepared = trainer._prepare_dataset(prepare_columns(test_ds, cfg), trainer.processing_class, trainer.args, "test")
@@ -137,7 +132,5 @@ def evaluate(*, trainer, cfg: RewardConfig, test_ds) -> dict:
 
 
 def train(ctx) -> dict:
-    from training.recipes.common import Hooks, train_with_trainer
-
     hooks = Hooks(model_load=model_load, trainer_build=trainer_build, evaluate=evaluate, columns=("prompt", "chosen", "rejected"))
     return train_with_trainer(ctx, RECIPE, hooks)

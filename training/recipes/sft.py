@@ -8,51 +8,38 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.recipes.base import TrainConfig, _f
-from training.recipes.registry import Metric, Recipe, register
+from training.recipes.base import _f
+from training.recipes.common import Hooks, PolicyConfig, policy_samples, train_with_trainer, trainer_make
+from training.recipes.registry import Metric, register_policy
 
 
 @dataclass
-class SFTConfig(TrainConfig):
+class SFTConfig(PolicyConfig):
     """SFT: next-token loss on the completion of each (prompt, completion) row."""
 
     completion_only_loss: bool = _f(True, "Loss on the completion only (off: on the prompt too).")
     packing: bool = _f(False, "Pack several rows into each max_length sequence (best-fit; needs padding-free attention, GPU).")
-    sample_prompts: int = _f(8, "Held-out prompts answered by the tuned model and by the base model at the end.", minimum=0)
-    sample_max_new_tokens: int = _f(64, "Tokens generated per sample.", minimum=1)
 
     LR_DEFAULTS: typing.ClassVar[tuple[float, float]] = (2e-4, 2e-5)
     PADDING_FREE_SUPPORTED: typing.ClassVar[bool] = True
 
 
-RECIPE = register(Recipe(
+RECIPE = register_policy(
     method="sft",
     label="SFT policy (demonstrations)",
     description="Teaches a language model to answer like the snapshot's demonstrations and agreed-best responses.",
     config_class=SFTConfig,
     reads="sft",
-    base_kinds=("causal_lm", "policy"),
-    produces="policy",
     module=__name__,
     metrics=(Metric("token_accuracy", "Next-token accuracy", higher_is_better=True, sources=("mean_token_accuracy",), group="Accuracy"),),
     evaluates="loss and perplexity of the completions of the test split, for the tuned model and the base model.",
     row_noun="demonstrations",
-))
-ARTIFACT_KIND = RECIPE.produces
-Config = SFTConfig
-
-
-def model_load(*, path: Path | str, dtype=None):
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(str(path), use_safetensors=True, dtype=dtype, attn_implementation="sdpa")
+)
 
 
 def trainer_build(*, cfg: SFTConfig, model, tokenizer, train_ds, use_lora: bool, output_dir, device_type: str, callbacks=(), test_ds=None):
     from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
-
-    from training.recipes.common import trainer_make
 
     extra = {}
     if test_ds is not None and len(test_ds):
@@ -109,18 +96,12 @@ def evaluate(*, trainer, cfg: SFTConfig, test_ds) -> dict:
 
 def samples(*, trainer, cfg: SFTConfig, test_ds, base_path: Path) -> list[dict]:
     """Greedy answers of the tuned model beside the base model, with the demonstrated answer."""
-    from training.recipes.common import policy_samples
-
-    rows = policy_samples(trainer=trainer, test_ds=test_ds, base_path=base_path, model_load=model_load, n=cfg.sample_prompts,
-                          max_new_tokens=cfg.sample_max_new_tokens, keep=("completion",))
+    rows = policy_samples(trainer=trainer, cfg=cfg, test_ds=test_ds, base_path=base_path, keep=("completion",))
     for row in rows:
         row["demonstration"] = row.pop("completion", None)
     return rows
 
 
 def train(ctx) -> dict:
-    from training.recipes.common import Hooks, train_with_trainer
-
-    hooks = Hooks(model_load=model_load, trainer_build=trainer_build, evaluate=evaluate, samples=samples, baseline=baseline,
-                  columns=("prompt", "completion"))
+    hooks = Hooks(trainer_build=trainer_build, evaluate=evaluate, samples=samples, baseline=baseline, columns=("prompt", "completion"))
     return train_with_trainer(ctx, RECIPE, hooks)
