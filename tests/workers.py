@@ -100,6 +100,11 @@ class Workers:
     def log(self, name: str) -> str:
         return (self.folder / f"{name}.log").read_text(errors="replace")
 
+    def wait_ready(self, name: str, *, timeout: float = 240) -> None:
+        """Until the worker has started and listens ('celery@… ready.'): on a loaded machine the
+        start (Django, Celery, the app's imports) alone can take a minute."""
+        wait_for(lambda: " ready." in self.log(name), timeout=timeout, what=f"worker {name} to start", workers=self, every=0.2)
+
     def stop_all(self):
         for proc in self.procs:
             if proc.poll() is None:

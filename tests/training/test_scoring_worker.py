@@ -69,11 +69,12 @@ def test_it_answers_503_when_no_scoring_worker_answers(api_for, researcher, rewa
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(480)
 @pytest.mark.django_db(transaction=True)
 def test_it_scores_on_a_worker_of_the_score_queue(api_for, researcher, reward_model, broker, workers, settings):
-    settings.ARBITER_SCORE_TIMEOUT_SECONDS = 120  # the first request waits for the worker to start and load the model
+    settings.ARBITER_SCORE_TIMEOUT_SECONDS = 120  # the first request waits for the worker to load the model
     workers.start("s1", queue="score")
+    workers.wait_ready("s1")
     url = f"/api/training/models/{reward_model.pk}/score/"
     body = {"prompt": "question about apples", "responses": [" thanks very much", " whatever stop"]}
     response = api_for(researcher).post(url, body, format="json")
