@@ -1,20 +1,13 @@
-"""How a run's figures are shown: every accuracy with its n and a 95% Wilson interval (scipy),
-captions that agree with the numbers. Read by the run page, the model page and the API; no torch.
+"""How a run's figures are shown: every accuracy with its n and a 95% Wilson interval
+(training/stats.py), captions that agree with the numbers. Read by the run page, the model page and
+the API; no torch.
 """
 from __future__ import annotations
 
+from training.stats import wilson
+
 # Where a recipe's evaluation says how many rows an accuracy was measured on.
 _N_KEYS = ("accuracy_n", "test_pairs", "test_rows")
-
-
-def wilson(k: int, n: int, *, confidence: float = 0.95) -> tuple[float, float] | None:
-    """The Wilson score interval of k successes in n trials (scipy.stats.binomtest)."""
-    if n <= 0:
-        return None
-    from scipy.stats import binomtest
-
-    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
-    return float(ci.low), float(ci.high)
 
 
 def accuracy_figures(values: dict) -> dict[str, dict]:

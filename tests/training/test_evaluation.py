@@ -5,19 +5,20 @@ from django.core.management import CommandError, call_command
 
 from tests.training.conftest import preference_rows
 from tests.training.loop_fixtures import tiny_reward  # noqa: F401
-from training.evaluation import evaluate_after_run, evaluation_create, wilson_interval, win_rate
+from training.evaluation import evaluate_after_run, evaluation_create
 from training.generation import GenerationError, Sampling
 from training.job_models import Job
 from training.models import ModelArtifact, TrainingRun
+from training.stats import wilson, win_rate
 
 
 def test_it_computes_the_wilson_interval_as_published():
     # Wilson (1927) / Newcombe (1998) example: 81 successes out of 263 -> 0.2553 .. 0.3662.
-    lo, hi = wilson_interval(81, 263)
+    lo, hi = wilson(81, 263)
     assert math.isclose(lo, 0.2553, abs_tol=5e-4) and math.isclose(hi, 0.3662, abs_tol=5e-4)
-    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == pytest.approx(1.0)
-    assert wilson_interval(10, 10)[0] == pytest.approx(0.7225, abs=5e-4)
-    assert wilson_interval(0, 0) == (0.0, 1.0)
+    assert wilson(0, 10)[0] == 0.0 and wilson(10, 10)[1] == pytest.approx(1.0)
+    assert wilson(10, 10)[0] == pytest.approx(0.7225, abs=5e-4)
+    assert wilson(0, 0) == (0.0, 1.0)
 
 
 def test_it_counts_a_tie_as_half_a_win():
