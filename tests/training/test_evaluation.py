@@ -73,6 +73,32 @@ def test_it_finds_no_kl_between_a_policy_and_itself_through_another_name(setup, 
     assert job.result["ties"] == job.result["n"] == 4 and job.result["win_rate"] == 0.5
 
 
+@pytest.mark.slow
+def test_it_finds_no_kl_and_an_even_match_between_a_fresh_lora_policy_and_its_base(setup, project, settings, django_capture_on_commit_callbacks):
+    from pathlib import Path
+
+    from tests.training.conftest import build_tokenizer
+    from training.paths import artifact_path
+    from training.rl.models import load_policy, with_lora
+
+    base, _, judge, snapshot = setup
+    folder = Path(settings.ARTIFACT_ROOT) / "models" / "tiny-lora"
+    # A fresh adapter (LoRA's B starts at zero): the policy is its base, whatever the adapter holds.
+    with_lora(load_policy(artifact_path(base.path)), task_type="CAUSAL_LM", r=4, alpha=8, dropout=0.0).save_pretrained(folder)
+    build_tokenizer().save_pretrained(folder)
+    lora = ModelArtifact.objects.create(name="tiny-lora", kind=ModelArtifact.Kind.POLICY, source=ModelArtifact.Source.TRAINED,
+                                        path="models/tiny-lora", base_model=base, is_adapter=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        job = evaluation_create(policy=lora, reference=None, reward_model=judge, project=project, snapshot=snapshot,
+                                sampling=Sampling(temperature=1.0, max_new_tokens=6), limit=6)
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    r = job.result
+    assert r["reference"] == "tiny-base" and r["n"] == 6
+    assert r["kl_mean"] == pytest.approx(0.0, abs=1e-4)
+    assert r["ci_low"] < 0.5 < r["ci_high"] and r["win_rate"] == 0.5
+
+
 def test_it_refuses_a_judge_that_is_not_a_reward_model(setup, project):
     base, policy, judge, snapshot = setup
     with pytest.raises(GenerationError, match="reward_model: tiny-base is a causal"):

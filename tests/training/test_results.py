@@ -41,6 +41,10 @@ def test_it_gives_every_accuracy_its_n_and_a_wilson_interval():
     rows = dict(display_rows({"accuracy": 0.75, "accuracy_n": 60, "loss": 0.123456}))
     assert rows == {"accuracy": "0.750 (45 of 60; 95% CI 0.63–0.84)", "loss": "0.1235"}
     assert dict(display_rows({"accuracy": 0.5}))["accuracy"] == "0.500 (n unknown: no interval)"
+    # An online run ends with a policy evaluation: its win rate shows its counts and interval in one row.
+    lo, hi = wilson(6, 10)
+    rows = dict(display_rows({"n": 10, "wins": 5, "ties": 2, "losses": 3, "win_rate": 0.6, "ci_low": lo, "ci_high": hi, "kl_mean": 0.25}))
+    assert rows == {"win_rate": "0.600 (n=10: 5 wins, 2 ties, 3 losses; 95% CI 0.31–0.83)", "kl_mean": "0.25"}
 
 
 def test_it_suggests_the_test_share_that_gives_fifty_rows():
