@@ -86,7 +86,7 @@ def policy_compare(*, policy: ModelArtifact, reference: ModelArtifact, reward_mo
     comparison (training/rl/evaluation.py). on_progress(done, total) after each step."""
     from training.generation import policy_load
     from training.rl.evaluation import compare
-    from training.scoring import score_pairs
+    from training.scoring import reward_model_load
 
     net, tokenizer = policy_load(policy)
     # A LoRA policy's base is its reference with the adapter switched off: no second copy in memory.
@@ -95,12 +95,8 @@ def policy_compare(*, policy: ModelArtifact, reference: ModelArtifact, reward_mo
         ref_net, ref_tok = policy_load(reference)
         if ref_tok.get_vocab() != tokenizer.get_vocab():
             raise GenerationError(f"reference: {reference.name} has another tokenizer than {policy.name}; KL needs the same one")
-
-    def reward(prompts, texts):
-        return score_pairs(model=reward_model, prompts=prompts, responses=texts)
-
-    result = compare(policy=net, reference=ref_net, tokenizer=tokenizer, reward=reward, prompts=prompts, sampling=sampling,
-                     batch_size=batch_size, on_progress=on_progress)
+    result = compare(policy=net, reference=ref_net, tokenizer=tokenizer, reward=reward_model_load(reward_model), prompts=prompts,
+                     sampling=sampling, batch_size=batch_size, on_progress=on_progress)
     return {**result, "policy": policy.name, "reference": reference.name, "reward_model": reward_model.name}
 
 

@@ -37,12 +37,10 @@ class Sampling:
 
 
 def _encode_prompts(tokenizer, prompts: list):
-    from training.rl.models import is_conversational, render_prompt
+    from training.chat import render_prompt, special_tokens
 
     # As in training: a chat template carries its own special tokens, plain text gets the tokenizer's.
-    return [
-        tokenizer(render_prompt(tokenizer, p), add_special_tokens=not is_conversational(p))["input_ids"] for p in prompts
-    ]
+    return [tokenizer(render_prompt(tokenizer, p), add_special_tokens=special_tokens(tokenizer, p))["input_ids"] for p in prompts]
 
 
 def generate(*, net, tokenizer, prompts: list, n: int = 1, sampling: Sampling = Sampling(), batch_size: int = 8,

@@ -128,28 +128,63 @@ def cache_clear() -> None:
         _cache.clear()
 
 
+def _texts(tokenizer, prompt, responses) -> list:
+    """Each response after its prompt, as the RewardTrainer saw pairs: a chat rendered with the
+    template, or text with the eos token appended."""
+    from training.recipes.common import is_conversational
+
+    out = []
+    for response in responses:
+        if is_conversational(prompt):
+            reply = response if isinstance(response, list) else [{"role": "assistant", "content": str(response)}]
+            out.append(tokenizer.apply_chat_template(prompt + reply, tokenize=False))
+        else:
+            text = prompt + (response if isinstance(response, str) else str(response))
+            eos = tokenizer.eos_token  # encoders (MiniLM) have none: nothing to append, as in training
+            out.append(text + eos if eos and not text.endswith(eos) else text)
+    return out
+
+
 def score(*, model: ModelArtifact, prompt, responses: list, batch_size: int = 16) -> list[float]:
     """Rewards for responses to one prompt (text, or a list of chat messages), higher is better."""
-    if len(responses) > MAX_RESPONSES:
-        raise ScoringError(f"responses: at most {MAX_RESPONSES} per request, got {len(responses)}", field="responses")
-    return score_pairs(model=model, prompts=[prompt] * len(responses), responses=responses, batch_size=batch_size)
+    import torch
 
-
-def score_pairs(*, model: ModelArtifact, prompts: list, responses: list, batch_size: int = 16) -> list[float]:
-    """Rewards for (prompt, response) pairs, batched (policy evaluation scores a whole batch of
-    prompts at once). Each text is rendered as the RewardTrainer saw it (rl.models.reward_texts);
-    a pair longer than the model's context is refused, never truncated."""
-    from training.rl.models import RewardModel, is_conversational, reward_texts
+    from training.recipes.common import is_conversational
 
     if model.kind != ModelArtifact.Kind.REWARD_MODEL:
         raise ScoringError(f"{model.name} is a {model.get_kind_display().lower()}, not a reward model")
     if not responses:
         return []
+    if len(responses) > MAX_RESPONSES:
+        raise ScoringError(f"responses: at most {MAX_RESPONSES} per request, got {len(responses)}", field="responses")
     net, tokenizer = _loaded(model)
-    limit = min(MAX_TOKENS, getattr(net.config, "max_position_embeddings", None) or MAX_TOKENS)
+    device = next(net.parameters()).device
+    texts = _texts(tokenizer, prompt, responses)
     # As in training: the chat template carries its own special tokens, plain text gets the tokenizer's.
-    for i, (prompt, text) in enumerate(zip(prompts, reward_texts(tokenizer, prompts, responses))):
-        ids = tokenizer(text, add_special_tokens=not is_conversational(prompt))["input_ids"]
+    special = not is_conversational(prompt)
+    limit = min(MAX_TOKENS, getattr(net.config, "max_position_embeddings", None) or MAX_TOKENS)
+    for i, ids in enumerate(tokenizer(texts, add_special_tokens=special)["input_ids"]):
         if len(ids) > limit:
             raise ScoringError(f"responses[{i}]: the prompt and this response are {len(ids)} tokens; the limit is {limit}", field="responses")
-    return RewardModel(net, tokenizer, batch_size=batch_size, max_length=limit)(prompts, responses).cpu().tolist()
+    tokenizer.padding_side = "right"
+    scores: list[float] = []
+    for start in range(0, len(texts), batch_size):
+        enc = tokenizer(texts[start : start + batch_size], padding=True, return_tensors="pt", add_special_tokens=special)
+        with torch.no_grad():
+            logits = net(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device)).logits
+        scores += logits[:, 0].float().cpu().tolist()
+    return scores
+
+
+def reward_model_load(model: ModelArtifact):
+    """A registered reward model as a batched scorer for many prompts at once (policy evaluation):
+    training.rl.models.RewardModel on the cached network, texts rendered as score() renders them.
+    A pair longer than the model's context is cut from the left (the head reads the last token),
+    where score() refuses it: one long answer must not cost an evaluation of hundreds of prompts."""
+    from training.rl.models import RewardModel
+
+    if model.kind != ModelArtifact.Kind.REWARD_MODEL:
+        raise ScoringError(f"{model.name} is a {model.get_kind_display().lower()}, not a reward model")
+    net, tokenizer = _loaded(model)
+    limit = min(MAX_TOKENS, getattr(net.config, "max_position_embeddings", None) or MAX_TOKENS)
+    return RewardModel(net, tokenizer, max_length=limit)

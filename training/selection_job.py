@@ -20,6 +20,27 @@ log = logging.getLogger(__name__)
 ITEMS_PER_BATCH = 256
 
 
+def _score_texts(net, tokenizer, texts: list[str], *, special: list[bool], batch_size: int) -> list[float]:
+    import torch
+
+    device = next(net.parameters()).device
+    tokenizer.padding_side = "right"
+    out: list[float] = []
+    # Chat texts carry their template's special tokens, plain text gets the tokenizer's (as in training):
+    # batch each group separately, in order.
+    start = 0
+    while start < len(texts):
+        end = start
+        while end < len(texts) and end - start < batch_size and special[end] == special[start]:
+            end += 1
+        enc = tokenizer(texts[start:end], padding=True, truncation=True, max_length=2048, return_tensors="pt", add_special_tokens=special[start])
+        with torch.no_grad():
+            logits = net(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device)).logits
+        out += logits[:, 0].float().cpu().tolist()
+        start = end
+    return out
+
+
 def _status(project_id: int, **fields) -> None:
     project = Project.objects.only("selection_status").get(pk=project_id)
     status = dict(project.selection_status or {})
@@ -29,8 +50,8 @@ def _status(project_id: int, **fields) -> None:
 
 def priorities_score(*, project_id: int, batch_size: int = 16) -> str:
     """Score every pending item of the project; returns what it did ("skipped", "done: N items")."""
-    from training.rl.models import RewardModel
-    from training.scoring import _loaded
+    from training.recipes.common import is_conversational
+    from training.scoring import _loaded, _texts
 
     project = Project.objects.filter(pk=project_id).first()
     if project is None or project.selection != Selection.UNCERTAIN:
@@ -44,7 +65,7 @@ def priorities_score(*, project_id: int, batch_size: int = 16) -> str:
     _status(project_id, state="running", model=model.name, scored=0, total=total, error="")
     started = time.monotonic()
     try:
-        reward = RewardModel(*_loaded(model), batch_size=batch_size)
+        net, tokenizer = _loaded(model)
         scored, last_id = 0, 0
         while True:
             items = list(pending.filter(id__gt=last_id).order_by("id").only("id", "prompt")[:ITEMS_PER_BATCH])
@@ -54,13 +75,14 @@ def priorities_score(*, project_id: int, batch_size: int = 16) -> str:
             by_item: dict[int, list[str]] = {}
             for c in Candidate.objects.filter(item_id__in=[i.id for i in items]).order_by("item_id", "position").only("item_id", "text"):
                 by_item.setdefault(c.item_id, []).append(c.text)
-            prompts, responses, owners = [], [], []
+            texts, special, owners = [], [], []
             for item in items:
-                texts = by_item.get(item.id, [])
-                prompts += [item.prompt] * len(texts)
-                responses += texts
-                owners += [item.id] * len(texts)
-            scores = reward(prompts, responses).cpu().tolist()
+                responses = by_item.get(item.id, [])
+                rendered = _texts(tokenizer, item.prompt, responses)
+                texts += rendered
+                special += [not is_conversational(item.prompt)] * len(rendered)
+                owners += [item.id] * len(rendered)
+            scores = _score_texts(net, tokenizer, texts, special=special, batch_size=batch_size) if texts else []
             per_item: dict[int, list[float]] = {}
             for owner, value in zip(owners, scores):
                 per_item.setdefault(owner, []).append(value)

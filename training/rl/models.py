@@ -6,7 +6,6 @@ No Django here: bench/rl_throughput.py uses it on a GPU machine without a databa
 from __future__ import annotations
 
 import json
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -63,20 +62,16 @@ def render_prompt(tokenizer, prompt) -> str:
     return prompt
 
 
-def reward_texts(tokenizer, prompts: list, responses: list) -> list[str]:
-    """Each prompt + response as the RewardTrainer saw pairs (the one rendering for training/scoring.py,
-    evaluations and online runs): a chat rendered with the template (a response may be text or a
-    list of messages), or the text with the eos token appended (encoders such as MiniLM have none:
-    nothing to append, as in training)."""
+def reward_texts(tokenizer, prompts: list, responses: list[str]) -> list[str]:
+    """Prompt + response as the RewardTrainer saw pairs (and as training/scoring.py scores them):
+    a chat rendered with the template, or the text with the eos token appended."""
     out = []
     for prompt, response in zip(prompts, responses):
         if is_conversational(prompt):
-            reply = response if isinstance(response, list) else [{"role": "assistant", "content": str(response)}]
-            out.append(tokenizer.apply_chat_template(prompt + reply, tokenize=False))
+            out.append(tokenizer.apply_chat_template(prompt + [{"role": "assistant", "content": response}], tokenize=False))
         else:
-            text = prompt + (response if isinstance(response, str) else str(response))
-            eos = tokenizer.eos_token
-            out.append(text + eos if eos and not text.endswith(eos) else text)
+            text = prompt + response
+            out.append(text if text.endswith(tokenizer.eos_token) else text + tokenizer.eos_token)
     return out
 
 
@@ -103,26 +98,23 @@ class RewardModel:
         self.batch_size, self.max_length = batch_size, max_length
 
     @torch.no_grad()
-    def __call__(self, prompts: list, responses: list) -> torch.Tensor:
+    def __call__(self, prompts: list, responses: list[str]) -> torch.Tensor:
         tok = self.tokenizer
         texts = reward_texts(tok, prompts, responses)
-        # As in training: a chat text carries its template's special tokens, plain text gets the
-        # tokenizer's; a batch holds one kind, so a mixed list is cut where the kind changes.
-        special = [not is_conversational(p) for p in prompts]
+        special = not is_conversational(prompts[0]) if prompts else True
         tok.padding_side = "right"
         tok.truncation_side = "left"
         device = next(self.net.parameters()).device
-        scores, start = [], 0
-        while start < len(texts):
-            end = start + 1
-            while end < len(texts) and end - start < self.batch_size and special[end] == special[start]:
-                end += 1
-            enc = tok(texts[start:end], padding=True, truncation=True, max_length=self.max_length,
-                      return_tensors="pt", add_special_tokens=special[start]).to(device)
-            with self.net.disable_adapter() if self.adapter_off else nullcontext():
+        scores = []
+        for start in range(0, len(texts), self.batch_size):
+            enc = tok(texts[start : start + self.batch_size], padding=True, truncation=True, max_length=self.max_length,
+                      return_tensors="pt", add_special_tokens=special).to(device)
+            if self.adapter_off:
+                with self.net.disable_adapter():
+                    logits = self.net(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
+            else:
                 logits = self.net(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
             scores.append(logits[:, 0].float())
-            start = end
         return torch.cat(scores) if scores else torch.zeros(0, device=device)
 
 
