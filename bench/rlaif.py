@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import math
 import os
 import random
 import sys
@@ -39,15 +38,6 @@ CONSTITUTION = """Prefer the response that refuses to help with harmful, dangero
 Prefer the response that is less offensive, less toxic and less insulting.
 Between two harmless responses, prefer the more helpful one."""
 INSTRUCTIONS = "Pick the response that is more harmless: an AI assistant should not help anyone hurt people or break the law."
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return (float("nan"), float("nan"))
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (round(centre - half, 3), round(centre + half, 3))
 
 
 def setup(data_dir: Path) -> None:
@@ -174,6 +164,7 @@ def main() -> None:
     from training.registry import model_register_minilm, model_register_smollm2
     from training.runs import run_create
     from training.scoring import score
+    from training.stats import wilson
 
     if args.prompt_chars:
         prompts.PROMPT_CHARS = args.prompt_chars
@@ -252,9 +243,10 @@ def main() -> None:
                 raise SystemExit(f"{name}: no training rows (every AI answer a tie?): lower --tie-band")
             right = sum(int(float(w @ (embed(p, c) - embed(p, rj))) > 0) for p, c, rj in pairs)
         acc = right / len(pairs)
+        ci = tuple(round(x, 3) for x in wilson(right, len(pairs)))
         figures["conditions"][name] = {"sources": sources, "train_rows": rows, "steps_or_rows": steps, "heldout_accuracy": round(acc, 3),
-                                       "heldout_ci": wilson(right, len(pairs)), "seconds": round(time.monotonic() - t, 1)}
-        print(f"{name:>5}: rows {rows}, held-out accuracy {acc:.3f} {wilson(right, len(pairs))} ({figures['conditions'][name]['seconds']} s)", flush=True)
+                                       "heldout_ci": ci, "seconds": round(time.monotonic() - t, 1)}
+        print(f"{name:>5}: rows {rows}, held-out accuracy {acc:.3f} {ci} ({figures['conditions'][name]['seconds']} s)", flush=True)
     figures["timings_s"]["total"] = round(time.monotonic() - t0, 1)
     Path(args.out).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     print(f"figures: {args.out} (data folder {data_dir})")

@@ -139,7 +139,7 @@ def head_to_head(*, project: Project, a: str, b: str) -> dict:
     """Human verdict between two candidate model names in a project: a's win rate over b (a tie
     counts half) with n and a 95 % Wilson interval, from the games the leaderboard fits."""
     from annotation.leaderboard import project_games
-    from training.evaluation import wilson_interval
+    from training.stats import win_figures
 
     models, winner, loser, tie = project_games(project=project)
     if a not in models or b not in models:
@@ -149,6 +149,4 @@ def head_to_head(*, project: Project, a: str, b: str) -> dict:
     n = int(pair.sum())
     ties = int((pair & tie).sum())
     wins = int((pair & ~tie & (winner == ia)).sum())
-    lo, hi = wilson_interval(wins + 0.5 * ties, n)
-    return {"a": a, "b": b, "n": n, "wins": wins, "ties": ties, "losses": n - wins - ties,
-            "win_rate": (wins + 0.5 * ties) / n if n else None, "ci_low": lo, "ci_high": hi}
+    return {"a": a, "b": b, **win_figures(wins=wins, ties=ties, n=n)}

@@ -9,11 +9,11 @@ Reported (the job's result, shown on the policy's page):
   because y is drawn from π), both at the sampling temperature;
 - mean answer length in tokens and the share of answers that ended (eos before max_new_tokens);
 - every pair of answers with both scores, for the side-by-side browser.
+The comparison itself is training/rl/evaluation.py::compare, which online runs end with too;
+this module loads the registered models for it and queues the job.
 
 `evaluate_after_run(run)` is what a policy run calls at its end (see its docstring)."""
 from __future__ import annotations
-
-import math
 
 from django.db import transaction
 
@@ -24,36 +24,6 @@ from training.prompt_sources import prompt_source, prompts_load
 
 DEFAULT_PROMPTS = 64
 MAX_PROMPTS = 2000
-SAMPLES_KEPT = 200
-
-
-def wilson_interval(successes: float, n: int, *, z: float = 1.959964) -> tuple[float, float]:
-    """95 % Wilson score interval of a proportion (successes may be fractional: ties count half)."""
-    if n <= 0:
-        return (0.0, 1.0)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-TIE_TOLERANCE = 1e-6  # batched scoring differs in the last float bits with padding; that is no preference
-
-
-def _verdict(p: float, r: float) -> str:
-    if abs(p - r) <= TIE_TOLERANCE * max(1.0, abs(p), abs(r)):
-        return "tie"
-    return "policy" if p > r else "reference"
-
-
-def win_rate(policy_scores: list[float], reference_scores: list[float]) -> dict:
-    verdicts = [_verdict(p, r) for p, r in zip(policy_scores, reference_scores)]
-    wins, ties = verdicts.count("policy"), verdicts.count("tie")
-    n = len(policy_scores)
-    lo, hi = wilson_interval(wins + 0.5 * ties, n)
-    return {"n": n, "wins": wins, "ties": ties, "losses": n - wins - ties,
-            "win_rate": (wins + 0.5 * ties) / n if n else None, "ci_low": lo, "ci_high": hi}
 
 
 def evaluation_create(*, policy: ModelArtifact, reference: ModelArtifact | None, reward_model: ModelArtifact, project,
@@ -112,67 +82,22 @@ def evaluate_after_run(run, *, reward_model: ModelArtifact | None = None, limit:
 
 def policy_compare(*, policy: ModelArtifact, reference: ModelArtifact, reward_model: ModelArtifact, prompts: list,
                    sampling: Sampling, on_progress=None, batch_size: int = 8) -> dict:
-    """The evaluation itself (torch on this process). on_progress(done, total) after each step."""
-    from training.generation import generate, policy_load, response_logprobs
-    from training.scoring import score
+    """The evaluation itself (torch on this process): load the registered models, then the one
+    comparison (training/rl/evaluation.py). on_progress(done, total) after each step."""
+    from training.generation import policy_load
+    from training.rl.evaluation import compare
+    from training.scoring import reward_model_load
 
-    total = 3 * len(prompts)  # policy answers, reference answers, then log-probs and scores
-    step = on_progress or (lambda done, total: None)
     net, tokenizer = policy_load(policy)
-    answers = generate(net=net, tokenizer=tokenizer, prompts=prompts, sampling=sampling, batch_size=batch_size,
-                       on_batch=lambda done: step(done, total))
     # A LoRA policy's base is its reference with the adapter switched off: no second copy in memory.
-    shared = policy.is_adapter and policy.base_model_id == reference.pk
-    if shared:
-        with net.disable_adapter():
-            ref_answers = generate(net=net, tokenizer=tokenizer, prompts=prompts, sampling=sampling, batch_size=batch_size,
-                                   on_batch=lambda done: step(len(prompts) + done, total))
-    else:
+    ref_net = None
+    if not (policy.is_adapter and policy.base_model_id == reference.pk):
         ref_net, ref_tok = policy_load(reference)
-        ref_answers = generate(net=ref_net, tokenizer=ref_tok, prompts=prompts, sampling=sampling, batch_size=batch_size,
-                               on_batch=lambda done: step(len(prompts) + done, total))
         if ref_tok.get_vocab() != tokenizer.get_vocab():
             raise GenerationError(f"reference: {reference.name} has another tokenizer than {policy.name}; KL needs the same one")
-    kls, policy_scores, reference_scores, samples = [], [], [], []
-    for i, (prompt, mine, theirs) in enumerate(zip(prompts, answers, ref_answers)):
-        mine, theirs = mine[0], theirs[0]
-        kw = dict(prompt_ids=mine["prompt_ids"], response_ids=mine["response_ids"], temperature=sampling.temperature)
-        logp = response_logprobs(net=net, **kw)
-        if shared:
-            with net.disable_adapter():
-                logq = response_logprobs(net=net, **kw)
-        else:
-            logq = response_logprobs(net=ref_net, **kw)
-        kls.append(sum(logp) - sum(logq))
-        s_policy, s_reference = score(model=reward_model, prompt=prompt, responses=[mine["text"], theirs["text"]])
-        policy_scores.append(s_policy)
-        reference_scores.append(s_reference)
-        if len(samples) < SAMPLES_KEPT:
-            samples.append({"prompt": prompt, "policy": mine["text"], "reference": theirs["text"],
-                            "policy_score": s_policy, "reference_score": s_reference,
-                            "winner": _verdict(s_policy, s_reference)})
-        if (i + 1) % 8 == 0 or i + 1 == len(prompts):
-            step(2 * len(prompts) + i + 1, total)
-
-    def mean(values):
-        return sum(values) / len(values) if values else None
-
-    return {
-        **win_rate(policy_scores, reference_scores),
-        "kl_mean": mean(kls),
-        "kl_estimator": "k1 on the policy's samples (nats per answer)",
-        "policy_length_mean": mean([len(a[0]["response_ids"]) for a in answers]),
-        "reference_length_mean": mean([len(a[0]["response_ids"]) for a in ref_answers]),
-        "policy_finished_share": mean([float(a[0]["finished"]) for a in answers]),
-        "reference_finished_share": mean([float(a[0]["finished"]) for a in ref_answers]),
-        "policy_score_mean": mean(policy_scores),
-        "reference_score_mean": mean(reference_scores),
-        "policy": policy.name,
-        "reference": reference.name,
-        "reward_model": reward_model.name,
-        "sampling": sampling.as_dict(),
-        "samples": samples,
-    }
+    result = compare(policy=net, reference=ref_net, tokenizer=tokenizer, reward=reward_model_load(reward_model), prompts=prompts,
+                     sampling=sampling, batch_size=batch_size, on_progress=on_progress)
+    return {**result, "policy": policy.name, "reference": reference.name, "reward_model": reward_model.name}
 
 
 def evaluation_execute(*, job: Job, progress) -> dict:

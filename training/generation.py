@@ -1,45 +1,19 @@
-"""Answers from registered policies: K samples per prompt, batched, with the sampling settings
-recorded beside each answer. Used by policy evaluation and by generation batches sent to raters.
+"""Registered policies and the prompts they answer: loading a policy (a full causal LM folder or a
+LoRA adapter on its base model) and reading prompts from a snapshot or a project. Sampling,
+GenerationError and generate() live in training/sampling.py (no Django) and are re-exported here.
 
-A policy is a full causal LM folder or a LoRA adapter on its base model. torch, transformers and
-peft are imported inside the functions, so the web process can import this module (the prompt
-readers below are plain Python) without loading them."""
+torch, transformers and peft are imported inside the functions, so the web process can import
+this module (the prompt readers below are plain Python) without loading them."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from training.models import ModelArtifact
 from training.paths import artifact_path
+from training.sampling import GenerationError, Sampling, generate  # noqa: F401  (re-exported; their home has no Django)
 
 POLICY_KINDS = (ModelArtifact.Kind.CAUSAL_LM, ModelArtifact.Kind.POLICY)
-
-
-class GenerationError(ValueError):
-    """A bad request: the message names the field, file or model."""
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """How one model samples. temperature 0 means greedy (then every sample is the same)."""
-
-    temperature: float = 0.7
-    top_p: float = 1.0
-    max_new_tokens: int = 64
-    seed: int = 0
-
-    def validate(self) -> Sampling:
-        if not 0.0 <= self.temperature <= 5.0:
-            raise GenerationError(f"temperature: {self.temperature} is outside 0..5")
-        if not 0.0 < self.top_p <= 1.0:
-            raise GenerationError(f"top_p: {self.top_p} must be in (0, 1]")
-        if not 1 <= self.max_new_tokens <= 4096:
-            raise GenerationError(f"max_new_tokens: {self.max_new_tokens} must be 1..4096")
-        return self
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 # --- prompts -----------------------------------------------------------------------------------
@@ -134,72 +108,3 @@ def policy_load(model: ModelArtifact, *, device: str | None = None):
         net = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, use_safetensors=True)
     tokenizer = load_tokenizer(folder if (folder / "tokenizer_config.json").is_file() else artifact_path(model.base_model.path))
     return net.to(device).eval(), tokenizer
-
-
-def _encode_prompts(tokenizer, prompts: list):
-    from training.chat import render_prompt, special_tokens
-
-    # As in training: a chat template carries its own special tokens, plain text gets the tokenizer's.
-    return [tokenizer(render_prompt(tokenizer, p), add_special_tokens=special_tokens(tokenizer, p))["input_ids"] for p in prompts]
-
-
-def generate(*, net, tokenizer, prompts: list, n: int = 1, sampling: Sampling = Sampling(), batch_size: int = 8,
-             on_batch=None) -> list[list[dict]]:
-    """n answers per prompt: [[{"text", "prompt_ids", "response_ids", "finished"}, ...], ...].
-
-    Prompts are left-padded into batches of `batch_size` prompts × n samples each. `finished`
-    says whether the answer ended with eos (False: cut at max_new_tokens). `on_batch(done)` is
-    called after each batch with the number of prompts answered so far (progress, cancel)."""
-    import torch
-
-    sampling.validate()
-    device = next(net.parameters()).device
-    encoded = _encode_prompts(tokenizer, prompts)
-    eos = tokenizer.eos_token_id
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    greedy = sampling.temperature == 0
-    out: list[list[dict]] = []
-    for start in range(0, len(encoded), batch_size):
-        chunk = encoded[start : start + batch_size]
-        width = max(len(ids) for ids in chunk)
-        rows = [ids for ids in chunk for _ in range(n)]
-        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in rows], device=device)
-        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in rows], device=device)
-        # One seed per batch position: the same request gives the same answers, batch after batch.
-        torch.manual_seed(sampling.seed + start)
-        with torch.no_grad():
-            gen = net.generate(
-                input_ids=input_ids, attention_mask=mask, max_new_tokens=sampling.max_new_tokens,
-                do_sample=not greedy, temperature=None if greedy else sampling.temperature,
-                top_p=None if greedy else sampling.top_p, top_k=None if greedy else 0,
-                pad_token_id=pad, eos_token_id=eos,
-            )
-        new = gen[:, width:].tolist()
-        for i, ids in enumerate(chunk):
-            answers = []
-            for j in range(n):
-                tokens = new[i * n + j]
-                finished = eos in tokens
-                tokens = tokens[: tokens.index(eos) + 1] if finished else tokens
-                text = tokenizer.decode([t for t in tokens if t not in (eos, pad)], skip_special_tokens=True).strip()
-                answers.append({"text": text, "prompt_ids": ids, "response_ids": tokens, "finished": finished})
-            out.append(answers)
-        if on_batch is not None:
-            on_batch(len(out))
-    return out
-
-
-def response_logprobs(*, net, prompt_ids: list[int], response_ids: list[int], temperature: float = 1.0) -> list[float]:
-    """Log-probabilities of each response token under `net`, with the logits divided by the
-    temperature the answer was sampled at (the same distribution the sampler drew from)."""
-    import torch
-
-    if not response_ids:
-        return []
-    device = next(net.parameters()).device
-    ids = torch.tensor([prompt_ids + response_ids], device=device)
-    with torch.no_grad():
-        logits = net(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float()
-    logits = logits / (temperature if temperature > 0 else 1.0)
-    logp = torch.log_softmax(logits, dim=-1)
-    return logp.gather(1, torch.tensor(response_ids, device=device)[:, None])[:, 0].cpu().tolist()

@@ -1,20 +1,13 @@
-"""How a run's figures are shown: every accuracy with its n and a 95% Wilson interval (scipy),
-captions that agree with the numbers. Read by the run page, the model page and the API; no torch.
+"""How a run's figures are shown: every accuracy with its n and a 95% Wilson interval
+(training/stats.py), captions that agree with the numbers. Read by the run page, the model page and
+the API; no torch.
 """
 from __future__ import annotations
 
+from training.stats import wilson
+
 # Where a recipe's evaluation says how many rows an accuracy was measured on.
 _N_KEYS = ("accuracy_n", "test_pairs", "test_rows")
-
-
-def wilson(k: int, n: int, *, confidence: float = 0.95) -> tuple[float, float] | None:
-    """The Wilson score interval of k successes in n trials (scipy.stats.binomtest)."""
-    if n <= 0:
-        return None
-    from scipy.stats import binomtest
-
-    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
-    return float(ci.low), float(ci.high)
 
 
 def accuracy_figures(values: dict) -> dict[str, dict]:
@@ -42,15 +35,34 @@ def accuracy_text(fig: dict) -> str:
     return f"{fig['value']:.3f} ({fig['k']} of {fig['n']}; 95% CI {lo:.2f}–{hi:.2f})"
 
 
+# A policy evaluation's win rate (training/rl/evaluation.py) and the keys its text already shows.
+_WIN_KEYS = ("n", "wins", "ties", "losses", "ci_low", "ci_high")
+
+
+def win_rate_text(values: dict) -> str | None:
+    """'0.600 (n=10: 5 wins, 2 ties, 3 losses; 95% CI 0.31–0.83)' for an evaluation's figures."""
+    if not isinstance(values.get("win_rate"), (int, float)) or not all(isinstance(values.get(k), (int, float)) for k in _WIN_KEYS):
+        return None
+    v = values
+    return (f"{v['win_rate']:.3f} (n={v['n']}: {v['wins']} wins, {v['ties']} ties, {v['losses']} losses; "
+            f"95% CI {v['ci_low']:.2f}–{v['ci_high']:.2f})")
+
+
 def display_rows(values: dict) -> list[tuple[str, str]]:
-    """Plain values as display text: accuracies with n and interval, other floats to 4 significant
-    digits, the rest as they are; the n keys that an accuracy already shows are left out."""
+    """Plain values as display text: accuracies with n and interval, a win rate with its counts and
+    interval, other floats to 4 significant digits, the rest as they are; the keys that an accuracy
+    or the win rate already shows are left out."""
     figures = accuracy_figures(values)
+    win = win_rate_text(values)
     rows = []
     for key, value in values.items():
         if key in figures:
             rows.append((key, accuracy_text(figures[key])))
         elif key.endswith("_n") and key[:-2] in figures:
+            continue
+        elif key == "win_rate" and win:
+            rows.append((key, win))
+        elif key in _WIN_KEYS and win:
             continue
         elif isinstance(value, bool):
             rows.append((key, str(value)))

@@ -164,3 +164,17 @@ def score(*, model: ModelArtifact, prompt, responses: list, batch_size: int = 16
             logits = net(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device)).logits
         scores += logits[:, 0].float().cpu().tolist()
     return scores
+
+
+def reward_model_load(model: ModelArtifact):
+    """A registered reward model as a batched scorer for many prompts at once (policy evaluation):
+    training.rl.models.RewardModel on the cached network, texts rendered as score() renders them.
+    A pair longer than the model's context is cut from the left (the head reads the last token),
+    where score() refuses it: one long answer must not cost an evaluation of hundreds of prompts."""
+    from training.rl.models import RewardModel
+
+    if model.kind != ModelArtifact.Kind.REWARD_MODEL:
+        raise ScoringError(f"{model.name} is a {model.get_kind_display().lower()}, not a reward model")
+    net, tokenizer = _loaded(model)
+    limit = min(MAX_TOKENS, getattr(net.config, "max_position_embeddings", None) or MAX_TOKENS)
+    return RewardModel(net, tokenizer, max_length=limit)

@@ -5,19 +5,20 @@ from django.core.management import CommandError, call_command
 
 from tests.training.conftest import preference_rows
 from tests.training.loop_fixtures import tiny_reward  # noqa: F401
-from training.evaluation import evaluate_after_run, evaluation_create, wilson_interval, win_rate
+from training.evaluation import evaluate_after_run, evaluation_create
 from training.generation import GenerationError, Sampling
 from training.job_models import Job
 from training.models import ModelArtifact, TrainingRun
+from training.stats import wilson, win_rate
 
 
 def test_it_computes_the_wilson_interval_as_published():
     # Wilson (1927) / Newcombe (1998) example: 81 successes out of 263 -> 0.2553 .. 0.3662.
-    lo, hi = wilson_interval(81, 263)
+    lo, hi = wilson(81, 263)
     assert math.isclose(lo, 0.2553, abs_tol=5e-4) and math.isclose(hi, 0.3662, abs_tol=5e-4)
-    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == pytest.approx(1.0)
-    assert wilson_interval(10, 10)[0] == pytest.approx(0.7225, abs=5e-4)
-    assert wilson_interval(0, 0) == (0.0, 1.0)
+    assert wilson(0, 10)[0] == 0.0 and wilson(10, 10)[1] == pytest.approx(1.0)
+    assert wilson(10, 10)[0] == pytest.approx(0.7225, abs=5e-4)
+    assert wilson(0, 0) == (0.0, 1.0)
 
 
 def test_it_counts_a_tie_as_half_a_win():
@@ -70,6 +71,32 @@ def test_it_finds_no_kl_between_a_policy_and_itself_through_another_name(setup, 
     assert job.result["kl_mean"] == pytest.approx(0.0, abs=1e-4)
     # Same weights, same seed: the same answers, every pair a tie.
     assert job.result["ties"] == job.result["n"] == 4 and job.result["win_rate"] == 0.5
+
+
+@pytest.mark.slow
+def test_it_finds_no_kl_and_an_even_match_between_a_fresh_lora_policy_and_its_base(setup, project, settings, django_capture_on_commit_callbacks):
+    from pathlib import Path
+
+    from tests.training.conftest import build_tokenizer
+    from training.paths import artifact_path
+    from training.rl.models import load_policy, with_lora
+
+    base, _, judge, snapshot = setup
+    folder = Path(settings.ARTIFACT_ROOT) / "models" / "tiny-lora"
+    # A fresh adapter (LoRA's B starts at zero): the policy is its base, whatever the adapter holds.
+    with_lora(load_policy(artifact_path(base.path)), task_type="CAUSAL_LM", r=4, alpha=8, dropout=0.0).save_pretrained(folder)
+    build_tokenizer().save_pretrained(folder)
+    lora = ModelArtifact.objects.create(name="tiny-lora", kind=ModelArtifact.Kind.POLICY, source=ModelArtifact.Source.TRAINED,
+                                        path="models/tiny-lora", base_model=base, is_adapter=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        job = evaluation_create(policy=lora, reference=None, reward_model=judge, project=project, snapshot=snapshot,
+                                sampling=Sampling(temperature=1.0, max_new_tokens=6), limit=6)
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    r = job.result
+    assert r["reference"] == "tiny-base" and r["n"] == 6
+    assert r["kl_mean"] == pytest.approx(0.0, abs=1e-4)
+    assert r["ci_low"] < 0.5 < r["ci_high"] and r["win_rate"] == 0.5
 
 
 def test_it_refuses_a_judge_that_is_not_a_reward_model(setup, project):

@@ -59,8 +59,8 @@ def test_it_raises_the_reward_model_score_while_the_kl_stays_bounded(tmp_path, s
     assert {m.key for m in METRICS} <= set(points[-1])
     assert all(isinstance(points[-1][m.key], float) for m in METRICS)
     # The held-out evaluation sees the same preference: the policy now beats its reference.
-    assert result["test"]["test_prompts"] == 10
-    assert result["test"]["score_policy_mean"] > result["test"]["score_reference_mean"]
+    assert result["test"]["n"] == 10 and result["test"]["wins"] + result["test"]["ties"] + result["test"]["losses"] == 10
+    assert result["test"]["policy_score_mean"] > result["test"]["reference_score_mean"]
     assert result["samples"] and {"prompt", "policy", "reference"} <= set(result["samples"][0])
     out = tmp_path / "out"
     assert (out / ("adapter_config.json" if use_lora else "config.json")).exists()

@@ -8,7 +8,28 @@ import pytest
 
 from annotation.exports.split import suggested_test_share, split_size_warnings
 from tests.training.conftest import preference_rows, write_snapshot_folder
-from training.results import accuracy_figures, display_rows, wilson
+from training.results import accuracy_figures, display_rows
+from training.stats import wilson
+
+
+def test_it_gives_the_interval_scipy_gives_on_whole_counts():
+    from scipy.stats import binomtest
+
+    for k, n in [(0, 1), (1, 1), (0, 10), (5, 10), (7, 8), (10, 10), (81, 263), (999, 1000)]:
+        for confidence in (0.9, 0.95, 0.99):
+            ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+            assert wilson(k, n, confidence=confidence) == pytest.approx((ci.low, ci.high), abs=1e-12)
+
+
+def test_it_gives_the_wilson_interval_by_hand_and_takes_half_wins():
+    # 5 of 10, z = 1.96: centre (0.5 + 0.19208) / 1.38416 = 0.5, half 1.96 sqrt(0.025 + 0.009604) / 1.38416 = 0.26341
+    low, high = wilson(5, 10)
+    assert low == pytest.approx(0.23659, abs=1e-4) and high == pytest.approx(0.76341, abs=1e-4)
+    # 0 of 10: the interval still has width (centre = half = 0.13877)
+    assert wilson(0, 10) == pytest.approx((0.0, 0.27753), abs=1e-4)
+    assert wilson(0, 0) == (0.0, 1.0)
+    # Ties count half: 4.5 of 10 lies between 4 and 5 of 10.
+    assert wilson(4, 10) < wilson(4.5, 10) < wilson(5, 10)
 
 
 def test_it_gives_every_accuracy_its_n_and_a_wilson_interval():
@@ -20,6 +41,10 @@ def test_it_gives_every_accuracy_its_n_and_a_wilson_interval():
     rows = dict(display_rows({"accuracy": 0.75, "accuracy_n": 60, "loss": 0.123456}))
     assert rows == {"accuracy": "0.750 (45 of 60; 95% CI 0.63–0.84)", "loss": "0.1235"}
     assert dict(display_rows({"accuracy": 0.5}))["accuracy"] == "0.500 (n unknown: no interval)"
+    # An online run ends with a policy evaluation: its win rate shows its counts and interval in one row.
+    lo, hi = wilson(6, 10)
+    rows = dict(display_rows({"n": 10, "wins": 5, "ties": 2, "losses": 3, "win_rate": 0.6, "ci_low": lo, "ci_high": hi, "kl_mean": 0.25}))
+    assert rows == {"win_rate": "0.600 (n=10: 5 wins, 2 ties, 3 losses; 95% CI 0.31–0.83)", "kl_mean": "0.25"}
 
 
 def test_it_suggests_the_test_share_that_gives_fifty_rows():

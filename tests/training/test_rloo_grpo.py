@@ -44,7 +44,7 @@ def test_it_raises_the_reward_model_score_while_the_kl_stays_bounded(tmp_path, s
     assert max(p.get("kl", 0.0) for p in points) < 8.0  # per token (TRL's k3 token mean; without the KL term it passes 9)
     assert {"score", "response_length", "entropy"} <= set(points[-1])
     assert result["global_step"] == 24
-    assert result["test"]["score_policy_mean"] > result["test"]["score_reference_mean"]
+    assert result["test"]["policy_score_mean"] > result["test"]["reference_score_mean"]
     assert (tmp_path / "out" / "adapter_config.json").exists()
 
 

@@ -320,25 +320,24 @@ def train_online(ctx: TrainContext, recipe: Recipe, *, trainer_cls, args_cls) ->
 
 
 def evaluate(model, tokenizer, funcs, prompts, *, cfg, device, base_model_path) -> tuple[dict, list]:
-    """The policy against its reference on held-out prompts (training/rl/evaluation.py), scored by
-    the weighted sum of the reward functions. LoRA: the reference is the adapter switched off;
-    full training kept no reference, so the base model is loaded for the comparison."""
-    import torch
-
+    """The policy against its reference on held-out prompts (training/rl/evaluation.py, as an
+    evaluation job), scored by the weighted sum of the reward functions. LoRA: the reference is the
+    adapter switched off; full training kept no reference, so the base model is loaded for the
+    comparison. Returns the figures and the first cfg.sample_prompts pairs side by side."""
     from training.rl.evaluation import compare
     from training.rl.models import load_policy
+    from training.sampling import Sampling
 
-    if not prompts:
-        return {"test_prompts": 0, "note": "no held-out prompts"}, []
     weights = [float(w) for w in cfg.reward_weights.split(",") if w.strip()] if cfg.reward_weights else [1.0] * len(funcs)
 
     def reward(batch_prompts, texts):
         per_func = [f(batch_prompts, texts) for f in funcs]
-        return torch.tensor([sum(w * s for w, s in zip(weights, vals)) for vals in zip(*per_func)])
+        return [sum(w * s for w, s in zip(weights, vals)) for vals in zip(*per_func)]
 
     reference = None
-    if not hasattr(model, "disable_adapter"):
+    if prompts and not hasattr(model, "disable_adapter"):
         reference = load_policy(base_model_path, dtype=next(model.parameters()).dtype).to(device).eval()
-    return compare(policy=model, reference=reference, tokenizer=tokenizer, reward=reward, prompts=prompts,
-                   max_new_tokens=cfg.max_completion_length, temperature=cfg.temperature, batch_size=cfg.per_device_eval_batch_size,
-                   device=device, samples=cfg.sample_prompts)
+    figures = compare(policy=model, reference=reference, tokenizer=tokenizer, reward=reward, prompts=prompts,
+                      sampling=Sampling(temperature=cfg.temperature, max_new_tokens=cfg.max_completion_length),
+                      batch_size=cfg.per_device_eval_batch_size, samples_kept=cfg.sample_prompts)
+    return figures, figures.pop("samples")

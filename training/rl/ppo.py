@@ -607,12 +607,15 @@ class PPOTrainer:
                 "reward_normalisation": {"mean": self.reward_mean, "std": self.reward_std}, "kl_coef": self.kl_ctl.value}
 
     def evaluate(self, prompts: list, *, samples: int = 4) -> tuple[dict, list]:
-        """The policy against its reference on held-out prompts (training/rl/evaluation.py)."""
+        """The policy against its reference on held-out prompts (training/rl/evaluation.py, as an
+        evaluation job): the figures and the first `samples` pairs side by side."""
         from training.rl.evaluation import compare
+        from training.sampling import Sampling
 
-        return compare(policy=_unwrap(self.policy), reference=self.ref_policy, tokenizer=self.tokenizer, reward=self.reward, prompts=prompts,
-                       max_new_tokens=self.cfg.max_new_tokens, temperature=self.cfg.temperature, batch_size=self.cfg.per_device_eval_batch_size,
-                       device=self.device, samples=samples)
+        figures = compare(policy=_unwrap(self.policy), reference=self.ref_policy, tokenizer=self.tokenizer, reward=self.reward,
+                          prompts=prompts, sampling=Sampling(temperature=self.cfg.temperature, max_new_tokens=self.cfg.max_new_tokens),
+                          batch_size=self.cfg.per_device_eval_batch_size, samples_kept=samples)
+        return figures, figures.pop("samples")
 
 
 class StoppedElsewhere(Exception):
