@@ -64,3 +64,15 @@ def test_it_resumes_a_stopped_grpo_run_from_its_last_checkpoint(tmp_path, setup)
     assert (result["resumed_from_step"], result["global_step"]) == (2, 4)
     assert [p["step"] for p in progress.points] == [3, 4]
     assert (tmp_path / "out" / "adapter_config.json").exists()
+
+
+def test_it_keeps_the_trained_policy_when_the_evaluation_fails(tmp_path, setup):
+    """Temperature 6 trains, but evaluation sampling refuses it (training/sampling.py): the run used
+    to fail after training, with no model saved. The policy is saved first; the failure is a figure."""
+    from training.recipes.registry import get
+
+    config = {**FAST, **PER_METHOD["grpo"], "max_steps": 2, "temperature": 6.0}
+    result = get("grpo").train_fn()(tiny_rl.context(tmp_path, method="grpo", config=config, use_lora=True,
+                                                     progress=tiny_rl.FakeProgress(), **setup))
+    assert result["global_step"] == 2 and (tmp_path / "out" / "adapter_config.json").exists()
+    assert "temperature: 6.0 is outside 0..5" in result["test"]["error"]

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from training.recipes.base import TrainConfig, _f, _reworded
 from training.recipes.registry import Metric, Recipe, TrainContext, register_policy
+
+log = logging.getLogger(__name__)
 
 # The curves of RLOO and GRPO (register_online's default; PPO declares its own).
 METRICS = (
@@ -306,17 +309,30 @@ def train_online(ctx: TrainContext, recipe: Recipe, *, trainer_cls, args_cls) ->
     output = trainer.train(resume_from_checkpoint=resume)
     ctx.progress.check()
 
-    test, samples = evaluate(trainer.model, tokenizer, funcs, run.held_out[: cfg.eval_prompts] if run.processes.is_main else [], cfg=cfg,
-                             device=run.device, base_model_path=ctx.base_model_path)
-    ctx.progress.check()
+    # Saved before evaluating: an evaluation that fails must not cost the trained policy.
     if run.processes.is_main:
         trainer.save_model(str(ctx.out_dir))
         tokenizer.save_pretrained(str(ctx.out_dir))
         ctx.progress.say(f"saved the {'adapter' if ctx.use_lora else 'policy'} to {ctx.out_dir}")
+    test, samples = evaluated(ctx.progress, lambda: evaluate(
+        trainer.model, tokenizer, funcs, run.held_out[: cfg.eval_prompts] if run.processes.is_main else [], cfg=cfg,
+        device=run.device, base_model_path=ctx.base_model_path))
+    ctx.progress.check()
     run.processes.barrier()
     return {"global_step": trainer.state.global_step, "train_loss": output.training_loss,
             "resumed_from_step": int(str(resume).rsplit("-", 1)[-1]) if resume else None,
             "test": test, "samples": samples, "resolved_config": dataclasses.asdict(cfg)}
+
+
+def evaluated(progress, evaluation) -> tuple[dict, list]:
+    """(figures, samples) of `evaluation()`, or the error in the figures: the policy is saved by
+    then, and a run that trained must not be marked failed for its evaluation."""
+    try:
+        return evaluation()
+    except Exception as exc:
+        log.exception("evaluation failed")
+        progress.say(f"evaluation failed: {type(exc).__name__}: {exc}")
+        return {"error": f"evaluation failed: {type(exc).__name__}: {exc}"[:2000]}, []
 
 
 def evaluate(model, tokenizer, funcs, prompts, *, cfg, device, base_model_path) -> tuple[dict, list]:

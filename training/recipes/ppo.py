@@ -10,7 +10,9 @@ import typing
 from dataclasses import dataclass
 
 from training.recipes.base import _f, _reworded
-from training.recipes.online import RLConfig, no_dropout, policy_load, register_online, reward_model_load, reward_model_specs, start
+from training.recipes.online import (
+    RLConfig, evaluated, no_dropout, policy_load, register_online, reward_model_load, reward_model_specs, start,
+)
 from training.recipes.registry import Metric, TrainContext
 
 
@@ -127,10 +129,7 @@ def train(ctx: TrainContext) -> dict:
     trainer.save_checkpoint()  # a worker lost while evaluating or saving resumes here, not from an older update
     trainer.check()
 
-    ctx.progress.say("evaluating on the held-out prompts")
-    test, samples = trainer.evaluate(run.held_out[: cfg.eval_prompts] if run.processes.is_main else [], samples=cfg.sample_prompts)
-    trainer.check()
-    if run.processes.is_main:
+    if run.processes.is_main:  # saved before evaluating: an evaluation that fails must not cost the policy
         out = ctx.out_dir
         out.mkdir(parents=True, exist_ok=True)
         pieces["policy"].save_pretrained(str(out), safe_serialization=True)
@@ -138,6 +137,10 @@ def train(ctx: TrainContext) -> dict:
         pieces["critic"].net.save_pretrained(str(out / "critic"), safe_serialization=True)
         rm_tokenizer.save_pretrained(str(out / "critic"))
         ctx.progress.say(f"saved the {'adapter' if ctx.use_lora else 'policy'} (and the critic in critic/) to {out}")
+        ctx.progress.say("evaluating on the held-out prompts")
+    test, samples = evaluated(ctx.progress, lambda: trainer.evaluate(run.held_out[: cfg.eval_prompts] if run.processes.is_main else [],
+                                                                      samples=cfg.sample_prompts))
+    trainer.check()
     run.processes.barrier()
     history = result.pop("history")
     result.update(test=test, samples=samples, final=history[-1] if history else None, resolved_config=dataclasses.asdict(cfg))
