@@ -285,7 +285,8 @@ ARBITER_EXTRA_RECIPES = env_str("ARBITER_EXTRA_RECIPES", "")
 ARBITER_LEASE_SWEEP_SECONDS = env_int("ARBITER_LEASE_SWEEP_SECONDS", 5, minimum=0)
 # Above this many judgments the dataset card links to the quality page instead of computing agreement.
 ARBITER_CARD_AGREEMENT_MAX = env_int("ARBITER_CARD_AGREEMENT_MAX", 100_000, minimum=0)
-# A run whose worker went silent is resumed from its last checkpoint this many times in all, then failed.
+# A run (or a judge, evaluation or generation job) whose worker went silent is claimed this many
+# times in all, then failed (training/lifecycle.py).
 ARBITER_RUN_MAX_ATTEMPTS = env_int("ARBITER_RUN_MAX_ATTEMPTS", 3, minimum=1)
 # Scoring runs on a `score` worker; the web process waits this long for it, then answers 503.
 ARBITER_SCORE_TIMEOUT_SECONDS = env_int("ARBITER_SCORE_TIMEOUT_SECONDS", 30, minimum=1)
@@ -294,6 +295,8 @@ CELERY_BEAT_SCHEDULE = {
     "training-runs-check-stale": {"task": "training.tasks.runs_check_stale", "schedule": 60.0},
     # AI judge jobs whose worker went silent (training/judge/services.py).
     "training-judge-jobs-check-stale": {"task": "training.tasks.judge_jobs_check_stale", "schedule": 60.0},
+    # Evaluations and generation batches whose worker went silent (training/jobs.py).
+    "training-jobs-check-stale": {"task": "training.tasks.jobs_check_stale", "schedule": 60.0},
     # Imports whose process died (annotation/importers/liveness.py).
     "annotation-imports-recover": {"task": "annotation.imports_recover", "schedule": 60.0},
 }

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.template.response import TemplateResponse
 
 from annotation.models import DatasetSnapshot
+from training.lifecycle import LIFECYCLE_FIELDS
 from training.models import ModelArtifact, SnapshotForTraining, TrainingRun
 from training.recipes import registry
 from training.runs import ConfigError, run_cancel, run_create
@@ -98,7 +99,9 @@ class TrainingRunAdmin(admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return RunAddForm.Meta.fields
-        return [f.name for f in TrainingRun._meta.fields if f.name != "id"]
+        names = [f.name for f in TrainingRun._meta.fields if f.name != "id"]
+        # What the run is first, then its lifecycle (whose fields the abstract base puts first).
+        return [n for n in names if n not in LIFECYCLE_FIELDS] + [n for n in names if n in LIFECYCLE_FIELDS]
 
     def get_readonly_fields(self, request, obj=None):
         return [] if obj is None else self.get_fields(request, obj)

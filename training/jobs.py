@@ -9,59 +9,37 @@ from __future__ import annotations
 
 import logging
 import traceback
-from datetime import timedelta
+from datetime import datetime
 
-from django.conf import settings
-from django.db import close_old_connections, connection, transaction
-from django.db.models import F, Q
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from training import lifecycle
 from training.job_models import Job
 
 log = logging.getLogger(__name__)
 Status = Job.Status
-MAX_ATTEMPTS = 3
 
-
-class JobLost(Exception):
-    pass
-
-
-class JobCancelled(Exception):
-    pass
+JobLost = lifecycle.Lost
+JobCancelled = lifecycle.Cancelled
 
 
 def job_enqueue(*, job: Job) -> None:
     """Wake a gpu worker once the row is committed."""
     from training.tasks import run_job
 
-    job_id = job.pk
-    transaction.on_commit(lambda: run_job.apply_async(args=[job_id], queue="gpu"))
+    lifecycle.enqueue(run_job, job)
 
 
 def job_cancel(*, job: Job) -> Job:
     """A queued job stops at once; a running one at its next progress write."""
-    with transaction.atomic():
-        Job.objects.filter(pk=job.pk, status=Status.QUEUED).update(
-            status=Status.CANCELLED, cancel_requested=True, finished_at=timezone.now()
-        )
-        Job.objects.filter(pk=job.pk, status=Status.RUNNING).update(cancel_requested=True)
-    job.refresh_from_db()
-    return job
+    return lifecycle.cancel(job)
 
 
-def job_claim(*, job_id: int, worker_name: str) -> int | None:
-    now = timezone.now()
-    cutoff = now - timedelta(seconds=settings.ARBITER_RUN_STALE_SECONDS)
-    claimable = Q(status=Status.QUEUED, cancel_requested=False) | Q(
-        status=Status.RUNNING, heartbeat_at__lt=cutoff, attempts__lt=MAX_ATTEMPTS, cancel_requested=False
-    )
-    won = Job.objects.filter(claimable, pk=job_id).update(
-        status=Status.RUNNING, worker=worker_name[:200], attempts=F("attempts") + 1, heartbeat_at=now, started_at=now, error=""
-    )
-    if not won:
-        return None
-    return Job.objects.values_list("attempts", flat=True).get(pk=job_id)
+def jobs_find_stale(*, now: datetime | None = None) -> list[int]:
+    """Running jobs whose worker went silent: queued again (they start over), or failed once
+    they have used up their attempts. Returns the ids queued again."""
+    return lifecycle.recover_stale(Job, noun="job", now=now, requeue=lambda job: job_enqueue(job=job))
 
 
 class JobProgress:
@@ -71,7 +49,7 @@ class JobProgress:
         self.job_id, self.attempt, self.worker = job.pk, attempt, worker
 
     def _mine(self):
-        return Job.objects.filter(pk=self.job_id, status=Status.RUNNING, attempts=self.attempt, worker=self.worker)
+        return lifecycle.held(Job, pk=self.job_id, attempt=self.attempt, worker=self.worker)
 
     def write(self, **fields) -> None:
         fields.setdefault("heartbeat_at", timezone.now())
@@ -88,7 +66,7 @@ def job_execute(*, job_id: int, worker_name: str) -> str:
     """Entry point of the task: claim, run the job's kind, record the outcome."""
     if not connection.in_atomic_block:
         close_old_connections()
-    attempt = job_claim(job_id=job_id, worker_name=worker_name)
+    attempt = lifecycle.claim(Job, pk=job_id, worker_name=worker_name)
     if attempt is None:
         return "skipped"
     job = Job.objects.select_related("policy", "policy__base_model", "project", "run").get(pk=job_id)
@@ -109,8 +87,7 @@ def job_execute(*, job_id: int, worker_name: str) -> str:
     except JobLost:
         return "lost"
     except JobCancelled:
-        Job.objects.filter(pk=job_id, attempts=attempt).update(status=Status.CANCELLED, finished_at=timezone.now())
-        return "cancelled"
+        return _end(progress, Status.CANCELLED)
     except Exception as exc:
         log.exception("job %s failed", job_id)
         detail = getattr(exc, "errors", None)
@@ -119,5 +96,13 @@ def job_execute(*, job_id: int, worker_name: str) -> str:
             message += "\n" + "\n".join(f"line {e['line']} {e['field']}: {e['message']}" for e in detail[:10])
         elif not isinstance(exc, ValueError):
             message += "\n" + "\n".join(traceback.format_exc().strip().splitlines()[-6:])
-        Job.objects.filter(pk=job_id, attempts=attempt).update(status=Status.FAILED, error=message[:5000], finished_at=timezone.now())
-        return "failed"
+        return _end(progress, Status.FAILED, error=message[:5000])
+
+
+def _end(progress: JobProgress, status: str, **fields) -> str:
+    """Record how the attempt ended, if it still holds the job."""
+    try:
+        progress.write(status=status, finished_at=timezone.now(), **fields)
+    except JobLost:
+        return "lost"
+    return str(status)

@@ -14,7 +14,7 @@ from training.generation import GenerationError, Sampling
 from training.job_models import Job
 from training.models import ModelArtifact
 from training.prompt_sources import prompts_parse
-from training.selectors import model_get_for_user
+from training.selectors import model_get_for_user, row_get_for_user
 
 
 def _number(data, key: str, default, kind=float):
@@ -108,13 +108,9 @@ def generation_request(*, user, policy: ModelArtifact, data) -> Job:
 
 
 def job_get_for_user(*, user, job_id: int, role: str = Role.RESEARCHER) -> Job:
-    from django.http import Http404
-
-    job = Job.objects.select_related("policy", "project", "import_batch").filter(pk=job_id).first()
-    if job is None:
-        raise Http404("No such job")
-    project_get_for_user(user=user, slug=job.project.slug, role=role)
-    return job
+    """The job, if the user holds `role` on its project: Http404 for outsiders, 403 for too low a role."""
+    jobs = Job.objects.select_related("policy", "import_batch")
+    return row_get_for_user(jobs, user=user, pk=job_id, role=role, what="job")
 
 
 def jobs_for_policy(*, user, policy: ModelArtifact):

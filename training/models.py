@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import models
 
 from annotation.models.snapshot import DatasetSnapshot
+from training.lifecycle import LongJob
 
 
 class ModelArtifact(models.Model):
@@ -40,15 +40,10 @@ class ModelArtifact(models.Model):
         return self.name
 
 
-class TrainingRun(models.Model):
-    """One training run. The row is the truth; Celery messages only wake workers."""
-
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
+class TrainingRun(LongJob):
+    """One training run. The row is the truth; Celery messages only wake workers. Its lifecycle
+    (status, claim, heartbeat, cancel, stale recovery) is training/lifecycle.py's; a run adds the
+    model it trains from, its step counter, its curve, its log and its checkpoint."""
 
     project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="training_runs")
     snapshot = models.ForeignKey("annotation.DatasetSnapshot", on_delete=models.PROTECT, related_name="training_runs")
@@ -72,27 +67,15 @@ class TrainingRun(models.Model):
     num_processes = models.PositiveSmallIntegerField(default=1, help_text="Training processes: one per device.")
     distributed = models.CharField(max_length=8, choices=Distributed.choices, default=Distributed.DDP)
 
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    cancel_requested = models.BooleanField(default=False)
-    worker = models.CharField(max_length=200, blank=True)
     device = models.CharField(max_length=100, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
     step = models.PositiveIntegerField(default=0)
     total_steps = models.PositiveIntegerField(default=0)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
     metrics = models.JSONField(default=list, blank=True, help_text='[{"step": 10, "loss": 0.6, ...}, ...]')
     log_tail = models.TextField(blank=True)
     checkpoint_path = models.CharField(max_length=500, blank=True)
     result = models.JSONField(default=dict, blank=True, help_text="Final evaluation on the test split.")
-    error = models.TextField(blank=True)
 
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
+    class Meta(LongJob.Meta):
         indexes = [models.Index(fields=["status", "heartbeat_at"], name="run_stale_idx")]
 
     def __str__(self) -> str:
@@ -115,18 +98,11 @@ class SnapshotForTraining(DatasetSnapshot):
         verbose_name_plural = "snapshots to train on"
 
 
-class JudgeJob(models.Model):
+class JudgeJob(LongJob):
     """An AI judge over a project (RLAIF): one registered model answers the project's items like a
     rater. The row is the truth, as for a run: status, heartbeat, cancel flag, progress. Its
     checkpoint is the judgments themselves (one per item, judge and template; unique), so a
     resumed job simply skips the items it has already answered (training/judge/job.py)."""
-
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
 
     project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="judge_jobs")
     model = models.ForeignKey(ModelArtifact, on_delete=models.PROTECT, related_name="judge_jobs")
@@ -137,25 +113,13 @@ class JudgeJob(models.Model):
     template_key = models.CharField(max_length=80, blank=True)
     config = models.JSONField(default=dict, blank=True, help_text="limit, tie_band, batch_size, max_length.")
 
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    cancel_requested = models.BooleanField(default=False)
-    worker = models.CharField(max_length=200, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
     total = models.PositiveIntegerField(default=0, help_text="Items to judge.")
     done = models.PositiveIntegerField(default=0, help_text="Items answered or found answered.")
     stored = models.PositiveIntegerField(default=0, help_text="Judgments this job stored.")
     undecided = models.PositiveIntegerField(default=0, help_text="Items the judge could not decide (an exact split where no tie is allowed).")
     result = models.JSONField(default=dict, blank=True, help_text="Position bias and answer counts.")
-    error = models.TextField(blank=True)
 
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
+    class Meta(LongJob.Meta):
         indexes = [models.Index(fields=["status", "heartbeat_at"], name="judgejob_stale_idx")]
 
     def __str__(self) -> str:

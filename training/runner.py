@@ -13,56 +13,32 @@ import collections
 import logging
 import threading
 import traceback
-from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
-from django.db.models import F, Q, Value
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from training import lifecycle
 from training.models import ModelArtifact, TrainingRun
 from training.paths import artifact_path, artifact_relative, run_dir
 from training.recipes import registry
 from training.recipes.common import last_checkpoint  # noqa: F401 - re-exported: the run lifecycle's tests read it here
 from training.recipes.registry import TrainContext
-from training.runs import max_attempts
 
 log = logging.getLogger(__name__)
 Status = TrainingRun.Status
 MAX_METRIC_POINTS = 1000
 
 
-class RunLost(Exception):
-    """Another worker owns the run now (we were presumed dead), or the row is gone."""
-
-
-class RunCancelled(Exception):
-    pass
+# The lifecycle's exceptions under the names this module's readers know.
+RunLost = lifecycle.Lost
+RunCancelled = lifecycle.Cancelled
 
 
 def run_claim(*, run_id: int, worker_name: str) -> int | None:
-    """Take the run: queued, or running with a stale heartbeat. One conditional UPDATE and a row
-    count: of two deliveries of the same message only one gets 1 back. Returns the attempt number
-    (the fencing token) or None when there is nothing to do."""
-    now = timezone.now()
-    cutoff = now - timedelta(seconds=settings.ARBITER_RUN_STALE_SECONDS)
-    claimable = Q(status=Status.QUEUED, cancel_requested=False) | Q(
-        status=Status.RUNNING, heartbeat_at__lt=cutoff, attempts__lt=max_attempts(), cancel_requested=False
-    )
-    with transaction.atomic():
-        won = TrainingRun.objects.filter(claimable, pk=run_id).update(
-            status=Status.RUNNING,
-            worker=worker_name[:200],
-            attempts=F("attempts") + 1,
-            heartbeat_at=now,
-            started_at=Coalesce(F("started_at"), Value(now)),
-            error="",
-        )
-    if not won:
-        return None
-    return TrainingRun.objects.values_list("attempts", flat=True).get(pk=run_id)
+    """Take the run (training/lifecycle.py): the attempt number, the fencing token, or None."""
+    return lifecycle.claim(TrainingRun, pk=run_id, worker_name=worker_name)
 
 
 class Progress:
@@ -84,7 +60,7 @@ class Progress:
         self._thread = None
 
     def _mine(self):
-        return TrainingRun.objects.filter(pk=self.run_id, status=Status.RUNNING, attempts=self.attempt, worker=self.worker)
+        return lifecycle.held(TrainingRun, pk=self.run_id, attempt=self.attempt, worker=self.worker)
 
     def write(self, **fields) -> None:
         if not self.is_main:

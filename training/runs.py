@@ -5,28 +5,20 @@ lifecycle (claim, train, heartbeat, finish) lives in training/runner.py.
 """
 from __future__ import annotations
 
-import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from annotation.models import DatasetSnapshot, Project
+from training import lifecycle
 from training.models import ModelArtifact, TrainingRun
 from training.recipes import registry
 from training.recipes.base import ConfigError, config_schema, config_validate
 
-log = logging.getLogger(__name__)
-
 __all__ = ["ConfigError", "run_create", "run_cancel", "runs_find_stale", "recipe_config_schema", "run_enqueue"]
 
 MAX_PROCESSES = 64  # devices of one run: 8 nodes of 8 GPUs
-
-
-def max_attempts() -> int:
-    return int(getattr(settings, "ARBITER_RUN_MAX_ATTEMPTS", 3))
 
 
 def recipe_config_schema(method: str) -> list[dict]:
@@ -38,8 +30,7 @@ def run_enqueue(*, run: TrainingRun) -> None:
     """Wake a GPU worker once the row is committed (a worker must never see a run that isn't there)."""
     from training.tasks import run_training
 
-    run_id = run.pk
-    transaction.on_commit(lambda: run_training.apply_async(args=[run_id], queue="gpu"))
+    lifecycle.enqueue(run_training, run)
 
 
 def run_create(
@@ -106,51 +97,19 @@ def run_create(
 def run_cancel(*, run: TrainingRun) -> TrainingRun:
     """A queued run is cancelled at once; a running one is asked to stop (the training callback
     sees the flag within a few steps and stops cleanly). Finished runs are left alone."""
-    now = timezone.now()
-    with transaction.atomic():
-        done = TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.QUEUED).update(
-            status=TrainingRun.Status.CANCELLED, cancel_requested=True, finished_at=now
-        )
-        if not done:
-            TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING).update(cancel_requested=True)
-    run.refresh_from_db()
-    return run
+    return lifecycle.cancel(run)
 
 
 def runs_find_stale(*, now: datetime | None = None) -> list[int]:
     """Runs marked running whose worker stopped sending heartbeats: queue them again to resume
-    from their last checkpoint, or mark them failed once they have used up their attempts.
-    Returns the ids that were requeued."""
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=settings.ARBITER_RUN_STALE_SECONDS)
-    stale = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING).filter(
-        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    from their last checkpoint, or mark them failed once they have used up their attempts; each
+    outcome goes into the run's log. Returns the ids that were requeued."""
+    return lifecycle.recover_stale(
+        TrainingRun, noun="run", now=now,
+        requeue=lambda run: run_enqueue(run=run),
+        resumes_from=lambda run: run.checkpoint_path or "the start",
+        notes=lambda run, line: {"log_tail": _tail(run.log_tail, line)},
     )
-    requeued = []
-    for run in stale:
-        # Conditional on the heartbeat we read: a worker that comes back to life in between wins.
-        same = TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING, heartbeat_at=run.heartbeat_at)
-        last = run.heartbeat_at or run.started_at
-        ago = int((now - last).total_seconds()) if last else 0
-        where = f"worker {run.worker or '?'}"
-        if run.cancel_requested:
-            same.update(status=TrainingRun.Status.CANCELLED, finished_at=now, log_tail=_tail(run.log_tail, f"{where} went silent while cancelling; cancelled"))
-            continue
-        if run.attempts >= max_attempts():
-            reason = (
-                f"{where} stopped sending heartbeats {ago} s ago (limit {settings.ARBITER_RUN_STALE_SECONDS} s) "
-                f"and the run has used all {run.attempts} attempts; last checkpoint: {run.checkpoint_path or 'none'}"
-            )
-            same.update(status=TrainingRun.Status.FAILED, error=reason, finished_at=now, log_tail=_tail(run.log_tail, reason))
-            log.warning("run %s failed: %s", run.pk, reason)
-            continue
-        line = f"{where} went silent {ago} s ago; queued again to resume from {run.checkpoint_path or 'the start'}"
-        with transaction.atomic():
-            if same.update(status=TrainingRun.Status.QUEUED, log_tail=_tail(run.log_tail, line)):
-                run_enqueue(run=run)
-                requeued.append(run.pk)
-                log.warning("run %s: %s", run.pk, line)
-    return requeued
 
 
 def _tail(text: str, line: str, keep: int = 60) -> str:

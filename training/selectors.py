@@ -47,13 +47,20 @@ def run_list_for_user(*, user, project: Project | None = None) -> QuerySet[Train
     return runs.filter(project__in=projects_viewable(user=user))
 
 
+def row_get_for_user(rows: QuerySet, *, user, pk: int, role: str, what: str, action: str = "this page"):
+    """A row of a project (a run, a judge job, an evaluation...), if the user holds `role` on its
+    project: Http404 for outsiders and for a row that isn't there, 403 for too low a role."""
+    row = rows.select_related("project").filter(pk=pk).first()
+    if row is None:
+        raise Http404(f"No such {what}")
+    project_get_for_user(user=user, slug=row.project.slug, role=role, action=action)
+    return row
+
+
 def run_get_for_user(*, user, run_id: int, role: str = Role.RESEARCHER, action: str = "this run") -> TrainingRun:
     """The run, if the user holds `role` on its project: Http404 for outsiders, 403 for too low a role."""
-    run = TrainingRun.objects.select_related("project", "snapshot", "base_model", "created_by").filter(pk=run_id).first()
-    if run is None:
-        raise Http404("No such run")
-    project_get_for_user(user=user, slug=run.project.slug, role=role, action=action)
-    return run
+    runs = TrainingRun.objects.select_related("snapshot", "base_model", "created_by")
+    return row_get_for_user(runs, user=user, pk=run_id, role=role, what="run", action=action)
 
 
 # --- Snapshots that hold several projects (extra_projects) ------------------------------------

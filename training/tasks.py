@@ -47,5 +47,12 @@ def run_job(job_id: int) -> str:
     return job_execute(job_id=job_id, worker_name=run_job.request.hostname or "local")
 
 
+@shared_task(name="training.tasks.jobs_check_stale", queue="default")
+def jobs_check_stale() -> list[int]:
+    from training.jobs import jobs_find_stale
+
+    return jobs_find_stale()
+
+
 # The AI judge's tasks live with it (training/judge/tasks.py); importing them registers them on workers.
 from training.judge import tasks as _judge_tasks  # noqa: E402,F401

@@ -21,6 +21,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 LAPTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
+SCREENS = {"laptop": LAPTOP, "phone": PHONE}
 MIN_SHARE = 0.60
 
 CHAT = [
@@ -98,19 +99,31 @@ def log_in(page, user, next_url):
     page.wait_for_selector("form.label-item")
 
 
+def open_label_screen(sized_page, make_project, member, kind_name: str, screen: str):
+    """A project of the kind with one long chat item, its labelling screen opened by the member at
+    the screen's size, a screenshot of it, and the first measurement."""
+    kind, settings, k = KINDS[kind_name]
+    project = make_project(kind, slug=f"{screen}-{kind_name}", name=f"{screen.title()} {kind_name}", **settings)
+    make_item(project, "chat", CHAT, [long_answer(i) for i in range(k)])
+    size = SCREENS[screen]
+    page = sized_page(size)
+    log_in(page, member, f"/projects/{project.slug}/label/")
+    page.screenshot(path=screenshot_path(f"label-{kind_name}-{screen}-{size['width']}x{size['height']}.png"))
+    return page, measure(page, f"{screen} {kind_name}")
+
+
+def measure(page, what: str) -> dict:
+    """MEASURE, plus the responses' share of the screen; printed for the person reading the run."""
+    m = page.evaluate(MEASURE)
+    m["share"] = m["visible"] / m["vh"]
+    print(f"{what}: responses {m['visible']:.0f}/{m['vh']} px ({m['share']:.0%}), answer row {m['bar']['height']:.0f} px")
+    return m
+
+
 @pytest.mark.parametrize("kind_name", list(KINDS))
 def test_it_gives_the_responses_most_of_a_laptop_screen(sized_page, member, make_project, kind_name):
-    kind, settings, k = KINDS[kind_name]
-    project = make_project(kind, slug=f"layout-{kind_name}", name=f"Layout {kind_name}", **settings)
-    make_item(project, "chat", CHAT, [long_answer(i) for i in range(k)])
-    page = sized_page(LAPTOP)
-    log_in(page, member, f"/projects/{project.slug}/label/")
-
-    page.screenshot(path=screenshot_path(f"label-{kind_name}-laptop-1366x768.png"))
-    m = page.evaluate(MEASURE)
-    share = m["visible"] / m["vh"]
-    print(f"laptop {kind_name}: responses {m['visible']:.0f}/{m['vh']} px ({share:.0%}), answer row {m['bar']['height']:.0f} px")
-    assert share >= MIN_SHARE, m
+    page, m = open_label_screen(sized_page, make_project, member, kind_name, "laptop")
+    assert m["share"] >= MIN_SHARE, m
     assert not m["pageScrolls"], "the page itself should not scroll; the responses do"
     assert m["bar"]["top"] >= m["candidatesBottom"] - 1, "the answer row covers the responses"
     assert m["bar"]["bottom"] <= m["vh"] and m["controlsInView"], m
@@ -143,14 +156,7 @@ def test_it_gives_the_responses_most_of_a_laptop_screen(sized_page, member, make
 
 @pytest.mark.parametrize("kind_name", list(KINDS))
 def test_it_stacks_the_responses_on_a_phone_and_keeps_the_controls_in_reach(sized_page, member, make_project, kind_name):
-    kind, settings, k = KINDS[kind_name]
-    project = make_project(kind, slug=f"phone-{kind_name}", name=f"Phone {kind_name}", **settings)
-    make_item(project, "chat", CHAT, [long_answer(i) for i in range(k)])
-    page = sized_page(PHONE)
-    log_in(page, member, f"/projects/{project.slug}/label/")
-
-    page.screenshot(path=screenshot_path(f"label-{kind_name}-phone-390x844.png"))
-    m = page.evaluate(MEASURE)
+    page, m = open_label_screen(sized_page, make_project, member, kind_name, "phone")
     assert m["controlsInView"], "the answer row is not reachable on arrival"
     assert m["bar"]["height"] <= 0.12 * m["vh"], f"the answer row hides too much of a phone screen: {m['bar']}"
     lefts = {round(card["left"]) for card in m["cards"]}
@@ -158,10 +164,8 @@ def test_it_stacks_the_responses_on_a_phone_and_keeps_the_controls_in_reach(size
 
     # Scrolled to the responses, they fill the screen above the answer row, which stays in reach.
     page.locator("#label-stage .candidate").first.evaluate("el => window.scrollTo(0, el.getBoundingClientRect().top + window.scrollY)")
-    m = page.evaluate(MEASURE)
-    share = m["visible"] / m["vh"]
-    print(f"phone {kind_name}: responses {m['visible']:.0f}/{m['vh']} px ({share:.0%}), answer row {m['bar']['height']:.0f} px")
-    assert share >= MIN_SHARE and m["controlsInView"], m
+    m = measure(page, f"phone {kind_name}, scrolled")
+    assert m["share"] >= MIN_SHARE and m["controlsInView"], m
     page.keyboard.press({"binary": "b", "likert": "6", "ranking": "2", "rating": "3"}[kind_name])
     page.screenshot(path=screenshot_path(f"label-{kind_name}-phone-390x844-scrolled.png"))
     assert page.evaluate(MEASURE)["controlsInView"]

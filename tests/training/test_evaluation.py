@@ -206,3 +206,31 @@ def test_it_lets_only_a_manager_cancel_a_job(owned_policy, project, api_for, req
     assert res.status_code == code
     job.refresh_from_db()
     assert job.status == (Job.Status.CANCELLED if code == 200 else Job.Status.QUEUED)
+
+
+def test_it_requeues_a_silent_job_and_fails_it_after_its_attempts(owned_policy, project, settings, django_capture_on_commit_callbacks):
+    # An evaluation whose gpu worker died must not stay "running" forever (training/lifecycle.py).
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from training.jobs import JobProgress, jobs_find_stale
+    from training.lifecycle import Lost, claim
+
+    policy, judge, snapshot = owned_policy
+    job = Job.objects.create(kind=Job.Kind.EVALUATION, policy=policy, project=project)
+    assert claim(Job, pk=job.pk, worker_name="w1") == 1
+    assert claim(Job, pk=job.pk, worker_name="w2") is None  # alive: nobody else takes it
+    old = timezone.now() - timedelta(seconds=settings.ARBITER_RUN_STALE_SECONDS + 5)
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=old)
+    with django_capture_on_commit_callbacks() as queued:
+        assert jobs_find_stale() == [job.pk]
+    assert len(queued) == 1
+    assert claim(Job, pk=job.pk, worker_name="w2") == 2
+    with pytest.raises(Lost):  # the first worker, back to life, writes nothing any more
+        JobProgress(job, attempt=1, worker="w1").step(done=1)
+    Job.objects.filter(pk=job.pk).update(attempts=3, heartbeat_at=old)
+    assert jobs_find_stale() == []
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and job.finished_at is not None
+    assert "worker w2 stopped sending heartbeats" in job.error and "all 3 attempts" in job.error

@@ -142,4 +142,4 @@ def test_it_requeues_a_silent_job_and_fails_it_after_its_attempts(job, settings,
     JudgeJob.objects.filter(pk=job.pk).update(status="running", attempts=3, heartbeat_at=old)
     assert judge_jobs_find_stale() == []
     job.refresh_from_db()
-    assert job.status == "failed" and "went silent" in job.error
+    assert job.status == "failed" and "worker w1 stopped sending heartbeats" in job.error and "all 3 attempts" in job.error

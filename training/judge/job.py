@@ -19,20 +19,17 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from datetime import timedelta
 
-from django.conf import settings
 from django.db import close_old_connections, connection
-from django.db.models import F, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models import F
 from django.utils import timezone
 
 from annotation import kinds
 from annotation.models import Candidate, Item, Judgment
+from training import lifecycle
 from training.judge import answers, prompts
 from training.judge.judging import judge_item
 from training.judge.models import JudgeError, judge_load
-from training.judge.services import MAX_ATTEMPTS
 from training.models import JudgeJob
 
 log = logging.getLogger(__name__)
@@ -40,24 +37,12 @@ Status = JudgeJob.Status
 BATCH = 8
 
 
-class JobLost(Exception):
-    """Another worker owns the job now, or it is gone."""
+JobLost = lifecycle.Lost
 
 
 def judge_claim(*, job_id: int, worker_name: str) -> int | None:
-    now = timezone.now()
-    cutoff = now - timedelta(seconds=settings.ARBITER_RUN_STALE_SECONDS)
-    claimable = Q(status=Status.QUEUED, cancel_requested=False) | Q(status=Status.RUNNING, heartbeat_at__lt=cutoff, attempts__lt=MAX_ATTEMPTS, cancel_requested=False)
-    won = JudgeJob.objects.filter(claimable, pk=job_id).update(
-        status=Status.RUNNING, worker=worker_name[:200], attempts=F("attempts") + 1, heartbeat_at=now, started_at=Coalesce(F("started_at"), Value(now)), error=""
-    )
-    if not won:
-        return None
-    return JudgeJob.objects.values_list("attempts", flat=True).get(pk=job_id)
-
-
-def _fenced(job_id: int, attempt: int):
-    return JudgeJob.objects.filter(pk=job_id, attempts=attempt, status=Status.RUNNING)
+    """Take the job (training/lifecycle.py): the attempt number, the fencing token, or None."""
+    return lifecycle.claim(JudgeJob, pk=job_id, worker_name=worker_name)
 
 
 def target_items(job: JudgeJob):
@@ -94,6 +79,7 @@ def judge_execute(*, job_id: int, worker_name: str, judge=None) -> str:
         return "nothing to do"
     job = JudgeJob.objects.select_related("project", "model").get(pk=job_id)
     project = job.project
+    mine = lifecycle.held(JudgeJob, pk=job_id, attempt=attempt, worker=worker_name)
     try:
         judge = judge or judge_load(job.model, max_length=int((job.config or {}).get("max_length") or 2048))
         template = prompts.template_for(project, job.template_name if job.template_name in prompts.TEMPLATES else "default")
@@ -106,14 +92,14 @@ def judge_execute(*, job_id: int, worker_name: str, judge=None) -> str:
         tally = answers.BiasTally.from_dict(job.result)
         # Undecided items are not stored, so a resumed job asks about them again: count afresh.
         undecided = 0
-        if not _fenced(job_id, attempt).update(total=len(ids), done=len(ids) - len(pending), heartbeat_at=timezone.now()):
+        if not mine.update(total=len(ids), done=len(ids) - len(pending), heartbeat_at=timezone.now()):
             raise JobLost()
         for start in range(0, len(pending), BATCH):
             state = JudgeJob.objects.filter(pk=job_id).values("cancel_requested", "attempts").first()
             if state is None or state["attempts"] != attempt:
                 raise JobLost()
             if state["cancel_requested"]:
-                _fenced(job_id, attempt).update(status=Status.CANCELLED, finished_at=timezone.now(), result=tally.as_dict(), undecided=undecided)
+                mine.update(status=Status.CANCELLED, finished_at=timezone.now(), result=tally.as_dict(), undecided=undecided)
                 return "cancelled"
             batch = pending[start : start + BATCH]
             rows = []
@@ -143,11 +129,11 @@ def judge_execute(*, job_id: int, worker_name: str, judge=None) -> str:
                     )
                 )
             stored = _store(job, rows) if rows else 0
-            if not _fenced(job_id, attempt).update(
+            if not mine.update(
                 done=F("done") + len(batch), stored=F("stored") + stored, undecided=undecided, result=tally.as_dict(), heartbeat_at=timezone.now()
             ):
                 raise JobLost()
-        _fenced(job_id, attempt).update(status=Status.SUCCEEDED, finished_at=timezone.now(), result=tally.as_dict(), undecided=undecided)
+        mine.update(status=Status.SUCCEEDED, finished_at=timezone.now(), result=tally.as_dict(), undecided=undecided)
         return "succeeded"
     except JobLost:
         log.warning("judge job %s: another worker owns it now; stopping", job_id)
@@ -155,5 +141,5 @@ def judge_execute(*, job_id: int, worker_name: str, judge=None) -> str:
     except Exception as exc:
         log.exception("judge job %s failed", job_id)
         message = str(exc) if isinstance(exc, (JudgeError, kinds.InvalidValue)) else f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"
-        _fenced(job_id, attempt).update(status=Status.FAILED, error=message[:5000], finished_at=timezone.now())
+        mine.update(status=Status.FAILED, error=message[:5000], finished_at=timezone.now())
         return "failed"

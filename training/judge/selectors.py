@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from django.http import Http404
 
 from annotation.models import Project, Role
-from annotation.selectors import project_get_for_user
 from training.judge.models import JUDGE_KINDS
 from training.models import JudgeJob, ModelArtifact
-from training.selectors import model_list_for_user
+from training.selectors import model_list_for_user, row_get_for_user
 
 
 def judge_jobs_of_project(*, project: Project) -> QuerySet[JudgeJob]:
@@ -17,11 +15,8 @@ def judge_jobs_of_project(*, project: Project) -> QuerySet[JudgeJob]:
 
 def judge_job_get_for_user(*, user, job_id: int, role: str = Role.RESEARCHER) -> JudgeJob:
     """The job, if the user holds `role` on its project: Http404 for outsiders, 403 for too low a role."""
-    job = JudgeJob.objects.select_related("project", "model", "created_by").filter(pk=job_id).first()
-    if job is None:
-        raise Http404("No such judge job")
-    project_get_for_user(user=user, slug=job.project.slug, role=role)
-    return job
+    jobs = JudgeJob.objects.select_related("model", "created_by")
+    return row_get_for_user(jobs, user=user, pk=job_id, role=role, what="judge job")
 
 
 def judge_models_for_user(*, user) -> QuerySet[ModelArtifact]:

@@ -1,31 +1,24 @@
 """The judge job seen from the web process: create, cancel, find stale jobs. No torch here."""
 from __future__ import annotations
 
-import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
-from django.utils import timezone
 
 from annotation.kinds import Kind
 from annotation.models import Project
+from training import lifecycle
 from training.judge import answers, prompts
 from training.judge.models import JUDGE_KINDS, RM_KINDS, JudgeError
 from training.models import JudgeJob, ModelArtifact
 
-log = logging.getLogger(__name__)
 Status = JudgeJob.Status
-FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
-MAX_ATTEMPTS = 3
 
 
 def judge_job_enqueue(*, job: JudgeJob) -> None:
     from training.judge.tasks import judge_run
 
-    job_id = job.pk
-    transaction.on_commit(lambda: judge_run.apply_async(args=[job_id], queue="gpu"))
+    lifecycle.enqueue(judge_run, job)
 
 
 def judge_job_create(
@@ -70,12 +63,7 @@ def judge_job_create(
 def judge_job_cancel(*, job: JudgeJob) -> JudgeJob:
     """A queued job is cancelled at once; a running one stops after its current batch (what it
     stored stays; running it again later resumes where it stopped)."""
-    now = timezone.now()
-    with transaction.atomic():
-        if not JudgeJob.objects.filter(pk=job.pk, status=Status.QUEUED).update(status=Status.CANCELLED, cancel_requested=True, finished_at=now):
-            JudgeJob.objects.filter(pk=job.pk, status=Status.RUNNING).update(cancel_requested=True)
-    job.refresh_from_db()
-    return job
+    return lifecycle.cancel(job)
 
 
 def judge_job_resume(*, job: JudgeJob) -> JudgeJob:
@@ -90,21 +78,10 @@ def judge_job_resume(*, job: JudgeJob) -> JudgeJob:
 
 
 def judge_jobs_find_stale(*, now: datetime | None = None) -> list[int]:
-    """Running jobs whose worker went silent: queued again (they resume), or failed after MAX_ATTEMPTS."""
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=settings.ARBITER_RUN_STALE_SECONDS)
-    stale = JudgeJob.objects.filter(status=Status.RUNNING).filter(Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff))
-    requeued = []
-    for job in stale:
-        same = JudgeJob.objects.filter(pk=job.pk, status=Status.RUNNING, heartbeat_at=job.heartbeat_at)
-        if job.cancel_requested:
-            same.update(status=Status.CANCELLED, finished_at=now)
-        elif job.attempts >= MAX_ATTEMPTS:
-            same.update(status=Status.FAILED, finished_at=now, error=f"worker {job.worker or '?'} went silent and the job has used all {job.attempts} attempts")
-        else:
-            with transaction.atomic():
-                if same.update(status=Status.QUEUED):
-                    judge_job_enqueue(job=job)
-                    requeued.append(job.pk)
-                    log.warning("judge job %s: worker %s went silent; queued again", job.pk, job.worker)
-    return requeued
+    """Running jobs whose worker went silent: queued again (they resume), or failed once they have
+    used up their attempts."""
+    return lifecycle.recover_stale(
+        JudgeJob, noun="judge job", now=now,
+        requeue=lambda job: judge_job_enqueue(job=job),
+        resumes_from=lambda job: "the first item it has not answered",
+    )

@@ -28,8 +28,6 @@ from training.judge.selectors import (
 from training.judge.services import judge_job_cancel, judge_job_create, judge_job_resume
 from training.models import JudgeJob
 
-ACTIVE = (JudgeJob.Status.QUEUED, JudgeJob.Status.RUNNING)
-
 
 def _page(slug: str) -> str:
     return reverse("training:judge", kwargs={"slug": slug})
@@ -47,7 +45,7 @@ def judge_page(request, slug: str):
             "project": project,
             "is_manager": membership.has_role(Role.MANAGER),
             "jobs": [judge_job_state(j) for j in jobs],
-            "refresh": any(j.status in ACTIVE for j in jobs),
+            "refresh": any(j.is_active for j in jobs),
             "models": judge_models_for_user(user=request.user),
             "templates": list(prompts.TEMPLATES),
             "template_preview": prompts.template_for(project).text,

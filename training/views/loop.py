@@ -53,7 +53,7 @@ def job_detail(request, pk: int):
     samples = (job.result or {}).get("samples", [])
     return render(request, "training/job_detail.html", {
         "job": job, "verdict": verdict, "samples": samples,
-        "running": job.status in (Job.Status.QUEUED, Job.Status.RUNNING),
+        "running": job.is_active,
         "can_manage": _is_manager(request.user, job),
         "leaderboard_url": reverse("annotation:quality", kwargs={"slug": job.project.slug}) + "#leaderboard",
     })

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from annotation.models import Role
 from annotation.selectors import project_get_for_user
 from annotation.exports.split import split_size_warnings
+from training.lifecycle import FINISHED
 from training.models import TrainingRun
 from training.recipes import registry
 from training.registry import model_path
@@ -24,7 +25,6 @@ from training.selectors import can_manage_run, may_see_models, projects_managed,
 from training.views.forms import RunForm, config_fields, config_from_post
 
 RESULTS_HIDDEN = "This run's snapshot holds the data of projects you may not read: its results and samples are hidden."
-FINISHED = {TrainingRun.Status.SUCCEEDED, TrainingRun.Status.FAILED, TrainingRun.Status.CANCELLED}
 
 
 @login_required
