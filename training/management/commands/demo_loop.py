@@ -135,6 +135,10 @@ class Command(BaseCommand):
                   "save_steps": max(o["rl_steps"], 1), "sample_prompts": 0}
         # Long answers cost the most on a CPU; the demo keeps them as short as the batch it sends to raters.
         config["max_completion_length" if o["method"] == "grpo" else "max_new_tokens"] = o["max_new_tokens"]
+        if o["method"] == "ppo":
+            # The critic gives per-token values, so it needs the policy's tokenizer: the demo's reward
+            # model is an encoder (MiniLM) with its own, so the critic starts from the policy.
+            config["critic_init"] = "policy"
         try:
             run = run_create(project=demo, snapshot=snapshot, base_model=policy, method=o["method"], use_lora=True,
                              config=config, reward_model=judge, created_by=demo.created_by)
