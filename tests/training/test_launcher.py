@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from tests.training.conftest import preference_rows
+from tests.training.conftest import preference_rows, sft_rows, unpaired_rows
 from training.launcher import LaunchError, launch_command
 from training.models import ModelArtifact, TrainingRun
 from training.runs import ConfigError, run_create
@@ -73,6 +73,21 @@ def test_it_trains_a_reward_model_on_two_cpu_processes(project, tiny_model, make
     # Both ranks checkpointed their own random state: a resume restores both.
     assert {p.name for p in (Path(settings.ARTIFACT_ROOT) / "runs" / str(run.pk) / "checkpoints" / "checkpoint-6").glob("rng_state_*")} == {
         "rng_state_0.pth", "rng_state_1.pth"}
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("method, fmt, rows", [("dpo", "preference", preference_rows), ("sft", "sft", sft_rows),
+                                               ("kto", "unpaired", unpaired_rows)])
+def test_it_trains_each_policy_method_with_lora_on_two_cpu_processes(project, tiny_model, make_snapshot, method, fmt, rows):
+    """DDP with LoRA: every trainable weight must take part in each step (no unused-parameter walk)."""
+    snapshot = make_snapshot(project, rows(48, seed=5), rows(8, seed=6), fmt=fmt)
+    run = run_create(project=project, snapshot=snapshot, base_model=tiny_model(), method=method, use_lora=True,
+                     config={**FAST, "max_steps": 4, "sample_prompts": 1, "sample_max_new_tokens": 4}, num_processes=2)
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.log_tail
+    assert "2 processes (gloo)" in run.device and run.result["global_step"] == 4
+    assert ModelArtifact.objects.get(run=run).is_adapter
 
 
 @pytest.mark.slow

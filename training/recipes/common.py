@@ -58,6 +58,10 @@ def training_args_kwargs(cfg: TrainConfig, *, output_dir: Path | str, device_typ
         bf16=bool(cfg.bf16),
         fp16=False,
         gradient_checkpointing=bool(cfg.gradient_checkpointing),
+        # Every trainable weight takes part in each forward pass (LoRA adapters, heads), so DDP need
+        # not walk the autograd graph for unused ones: transformers turns that walk on by default
+        # without gradient checkpointing, at a cost on every step.
+        ddp_find_unused_parameters=False,
         torch_compile=bool(cfg.torch_compile),
         logging_steps=cfg.logging_steps,
         save_strategy="steps",
