@@ -1,5 +1,5 @@
 """Real Celery worker processes for tests: a private broker (the filesystem broker in a
-temporary folder, or Redis db 15 when it answers), the test database shared with them (a SQLite
+temporary folder, or a Redis db of its own when Redis answers), the test database shared with them (a SQLite
 file, see tests/conftest.py, or PostgreSQL), and a pool of workers a test can SIGKILL."""
 from __future__ import annotations
 
@@ -8,13 +8,24 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
+
+def _redis_db() -> int:
+    """db 15, or one of 2..14 picked by ARBITER_TEST_DB_NAME: two suites at once (SQLite and
+    PostgreSQL on one machine) must not flush or consume each other's messages."""
+    name = os.environ.get("ARBITER_TEST_DB_NAME", "")
+    return 2 + zlib.crc32(name.encode()) % 13 if name else 15
+
+
+REDIS_URL = f"redis://127.0.0.1:6379/{_redis_db()}"
+
+
 def _redis_or_skip():
     try:
         import redis
@@ -26,7 +37,7 @@ def _redis_or_skip():
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(f"CI=true but Redis is not reachable at {REDIS_URL}: {exc}")
         pytest.skip(f"Redis is not reachable at {REDIS_URL}: {exc}")
-    client.flushdb()  # db 15 is ours: stale messages of an earlier run must not reach this worker
+    client.flushdb()  # this db is ours: stale messages of an earlier run must not reach this worker
     return client
 
 

@@ -403,6 +403,8 @@ def train_with_trainer(ctx, recipe, hooks: Hooks) -> dict:
         train_ds, test_ds, notes = hooks.prepare(train_ds=train_ds, test_ds=test_ds, cfg=cfg, ctx=ctx)
     tokenizer = load_tokenizer(ctx.base_model_path)
     # Text rows become one user turn for an instruct model (training/chat.py), as everywhere else it sees prompts.
+    # The samples show the rows as stored (and render their prompts by the same rule themselves).
+    stored_test_ds = test_ds
     train_ds, test_ds = chat_rows(train_ds, tokenizer), chat_rows(test_ds, tokenizer)
     from transformers import set_seed
 
@@ -467,7 +469,7 @@ def train_with_trainer(ctx, recipe, hooks: Hooks) -> dict:
         result["test"] = {"error": f"evaluation failed: {type(exc).__name__}: {exc}"[:2000]}
     progress.check()
     if hooks.samples is not None:
-        result["samples"] = hooks.samples(trainer=trainer, cfg=cfg, test_ds=test_ds, base_path=Path(ctx.base_model_path))
+        result["samples"] = hooks.samples(trainer=trainer, cfg=cfg, test_ds=stored_test_ds, base_path=Path(ctx.base_model_path))
     return result
 
 
