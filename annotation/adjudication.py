@@ -1,7 +1,7 @@
 """Adjudication: managers look at the items whose raters disagree most and set a final answer.
 
 Per-item agreement is the share of an item's judgments that agree with its consensus
-(annotation.consensus, the same figure the snapshot card averages); an even split has no
+(annotation.quality.consensus, the same figure the snapshot card averages); an even split has no
 consensus and counts as 0. Snapshots built with `use_adjudicated` take the final answer in place
 of the raters' judgments of that item (annotation.exports.build).
 """
@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from annotation import consensus, kinds
+from annotation import kinds
+
+from annotation.quality import consensus
 from annotation.models import Adjudication, Item, Judgment, Project
 
 # Judgments read at most for the queue: a page for people, not a batch job.

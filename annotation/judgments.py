@@ -153,7 +153,7 @@ def judgment_submit(
         return existing, False
 
     if gold_correct is not None:
-        from annotation.gold import gold_check_rater
+        from annotation.quality.gold import gold_check_rater
 
         gold_check_rater(project=project, rater=rater)
     return judgment, True

@@ -104,7 +104,7 @@ def judgment_change(*, judgment: Judgment, rater, value: dict, rationale: str | 
             current.gold_correct = kinds.gold_matches(project.kind, current.item.gold, clean, rating_threshold=project.rating_threshold)
         current.save(update_fields=["value", "rationale", "version", "changed_at", "gold_correct"])
     if current.gold_correct is not None:
-        from annotation.gold import gold_check_rater
+        from annotation.quality.gold import gold_check_rater
 
         gold_check_rater(project=project, rater=rater)
     return Change(current, True)

@@ -9,9 +9,10 @@ holds, so that every ordering stays the same index range scan with LIMIT 1 at an
 - random:    a random number drawn when the item is imported (or when the setting changes);
 - uncertain: the reward model's margin between the item's closest two candidates, |r_a - r_b|
              (smallest first: the pairs the model is least sure of). Items not scored yet have 0,
-             so they come first: nothing is known of them. A job on the gpu queue scores every
-             pending item (training/selection_job.py) when the setting is chosen, after an
-             import, when a newer reward model of the project is registered, or on demand.
+             so they come first: nothing is known of them. The model and its scoring job belong
+             to training (annotation.hooks.uncertainty, filled by training/selection/): the job
+             scores every pending item when the setting is chosen, after an import, when a newer
+             reward model of the project is registered, or on demand.
 
 Gold items keep priority 0: their order must not depend on a model.
 """
@@ -22,6 +23,7 @@ import random
 from django.db import connection, transaction
 from django.utils import timezone
 
+from annotation import hooks
 from annotation.models import Item, Project
 
 Selection = Project.Selection
@@ -76,36 +78,23 @@ def priorities_reset_now(*, project_id: int) -> int:
     return updated
 
 
-def selection_model_for(project: Project):
-    """The reward model that orders `uncertain`: the chosen one, or the newest reward model
-    trained on a snapshot of this project."""
-    if project.selection_model_id:
-        return project.selection_model
-    return newest_reward_model(project)
-
-
-def newest_reward_model(project: Project):
-    """The newest reward model trained on a snapshot of this project, or None."""
-    from training.models import ModelArtifact
-
-    return ModelArtifact.objects.filter(kind=ModelArtifact.Kind.REWARD_MODEL, snapshot__project=project).order_by("-created_at", "-id").first()
-
-
-def selection_set(*, project: Project, selection: str, model=None) -> Project:
+def selection_set(*, project: Project, selection: str, model_id: int | None = None) -> Project:
     """Change how the project's next items are picked, and bring the stored priorities in line
-    (an UPDATE for fewest/random; a scoring job for uncertain, queued after commit)."""
-    from training.models import ModelArtifact
-
+    (an UPDATE for fewest/random; a scoring job for uncertain, queued after commit). `model_id`
+    is the reward model for uncertain (None: the newest trained on the project), kept by the
+    scorer that training installs (annotation.hooks.uncertainty)."""
     if selection not in Selection.values:
         raise SelectionError(f"selection: {selection!r} is not one of {', '.join(Selection.values)}")
-    if model is not None and model.kind != ModelArtifact.Kind.REWARD_MODEL:
-        raise SelectionError(f"selection_model: {model.name} is a {model.get_kind_display().lower()}, not a reward model")
+    scorer = hooks.uncertainty
     with transaction.atomic():
         project.selection = selection
-        project.selection_model = model
-        fields = ["selection", "selection_model"]
+        fields = ["selection"]
+        if scorer is not None:
+            scorer.model_choose(project=project, model_id=model_id)
+        elif model_id is not None or selection == Selection.UNCERTAIN:
+            raise SelectionError("selection_model: no reward-model scorer is installed (the training app)")
         if selection == Selection.UNCERTAIN:
-            if selection_model_for(project) is None:
+            if scorer.model_effective(project=project) is None:
                 raise SelectionError("selection_model: no reward model is trained on this project yet; choose one")
         else:
             project.selection_status = {}
@@ -122,33 +111,14 @@ def priorities_refresh(*, project: Project, reason: str) -> bool:
     """Queue the scoring job for an `uncertain` project (after commit); False when the project
     orders otherwise or has no reward model. The job reads the model when it starts and scores
     every pending item, so a second request while one is queued costs a repeat, never a wrong order."""
-    if project.selection != Selection.UNCERTAIN:
+    scorer = hooks.uncertainty
+    if project.selection != Selection.UNCERTAIN or scorer is None:
         return False
-    model = selection_model_for(project)
+    model = scorer.model_effective(project=project)
     if model is None:
         return False
-    status = {"state": "queued", "model": model.name, "reason": reason, "at": timezone.now().isoformat(), "scored": 0, "total": 0}
+    status = {"state": "queued", "model": model, "reason": reason, "at": timezone.now().isoformat(), "scored": 0, "total": 0}
     Project.objects.filter(pk=project.pk).update(selection_status=status)
     project.selection_status = status
-    from training.tasks import selection_score
-
-    project_id = project.pk
-    transaction.on_commit(lambda: selection_score.apply_async(args=[project_id], queue="gpu"))
+    scorer.queue(project_id=project.pk)
     return True
-
-
-def on_reward_model_registered(*, model) -> None:
-    """A reward model was trained on a snapshot of a project: projects ordering by the newest one
-    are scored again."""
-    if model.snapshot_id is None:
-        return
-    for project in Project.objects.filter(pk=model.snapshot.project_id, selection=Selection.UNCERTAIN, selection_model__isnull=True):
-        priorities_refresh(project=project, reason=f"new reward model {model.name}")
-
-
-def pair_uncertainty(scores: list[float]) -> float:
-    """The margin between the closest two candidates' rewards (0 when fewer than two)."""
-    if len(scores) < 2:
-        return 0.0
-    ordered = sorted(scores)
-    return float(min(b - a for a, b in zip(ordered, ordered[1:])))

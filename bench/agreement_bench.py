@@ -126,10 +126,10 @@ def main() -> int:
 
     connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
     try:
-        from annotation.leaderboard import project_leaderboard
+        from annotation.quality.leaderboard import project_leaderboard
         from annotation.models import Judgment, Project
-        from annotation.quality import project_quality_compute
-        from annotation.quality_plots import PLOTS, quality_plot
+        from annotation.quality.figures import project_quality_compute
+        from annotation.quality.plots import PLOTS, quality_plot
 
         project = Project.objects.create(slug="bench", name="Agreement bench", kind=args.kind, overlap=args.overlap, ranking_k=4)
         started = time.monotonic()

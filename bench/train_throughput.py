@@ -188,11 +188,11 @@ def run_plain(method: str, a, model_dir: Path, train, test, out: Path):
 def run_ours(method: str, a, model_dir: Path, train, test, out: Path, n_params: int):
     import torch
 
-    from training.recipes import registry
+    from training.recipes import catalog
     from training.recipes.base import config_resolve
     from training.recipes.common import causal_lm_load, load_dtype
 
-    recipe = registry.get(method)
+    recipe = catalog.get(method)
     module = __import__(recipe.module, fromlist=["trainer_build"])
     bf16_ok = a.device == "cuda" and torch.cuda.is_bf16_supported()
     values = {"per_device_train_batch_size": a.micro_batch, "learning_rate": a.lr, "max_steps": a.our_steps, "warmup_steps": 0.0,

@@ -198,7 +198,7 @@ UPLOAD_DIR = DATA_DIR / "uploads"
 # --- REST API ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "config.authentication.TokenAuthentication",
+        "annotation.api.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -279,14 +279,14 @@ ARBITER_HEALTH_CACHE_SECONDS = env_int("ARBITER_HEALTH_CACHE_SECONDS", 5, minimu
 # --- Arbiter ----------------------------------------------------------------------------------
 ARBITER_IMPORT_BATCH_SIZE = env_int("ARBITER_IMPORT_BATCH_SIZE", 2000, minimum=1)
 ARBITER_RUN_STALE_SECONDS = env_int("ARBITER_RUN_STALE_SECONDS", 120, minimum=5)
-# Training methods of your own packages, "method=package.module,..." (training/recipes/registry.py).
+# Training methods of your own packages, "method=package.module,..." (training/recipes/catalog.py).
 ARBITER_EXTRA_RECIPES = env_str("ARBITER_EXTRA_RECIPES", "")
 # Expired leases go back to the pool at most this often per process and project (not per request).
 ARBITER_LEASE_SWEEP_SECONDS = env_int("ARBITER_LEASE_SWEEP_SECONDS", 5, minimum=0)
 # Above this many judgments the dataset card links to the quality page instead of computing agreement.
 ARBITER_CARD_AGREEMENT_MAX = env_int("ARBITER_CARD_AGREEMENT_MAX", 100_000, minimum=0)
 # A run (or a judge, evaluation or generation job) whose worker went silent is claimed this many
-# times in all, then failed (training/lifecycle.py).
+# times in all, then failed (training/runs/lifecycle.py).
 ARBITER_RUN_MAX_ATTEMPTS = env_int("ARBITER_RUN_MAX_ATTEMPTS", 3, minimum=1)
 # Scoring runs on a `score` worker; the web process waits this long for it, then answers 503.
 ARBITER_SCORE_TIMEOUT_SECONDS = env_int("ARBITER_SCORE_TIMEOUT_SECONDS", 30, minimum=1)
@@ -295,7 +295,7 @@ CELERY_BEAT_SCHEDULE = {
     "training-runs-check-stale": {"task": "training.tasks.runs_check_stale", "schedule": 60.0},
     # AI judge jobs whose worker went silent (training/judge/services.py).
     "training-judge-jobs-check-stale": {"task": "training.tasks.judge_jobs_check_stale", "schedule": 60.0},
-    # Evaluations and generation batches whose worker went silent (training/jobs.py).
+    # Evaluations and generation batches whose worker went silent (training/loop/jobs.py).
     "training-jobs-check-stale": {"task": "training.tasks.jobs_check_stale", "schedule": 60.0},
     # Imports whose process died (annotation/importers/liveness.py).
     "annotation-imports-recover": {"task": "annotation.imports_recover", "schedule": 60.0},

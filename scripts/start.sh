@@ -33,7 +33,7 @@ pids+=($!)
   --loglevel INFO >var/log/worker-gpu.log 2>&1 &
 pids+=($!)
 # Reward-model scoring for the API: its own queue, so a request never waits behind a training run.
-# One process that keeps the last models loaded (training/scoring.py caches them).
+# One process that keeps the last models loaded (training/registry/scoring.py caches them).
 .venv/bin/celery -A config worker -Q score -n score@%h -c 1 \
   --loglevel INFO >var/log/worker-score.log 2>&1 &
 pids+=($!)

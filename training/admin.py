@@ -15,10 +15,10 @@ from django.db import transaction
 from django.template.response import TemplateResponse
 
 from annotation.models import DatasetSnapshot
-from training.lifecycle import LIFECYCLE_FIELDS
+from training.runs.lifecycle import LIFECYCLE_FIELDS
 from training.models import ModelArtifact, SnapshotForTraining, TrainingRun
-from training.recipes import registry
-from training.runs import ConfigError, run_cancel, run_create
+from training.recipes import catalog
+from training.runs.services import ConfigError, run_cancel, run_create
 
 
 @admin.register(ModelArtifact)
@@ -55,8 +55,8 @@ class RunAddForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["method"].choices = registry.choices()
-        needs = [r.method for r in registry.all_recipes() if r.needs_reward_model]
+        self.fields["method"].choices = catalog.choices()
+        needs = [r.method for r in catalog.all_recipes() if r.needs_reward_model]
         self.fields["reward_model"].help_text = f"Only for {', '.join(needs)} runs." if needs else "No method uses one yet."
 
     def clean(self):
@@ -146,7 +146,7 @@ class StartTrainingForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["method"].choices = registry.choices()
+        self.fields["method"].choices = catalog.choices()
 
     def clean_config(self) -> dict:
         raw = (self.cleaned_data.get("config") or "").strip()

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.ai_agreement import project_ai_agreement
+from annotation.quality.ai_agreement import project_ai_agreement
 from annotation.models import Role
 from annotation.selectors import project_get_for_user
 

@@ -12,9 +12,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.leaderboard import project_leaderboard
+from annotation.quality.leaderboard import project_leaderboard
 from annotation.models import Role
-from annotation.quality import project_quality, quality_cached
+from annotation.quality.figures import project_quality, quality_cached
 from annotation.selectors import project_get_for_user
 
 

@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation import hooks
 from annotation.models import Project, Role
 from annotation.selection import SelectionError, priorities_refresh, selection_set
 from annotation.selectors import project_get_for_user
@@ -27,7 +28,8 @@ class SelectionSerializer(serializers.Serializer):
 
 
 def _payload(project: Project) -> dict:
-    return {"selection": project.selection, "selection_model": project.selection_model_id, "status": project.selection_status}
+    chosen = hooks.uncertainty.model_chosen(project=project) if hooks.uncertainty else None
+    return {"selection": project.selection, "selection_model": chosen, "status": project.selection_status}
 
 
 class SelectionView(APIView):
@@ -40,18 +42,11 @@ class SelectionView(APIView):
 
     @extend_schema(summary="Change how the project picks the next item", request=SelectionSerializer, responses=SelectionSerializer)
     def put(self, request: Request, slug: str) -> Response:
-        from training.models import ModelArtifact
-
         project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.MANAGER)
         data = SelectionSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        model = None
-        if data.validated_data.get("selection_model") is not None:
-            model = ModelArtifact.objects.filter(pk=data.validated_data["selection_model"]).first()
-            if model is None:
-                raise ValidationError({"selection_model": ["no such model"]})
         try:
-            selection_set(project=project, selection=data.validated_data["selection"], model=model)
+            selection_set(project=project, selection=data.validated_data["selection"], model_id=data.validated_data.get("selection_model"))
         except SelectionError as exc:
             field, _, message = str(exc).partition(": ")
             raise ValidationError({field: [message]}) from None

@@ -28,7 +28,9 @@ from django.db.models import CharField, Q
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from annotation import consensus, kinds
+from annotation import kinds
+
+from annotation.quality import consensus
 from annotation.exports.card import render_card
 from annotation.exports.formats import SPLITS, SnapshotWriter, encode, export_completion, export_prompt
 from annotation.exports.options import NONE, SnapshotOptions

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 
+from annotation import hooks
 from annotation.exports.split import SPLIT_RULE
 from annotation.kinds import Kind
 
@@ -43,7 +44,7 @@ AGREEMENT_FIELDS = ("level", "alpha", "fleiss_kappa", "mean_cohen_kappa", "conse
 
 
 def project_agreement(project) -> dict[str, Any] | None:
-    """Agreement figures from the quality module (annotation.quality / annotation.agreement), when
+    """Agreement figures from the quality module (annotation.quality.figures / annotation.quality.agreement), when
     it exists and answers; the card must never fail because a statistic could not be computed."""
     from annotation.models import Judgment
 
@@ -51,7 +52,7 @@ def project_agreement(project) -> dict[str, Any] | None:
     if Judgment.objects.filter(project=project).count() > limit:
         return {"note": f"more than {limit:,} judgments: see the project's quality page"}
     try:
-        from annotation.quality import project_quality
+        from annotation.quality.figures import project_quality
     except ImportError:
         return None
     try:
@@ -70,11 +71,11 @@ def _rows_by_source(stats: dict) -> str:
 
 
 def ai_agreement_lines(projects, options) -> list[str]:
-    """AI–human agreement (annotation.ai_agreement) for every judge whose labels may be in the
+    """AI–human agreement (annotation.quality.ai_agreement) for every judge whose labels may be in the
     snapshot: the reader must know how far the AI labels agree with people before training on them."""
     if "ai" not in options.sources:
         return []
-    from annotation.ai_agreement import project_ai_agreement
+    from annotation.quality.ai_agreement import project_ai_agreement
 
     lines = ["", "## AI labels and their agreement with the raters", ""]
     any_judge = False
@@ -112,19 +113,6 @@ def _scalars(data: dict, prefix: str = "") -> list[tuple[str, Any]]:
     return out[:30]
 
 
-def training_methods() -> dict[str, list[str]]:
-    """format -> the labels of Arbiter's training methods that read it (the recipe registry, which
-    imports no torch), so the card names them without naming a method here."""
-    try:
-        from training.recipes.registry import all_recipes
-    except ImportError:
-        return {}
-    out: dict[str, list[str]] = {}
-    for recipe in all_recipes():
-        out.setdefault(recipe.reads, []).append(recipe.label)
-    return out
-
-
 def _quote(text: str) -> str:
     return "\n".join(f"> {line}" if line.strip() else ">" for line in text.strip().splitlines()) or "> (none)"
 
@@ -145,7 +133,7 @@ def render_card(*, snapshot, projects, options, counts, stats, chat: bool, with_
         "| format | train | test | columns |",
         "|---|---:|---:|---|",
     ]
-    methods = training_methods()
+    methods = hooks.format_readers()
     for fmt, split_counts in counts.items():
         columns = FORMAT_TEXT[fmt].format(margin=", `margin`" if with_margin else "")
         lines.append(f"| `{fmt}/` | {split_counts['train']} | {split_counts['test']} | {columns} |")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from annotation.consensus import DAWID_SKENE, MAJORITY
+from annotation.quality.consensus import DAWID_SKENE, MAJORITY
 
 NONE = "none"
 AGGREGATIONS = (NONE, MAJORITY, DAWID_SKENE)

@@ -87,17 +87,14 @@ class Project(models.Model):
     gold_pause_threshold = models.FloatField(null=True, blank=True, validators=_bounds("gold_pause_threshold"), help_text="Pause raters whose gold accuracy falls below this.")
     gold_min_answers = models.PositiveSmallIntegerField(default=5, validators=_bounds("gold_min_answers"), help_text="Gold answers needed before a rater can be paused.")
 
-    # Which item a rater gets next, among those with the fewest judgments (annotation/selection.py).
+    # Which item a rater gets next, among those with the fewest judgments (annotation/selection.py);
+    # the reward model of `uncertain` is training's (training/selection/models.py).
     class Selection(models.TextChoices):
         FEWEST = "fewest", "Fewest judgments first, oldest first"
         RANDOM = "random", "Fewest judgments first, random order"
         UNCERTAIN = "uncertain", "Fewest judgments first, the reward model's least certain first"
 
     selection = models.CharField(max_length=16, choices=Selection.choices, default=Selection.FEWEST)
-    selection_model = models.ForeignKey(
-        "training.ModelArtifact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-        help_text="Reward model that scores pending items for 'least certain first'; empty: the newest reward model trained on this project.",
-    )
     # The last scoring job: {"state": queued|running|done|failed, "model": ..., "scored": n, "total": n, "at": iso, "error": ...}
     selection_status = models.JSONField(default=dict, blank=True)
 

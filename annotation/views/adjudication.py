@@ -13,7 +13,9 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from django.views.decorators.http import require_http_methods
 
-from annotation import consensus, kinds
+from annotation import kinds
+
+from annotation.quality import consensus
 from annotation.adjudication import adjudication_clear, adjudication_set, disagreement_queue, item_judgments
 from annotation.answer_form import answer_controls, cards_for
 from annotation.labelling import chat_messages, value_from_form

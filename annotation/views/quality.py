@@ -14,12 +14,12 @@ from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from annotation.ai_agreement import project_ai_agreement
-from annotation.gold import gold_settings_set, rater_pause, rater_unpause
-from annotation.leaderboard import project_leaderboard
+from annotation.quality.ai_agreement import project_ai_agreement
+from annotation.quality.gold import gold_settings_set, rater_pause, rater_unpause
+from annotation.quality.leaderboard import project_leaderboard
 from annotation.models import Membership, Role
-from annotation.quality import project_quality, quality_cached
-from annotation.quality_plots import PLOTS, plot_captions, quality_plot
+from annotation.quality.figures import project_quality, quality_cached
+from annotation.quality.plots import PLOTS, plot_captions, quality_plot
 from annotation.selectors import project_get_for_user
 
 @login_required

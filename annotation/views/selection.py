@@ -12,15 +12,10 @@ from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_http_methods
 
+from annotation import hooks
 from annotation.models import Project, Role
-from annotation.selection import SelectionError, priorities_refresh, selection_model_for, selection_set
+from annotation.selection import SelectionError, priorities_refresh, selection_set
 from annotation.selectors import project_get_for_user
-
-
-def _reward_models():
-    from training.models import ModelArtifact
-
-    return ModelArtifact.objects.filter(kind=ModelArtifact.Kind.REWARD_MODEL).order_by("-created_at")
 
 
 @login_required
@@ -35,17 +30,15 @@ def selection_page(request: HttpRequest, slug: str) -> HttpResponse:
                     raise SelectionError("selection: the project does not order by a reward model's uncertainty")
                 messages.success(request, "Scoring queued on the gpu worker.")
             else:
-                model = None
                 model_id = request.POST.get("selection_model") or ""
-                if model_id:
-                    model = _reward_models().filter(pk=int(model_id) if model_id.isdigit() and len(model_id) < 19 else 0).first()
-                    if model is None:
-                        raise SelectionError("selection_model: no such reward model")
-                selection_set(project=project, selection=request.POST.get("selection", ""), model=model)
+                if model_id and not (model_id.isdigit() and len(model_id) < 19):
+                    raise SelectionError("selection_model: no such reward model")
+                selection_set(project=project, selection=request.POST.get("selection", ""), model_id=int(model_id) if model_id else None)
                 messages.success(request, f"Next items: {project.get_selection_display().lower()}.")
         except SelectionError as exc:
             messages.error(request, str(exc).partition(": ")[2] or str(exc))
         return redirect(reverse("annotation:project-selection", kwargs={"slug": project.slug}))
+    scorer = hooks.uncertainty
     return render(
         request,
         "annotation/selection.html",
@@ -54,8 +47,9 @@ def selection_page(request: HttpRequest, slug: str) -> HttpResponse:
             "membership": membership,
             "is_manager": membership.has_role(Role.MANAGER),
             "choices": Project.Selection.choices,
-            "models": _reward_models(),
-            "effective_model": selection_model_for(project),
+            "models": scorer.model_choices(project=project) if scorer else [],
+            "chosen_model": scorer.model_chosen(project=project) if scorer else None,
+            "effective_model": scorer.model_effective(project=project) if scorer else None,
             "status": project.selection_status or {},
         },
     )

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from annotation import agreement
+from annotation.quality import agreement
 from annotation.kinds import Kind
-from annotation.quality import project_quality_compute
+from annotation.quality.figures import project_quality_compute
 from tests.annotation.quality_factory import join, judge
 
 NAN = np.nan

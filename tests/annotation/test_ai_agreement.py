@@ -1,4 +1,4 @@
-"""AI–human agreement (annotation/ai_agreement.py): kappa and raw agreement against the human
+"""AI–human agreement (annotation/quality/ai_agreement.py): kappa and raw agreement against the human
 consensus and each rater with bootstrap intervals, the worst disagreements side by side, the
 quality page and API for every role, and the AI-source bookkeeping of snapshots and their card."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from annotation.ai_agreement import ai_human_agreement, compare
+from annotation.quality.ai_agreement import ai_human_agreement, compare
 from annotation.exports import snapshot_create
 from annotation.exports.build import snapshot_build
 from annotation.kinds import Kind

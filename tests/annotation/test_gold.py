@@ -6,7 +6,7 @@ import random
 import pytest
 
 from annotation.assignment import RaterPaused, lease_next
-from annotation.gold import gold_accuracy, gold_recheck_all, gold_settings_set, paused_rater_ids, rater_pause, rater_unpause
+from annotation.quality.gold import gold_accuracy, gold_recheck_all, gold_settings_set, paused_rater_ids, rater_pause, rater_unpause
 from annotation.judgments import judgment_submit
 from annotation.kinds import Kind
 from annotation.models import Judgment, Membership

@@ -6,7 +6,7 @@ import random
 import pytest
 
 from annotation.kinds import Kind
-from annotation.leaderboard import leaderboard_from_games, project_leaderboard
+from annotation.quality.leaderboard import leaderboard_from_games, project_leaderboard
 from annotation.models import Candidate
 from tests.annotation.quality_factory import join, judge
 

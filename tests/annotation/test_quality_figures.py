@@ -9,8 +9,8 @@ import pytest
 from django.utils.html import escape
 
 from annotation.kinds import Kind
-from annotation.quality import project_quality_compute
-from annotation.quality_plots import FIGURES, PLOTS, plot_captions
+from annotation.quality.figures import project_quality_compute
+from annotation.quality.plots import FIGURES, PLOTS, plot_captions
 from tests.annotation.quality_factory import join, judge
 
 pytestmark = pytest.mark.django_db

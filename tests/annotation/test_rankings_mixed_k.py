@@ -19,10 +19,10 @@ from annotation.exports.build import snapshot_build
 from annotation.exports.split import group_key, split_of
 from annotation.judgments import judgment_submit
 from annotation.kinds import Kind
-from annotation.leaderboard import project_games, project_leaderboard
+from annotation.quality.leaderboard import project_games, project_leaderboard
 from annotation.models import Item, Judgment, Membership, Project, Role
 from annotation.projects import project_create, project_update
-from annotation.quality import project_quality_compute
+from annotation.quality.figures import project_quality_compute
 
 
 def write(path: Path, records) -> Path:

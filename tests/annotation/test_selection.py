@@ -1,9 +1,8 @@
 """The next-item order: fewest judgments first, then by a stored priority (annotation/selection.py).
+The reward model of "least certain first" is training's: tests/training/test_selection_scoring.py.
 The concurrency and index-plan tests run for each ordering in test_concurrency.py and
 test_assignment.py; here: what each ordering hands out, the scoring job, and the endpoints."""
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -11,9 +10,8 @@ from django.urls import reverse
 
 from annotation.assignment import lease_next
 from annotation.importers.service import import_records
-from annotation.models import DatasetSnapshot, Item, Project
-from annotation.selection import pair_uncertainty, priorities_reset, selection_set
-from training.models import ModelArtifact
+from annotation.models import Item, Project
+from annotation.selection import priorities_reset, selection_set
 
 
 def _order(project, rater, n) -> list[str]:
@@ -67,12 +65,6 @@ def test_it_keeps_gold_items_at_priority_zero(project, add_items):
     assert set(Item.objects.filter(project=project, is_gold=True).values_list("priority", flat=True)) == {0.0}
 
 
-def test_it_measures_uncertainty_as_the_gap_between_the_closest_candidates():
-    assert pair_uncertainty([1.0, 3.0]) == 2.0
-    assert pair_uncertainty([0.5, -0.5, 0.4]) == pytest.approx(0.1)
-    assert pair_uncertainty([2.0]) == 0.0
-
-
 def test_it_refuses_uncertain_order_without_a_reward_model(project):
     from annotation.selection import SelectionError
 
@@ -82,59 +74,19 @@ def test_it_refuses_uncertain_order_without_a_reward_model(project):
     assert project.selection == "fewest"
 
 
-@pytest.fixture
-def reward_model(db, settings):
-    """A tiny reward model (random weights, real tokenizer) registered like a trained one."""
-    from tests.training.conftest import build_tokenizer
-    from tests.tiny_models import tiny_reward_model
+def test_it_keeps_fewest_and_random_without_a_scorer_installed(project, add_items, monkeypatch):
+    """annotation alone (no training app to fill annotation.hooks): uncertain is refused with a
+    reason, the other orders work, and nothing is queued."""
+    from annotation import hooks
+    from annotation.selection import SelectionError, priorities_refresh
 
-    tokenizer = build_tokenizer()
-    folder = Path(settings.ARTIFACT_ROOT) / "models" / "rm"
-    folder.mkdir(parents=True)
-    model = tiny_reward_model(tokenizer, seed=3)
-    model.config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(folder, safe_serialization=True)
-    tokenizer.save_pretrained(folder)
-    return ModelArtifact.objects.create(name="rm", kind=ModelArtifact.Kind.REWARD_MODEL, source=ModelArtifact.Source.LOCAL, path="models/rm")
-
-
-@pytest.mark.slow
-def test_it_scores_pending_items_and_hands_out_the_least_certain_first(project, add_items, member, reward_model, django_capture_on_commit_callbacks):
-    from training.scoring import score
-
-    items = add_items(project, 6)
-    Item.objects.filter(pk=items[0].pk).update(judgment_count=1, taken=1)  # done: not pending, not scored
-    with django_capture_on_commit_callbacks(execute=True):
-        selection_set(project=project, selection="uncertain", model=reward_model)
-    project.refresh_from_db()
-    assert project.selection_status["state"] == "done" and project.selection_status["scored"] == 5
-    expected = {}
-    for item in items[1:]:
-        texts = list(item.candidates.order_by("position").values_list("text", flat=True))
-        expected[item.external_id] = pair_uncertainty(score(model=reward_model, prompt=item.prompt, responses=texts))
-    stored = dict(Item.objects.filter(pk__in=[i.pk for i in items[1:]]).values_list("external_id", "priority"))
-    assert stored == pytest.approx(expected, abs=1e-5)
-    assert Item.objects.get(pk=items[0].pk).priority == 0.0
-    assert _order(project, member, 5) == sorted(expected, key=lambda k: (expected[k], k))
-
-
-@pytest.mark.slow
-def test_it_rescores_when_a_newer_reward_model_of_the_project_is_registered(project, add_items, reward_model, django_capture_on_commit_callbacks):
-    from annotation.selection import on_reward_model_registered
-
+    monkeypatch.setattr(hooks, "uncertainty", None)
     add_items(project, 3)
-    snap = DatasetSnapshot.objects.create(project=project, version=1, status=DatasetSnapshot.Status.READY, path="snapshots/demo/v1")
-    ModelArtifact.objects.filter(pk=reward_model.pk).update(snapshot=snap)
-    reward_model.refresh_from_db()
-    with django_capture_on_commit_callbacks(execute=True):
-        selection_set(project=project, selection="uncertain")  # no model chosen: the newest of the project
-    newer = ModelArtifact.objects.create(name="rm2", kind=ModelArtifact.Kind.REWARD_MODEL, source=ModelArtifact.Source.TRAINED,
-                                         path=reward_model.path, snapshot=snap)
-    with django_capture_on_commit_callbacks(execute=True):
-        on_reward_model_registered(model=newer)
-    project.refresh_from_db()
-    assert project.selection_status["model"] == "rm2" and project.selection_status["state"] == "done"
-    assert project.selection_status["reason"] == "new reward model rm2"
+    with pytest.raises(SelectionError, match="selection_model: no reward-model scorer is installed"):
+        selection_set(project=project, selection="uncertain")
+    selection_set(project=project, selection="random")
+    assert Project.objects.get(pk=project.pk).selection == "random"
+    assert priorities_refresh(project=project, reason="asked for") is False
 
 
 # ----- endpoints: owner (manager), member (rater), researcher, outsider
@@ -159,7 +111,7 @@ def test_it_shows_and_changes_the_order_over_the_api_for(api_for, project, owner
     assert api_for(outsider).post(url + "refresh/").status_code == 404
 
 
-def test_it_offers_the_setting_to_managers_on_a_page(client_for, project, owner, researcher, member, outsider, add_items, reward_model):
+def test_it_offers_the_setting_to_managers_on_a_page(client_for, project, owner, researcher, member, outsider, add_items):
     url = reverse("annotation:project-selection", kwargs={"slug": project.slug})
     assert client_for(outsider).get(url).status_code == 404
     assert client_for(member).get(url).status_code == 403
@@ -169,7 +121,7 @@ def test_it_offers_the_setting_to_managers_on_a_page(client_for, project, owner,
     assert client.post(url, {"selection": "random"}).status_code == 403
     client = client_for(owner)
     page = client.get(url).content.decode()
-    assert 'type="radio"' in page and "rm" in page
+    assert 'type="radio"' in page
     client.post(url, {"selection": "random"})
     project.refresh_from_db()
     assert project.selection == "random"

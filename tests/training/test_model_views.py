@@ -6,7 +6,7 @@ import pytest
 
 from annotation.models import DatasetSnapshot, Membership, Role
 from training.models import ModelArtifact, TrainingRun
-from training.selectors import model_lineage
+from training.registry.selectors import model_lineage
 
 pytestmark = pytest.mark.django_db
 

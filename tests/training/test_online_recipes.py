@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from training.recipes.registry import RECIPE_MODULES, as_dict, get
+from training.recipes.catalog import RECIPE_MODULES, as_dict, get
 
 ONLINE = ("ppo", "rloo", "grpo")
 

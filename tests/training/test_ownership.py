@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from tests.training.conftest import preference_rows
 from training.models import TrainingRun
-from training.runner import Progress, RunLost, _train, output_dir, run_claim
+from training.runs.runner import Progress, RunLost, _train, output_dir, run_claim
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -1,4 +1,4 @@
-"""Policy against reference by a reward model, on nets in memory (training/rl/evaluation.py): the
+"""Policy against reference by a reward model, on nets in memory (training/rl/comparison.py): the
 comparison that evaluation jobs and the end of online runs share."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 pytest.importorskip("torch")
 
 from tests.training import tiny_rl
-from training.rl.evaluation import compare
-from training.sampling import Sampling
+from training.rl.comparison import compare
+from training.rl.sampling import Sampling
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def test_it_finds_no_kl_and_an_even_match_between_a_policy_and_itself(lora_polic
 
 
 def test_it_gives_each_answer_the_same_log_prob_alone_or_in_a_batch(lora_policy):
-    from training.sampling import generate, response_logprobs
+    from training.rl.sampling import generate, response_logprobs
 
     policy, tok, _ = lora_policy
     answers = [a[0] for a in generate(net=policy, tokenizer=tok, prompts=tiny_rl.HELD_OUT, sampling=Sampling(temperature=1.0, max_new_tokens=6))]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from training import registry
+from training.registry import services as registry
 from training.models import ModelArtifact
 
 pytestmark = pytest.mark.django_db
@@ -123,7 +123,7 @@ def test_it_says_clearly_when_the_hub_cannot_be_reached(monkeypatch):
 def test_it_keeps_torch_out_of_the_web_process():
     code = (
         "import django, os, sys; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings'); django.setup();"
-        "import training.registry, training.views, training.api.urls, training.admin, training.urls;"
+        "import training.registry.services, training.views, training.api.urls, training.admin, training.urls;"
         "from django.urls import resolve; resolve('/training/');"
         "heavy = [m for m in ('torch', 'transformers', 'trl', 'peft', 'datasets') if m in sys.modules];"
         "print(heavy); sys.exit(1 if heavy else 0)"

@@ -8,8 +8,8 @@ import pytest
 
 from annotation.exports.split import suggested_test_share, split_size_warnings
 from tests.training.conftest import preference_rows, write_snapshot_folder
-from training.results import accuracy_figures, display_rows
-from training.stats import wilson
+from training.runs.results import accuracy_figures, display_rows
+from training.core.stats import wilson
 
 
 def test_it_gives_the_interval_scipy_gives_on_whole_counts():
@@ -115,7 +115,7 @@ class FakeProgress:
 
 def _ctx(tmp_path: Path, model: Path, snapshot: Path, progress, name: str):
     from training.recipes.common import progress_callback
-    from training.recipes.registry import TrainContext, get
+    from training.recipes.catalog import TrainContext, get
 
     config = {"max_steps": 8, "save_steps": 4, "logging_steps": 1, "per_device_train_batch_size": 8, "max_length": 64, "learning_rate": 1e-2}
     return TrainContext(run_id=1, method="reward", config=config, use_lora=False, snapshot_dir=snapshot, base_model_path=model,

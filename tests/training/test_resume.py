@@ -13,8 +13,8 @@ from safetensors.torch import load_file
 from tests.training.conftest import preference_rows
 from tests.workers import wait_for, worker_env, workers  # noqa: F401 - fixtures
 from training.models import ModelArtifact, TrainingRun
-from training.runner import run_execute
-from training.runs import run_create, runs_find_stale
+from training.runs.runner import run_execute
+from training.runs.services import run_create, runs_find_stale
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -32,7 +32,7 @@ def broker(worker_env, settings):
 
 
 def training_processes(run_id: int) -> list[int]:
-    """Live ranks of this test's run: `training.child RUN_ID ...` on the command line, and this
+    """Live ranks of this test's run: `training.runs.child RUN_ID ...` on the command line, and this
     test's artifact folder in the environment (other test runs on the machine have their own)."""
     from django.conf import settings
 
@@ -44,12 +44,12 @@ def training_processes(run_id: int) -> list[int]:
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            if b"training.child" not in argv or state == "Z":
+            if b"training.runs.child" not in argv or state == "Z":
                 continue
             environ = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        at = argv.index(b"training.child")
+        at = argv.index(b"training.runs.child")
         if argv[at + 1 : at + 2] == [str(run_id).encode()] and mine in environ:
             found.append(int(entry.name))
     return found

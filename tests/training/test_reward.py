@@ -6,8 +6,8 @@ import pytest
 
 from tests.training.conftest import preference_rows
 from training.models import ModelArtifact, TrainingRun
-from training.runner import run_execute
-from training.runs import run_create
+from training.runs.runner import run_execute
+from training.runs.services import run_create
 
 # transaction=True: the runner's heartbeat thread has its own connection and must see committed rows.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -44,7 +44,7 @@ def test_it_learns_that_polite_answers_are_preferred(project, owner, tiny_model,
 
 
 def test_it_scores_new_responses_with_the_trained_reward_model(project, tiny_model, make_snapshot):
-    from training import scoring
+    from training.registry import loading, scoring
 
     base = tiny_model()
     snapshot = make_snapshot(project, preference_rows(160, seed=3), preference_rows(20, seed=4))
@@ -56,8 +56,8 @@ def test_it_scores_new_responses_with_the_trained_reward_model(project, tiny_mod
     polite, rude = scoring.score(model=rm, prompt="question about rivers", responses=[" you can thanks it", " you can whatever it"])
     assert polite > rude
     # Cached: a second call does not load the weights again.
-    loaded = scoring._loaded(rm)
-    assert scoring._loaded(rm) is loaded
+    loaded = loading.reward_model_loaded(rm)
+    assert loading.reward_model_loaded(rm) is loaded
     with pytest.raises(scoring.ScoringError):
         scoring.score(model=base, prompt="q", responses=["a"])
 

@@ -30,7 +30,7 @@ def setup(tmp_path):
 
 @pytest.mark.parametrize("method", ["rloo", "grpo"])
 def test_it_raises_the_reward_model_score_while_the_kl_stays_bounded(tmp_path, setup, method):
-    from training.recipes.registry import get
+    from training.recipes.catalog import get
 
     recipe = get(method)
     progress = tiny_rl.FakeProgress()
@@ -49,7 +49,7 @@ def test_it_raises_the_reward_model_score_while_the_kl_stays_bounded(tmp_path, s
 
 
 def test_it_resumes_a_stopped_grpo_run_from_its_last_checkpoint(tmp_path, setup):
-    from training.recipes.registry import get
+    from training.recipes.catalog import get
 
     config = {**FAST, **PER_METHOD["grpo"], "max_steps": 4, "save_steps": 2, "eval_prompts": 2}
     train = get("grpo").train_fn()
@@ -67,9 +67,9 @@ def test_it_resumes_a_stopped_grpo_run_from_its_last_checkpoint(tmp_path, setup)
 
 
 def test_it_keeps_the_trained_policy_when_the_evaluation_fails(tmp_path, setup):
-    """Temperature 6 trains, but evaluation sampling refuses it (training/sampling.py): the run used
+    """Temperature 6 trains, but evaluation sampling refuses it (training/rl/sampling.py): the run used
     to fail after training, with no model saved. The policy is saved first; the failure is a figure."""
-    from training.recipes.registry import get
+    from training.recipes.catalog import get
 
     config = {**FAST, **PER_METHOD["grpo"], "max_steps": 2, "temperature": 6.0}
     result = get("grpo").train_fn()(tiny_rl.context(tmp_path, method="grpo", config=config, use_lora=True,

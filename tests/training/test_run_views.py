@@ -183,7 +183,7 @@ def test_it_shows_the_error_in_words(client_for, run, owner):
 
 
 def test_it_shows_the_results_margin_distribution_and_the_model(client_for, run, owner, base_model):
-    # The shape training.runner writes: test-split metrics with a margin distribution.
+    # The shape training.runs.runner writes: test-split metrics with a margin distribution.
     run.status, run.step = "succeeded", 120
     run.result = {"train_loss": 0.41, "global_step": 120, "train_seconds": 33.2, "test": {
         "test_pairs": 8, "accuracy": 0.875, "note": "a word",
@@ -238,7 +238,7 @@ def test_it_links_samples_written_beside_the_model_only_when_there_are_some(clie
     assert "Say hi" in page and "Hello, thanks!" in page and "whatever" in page
 
 
-# The run trains in a child process (training/launcher.py), which sees committed rows only.
+# The run trains in a child process (training/runs/launcher.py), which sees committed rows only.
 @pytest.mark.django_db(transaction=True)
 def test_it_trains_a_tiny_reward_model_started_from_the_form(client_for, make_project, owner, tiny_model, make_snapshot,
                                                              django_capture_on_commit_callbacks):

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from annotation.models import DatasetSnapshot
 from training.models import ModelArtifact, TrainingRun
-from training.runner import last_checkpoint, run_claim
-from training.runs import ConfigError, recipe_config_schema, run_cancel, run_create, runs_find_stale
+from training.runs.runner import last_checkpoint, run_claim
+from training.runs.services import ConfigError, recipe_config_schema, run_cancel, run_create, runs_find_stale
 
 pytestmark = pytest.mark.django_db
 
@@ -141,7 +141,7 @@ def test_it_resumes_only_from_a_complete_checkpoint(tmp_path):
 
 
 def test_it_keeps_torch_out_of_the_web_process():
-    code = "import django, sys; django.setup(); import training.runs, training.tasks, training.recipes.base; " \
+    code = "import django, sys; django.setup(); import training.runs.services, training.tasks, training.recipes.base; " \
            "print(json.dumps(sorted(m for m in ('torch', 'transformers', 'trl', 'peft', 'datasets') if m in sys.modules)))"
     out = subprocess.run([sys.executable, "-c", "import json; " + code], cwd=django_settings.BASE_DIR, capture_output=True, text=True,
                          env={**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "config.settings"}, timeout=120)

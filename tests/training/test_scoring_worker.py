@@ -11,7 +11,7 @@ import pytest
 
 from tests.training.test_api import build_tiny_reward_model
 from tests.workers import wait_for, worker_env, workers  # noqa: F401 - fixtures
-from training import scoring
+from training.registry import scoring
 from training.models import ModelArtifact
 
 pytestmark = pytest.mark.django_db

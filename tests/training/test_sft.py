@@ -7,7 +7,7 @@ import pytest
 
 from tests.training.conftest import sft_rows
 from training.models import ModelArtifact, TrainingRun
-from training.runs import run_create
+from training.runs.services import run_create
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied
 
 from annotation.models import DatasetSnapshot, Membership, Role
 from training.models import TrainingRun
-from training.runs import run_create
+from training.runs.services import run_create
 
 pytestmark = pytest.mark.django_db
 

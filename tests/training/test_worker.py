@@ -13,7 +13,7 @@ import pytest
 from tests.training.conftest import preference_rows
 from tests.workers import wait_for, worker_env, workers  # noqa: F401 - fixtures
 from training.models import ModelArtifact, TrainingRun
-from training.runs import run_cancel, run_create, runs_find_stale
+from training.runs.services import run_cancel, run_create, runs_find_stale
 from training.tasks import run_training
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(420)]

@@ -91,7 +91,7 @@ def write_prompt_snapshot(folder: Path, train: list, test: list) -> Path:
 
 
 class FakeProgress:
-    """The Progress protocol of training/recipes/registry.py, recording what a run reports.
+    """The Progress protocol of training/recipes/catalog.py, recording what a run reports.
     `stop_after`: check() raises once that many steps were reported (a killed worker)."""
 
     class Stopped(Exception):
@@ -119,7 +119,7 @@ class FakeProgress:
 
 
 def context(tmp: Path, *, method: str, config: dict, policy: Path, reward: Path, snapshot: Path, use_lora: bool, progress, **extra):
-    from training.recipes.registry import TrainContext
+    from training.recipes.catalog import TrainContext
 
     return TrainContext(
         run_id=1, method=method, config=config, use_lora=use_lora, snapshot_dir=snapshot, base_model_path=policy,

@@ -1,0 +1,1 @@
+"""The training REST API: thin DRF views over the same selectors and services as the pages."""

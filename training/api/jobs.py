@@ -1,4 +1,4 @@
-"""Evaluations and generation batches over the API (training.loop_requests does the work).
+"""Evaluations and generation batches over the API (training.loop.requests does the work).
 
     POST /api/training/models/<id>/evaluations/        {reward_model, prompts, reference?, limit?, temperature?, ...}
     POST /api/training/models/<id>/generation-batches/ {project, prompts, policies: [{model, k, temperature}], limit?, ...}
@@ -16,11 +16,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.models import Role
-from training.generation import GenerationError
-from training.job_models import Job
-from training.jobs import job_cancel
-from training.loop_requests import evaluation_request, generation_request, job_get_for_user, jobs_for_policy
-from training.selectors import model_get_for_user
+from training.loop.generation import GenerationError
+from training.loop.models import Job
+from training.loop.jobs import job_cancel
+from training.loop.requests import evaluation_request, generation_request, job_get_for_user, jobs_for_policy
+from training.registry.selectors import model_get_for_user
 
 
 class JobSerializer(serializers.ModelSerializer):

@@ -11,8 +11,8 @@ from rest_framework.views import APIView
 
 from training.api.serializers import ModelArtifactSerializer, ScoreRequestSerializer, ScoreResponseSerializer
 from training.models import ModelArtifact
-from training.scoring import ScoringError, ScoringUnavailable, score_on_worker
-from training.selectors import may_see_models, model_get_for_user, model_list_for_user
+from training.registry.scoring import ScoringError, ScoringUnavailable, score_on_worker
+from training.registry.selectors import may_see_models, model_get_for_user, model_list_for_user
 
 
 @extend_schema(summary="Models you may see: base models, and those trained on your projects")
@@ -43,7 +43,7 @@ class ModelScore(APIView):
             raise ValidationError({"model": [f"{artifact.name} is a {artifact.get_kind_display().lower()}, not a reward model"]})
         body = ScoreRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        # On a `score` worker (training/scoring.py): this process never loads torch.
+        # On a `score` worker (training/registry/scoring.py): this process never loads torch.
         try:
             scores = score_on_worker(model=artifact, prompt=body.validated_data["prompt"], responses=body.validated_data["responses"])
         except ScoringError as exc:

@@ -13,9 +13,10 @@ from rest_framework.views import APIView
 from annotation.models import DatasetSnapshot, Role
 from annotation.selectors import project_get_for_user
 from training.api.serializers import RunCreateSerializer, RunStateSerializer, TrainingRunSerializer
-from training.recipes import registry
-from training.runs import ConfigError, recipe_config_schema, run_cancel, run_create
-from training.selectors import base_models_for_training, reward_models_for_runs, run_get_for_user, run_list_for_user
+from training.recipes import catalog
+from training.runs.services import ConfigError, recipe_config_schema, run_cancel, run_create
+from training.registry.selectors import base_models_for_training, reward_models_for_runs
+from training.runs.selectors import run_get_for_user, run_list_for_user
 from training.views.runs import run_state
 
 PROJECT_PARAM = OpenApiParameter("project", OpenApiTypes.STR, description="Only runs of this project (slug).")
@@ -100,7 +101,7 @@ class RecipeList(APIView):
     @extend_schema(summary="Training methods: what each reads, accepts and produces, its metrics and hyperparameters",
                    responses={200: {"type": "array", "items": {"type": "object"}}})
     def get(self, request):
-        return Response([{**registry.as_dict(r), "config": recipe_config_schema(r.method)} for r in registry.all_recipes()])
+        return Response([{**catalog.as_dict(r), "config": recipe_config_schema(r.method)} for r in catalog.all_recipes()])
 
 
 urlpatterns = [

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from training import scoring
+from training.registry import scoring
 from training.models import ModelArtifact, TrainingRun
-from training.recipes import registry
-from training.results import accuracy_figures
-from training.selectors import model_project
+from training.recipes import catalog
+from training.runs.results import accuracy_figures
+from training.registry.selectors import model_project
 
 ACCURACY_HELP = "Each accuracy in the results with its n and 95% Wilson interval: {name: {value, k, n, ci95: [low, high], method}}."
 
@@ -53,7 +53,7 @@ class TrainingRunSerializer(serializers.ModelSerializer):
         data = super().to_representation(run)
         request = self.context.get("request")
         if request is not None:
-            from training.selectors import run_results_visible
+            from training.runs.selectors import run_results_visible
 
             if not run_results_visible(user=request.user, run=run):
                 # The snapshot holds projects this user may not read: no results, no samples.
@@ -90,7 +90,7 @@ class RunCreateSerializer(serializers.Serializer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # Read per request, not at import: a method registered later is accepted too.
-        self.fields["method"].choices = registry.choices()
+        self.fields["method"].choices = catalog.choices()
 
 
 class RunStateSerializer(serializers.Serializer):

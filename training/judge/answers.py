@@ -6,7 +6,7 @@ q1 and "B" in q2: a judge that always says "A" gets exactly 0.5 (no preference),
 position bias cancels instead of deciding the answer. The bias itself is measured by the
 probability of preferring whatever was shown first, averaged over both orders (0.5 = none).
 
-No torch here: the numbers come in as lists of floats (training/judge/models.py makes them).
+No torch here: the numbers come in as lists of floats (training/judge/judges.py makes them).
 """
 from __future__ import annotations
 

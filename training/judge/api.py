@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from annotation.models import Role
 from annotation.selectors import project_get_for_user
 from training.judge.answers import DEFAULT_TIE_BAND
-from training.judge.models import JudgeError
+from training.judge.judges import JudgeError
 from training.judge.selectors import judge_job_get_for_user, judge_job_state, judge_jobs_of_project, judge_model_find
 from training.judge.services import judge_job_cancel, judge_job_create, judge_job_resume
 

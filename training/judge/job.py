@@ -26,10 +26,10 @@ from django.utils import timezone
 
 from annotation import kinds
 from annotation.models import Candidate, Item, Judgment
-from training import lifecycle
+from training.runs import lifecycle
 from training.judge import answers, prompts
 from training.judge.judging import judge_item
-from training.judge.models import JudgeError, judge_load
+from training.judge.judges import JudgeError, judge_load
 from training.models import JudgeJob
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ JobLost = lifecycle.Lost
 
 
 def judge_claim(*, job_id: int, worker_name: str) -> int | None:
-    """Take the job (training/lifecycle.py): the attempt number, the fencing token, or None."""
+    """Take the job (training/runs/lifecycle.py): the attempt number, the fencing token, or None."""
     return lifecycle.claim(JudgeJob, pk=job_id, worker_name=worker_name)
 
 

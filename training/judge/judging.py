@@ -74,6 +74,6 @@ def judge_item(*, judge, template: prompts.JudgeTemplate, project, prompt, texts
 
 
 def answers_error(message: str):
-    from training.judge.models import JudgeError
+    from training.judge.judges import JudgeError
 
     return JudgeError(message)

@@ -4,9 +4,10 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from annotation.models import Project, Role
-from training.judge.models import JUDGE_KINDS
+from training.judge.judges import JUDGE_KINDS
 from training.models import JudgeJob, ModelArtifact
-from training.selectors import model_list_for_user, row_get_for_user
+from training.core.access import row_get_for_user
+from training.registry.selectors import model_list_for_user
 
 
 def judge_jobs_of_project(*, project: Project) -> QuerySet[JudgeJob]:
@@ -20,7 +21,7 @@ def judge_job_get_for_user(*, user, job_id: int, role: str = Role.RESEARCHER) ->
 
 
 def judge_models_for_user(*, user) -> QuerySet[ModelArtifact]:
-    """Models the user may judge with: visible to them (training.selectors), of a judge kind."""
+    """Models the user may judge with: visible to them (training.runs.selectors), of a judge kind."""
     return model_list_for_user(user=user).filter(kind__in=JUDGE_KINDS).order_by("name")
 
 

@@ -7,9 +7,9 @@ from django.db import transaction
 
 from annotation.kinds import Kind
 from annotation.models import Project
-from training import lifecycle
+from training.runs import lifecycle
 from training.judge import answers, prompts
-from training.judge.models import JUDGE_KINDS, RM_KINDS, JudgeError
+from training.judge.judges import JUDGE_KINDS, RM_KINDS, JudgeError
 from training.models import JudgeJob, ModelArtifact
 
 Status = JudgeJob.Status

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from annotation.models import Role
 from annotation.selectors import project_get_for_user
 from training.judge import prompts
-from training.judge.models import JudgeError
+from training.judge.judges import JudgeError
 from training.judge.selectors import (
     judge_job_get_for_user,
     judge_job_state,

@@ -1,0 +1,1 @@
+"""Management commands of training/: thin wrappers over the services."""

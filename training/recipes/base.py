@@ -76,10 +76,10 @@ class ConfigError(ValueError):
 
 
 def config_class(method: str) -> type[TrainConfig]:
-    from training.recipes import registry
+    from training.recipes import catalog
 
     try:
-        return registry.get(method).config_class
+        return catalog.get(method).config_class
     except KeyError as exc:
         raise ConfigError(f"method: {exc.args[0]}") from None
 

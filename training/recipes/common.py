@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from training.chat import PLAIN_CHAT_TEMPLATE, chat_rows, is_conversational, render_prompt, special_tokens
+from training.core.chat import PLAIN_CHAT_TEMPLATE, chat_rows, is_conversational, render_prompt, special_tokens
 from training.recipes.base import TrainConfig, _f, config_resolve
 
 log = logging.getLogger(__name__)
@@ -315,7 +315,7 @@ def load_dtype(cfg: TrainConfig, *, use_lora: bool):
 
 
 def progress_callback(progress, metrics) -> Any:
-    """A TrainerCallback that reports through the Progress protocol (training/recipes/registry.py):
+    """A TrainerCallback that reports through the Progress protocol (training/recipes/catalog.py):
     steps, metric points under the recipe's names (Metric.sources), checkpoints; stops cleanly on
     cancel or lost ownership."""
     from transformers import TrainerCallback
@@ -402,7 +402,7 @@ def train_with_trainer(ctx, recipe, hooks: Hooks) -> dict:
     if hooks.prepare is not None:
         train_ds, test_ds, notes = hooks.prepare(train_ds=train_ds, test_ds=test_ds, cfg=cfg, ctx=ctx)
     tokenizer = load_tokenizer(ctx.base_model_path)
-    # Text rows become one user turn for an instruct model (training/chat.py), as everywhere else it sees prompts.
+    # Text rows become one user turn for an instruct model (training/core/chat.py), as everywhere else it sees prompts.
     # The samples show the rows as stored (and render their prompts by the same rule themselves).
     stored_test_ds = test_ds
     train_ds, test_ds = chat_rows(train_ds, tokenizer), chat_rows(test_ds, tokenizer)

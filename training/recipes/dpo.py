@@ -9,7 +9,7 @@ from functools import partial
 
 from training.recipes.base import ConfigError, _f
 from training.recipes.common import Hooks, PolicyConfig, policy_samples, train_with_trainer, trainer_make
-from training.recipes.registry import Metric, register_policy
+from training.recipes.catalog import Metric, register_policy
 
 DPO_LOSS_TYPES = (
     "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard",

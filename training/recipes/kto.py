@@ -17,7 +17,7 @@ from training.recipes.common import (
     train_with_trainer,
     trainer_make,
 )
-from training.recipes.registry import Metric, register_policy
+from training.recipes.catalog import Metric, register_policy
 
 
 @dataclass

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from training.recipes.base import TrainConfig, _f, _reworded
-from training.recipes.registry import Metric, Recipe, TrainContext, register_policy
+from training.recipes.catalog import Metric, Recipe, TrainContext, register_policy
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ class _Reward:
         self.model, self.__name__ = model, name
 
     def __call__(self, prompts, completions, source_prompt=None, **kwargs) -> list[float]:
-        # The policy may have seen a text prompt as a user turn (training/chat.py); the reward model
+        # The policy may have seen a text prompt as a user turn (training/core/chat.py); the reward model
         # scores the prompt as stored, rendered its own way, as it was trained.
         if source_prompt is not None:
             prompts = [json.loads(p) for p in source_prompt]
@@ -277,7 +277,7 @@ def train_online(ctx: TrainContext, recipe: Recipe, *, trainer_cls, args_cls) ->
     from datasets import Dataset
     from transformers.trainer_utils import get_last_checkpoint
 
-    from training.chat import as_chat
+    from training.core.chat import as_chat
     from training.rl import models as M
 
     run = start(ctx, recipe.config_class)
@@ -336,13 +336,13 @@ def evaluated(progress, evaluation) -> tuple[dict, list]:
 
 
 def evaluate(model, tokenizer, funcs, prompts, *, cfg, device, base_model_path) -> tuple[dict, list]:
-    """The policy against its reference on held-out prompts (training/rl/evaluation.py, as an
+    """The policy against its reference on held-out prompts (training/rl/comparison.py, as an
     evaluation job), scored by the weighted sum of the reward functions. LoRA: the reference is the
     adapter switched off; full training kept no reference, so the base model is loaded for the
     comparison. Returns the figures and the first cfg.sample_prompts pairs side by side."""
-    from training.rl.evaluation import compare
+    from training.rl.comparison import compare
     from training.rl.models import load_policy
-    from training.sampling import Sampling
+    from training.rl.sampling import Sampling
 
     weights = [float(w) for w in cfg.reward_weights.split(",") if w.strip()] if cfg.reward_weights else [1.0] * len(funcs)
 

@@ -13,7 +13,7 @@ from training.recipes.base import _f, _reworded
 from training.recipes.online import (
     RLConfig, evaluated, no_dropout, policy_load, register_online, reward_model_load, reward_model_specs, start,
 )
-from training.recipes.registry import Metric, TrainContext
+from training.recipes.catalog import Metric, TrainContext
 
 
 @dataclass

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from training.recipes.base import TrainConfig, _f
 from training.recipes.common import Hooks, distribution, train_with_trainer, trainer_make
-from training.recipes.registry import Metric, Recipe, register
+from training.recipes.catalog import Metric, Recipe, register
 
 
 @dataclass

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from training.recipes.base import _f
 from training.recipes.online import OnlineConfig, register_online, train_online
-from training.recipes.registry import TrainContext
+from training.recipes.catalog import TrainContext
 
 
 @dataclass

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from training.recipes.base import _f
 from training.recipes.common import Hooks, PolicyConfig, policy_samples, train_with_trainer, trainer_make
-from training.recipes.registry import Metric, register_policy
+from training.recipes.catalog import Metric, register_policy
 
 
 @dataclass

@@ -1,7 +1,6 @@
-"""Online RL: rollouts from a policy scored by a reward model.
+"""Online RL maths and models: our PPO (ppo.py, top to bottom), loading the policy, reward model
+and critic (models.py), sampling with its log-probs (sampling.py), and the one comparison of a
+policy with its reference (comparison.py). Imports only training.core; never Django models or views.
 
-- ppo.py     our PPO (maths + loop, one module, top to bottom)
-- models.py  loading the policy, the reward model and the critic; scoring texts; prompt sets
-
-Imported only on a worker or by bench/rl_throughput.py: torch is imported freely here.
+Imported only on a worker or by bench/: torch is imported freely here.
 """

@@ -6,12 +6,13 @@ No Django here: bench/rl_throughput.py uses it on a GPU machine without a databa
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from training.chat import render_pair, special_tokens
+from training.core.scorer import reward_scores
 
 # The classification heads of transformers models (decoder LMs: score; encoders: classifier).
 HEADS = ("score", "classifier")
@@ -51,13 +52,6 @@ def load_prompts(snapshot_dir: Path | str, split: str) -> list:
     return []
 
 
-# --------------------------------------------------------------------------- text rendering
-
-def reward_texts(tokenizer, prompts: list, responses: list[str]) -> list[str]:
-    """Prompt + response as the RewardTrainer saw pairs (training/chat.py; as training/scoring.py scores them)."""
-    return [render_pair(tokenizer, prompt, response) for prompt, response in zip(prompts, responses)]
-
-
 # --------------------------------------------------------------------------- reward and value
 
 def _transformers_model(net):
@@ -74,31 +68,18 @@ def _head(model) -> nn.Module:
 
 class RewardModel:
     """Scores whole responses: one float per (prompt, response), higher is better. `adapter_off`:
-    the network is the critic's too (LoRA), and the reward is what it says with the adapter off."""
+    the network is the critic's too (LoRA), and the reward is what it says with the adapter off.
+    `max_length` caps the model's own maximum positions."""
 
     def __init__(self, net, tokenizer, *, adapter_off: bool = False, batch_size: int = 16, max_length: int = 2048):
         self.net, self.tokenizer, self.adapter_off = net, tokenizer, adapter_off
         self.batch_size, self.max_length = batch_size, max_length
 
-    @torch.no_grad()
     def __call__(self, prompts: list, responses: list[str]) -> torch.Tensor:
-        tok = self.tokenizer
-        texts = reward_texts(tok, prompts, responses)
-        special = special_tokens(tok, prompts[0]) if prompts else True
-        tok.padding_side = "right"
-        tok.truncation_side = "left"
-        device = next(self.net.parameters()).device
-        scores = []
-        for start in range(0, len(texts), self.batch_size):
-            enc = tok(texts[start : start + self.batch_size], padding=True, truncation=True, max_length=self.max_length,
-                      return_tensors="pt", add_special_tokens=special).to(device)
-            if self.adapter_off:
-                with self.net.disable_adapter():
-                    logits = self.net(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
-            else:
-                logits = self.net(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
-            scores.append(logits[:, 0].float())
-        return torch.cat(scores) if scores else torch.zeros(0, device=device)
+        # The one scorer (training/core/scorer.py): per-row special tokens, cut from the prompt's left.
+        off = self.net.disable_adapter() if self.adapter_off else nullcontext()
+        with off:
+            return reward_scores(self.net, self.tokenizer, prompts, responses, batch_size=self.batch_size, cap=self.max_length)
 
 
 class ValueModel(nn.Module):

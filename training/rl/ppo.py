@@ -231,7 +231,7 @@ def _positions(attention_mask: torch.Tensor) -> torch.Tensor:
 class PPOTrainer:
     """The PPO loop. `policy` (causal LM, peft or not), `critic` (training.rl.models.ValueModel),
     `reward` (callable: prompts, response texts -> scores), `ref_policy` (None with LoRA: the
-    policy with its adapter off). `progress` follows training.recipes.registry.Progress."""
+    policy with its adapter off). `progress` follows training.recipes.catalog.Progress."""
 
     def __init__(self, *, cfg, policy, critic, reward, tokenizer, prompts: list, progress, checkpoint_dir: Path | str,
                  ref_policy=None, device: torch.device | str = "cpu"):
@@ -311,7 +311,7 @@ class PPOTrainer:
         return [self.prompts[i] for i in order[start : start + self.batch_per_rank]]
 
     def _encode_prompts(self, prompts: list):
-        from training.chat import render_prompt, special_tokens
+        from training.core.chat import render_prompt, special_tokens
 
         tok = self.tokenizer
         tok.padding_side, tok.truncation_side = "left", "left"
@@ -607,10 +607,10 @@ class PPOTrainer:
                 "reward_normalisation": {"mean": self.reward_mean, "std": self.reward_std}, "kl_coef": self.kl_ctl.value}
 
     def evaluate(self, prompts: list, *, samples: int = 4) -> tuple[dict, list]:
-        """The policy against its reference on held-out prompts (training/rl/evaluation.py, as an
+        """The policy against its reference on held-out prompts (training/rl/comparison.py, as an
         evaluation job): the figures and the first `samples` pairs side by side."""
-        from training.rl.evaluation import compare
-        from training.sampling import Sampling
+        from training.rl.comparison import compare
+        from training.rl.sampling import Sampling
 
         figures = compare(policy=_unwrap(self.policy), reference=self.ref_policy, tokenizer=self.tokenizer, reward=self.reward,
                           prompts=prompts, sampling=Sampling(temperature=self.cfg.temperature, max_new_tokens=self.cfg.max_new_tokens),

@@ -7,11 +7,12 @@ from django import template
 from django.urls import reverse
 
 from annotation.models import DatasetSnapshot
-from training.generation import POLICY_KINDS
-from training.job_models import Job
-from training.loop_requests import jobs_for_policy
+from training.loop.generation import POLICY_KINDS
+from training.loop.models import Job
+from training.loop.requests import jobs_for_policy
 from training.models import ModelArtifact
-from training.selectors import model_list_for_user, projects_managed, projects_viewable
+from training.core.access import projects_managed, projects_viewable
+from training.registry.selectors import model_list_for_user
 
 register = template.Library()
 
@@ -21,7 +22,7 @@ def policy_loop(context, model: ModelArtifact):
     user = context["request"].user
     if model.kind not in POLICY_KINDS:
         return {"show": False}
-    from training.batches import head_to_head
+    from training.loop.batches import head_to_head
 
     jobs = list(jobs_for_policy(user=user, policy=model)[:20])
     for job in jobs:

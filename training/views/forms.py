@@ -1,5 +1,5 @@
 """The start-run form: snapshot, base model, method, LoRA or full, and each method's
-hyperparameters with the recipe's defaults (training.runs.recipe_config_schema)."""
+hyperparameters with the recipe's defaults (training.runs.services.recipe_config_schema)."""
 from __future__ import annotations
 
 from django import forms
@@ -7,9 +7,10 @@ from django.db.models import BooleanField, Case, Q, Value, When
 
 from annotation.models import DatasetSnapshot, Project
 from training.models import TrainingRun
-from training.recipes import registry
-from training.runs import recipe_config_schema
-from training.selectors import base_models_for_training, reward_models_for_runs, snapshots_trainable
+from training.recipes import catalog
+from training.runs.services import recipe_config_schema
+from training.registry.selectors import base_models_for_training, reward_models_for_runs
+from training.runs.selectors import snapshots_trainable
 
 
 def config_fields(method: str, data=None) -> list[dict]:
@@ -57,18 +58,18 @@ class RunForm(forms.Form):
     def __init__(self, *args, project: Project, user, **kwargs):
         super().__init__(*args, **kwargs)
         # The project's own snapshots, and snapshots of other projects that include this project's
-        # data (extra_projects): training.runs.run_create accepts both. A
+        # data (extra_projects): training.runs.services.run_create accepts both. A
         # subquery rather than a join on extra_projects, which would repeat a snapshot once per
         # project it includes. Own snapshots first, so the default stays the newest own one.
         shared = DatasetSnapshot.objects.filter(extra_projects=project).values("pk")
         ready = DatasetSnapshot.objects.filter(Q(project=project) | Q(pk__in=shared), status=DatasetSnapshot.Status.READY)
-        ready = ready.filter(pk__in=snapshots_trainable(user=user).values("pk"))  # training.selectors: the shared-snapshot rule
+        ready = ready.filter(pk__in=snapshots_trainable(user=user).values("pk"))  # training.runs.selectors: the shared-snapshot rule
         own = Case(When(project=project, then=Value(True)), default=Value(False), output_field=BooleanField())
         self.fields["snapshot"].queryset = ready.select_related("project").annotate(own=own).order_by("-own", "-version", "-pk")
         self.fields["base_model"].queryset = base_models_for_training(user=user)
         self.fields["reward_model"].queryset = reward_models_for_runs(user=user)
         # Read when the form is built, not at import: a method registered later still shows.
-        self.recipes = registry.all_recipes()
+        self.recipes = catalog.all_recipes()
         self.fields["method"].choices = [(r.method, r.label) for r in self.recipes]
         self.fields["method"].initial = self.recipes[0].method if self.recipes else None
         self.needs_reward_model = [r.method for r in self.recipes if r.needs_reward_model]

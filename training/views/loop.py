@@ -1,6 +1,6 @@
 """Closing the loop from a policy's page: queue an evaluation, send a generation batch to
 raters, watch a job, browse an evaluation's answers side by side. The work is in
-training.loop_requests (shared with the API)."""
+training.loop.requests (shared with the API)."""
 from __future__ import annotations
 
 from django.contrib import messages
@@ -10,11 +10,11 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from annotation.models import Role
-from training.generation import GenerationError
-from training.job_models import Job
-from training.jobs import job_cancel
-from training.loop_requests import evaluation_request, generation_request, job_get_for_user
-from training.selectors import model_get_for_user
+from training.loop.generation import GenerationError
+from training.loop.models import Job
+from training.loop.jobs import job_cancel
+from training.loop.requests import evaluation_request, generation_request, job_get_for_user
+from training.registry.selectors import model_get_for_user
 
 
 def _queue(request, pk: int, make, what: str):
@@ -45,7 +45,7 @@ def job_detail(request, pk: int):
     job = job_get_for_user(user=request.user, job_id=pk)
     verdict = None
     if job.kind == Job.Kind.GENERATION and job.status == Job.Status.SUCCEEDED:
-        from training.batches import head_to_head
+        from training.loop.batches import head_to_head
 
         names = [p["candidate_name"] for p in job.params.get("policies", [])]
         if len(names) >= 2:

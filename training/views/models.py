@@ -10,16 +10,16 @@ from django.shortcuts import redirect, render
 from django.urls import path
 
 from training.models import ModelArtifact
-from training.registry import SOURCES, RegistryError, model_path, model_register
-from training.results import display_rows
-from training.selectors import (
+from training.registry.services import SOURCES, RegistryError, model_path, model_register
+from training.runs.results import display_rows
+from training.core.access import projects_viewable
+from training.registry.selectors import (
     may_register_models,
     may_see_models,
     model_get_for_user,
     model_lineage,
     model_list_for_user,
     model_project,
-    projects_viewable,
 )
 
 

@@ -13,15 +13,19 @@ from django.views.decorators.http import require_GET, require_POST
 from annotation.models import Role
 from annotation.selectors import project_get_for_user
 from annotation.exports.split import split_size_warnings
-from training.lifecycle import FINISHED
+from training.runs.lifecycle import FINISHED
 from training.models import TrainingRun
-from training.recipes import registry
-from training.registry import model_path
-from training.results import display_rows
-from training.runs import ConfigError, run_cancel, run_create
+from training.recipes import catalog
+from training.registry.services import model_path
+from training.runs.results import display_rows
+from training.runs.services import ConfigError, run_cancel, run_create
 from django.core.exceptions import PermissionDenied
 
-from training.selectors import can_manage_run, may_see_models, projects_managed, run_get_for_user, run_list_for_user, run_results_visible
+from training.core.access import projects_managed
+
+from training.registry.selectors import may_see_models
+
+from training.runs.selectors import can_manage_run, run_get_for_user, run_list_for_user, run_results_visible
 from training.views.forms import RunForm, config_fields, config_from_post
 
 RESULTS_HIDDEN = "This run's snapshot holds the data of projects you may not read: its results and samples are hidden."
@@ -199,7 +203,7 @@ def margin_histogram(result: dict, bins: int = 20) -> dict | None:
 
 def _recipe(method: str):
     try:
-        return registry.get(method)
+        return catalog.get(method)
     except KeyError:  # a method whose module is gone: the page still shows the row
         return None
 

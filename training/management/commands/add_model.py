@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from training import registry
+from training.registry import services as registry
 from training.models import ModelArtifact
 
 

@@ -60,7 +60,7 @@ class Command(BaseCommand):
         self.stdout.write(f"{line}  [{time.monotonic() - self.t0:.1f}s, total {time.monotonic() - self.started:.1f}s]")
 
     def _loop(self, o):
-        from training.loop_cli import model_named
+        from training.loop.cli import model_named
 
         self._step("1. demo data, simulated raters, reward model")
         demo = Project.objects.filter(slug="demo-binary").first()
@@ -70,7 +70,7 @@ class Command(BaseCommand):
         if o["policy"]:
             policy = model_named(o["policy"], "--policy")
         else:
-            from training.registry import model_register_smollm2
+            from training.registry.services import model_register_smollm2
 
             policy = model_register_smollm2()
         before = list(TrainingRun.objects.filter(project=demo, method="reward").values_list("pk", flat=True))
@@ -94,10 +94,10 @@ class Command(BaseCommand):
             self._step(f"2. policy run ({o['method']})")
             new_policy = self._policy_run(o, demo=demo, snapshot=snapshot, policy=policy, judge=judge) or policy
 
-        from training.batches import batch_summary, generation_batch_create
-        from training.evaluation import evaluation_create
-        from training.generation import Sampling
-        from training.loop_cli import job_run_here
+        from training.loop.batches import batch_summary, generation_batch_create
+        from training.loop.evaluation import evaluation_create
+        from training.loop.generation import Sampling
+        from training.loop.cli import job_run_here
 
         sampling = Sampling(temperature=0.7, max_new_tokens=o["max_new_tokens"])
         if new_policy.pk != policy.pk:
@@ -129,7 +129,7 @@ class Command(BaseCommand):
     def _policy_run(self, o, *, demo, snapshot, policy, judge) -> ModelArtifact | None:
         """A short LoRA run of the online method against the new reward model; on refusal or failure
         the loop goes on with the base policy and says why."""
-        from training.runs import ConfigError, run_create
+        from training.runs.services import ConfigError, run_create
 
         config = {"max_steps": o["rl_steps"], "per_device_train_batch_size": 4, "logging_steps": 1,
                   "save_steps": max(o["rl_steps"], 1), "sample_prompts": 0}

@@ -72,8 +72,8 @@ class Command(BaseCommand):
             return
 
         from training.models import ModelArtifact
-        from training.registry import model_register_minilm
-        from training.runs import ConfigError, run_create
+        from training.registry.services import model_register_minilm
+        from training.runs.services import ConfigError, run_create
 
         if base_model:
             model = ModelArtifact.objects.filter(name=base_model).first()

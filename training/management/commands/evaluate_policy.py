@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from training.generation import GenerationError, Sampling
-from training.loop_cli import job_run_here, model_named, prompts_arg
+from training.loop.generation import GenerationError, Sampling
+from training.loop.cli import job_run_here, model_named, prompts_arg
 
 
 def print_evaluation(stdout, result: dict) -> None:
@@ -36,7 +36,7 @@ class Command(BaseCommand):
         parser.add_argument("--here", action="store_true", help="Run in this process instead of queueing on the gpu worker.")
 
     def handle(self, *args, **o):
-        from training.evaluation import evaluation_create
+        from training.loop.evaluation import evaluation_create
 
         policy = model_named(o["policy"], "--policy")
         reference = model_named(o["reference"], "--reference") if o["reference"] else None

@@ -13,8 +13,8 @@ import re
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import Project
-from training.generation import GenerationError, Sampling
-from training.loop_cli import job_run_here, model_named, prompts_arg
+from training.loop.generation import GenerationError, Sampling
+from training.loop.cli import job_run_here, model_named, prompts_arg
 
 SPEC = re.compile(r"^(?P<name>[^@]+?)(?:@(?P<t>[0-9.]+))?(?:x(?P<k>[0-9]+))?$")
 
@@ -43,7 +43,7 @@ class Command(BaseCommand):
         parser.add_argument("--here", action="store_true", help="Run in this process instead of queueing on the gpu worker.")
 
     def handle(self, *args, **o):
-        from training.batches import batch_summary, generation_batch_create
+        from training.loop.batches import batch_summary, generation_batch_create
 
         target = Project.objects.filter(slug=o["project"]).first()
         if target is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import Project
-from training.judge.models import JudgeError
+from training.judge.judges import JudgeError
 from training.judge.services import judge_job_create
 from training.models import JudgeJob, ModelArtifact
 

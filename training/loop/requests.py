@@ -1,0 +1,120 @@
+"""Evaluation and generation-batch requests from a person (the policy's page and the API):
+parse the fields, check permissions, call the service. One function per request, shared by the
+view and the API so both answer the same way.
+
+Permissions: an evaluation needs the manager role on the project whose prompts it reads (it
+spends that project's GPU time); a generation batch needs the manager role on the target project
+(it adds items there) and the researcher role on the project its prompts come from. Every model
+named must be visible to the user (training.registry.selectors.model_get_for_user)."""
+from __future__ import annotations
+
+from annotation.models import Role
+from annotation.selectors import project_get_for_user
+from training.loop.generation import GenerationError, Sampling
+from training.loop.models import Job
+from training.models import ModelArtifact
+from training.loop.prompt_sources import prompts_parse
+from training.core.access import row_get_for_user
+from training.registry.selectors import model_get_for_user
+
+
+def _number(data, key: str, default, kind=float):
+    raw = data.get(key, default)
+    if raw in (None, ""):
+        return default
+    try:
+        return kind(raw)
+    except (TypeError, ValueError):
+        raise GenerationError(f"{key}: {raw!r} is not a {'whole ' if kind is int else ''}number") from None
+
+
+def _model(user, value, field: str) -> ModelArtifact:
+    if isinstance(value, ModelArtifact):
+        return value
+    value = str(value or "").strip()
+    if not value:
+        raise GenerationError(f"{field}: is required")
+    found = ModelArtifact.objects.filter(**({"pk": int(value)} if value.isdigit() else {"name": value})).first()
+    if found is None:
+        raise GenerationError(f"{field}: no registered model {value!r}")
+    return model_get_for_user(user=user, model_id=found.pk)
+
+
+def _sampling(data, defaults=None) -> Sampling:
+    d = {**(defaults or {}), **{k: v for k, v in data.items() if v not in (None, "")}}
+    return Sampling(
+        temperature=_number(d, "temperature", 0.7), top_p=_number(d, "top_p", 1.0),
+        max_new_tokens=_number(d, "max_new_tokens", 64, int), seed=_number(d, "seed", 0, int),
+    )
+
+
+def evaluation_request(*, user, policy: ModelArtifact, data) -> Job:
+    from training.loop.evaluation import evaluation_create
+
+    snapshot, prompts_project = prompts_parse(data.get("prompts"), user=user)
+    owner = snapshot.project if snapshot else prompts_project
+    project_get_for_user(user=user, slug=owner.slug, role=Role.MANAGER)
+    reference = _model(user, data.get("reference"), "reference") if data.get("reference") else None
+    return evaluation_create(
+        policy=policy, reference=reference, reward_model=_model(user, data.get("reward_model"), "reward_model"),
+        project=owner, snapshot=snapshot, prompts_project=prompts_project, split=str(data.get("split") or "test"),
+        limit=_number(data, "limit", 64, int), sampling=_sampling(data), created_by=user,
+    )
+
+
+def policies_parse(value, *, user, defaults: dict) -> list[tuple[ModelArtifact, int, Sampling]]:
+    """A list of {"model", "k", "temperature", ...} (API) or lines "NAME@TEMPERATURE xK" (form)."""
+    if isinstance(value, str):
+        rows = []
+        for n, line in enumerate(value.splitlines(), start=1):
+            line = line.strip()
+            if not line:
+                continue
+            name, _, rest = line.partition("@")
+            temperature, _, k = rest.replace(" ", "").partition("x")
+            rows.append({"model": name.strip(), "temperature": temperature or None, "k": k or 1, "line": n})
+    elif isinstance(value, list):
+        rows = value
+    else:
+        raise GenerationError("policies: give a list of {model, k, temperature} or lines NAME@TEMPERATURE xK")
+    out = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise GenerationError(f"policies[{i}]: must be an object with model, k, temperature")
+        where = f"policies line {row['line']}" if "line" in row else f"policies[{i}]"
+        try:
+            model = _model(user, row.get("model"), "model")
+            k = _number(row, "k", 1, int)
+            sampling = _sampling({k2: v for k2, v in row.items() if k2 in ("temperature", "top_p", "max_new_tokens", "seed")}, defaults)
+        except GenerationError as exc:
+            raise GenerationError(f"{where}.{exc}") from None
+        out.append((model, k, sampling))
+    return out
+
+
+def generation_request(*, user, policy: ModelArtifact, data) -> Job:
+    from training.loop.batches import generation_batch_create
+
+    slug = str(data.get("project") or "").strip()
+    if not slug:
+        raise GenerationError("project: is required (the project the items go to)")
+    target, _ = project_get_for_user(user=user, slug=slug, role=Role.MANAGER)
+    snapshot, prompts_project = prompts_parse(data.get("prompts"), user=user)
+    defaults = {k: data.get(k) for k in ("top_p", "max_new_tokens", "seed") if data.get(k) not in (None, "")}
+    policies = policies_parse(data.get("policies") or f"{policy.name}@0.7", user=user, defaults=defaults)
+    # The job lives on the page it was started from.
+    policies.sort(key=lambda p: p[0].pk != policy.pk)
+    return generation_batch_create(project=target, policies=policies, snapshot=snapshot, prompts_project=prompts_project,
+                                   split=str(data.get("split") or "test"), limit=_number(data, "limit", 100, int), created_by=user)
+
+
+def job_get_for_user(*, user, job_id: int, role: str = Role.RESEARCHER) -> Job:
+    """The job, if the user holds `role` on its project: Http404 for outsiders, 403 for too low a role."""
+    jobs = Job.objects.select_related("policy", "import_batch")
+    return row_get_for_user(jobs, user=user, pk=job_id, role=role, what="job")
+
+
+def jobs_for_policy(*, user, policy: ModelArtifact):
+    from training.core.access import projects_viewable
+
+    return Job.objects.filter(policy=policy, project__in=projects_viewable(user=user)).select_related("project").order_by("-created_at")
