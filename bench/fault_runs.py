@@ -364,7 +364,8 @@ def run_c(args, pg: PrivatePostgres, workdir: Path, env: dict) -> bool:
     from annotation.exports.build import snapshot_build
     from annotation.models import DatasetSnapshot
     from tests.training.conftest import build_tiny_model
-    from training.models import ModelArtifact, TrainingRun
+    from training.registry.models import ModelArtifact
+    from training.runs.models import TrainingRun
     from training.runs.services import run_create
 
     say(f"\n=== (c) Redis (broker) killed and restarted with {args.snapshots} snapshot builds and {args.trainings} training runs queued")

@@ -160,7 +160,7 @@ def main() -> None:
     from training.judge import prompts
     from training.judge.job import judge_execute
     from training.judge.services import judge_job_create
-    from training.models import TrainingRun
+    from training.runs.models import TrainingRun
     from training.registry.services import model_register_minilm, model_register_smollm2
     from training.runs.services import run_create
     from training.registry.scoring import score

@@ -4,6 +4,7 @@ nothing; `researcher` is the fourth role where it matters."""
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,25 @@ def pytest_configure(config):
     db = django_settings.DATABASES["default"]
     if db["ENGINE"].endswith("sqlite3") and not (db.get("TEST") or {}).get("NAME"):
         db.setdefault("TEST", {})["NAME"] = str(Path(django_settings.DATA_DIR) / "test.sqlite3")
+    # The password hash is not under test, and PBKDF2 costs 0.4 s a user: with three or four users
+    # per test (the owner/member/outsider fixture) and their logins it was a third of the suite.
+    django_settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def pytest_collection_modifyitems(config, items):
+    """ARBITER_TEST_BROKERS=redis (or filesystem): run the real-worker tests on those brokers only.
+    CI pairs the filesystem broker with SQLite (the embedded defaults) and Redis with PostgreSQL
+    (production), instead of running every worker test four times."""
+    wanted = [b for b in os.environ.get("ARBITER_TEST_BROKERS", "").split(",") if b]
+    if not wanted:
+        return
+    keep, drop = [], []
+    for item in items:
+        broker = getattr(item, "callspec", None) and item.callspec.params.get("worker_env")
+        (drop if broker and broker not in wanted else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(autouse=True)

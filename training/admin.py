@@ -16,7 +16,8 @@ from django.template.response import TemplateResponse
 
 from annotation.models import DatasetSnapshot
 from training.runs.lifecycle import LIFECYCLE_FIELDS
-from training.models import ModelArtifact, SnapshotForTraining, TrainingRun
+from training.registry.models import ModelArtifact
+from training.runs.models import SnapshotForTraining, TrainingRun
 from training.recipes import catalog
 from training.runs.services import ConfigError, run_cancel, run_create
 

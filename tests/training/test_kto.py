@@ -10,6 +10,8 @@ from training.models import ModelArtifact, TrainingRun
 from training.recipes.kto import class_weights
 from training.runs.services import run_create
 
+pytestmark = pytest.mark.dbless  # the database plays no part: CI runs it on SQLite only
+
 FAST = {"num_train_epochs": 2, "per_device_train_batch_size": 16, "learning_rate": 1e-2, "max_length": 64,
         "logging_steps": 4, "save_steps": 1000, "sample_prompts": 2, "sample_max_new_tokens": 6}
 

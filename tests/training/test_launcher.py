@@ -56,6 +56,7 @@ def test_it_fails_a_run_the_worker_cannot_launch_saying_why(project, tiny_model,
         run_create(project=project, snapshot=snapshot, base_model=base, method="reward", distributed="horovod")
 
 
+@pytest.mark.dbless
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_it_trains_a_reward_model_on_two_cpu_processes(project, tiny_model, make_snapshot, settings):
@@ -79,6 +80,7 @@ def test_it_trains_a_reward_model_on_two_cpu_processes(project, tiny_model, make
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("method, fmt, rows", [("dpo", "preference", preference_rows), ("sft", "sft", sft_rows),
                                                ("kto", "unpaired", unpaired_rows)])
+@pytest.mark.dbless
 def test_it_trains_each_policy_method_with_lora_on_two_cpu_processes(project, tiny_model, make_snapshot, method, fmt, rows):
     """DDP with LoRA: every trainable weight must take part in each step (no unused-parameter walk)."""
     snapshot = make_snapshot(project, rows(48, seed=5), rows(8, seed=6), fmt=fmt)

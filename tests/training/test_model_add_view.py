@@ -59,6 +59,7 @@ def test_it_refuses_with_the_same_message_as_add_model(client_for, project, owne
     assert not ModelArtifact.objects.exists()
 
 
+@pytest.mark.dbless
 @pytest.mark.slow
 def test_it_converts_the_packaged_smollm2_in_a_child_process(client_for, project, staff):
     import sys

@@ -10,6 +10,8 @@ import pytest
 
 from training.recipes.catalog import RECIPE_MODULES, as_dict, get
 
+pytestmark = pytest.mark.dbless  # the database plays no part: CI runs it on SQLite only
+
 ONLINE = ("ppo", "rloo", "grpo")
 
 

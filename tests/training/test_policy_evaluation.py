@@ -10,6 +10,8 @@ from tests.training import tiny_rl
 from training.rl.comparison import compare
 from training.rl.sampling import Sampling
 
+pytestmark = pytest.mark.dbless  # the database plays no part: CI runs it on SQLite only
+
 
 @pytest.fixture
 def lora_policy(tmp_path):

@@ -10,7 +10,7 @@ pytest.importorskip("torch")
 
 from tests.training import tiny_rl
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.dbless]
 
 # Small enough for seconds on two cores, large enough that the effect is far from noise.
 FAST = dict(per_device_train_batch_size=16, num_mini_batches=2, ppo_epochs=4, max_new_tokens=6, temperature=1.0,

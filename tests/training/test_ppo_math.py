@@ -10,6 +10,8 @@ torch = pytest.importorskip("torch")
 
 from training.rl import ppo  # noqa: E402
 
+pytestmark = pytest.mark.dbless  # the database plays no part: CI runs it on SQLite only
+
 
 def t(*rows):
     return torch.tensor(rows, dtype=torch.float64)

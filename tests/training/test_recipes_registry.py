@@ -82,6 +82,7 @@ def test_it_names_no_method_outside_the_recipe_modules():
     assert found == []
 
 
+@pytest.mark.dbless
 @pytest.mark.django_db(transaction=True)
 def test_it_asks_online_methods_for_a_reward_model_and_hands_its_path_to_the_recipe(monkeypatch, settings, echo, client_for, owner, project,
                                                                                       make_snapshot, tiny_model):

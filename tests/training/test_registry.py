@@ -26,6 +26,7 @@ def make_folder(path: Path, *, safetensors: bool = True, pickle: bool = False, a
     return path
 
 
+@pytest.mark.dbless
 def test_it_converts_the_smollm2_gguf_into_a_plain_safetensors_model_that_generates(settings):
     artifact = registry.model_register_smollm2()
     folder = registry.model_path(artifact)

@@ -15,6 +15,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 FAST = {"num_train_epochs": 2, "per_device_train_batch_size": 16, "learning_rate": 1e-2, "max_length": 64, "logging_steps": 4, "save_steps": 1000}
 
 
+@pytest.mark.dbless
 @pytest.mark.parametrize("use_lora", [True, False], ids=["lora", "full"])
 def test_it_learns_that_polite_answers_are_preferred(project, owner, tiny_model, make_snapshot, use_lora):
     base = tiny_model(hidden=32)
@@ -43,6 +44,7 @@ def test_it_learns_that_polite_answers_are_preferred(project, owner, tiny_model,
     assert model.config["learning_rate"] == 1e-2 and model.metrics["accuracy"] == test["accuracy"]
 
 
+@pytest.mark.dbless
 def test_it_scores_new_responses_with_the_trained_reward_model(project, tiny_model, make_snapshot):
     from training.registry import loading, scoring
 
@@ -62,6 +64,7 @@ def test_it_scores_new_responses_with_the_trained_reward_model(project, tiny_mod
         scoring.score(model=base, prompt="q", responses=["a"])
 
 
+@pytest.mark.dbless
 def test_it_uses_the_margin_column_when_asked(project, tiny_model, make_snapshot):
     base = tiny_model()
     snapshot = make_snapshot(project, preference_rows(64, seed=5, margin=True), preference_rows(16, seed=6, margin=True))
@@ -72,6 +75,7 @@ def test_it_uses_the_margin_column_when_asked(project, tiny_model, make_snapshot
     assert run.result["resolved_config"]["use_margin"] is True and run.result["test"]["test_pairs"] == 16
 
 
+@pytest.mark.dbless
 def test_it_fails_in_words_when_the_snapshot_has_no_pairs(project, tiny_model, make_snapshot):
     base = tiny_model()
     snapshot = make_snapshot(project, [], [])

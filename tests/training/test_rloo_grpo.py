@@ -7,7 +7,7 @@ pytest.importorskip("trl")
 
 from tests.training import tiny_rl
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.dbless]
 
 FAST = dict(per_device_train_batch_size=16, num_generations=4, max_completion_length=6, temperature=1.0,
             logging_steps=1, eval_prompts=10, seed=0, warmup_steps=0, lr_scheduler_type="constant")

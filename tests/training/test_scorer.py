@@ -56,6 +56,7 @@ def test_it_scores_a_900_token_item_with_the_minilm_reward_model_for_least_certa
     assert math.isfinite(long_item.priority) and long_item.priority > 0.0  # two different answers, two different scores
 
 
+@pytest.mark.dbless
 def test_it_keeps_the_response_when_it_cuts_a_long_pair(minilm_reward_model):
     from training.core.scorer import pair_ids, reward_scores
     from training.registry.loading import reward_model_loaded
@@ -72,6 +73,7 @@ def test_it_keeps_the_response_when_it_cuts_a_long_pair(minilm_reward_model):
     assert all(math.isfinite(s) for s in scores) and scores[0] != scores[1]
 
 
+@pytest.mark.dbless
 def test_it_decides_special_tokens_per_row_in_a_mixed_batch(minilm_reward_model):
     """A chat prompt and a text prompt in one batch score as each does alone: the text row gets
     the tokenizer's [CLS]/[SEP], the chat row its template's rendering only."""

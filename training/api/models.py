@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from training.api.serializers import ModelArtifactSerializer, ScoreRequestSerializer, ScoreResponseSerializer
-from training.models import ModelArtifact
+from training.registry.models import ModelArtifact
 from training.registry.scoring import ScoringError, ScoringUnavailable, score_on_worker
 from training.registry.selectors import may_see_models, model_get_for_user, model_list_for_user
 

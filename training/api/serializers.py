@@ -4,7 +4,8 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from training.registry import scoring
-from training.models import ModelArtifact, TrainingRun
+from training.registry.models import ModelArtifact
+from training.runs.models import TrainingRun
 from training.recipes import catalog
 from training.runs.results import accuracy_figures
 from training.registry.selectors import model_project

@@ -30,7 +30,7 @@ from training.runs import lifecycle
 from training.judge import answers, prompts
 from training.judge.judging import judge_item
 from training.judge.judges import JudgeError, judge_load
-from training.models import JudgeJob
+from training.judge.models import JudgeJob
 
 log = logging.getLogger(__name__)
 Status = JudgeJob.Status

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from training.models import ModelArtifact
+from training.registry.models import ModelArtifact
 from training.core.paths import artifact_path
 
 LM_KINDS = {ModelArtifact.Kind.CAUSAL_LM, ModelArtifact.Kind.POLICY}

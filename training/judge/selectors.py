@@ -5,7 +5,8 @@ from django.db.models import QuerySet
 
 from annotation.models import Project, Role
 from training.judge.judges import JUDGE_KINDS
-from training.models import JudgeJob, ModelArtifact
+from training.judge.models import JudgeJob
+from training.registry.models import ModelArtifact
 from training.core.access import row_get_for_user
 from training.registry.selectors import model_list_for_user
 

@@ -10,7 +10,8 @@ from annotation.models import Project
 from training.runs import lifecycle
 from training.judge import answers, prompts
 from training.judge.judges import JUDGE_KINDS, RM_KINDS, JudgeError
-from training.models import JudgeJob, ModelArtifact
+from training.judge.models import JudgeJob
+from training.registry.models import ModelArtifact
 
 Status = JudgeJob.Status
 

@@ -26,7 +26,7 @@ from training.judge.selectors import (
     judge_models_for_user,
 )
 from training.judge.services import judge_job_cancel, judge_job_create, judge_job_resume
-from training.models import JudgeJob
+from training.judge.models import JudgeJob
 
 
 def _page(slug: str) -> str:

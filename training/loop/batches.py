@@ -13,7 +13,7 @@ from django.db import transaction
 from annotation.models import Project
 from training.loop.generation import GenerationError, Sampling, policy_validate
 from training.loop.models import Job
-from training.models import ModelArtifact
+from training.registry.models import ModelArtifact
 from training.loop.prompt_sources import prompt_source, prompts_load
 
 MAX_PROMPTS = 5000

@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.core.management.base import CommandError
 
 from annotation.models import DatasetSnapshot, Project
-from training.models import ModelArtifact
+from training.registry.models import ModelArtifact
 
 
 def model_named(name: str, option: str) -> ModelArtifact:

@@ -19,7 +19,7 @@ from django.db import transaction
 
 from training.loop.generation import GenerationError, Sampling, policy_validate
 from training.loop.models import Job
-from training.models import ModelArtifact
+from training.registry.models import ModelArtifact
 from training.loop.prompt_sources import prompt_source, prompts_load
 
 DEFAULT_PROMPTS = 64

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from training.models import ModelArtifact
+from training.registry.models import ModelArtifact
 from training.core.paths import artifact_path
 from training.rl.sampling import GenerationError, Sampling, generate  # noqa: F401  (re-exported; their home has no Django)
 

@@ -12,7 +12,7 @@ from annotation.models import Role
 from annotation.selectors import project_get_for_user
 from training.loop.generation import GenerationError, Sampling
 from training.loop.models import Job
-from training.models import ModelArtifact
+from training.registry.models import ModelArtifact
 from training.loop.prompt_sources import prompts_parse
 from training.core.access import row_get_for_user
 from training.registry.selectors import model_get_for_user

@@ -20,7 +20,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from training.models import ModelArtifact
+from training.registry.models import ModelArtifact
 from training.core.paths import artifact_path
 
 # Files that unpickle on load. Refused from every source (DESIGN.md: never a pickle from an upload).

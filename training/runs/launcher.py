@@ -38,7 +38,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
-from training.models import TrainingRun
+from training.runs.models import TrainingRun
 
 log = logging.getLogger(__name__)
 ACCELERATE_CONFIGS = Path(__file__).resolve().parent / "accelerate"

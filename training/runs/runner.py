@@ -20,7 +20,8 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from training.runs import lifecycle
-from training.models import ModelArtifact, TrainingRun
+from training.registry.models import ModelArtifact
+from training.runs.models import TrainingRun
 from training.core.paths import artifact_path, artifact_relative, run_dir
 from training.recipes import catalog
 from training.recipes.common import last_checkpoint  # noqa: F401 - re-exported: the run lifecycle's tests read it here

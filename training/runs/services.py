@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from annotation.models import DatasetSnapshot, Project
 from training.runs import lifecycle
-from training.models import ModelArtifact, TrainingRun
+from training.registry.models import ModelArtifact
+from training.runs.models import TrainingRun
 from training.recipes import catalog
 from training.recipes.base import ConfigError, config_schema, config_validate
 

@@ -10,7 +10,7 @@ from annotation.models import DatasetSnapshot
 from training.loop.generation import POLICY_KINDS
 from training.loop.models import Job
 from training.loop.requests import jobs_for_policy
-from training.models import ModelArtifact
+from training.registry.models import ModelArtifact
 from training.core.access import projects_managed, projects_viewable
 from training.registry.selectors import model_list_for_user
 

@@ -6,7 +6,7 @@ from django import forms
 from django.db.models import BooleanField, Case, Q, Value, When
 
 from annotation.models import DatasetSnapshot, Project
-from training.models import TrainingRun
+from training.runs.models import TrainingRun
 from training.recipes import catalog
 from training.runs.services import recipe_config_schema
 from training.registry.selectors import base_models_for_training, reward_models_for_runs

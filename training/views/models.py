@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.urls import path
 
-from training.models import ModelArtifact
+from training.registry.models import ModelArtifact
 from training.registry.services import SOURCES, RegistryError, model_path, model_register
 from training.runs.results import display_rows
 from training.core.access import projects_viewable

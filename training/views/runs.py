@@ -14,7 +14,7 @@ from annotation.models import Role
 from annotation.selectors import project_get_for_user
 from annotation.exports.split import split_size_warnings
 from training.runs.lifecycle import FINISHED
-from training.models import TrainingRun
+from training.runs.models import TrainingRun
 from training.recipes import catalog
 from training.registry.services import model_path
 from training.runs.results import display_rows

@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from training.registry import services as registry
-from training.models import ModelArtifact
+from training.registry.models import ModelArtifact
 
 
 class Command(BaseCommand):

@@ -23,7 +23,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import Project
-from training.models import ModelArtifact, TrainingRun
+from training.registry.models import ModelArtifact
+from training.runs.models import TrainingRun
 
 ONLINE_METHODS = ("grpo", "ppo")
 

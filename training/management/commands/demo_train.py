@@ -71,7 +71,7 @@ class Command(BaseCommand):
         if no_train:
             return
 
-        from training.models import ModelArtifact
+        from training.registry.models import ModelArtifact
         from training.registry.services import model_register_minilm
         from training.runs.services import ConfigError, run_create
 

@@ -14,7 +14,8 @@ from django.core.management.base import BaseCommand, CommandError
 from annotation.models import Project
 from training.judge.judges import JudgeError
 from training.judge.services import judge_job_create
-from training.models import JudgeJob, ModelArtifact
+from training.judge.models import JudgeJob
+from training.registry.models import ModelArtifact
 
 
 class Command(BaseCommand):

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import Project
 from annotation.selection import SelectionError, priorities_refresh, selection_set
-from training.models import ModelArtifact
+from training.registry.models import ModelArtifact
 
 
 class Command(BaseCommand):
