@@ -14,8 +14,8 @@ class UncertaintyScorer(Protocol):
     may choose and uses, and the job that scores its pending items into Item.priority. Errors are
     annotation.selection.SelectionError, whose message starts with the field it is about."""
 
-    def model_choices(self, *, project) -> list[tuple[int, str]]:
-        """(id, name) of the reward models a manager of this project may choose."""
+    def model_choices(self, *, project, user) -> list[tuple[int, str]]:
+        """(id, name) of the reward models this user may choose for this project."""
 
     def model_chosen(self, *, project) -> int | None:
         """The chosen model's id; None: the newest reward model trained on the project."""
@@ -23,8 +23,9 @@ class UncertaintyScorer(Protocol):
     def model_effective(self, *, project) -> str | None:
         """The name of the model that scores the project now, or None when there is none."""
 
-    def model_choose(self, *, project, model_id: int | None) -> None:
-        """Store the choice (None: the newest); raises SelectionError for a model that can't be used."""
+    def model_choose(self, *, project, model_id: int | None, user) -> None:
+        """Store the choice (None: the newest); raises SelectionError for a model this user may
+        not choose for this project. `user` None: an operator at the shell."""
 
     def queue(self, *, project_id: int) -> None:
         """Score every pending item of the project on a worker, after this transaction commits."""

@@ -78,11 +78,12 @@ def priorities_reset_now(*, project_id: int) -> int:
     return updated
 
 
-def selection_set(*, project: Project, selection: str, model_id: int | None = None) -> Project:
+def selection_set(*, project: Project, selection: str, model_id: int | None = None, user=None) -> Project:
     """Change how the project's next items are picked, and bring the stored priorities in line
     (an UPDATE for fewest/random; a scoring job for uncertain, queued after commit). `model_id`
     is the reward model for uncertain (None: the newest trained on the project), kept by the
-    scorer that training installs (annotation.hooks.uncertainty)."""
+    scorer that training installs (annotation.hooks.uncertainty), among those `user` may choose
+    for this project (None: an operator at the shell)."""
     if selection not in Selection.values:
         raise SelectionError(f"selection: {selection!r} is not one of {', '.join(Selection.values)}")
     scorer = hooks.uncertainty
@@ -90,7 +91,7 @@ def selection_set(*, project: Project, selection: str, model_id: int | None = No
         project.selection = selection
         fields = ["selection"]
         if scorer is not None:
-            scorer.model_choose(project=project, model_id=model_id)
+            scorer.model_choose(project=project, model_id=model_id, user=user)
         elif model_id is not None or selection == Selection.UNCERTAIN:
             raise SelectionError("selection_model: no reward-model scorer is installed (the training app)")
         if selection == Selection.UNCERTAIN:

@@ -46,7 +46,8 @@ class SelectionView(APIView):
         data = SelectionSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            selection_set(project=project, selection=data.validated_data["selection"], model_id=data.validated_data.get("selection_model"))
+            selection_set(project=project, selection=data.validated_data["selection"], model_id=data.validated_data.get("selection_model"),
+                          user=request.user)
         except SelectionError as exc:
             field, _, message = str(exc).partition(": ")
             raise ValidationError({field: [message]}) from None

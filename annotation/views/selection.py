@@ -33,7 +33,8 @@ def selection_page(request: HttpRequest, slug: str) -> HttpResponse:
                 model_id = request.POST.get("selection_model") or ""
                 if model_id and not (model_id.isdigit() and len(model_id) < 19):
                     raise SelectionError("selection_model: no such reward model")
-                selection_set(project=project, selection=request.POST.get("selection", ""), model_id=int(model_id) if model_id else None)
+                selection_set(project=project, selection=request.POST.get("selection", ""), model_id=int(model_id) if model_id else None,
+                              user=request.user)
                 messages.success(request, f"Next items: {project.get_selection_display().lower()}.")
         except SelectionError as exc:
             messages.error(request, str(exc).partition(": ")[2] or str(exc))
@@ -47,7 +48,7 @@ def selection_page(request: HttpRequest, slug: str) -> HttpResponse:
             "membership": membership,
             "is_manager": membership.has_role(Role.MANAGER),
             "choices": Project.Selection.choices,
-            "models": scorer.model_choices(project=project) if scorer else [],
+            "models": scorer.model_choices(project=project, user=request.user) if scorer else [],
             "chosen_model": scorer.model_chosen(project=project) if scorer else None,
             "effective_model": scorer.model_effective(project=project) if scorer else None,
             "status": project.selection_status or {},

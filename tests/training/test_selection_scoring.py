@@ -102,7 +102,7 @@ def test_it_offers_the_projects_reward_models_and_keeps_the_choice(client_for, a
     assert f'<option value="{reward_model.pk}" selected>rm</option>' in client_for(owner).get(url).content.decode()
     policy = ModelArtifact.objects.create(name="pol", kind=ModelArtifact.Kind.POLICY, source=ModelArtifact.Source.LOCAL, path="models/pol")
     refused = api_for(owner).put(api, {"selection": "random", "selection_model": policy.pk}, format="json")
-    assert refused.status_code == 400 and "not a reward model" in str(refused.json()["selection_model"])
+    assert refused.status_code == 400 and "no reward model with this id" in str(refused.json()["selection_model"])
     cleared = api_for(owner).put(api, {"selection": "fewest", "selection_model": None}, format="json")
     assert cleared.json()["selection_model"] is None and not SelectionChoice.objects.filter(project=project).exists()
     reward_model.delete()  # the choice goes with its model: back to the newest of the project
@@ -114,3 +114,26 @@ def test_it_sets_the_model_from_the_command_line(project, add_items, reward_mode
         call_command("selection", "--project", project.slug, "--order", "uncertain", "--model", "rm")
     assert "reward model's least certain first" in capsys.readouterr().out
     assert SelectionChoice.objects.get(project=project).model == reward_model
+
+
+def test_it_neither_offers_nor_accepts_another_projects_reward_model(client_for, api_for, make_project, project, owner, add_items,
+                                                                     reward_model):
+    """A's managers never see B's model names, and cannot store B's model as A's choice."""
+    other = make_project(slug="other", name="Other")
+    snap = DatasetSnapshot.objects.create(project=other, version=1, status=DatasetSnapshot.Status.READY, path="snapshots/other/v1")
+    theirs = ModelArtifact.objects.create(name="secret-rm-of-b", kind=ModelArtifact.Kind.REWARD_MODEL, source=ModelArtifact.Source.TRAINED,
+                                          path=reward_model.path, snapshot=snap)
+    ours_snap = DatasetSnapshot.objects.create(project=project, version=1, status=DatasetSnapshot.Status.READY, path="snapshots/p/v1")
+    ours = ModelArtifact.objects.create(name="rm-of-a", kind=ModelArtifact.Kind.REWARD_MODEL, source=ModelArtifact.Source.TRAINED,
+                                        path=reward_model.path, snapshot=ours_snap)
+    add_items(project, 2)
+    page = client_for(owner).get(reverse("annotation:project-selection", kwargs={"slug": project.slug})).content.decode()
+    assert "rm-of-a" in page and "secret-rm-of-b" not in page
+    api = f"/api/projects/{project.slug}/selection/"
+    refused = api_for(owner).put(api, {"selection": "random", "selection_model": theirs.pk}, format="json")
+    assert refused.status_code == 400 and "secret-rm-of-b" not in refused.content.decode()
+    missing = api_for(owner).put(api, {"selection": "random", "selection_model": 10**9}, format="json")
+    assert missing.json() == refused.json()  # no telling "not there" from "not yours"
+    assert not SelectionChoice.objects.filter(project=project).exists()
+    assert api_for(owner).put(api, {"selection": "random", "selection_model": ours.pk}, format="json").status_code == 200
+    assert SelectionChoice.objects.get(project=project).model == ours

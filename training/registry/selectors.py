@@ -101,3 +101,14 @@ def may_register_models(*, user) -> bool:
 def newest_reward_model(project: Project) -> ModelArtifact | None:
     """The newest reward model trained on a snapshot of this project, or None."""
     return ModelArtifact.objects.filter(kind=ModelArtifact.Kind.REWARD_MODEL, snapshot__project=project).order_by("-created_at", "-id").first()
+
+
+def reward_models_for_project(*, project: Project, user=None) -> QuerySet[ModelArtifact]:
+    """Reward models a project may use for its own work ("least certain first"): trained on this
+    project, or registered for everyone (no project), and, when a user acts, visible to them.
+    Another project's model is never offered nor accepted: its name alone would leak."""
+    models = ModelArtifact.objects.filter(kind=ModelArtifact.Kind.REWARD_MODEL)
+    if user is not None:
+        models = models & model_list_for_user(user=user)
+    own = Q(run__project=project) | Q(run__isnull=True, snapshot__project=project) | Q(run__isnull=True, snapshot__isnull=True)
+    return models.filter(own).order_by("-created_at", "-id")

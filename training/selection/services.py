@@ -8,7 +8,7 @@ from django.db import transaction
 from annotation.models import Project
 from annotation.selection import Selection, SelectionError, priorities_refresh
 from training.registry.models import ModelArtifact
-from training.registry.selectors import newest_reward_model
+from training.registry.selectors import newest_reward_model, reward_models_for_project
 from training.selection.models import SelectionChoice
 
 
@@ -31,9 +31,8 @@ def on_reward_model_registered(*, model: ModelArtifact) -> None:
 class RewardModelUncertainty:
     """annotation.hooks.UncertaintyScorer: reward models of the registry, scored on the gpu queue."""
 
-    def model_choices(self, *, project: Project) -> list[tuple[int, str]]:
-        models = ModelArtifact.objects.filter(kind=ModelArtifact.Kind.REWARD_MODEL).order_by("-created_at")
-        return list(models.values_list("pk", "name"))
+    def model_choices(self, *, project: Project, user) -> list[tuple[int, str]]:
+        return list(reward_models_for_project(project=project, user=user).values_list("pk", "name"))
 
     def model_chosen(self, *, project: Project) -> int | None:
         return SelectionChoice.objects.filter(project=project).values_list("model_id", flat=True).first()
@@ -42,15 +41,14 @@ class RewardModelUncertainty:
         model = selection_model_for(project)
         return model.name if model is not None else None
 
-    def model_choose(self, *, project: Project, model_id: int | None) -> None:
+    def model_choose(self, *, project: Project, model_id: int | None, user) -> None:
         if model_id is None:
             SelectionChoice.objects.filter(project=project).delete()
             return
-        model = ModelArtifact.objects.filter(pk=model_id).first()
+        # One message for a model that isn't there and one the project may not use: no probing.
+        model = reward_models_for_project(project=project, user=user).filter(pk=model_id).first()
         if model is None:
-            raise SelectionError("selection_model: no such model")
-        if model.kind != ModelArtifact.Kind.REWARD_MODEL:
-            raise SelectionError(f"selection_model: {model.name} is a {model.get_kind_display().lower()}, not a reward model")
+            raise SelectionError("selection_model: no reward model with this id is available to this project")
         SelectionChoice.objects.update_or_create(project=project, defaults={"model": model})
 
     def queue(self, *, project_id: int) -> None:
