@@ -24,6 +24,13 @@ def snapshot_build(snapshot_id: int) -> None:
     build(snapshot_id=snapshot_id)
 
 
+@shared_task(name="annotation.snapshots_recover")
+def snapshots_recover() -> list[int]:
+    from annotation.exports.build import snapshots_recover as recover
+
+    return recover()
+
+
 @shared_task(name="annotation.selection_reset")
 def selection_reset(project_id: int) -> int:
     # A large project's priorities in one UPDATE, off the web request (annotation/selection.py).

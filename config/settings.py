@@ -299,6 +299,8 @@ CELERY_BEAT_SCHEDULE = {
     "training-jobs-check-stale": {"task": "training.tasks.jobs_check_stale", "schedule": 60.0},
     # Imports whose process died (annotation/importers/liveness.py).
     "annotation-imports-recover": {"task": "annotation.imports_recover", "schedule": 60.0},
+    # Snapshot builds whose worker died (a stale heartbeat: annotation/exports/build.py).
+    "annotation-snapshots-recover": {"task": "annotation.snapshots_recover", "schedule": 60.0},
 }
 
 # A failed CSRF check renders inside the layout with the reason, like any 403 (config/errors.py).

@@ -18,12 +18,13 @@ import os
 import shutil
 import subprocess
 import uuid
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import CharField, Q
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -40,6 +41,8 @@ from annotation.models import Adjudication, Candidate, DatasetSnapshot, Demonstr
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 25_000
+# A build's heartbeat older than this is a dead worker's (the heartbeat comes with each progress step).
+STALE_SECONDS = 120
 
 
 def snapshot_dir(snapshot: DatasetSnapshot) -> Path:
@@ -74,10 +77,13 @@ def _failure_reason(exc: Exception) -> str:
 
 def snapshot_build(*, snapshot_id: int) -> DatasetSnapshot | None:
     """Build the snapshot's folder. A task that arrives twice or late finds the row ready (or
-    failed) and does nothing."""
-    claimed = DatasetSnapshot.objects.filter(id=snapshot_id, status__in=[DatasetSnapshot.Status.QUEUED, DatasetSnapshot.Status.BUILDING]).update(
-        status=DatasetSnapshot.Status.BUILDING, progress=0.0, error=""
-    )
+    failed) and does nothing; one that arrives while another delivery builds (its heartbeat is
+    fresh) leaves the build to it, so the build runs once. A build whose worker died goes stale
+    and is taken over by the next delivery or by snapshots_recover."""
+    now = timezone.now()
+    live = Q(status=DatasetSnapshot.Status.BUILDING, heartbeat_at__gte=now - timedelta(seconds=STALE_SECONDS))
+    claimable = DatasetSnapshot.objects.filter(id=snapshot_id, status__in=[DatasetSnapshot.Status.QUEUED, DatasetSnapshot.Status.BUILDING])
+    claimed = claimable.exclude(live).update(status=DatasetSnapshot.Status.BUILDING, progress=0.0, error="", heartbeat_at=now)
     if not claimed:
         return DatasetSnapshot.objects.filter(id=snapshot_id).first()
     snapshot = DatasetSnapshot.objects.select_related("project").get(id=snapshot_id)
@@ -108,6 +114,19 @@ def snapshot_build(*, snapshot_id: int) -> DatasetSnapshot | None:
     )
     snapshot.refresh_from_db()
     return snapshot
+
+
+def snapshots_recover() -> list[int]:
+    """Builds whose worker died (a stale heartbeat): queue them again (every minute on the
+    default worker, CELERY_BEAT_SCHEDULE). The build takes over the stale row."""
+    from annotation.tasks import snapshot_build as build_task
+
+    stale = timezone.now() - timedelta(seconds=STALE_SECONDS)
+    ids = list(DatasetSnapshot.objects.filter(status=DatasetSnapshot.Status.BUILDING).filter(
+        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True)).values_list("id", flat=True))
+    for snapshot_id in ids:
+        transaction.on_commit(lambda snapshot_id=snapshot_id: build_task.delay(snapshot_id))
+    return ids
 
 
 def _judgments(projects: list[Project], opts: SnapshotOptions):
@@ -202,7 +221,7 @@ def _build_into(snapshot: DatasetSnapshot, root: Path) -> dict:
             _write_item(context, raw_group, cand_group if cand_item == item_id else {}, winners.get(item_id))
             done += len(raw_group)
             if done // PROGRESS_EVERY != (done - len(raw_group)) // PROGRESS_EVERY:
-                DatasetSnapshot.objects.filter(id=snapshot.id).update(progress=round(0.95 * done / max(total, 1), 4))
+                DatasetSnapshot.objects.filter(id=snapshot.id).update(progress=round(0.95 * done / max(total, 1), 4), heartbeat_at=timezone.now())
         if opts.keep_demonstrations:
             _write_demonstrations(context, projects)
         _write_prompts(writer, projects, opts, chat)

@@ -29,6 +29,9 @@ class DatasetSnapshot(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Written with the progress while a build runs: a second delivery of the build message leaves
+    # a fresh build to its owner and takes over a stale one (annotation/exports/build.py).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
