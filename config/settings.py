@@ -192,6 +192,13 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # Uploads stream to a temporary file past 2.5 MB: a large import never sits in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# Each uploaded file is counted on its way in and stopped past ARBITER_IMPORT_MAX_BYTES
+# (config/request_limits.py), then kept in memory or streamed to a temporary file as usual.
+FILE_UPLOAD_HANDLERS = [
+    "config.request_limits.UploadLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 50 * 1024 * 1024, minimum=1024)
 UPLOAD_DIR = DATA_DIR / "uploads"
 

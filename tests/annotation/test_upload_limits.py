@@ -158,3 +158,28 @@ def test_it_keeps_accepting_a_file_upload_larger_than_the_body_limit(api_for, ow
         r = api_for(owner).post(reverse("api-item-import", kwargs={"slug": project.slug}), {"file": upload}, format="multipart")
     assert r.status_code == 202, r.content
     assert Item.objects.filter(project=project).count() == 300
+
+
+def test_it_stops_an_upload_past_the_import_limit_before_it_is_written_whole(api_for, client_for, owner, project, settings, monkeypatch):
+    """The file part is counted on its way to disk (config/request_limits.py): past
+    ARBITER_IMPORT_MAX_BYTES the upload stops, with a message naming the limit, and at most one
+    chunk past it ever reached the temporary file."""
+    from django.core.files.uploadhandler import TemporaryFileUploadHandler
+
+    settings.ARBITER_IMPORT_MAX_BYTES = 200_000
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1024  # straight to a temporary file, as a large upload goes
+    written = []
+    original = TemporaryFileUploadHandler.receive_data_chunk
+    monkeypatch.setattr(TemporaryFileUploadHandler, "receive_data_chunk", lambda self, raw, start: written.append(len(raw)) or original(self, raw, start))
+    lines = b"".join(json.dumps({"id": f"i{i}", "prompt": "p" * 100, "responses": ["a", "b"]}).encode() + b"\n" for i in range(20_000))
+    assert len(lines) > 2 * MiB
+    upload = io.BytesIO(lines)
+    upload.name = "items.jsonl"
+    r = api_for(owner).post(reverse("api-item-import", kwargs={"slug": project.slug}), {"file": upload}, format="multipart")
+    assert r.status_code == 400 and r.json()["code"] == "upload_too_big"
+    assert "items.jsonl is larger than 200000 bytes (ARBITER_IMPORT_MAX_BYTES)" in r.json()["detail"]
+    assert sum(written) <= 200_000  # the chunk that crossed the limit was never written
+    assert Item.objects.filter(project=project).count() == 0 and not ImportBatch.objects.filter(project=project).exists()
+    upload.seek(0)
+    page = client_for(owner).post(f"/projects/{project.slug}/import/", {"file": upload})
+    assert page.status_code == 400 and "ARBITER_IMPORT_MAX_BYTES" in page.content.decode()
