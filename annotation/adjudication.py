@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from annotation import kinds
+from annotation import kinds, submission
 
 from annotation.quality import consensus
 from annotation.models import Adjudication, Item, Judgment, Project
@@ -60,13 +60,15 @@ def item_judgments(*, project: Project, item: Item) -> list[Judgment]:
 
 
 def adjudication_set(*, project: Project, item: Item, value: dict, note: str, decided_by) -> Adjudication:
-    """Store (or replace) the final answer of an item; the value is checked like a rater's."""
+    """Store (or replace) the final answer of an item; the value is checked like a rater's, and
+    the note has the cap of a rater's rationale (InvalidSubmission naming `note`)."""
     if item.project_id != project.id:
         raise PermissionError("item of another project")
     clean = kinds.validate_value(project, value, item.candidates.count())
+    note = submission.free_text("note", note)
     with transaction.atomic():
         adjudication, _ = Adjudication.objects.update_or_create(
-            item=item, defaults={"project": project, "value": clean, "note": note.strip(), "decided_by": decided_by}
+            item=item, defaults={"project": project, "value": clean, "note": note, "decided_by": decided_by}
         )
     return adjudication
 

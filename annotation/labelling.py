@@ -13,7 +13,7 @@ from string import ascii_uppercase
 
 from django.urls import reverse
 
-from annotation import kinds
+from annotation import kinds, submission
 from annotation.assignment import assignment_candidates
 from annotation.kinds import BOTH_BAD, TIE, Kind
 from annotation.models import Assignment, Project
@@ -152,7 +152,8 @@ def item_context(*, project: Project, assignment: Assignment) -> dict:
 
 def answer_context(project: Project, order: list[int]) -> dict:
     """The controls of the answer row for candidates shown in `order` (positions)."""
-    context: dict = {"rank_choices": list(range(1, len(order) + 1))}
+    # max_text: the rationale box holds what the submit accepts (annotation.submission).
+    context: dict = {"rank_choices": list(range(1, len(order) + 1)), "max_text": submission.MAX_RATIONALE}
     if project.kind == Kind.BINARY and len(order) == 2:
         context["choices"] = binary_choices(project, order[0], order[1])
     elif project.kind == Kind.LIKERT and len(order) == 2:

@@ -14,8 +14,9 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from annotation import kinds
+from annotation import kinds, submission
 from annotation.models import Assignment, Judgment, JudgmentRevision, Project
+from config.jsonlimits import scrub
 
 # "Kind of answer" filters of the history page: what a rater recognises of their own answers.
 ANSWER_FILTERS = {
@@ -24,6 +25,10 @@ ANSWER_FILTERS = {
     "both_bad": "both bad",
     "changed": "changed",
 }
+
+
+# How much of a prompt names an item to a rater (see prompt_snippet).
+SNIPPET_CHARS = 80
 
 
 class EditWindowClosed(Exception):
@@ -42,6 +47,22 @@ def my_judgments(*, project: Project, rater, answer: str = "") -> QuerySet[Judgm
     elif answer == "changed":
         qs = qs.filter(version__gt=1)
     return qs
+
+
+def prompt_snippet(prompt, limit: int = SNIPPET_CHARS) -> str:
+    """How an item is named to a rater: the start of its prompt (the last user message of a chat),
+    whitespace folded. Never the external id: ids are the importer's names, and a demo's gold
+    items are literally called gold-001, so an id would tell a rater which answers are checked.
+    Plain text; templates escape it."""
+    text = prompt
+    if isinstance(prompt, list):
+        contents = [m.get("content") if isinstance(m, dict) else m for m in prompt]
+        users = [m.get("content") for m in prompt if isinstance(m, dict) and m.get("role") == "user"]
+        text = (users or contents or [""])[-1]
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def skipped_count(*, project: Project, rater) -> int:
@@ -71,7 +92,8 @@ def judgment_change(*, judgment: Judgment, rater, value: dict, rationale: str | 
     """Replace the rater's answer with a new version, keeping the old one as a revision.
 
     The window counts from the first answer (created_at), so repeated changes cannot stretch it.
-    Gold items are checked again (and the rater's gold standing with them)."""
+    Gold items are checked again (and the rater's gold standing with them). A rationale longer
+    than the submit allows is refused the same way (InvalidSubmission naming `rationale`)."""
     if judgment.rater_id != rater.id or judgment.source != Judgment.Source.HUMAN:
         raise PermissionError("not your judgment")
     project = judgment.project
@@ -83,19 +105,12 @@ def judgment_change(*, judgment: Judgment, rater, value: dict, rationale: str | 
         )
     n_candidates = len(judgment.display_order) or judgment.item.candidates.count()
     clean = kinds.validate_value(project, value, n_candidates)
-    new_rationale = judgment.rationale if rationale is None else rationale.strip()
+    new_rationale = judgment.rationale if rationale is None else submission.free_text("rationale", rationale)
     if clean == judgment.value and new_rationale == judgment.rationale:
         return Change(judgment, False)
     with transaction.atomic():
         current = Judgment.objects.select_for_update().get(id=judgment.id)
-        JudgmentRevision.objects.create(
-            judgment=current,
-            version=current.version,
-            value=current.value,
-            rationale=current.rationale,
-            duration_ms=current.duration_ms,
-            given_at=current.changed_at or current.created_at,
-        )
+        revision_of(current).save()
         current.value = clean
         current.rationale = new_rationale
         current.version += 1
@@ -108,6 +123,20 @@ def judgment_change(*, judgment: Judgment, rater, value: dict, rationale: str | 
 
         gold_check_rater(project=project, rater=rater)
     return Change(current, True)
+
+
+def revision_of(judgment: Judgment) -> JudgmentRevision:
+    """The judgment's current version as a revision row (unsaved). Its texts are scrubbed of lone
+    surrogates by the function the live columns' decoder uses (config.jsonlimits.scrub): a row
+    stored before input was checked must not carry one into the revision table or the export."""
+    return JudgmentRevision(
+        judgment=judgment,
+        version=judgment.version,
+        value=scrub(judgment.value),
+        rationale=scrub(judgment.rationale),
+        duration_ms=judgment.duration_ms,
+        given_at=judgment.changed_at or judgment.created_at,
+    )
 
 
 def describe_answer(kind: str, value: dict, display_order: list[int]) -> str:

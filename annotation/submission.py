@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 
 from annotation import kinds
 
+# The cap of every free text a person writes beside an answer: a rater's rationale (at submit
+# and when they change it in My work) and a manager's adjudication note. free_text() checks it
+# with the one wording, wherever the text comes in.
 MAX_RATIONALE = 10_000
 MAX_FLAGS = 20
 MAX_FLAG_CHARS = 50
@@ -49,6 +52,21 @@ class Submission:
         }
 
 
+def free_text_error(raw) -> str | None:
+    """Why `raw` is not an acceptable free text (rationale, note), or None when it is."""
+    if not isinstance(raw, str) or len(raw) > MAX_RATIONALE:
+        return f"must be text of at most {MAX_RATIONALE} characters"
+    return None
+
+
+def free_text(field: str, raw) -> str:
+    """`raw` stripped, or InvalidSubmission naming `field` when it is not text or too long."""
+    error = free_text_error(raw)
+    if error is not None:
+        raise InvalidSubmission({field: error})
+    return raw.strip()
+
+
 def _duration(raw) -> int | None:
     """Whole milliseconds from JSON (12, 12.0) or a form ("12"); ValueError/TypeError otherwise."""
     if raw is None or raw == "":
@@ -80,8 +98,8 @@ def parse_submission(body) -> Submission:
             errors["duration_ms"] = f"must be between 0 and {MAX_DURATION_MS} (24 hours)"
 
     rationale = body.get("rationale") or ""
-    if not isinstance(rationale, str) or len(rationale) > MAX_RATIONALE:
-        errors["rationale"] = f"must be text of at most {MAX_RATIONALE} characters"
+    if (rationale_error := free_text_error(rationale)) is not None:
+        errors["rationale"] = rationale_error
 
     flags = body.get("flags") or []
     if (

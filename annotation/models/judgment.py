@@ -91,7 +91,8 @@ class JudgmentRevision(models.Model):
 
     judgment = models.ForeignKey(Judgment, on_delete=models.CASCADE, related_name="revisions")
     version = models.PositiveSmallIntegerField()
-    value = models.JSONField()
+    # Read through the same decoder as Judgment.value (and written scrubbed, my_work.revision_of).
+    value = models.JSONField(decoder=ScrubbingDecoder)
     rationale = models.TextField(blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     # When this version was given, and when it was replaced.

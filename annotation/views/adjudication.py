@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from django.views.decorators.http import require_http_methods
 
-from annotation import kinds
+from annotation import kinds, submission
 
 from annotation.quality import consensus
 from annotation.adjudication import adjudication_clear, adjudication_set, disagreement_queue, item_judgments
@@ -47,14 +47,17 @@ def adjudication_item_page(request: HttpRequest, slug: str, item_id: int) -> Htt
     judgments = item_judgments(project=project, item=item)
     current = Adjudication.objects.filter(item=item).first()
     status = 200
+    note = current.note if current else ""
     if request.method == "POST":
+        # Shown again as sent when it is refused: nothing the manager typed is lost.
+        note = request.POST.get("note", "")
         if request.POST.get("action") == "clear":
             adjudication_clear(project=project, item=item)
             messages.success(request, f"Final answer of {item.external_id} cleared.")
             return redirect("annotation:adjudication", slug=project.slug)
         try:
             value = value_from_form(project, request.POST, len(cards))
-            adjudication_set(project=project, item=item, value=value, note=request.POST.get("note", ""), decided_by=request.user)
+            adjudication_set(project=project, item=item, value=value, note=note, decided_by=request.user)
         except kinds.InvalidValue as invalid:
             messages.error(request, f"{invalid.field}: {invalid.message}")
             status = 400
@@ -76,6 +79,8 @@ def adjudication_item_page(request: HttpRequest, slug: str, item_id: int) -> Htt
         "demonstrations": list(Demonstration.objects.filter(item=item).select_related("rater")),
         "agreement": agreed.agreement if agreed else 0.0,
         "current": current,
+        "note": note,
+        "max_text": submission.MAX_RATIONALE,
         "current_answer": describe_answer(project.kind, current.value, order) if current else "",
         "controls": answer_controls(project, cards, preset),
     }

@@ -13,10 +13,10 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from django.views.decorators.http import require_http_methods
 
-from annotation import kinds, my_work
+from annotation import kinds, my_work, submission
 from annotation.answer_form import answer_controls, cards_for
 from annotation.labelling import chat_messages, value_from_form
-from annotation.models import Judgment
+from annotation.models import Judgment, Role
 from annotation.selectors import labelling_project_get
 
 PAGE_SIZE = 50
@@ -25,7 +25,7 @@ PAGE_SIZE = 50
 @login_required
 @require_http_methods(["GET"])
 def my_work_page(request: HttpRequest, slug: str) -> HttpResponse:
-    project, _ = labelling_project_get(user=request.user, slug=slug)
+    project, membership = labelling_project_get(user=request.user, slug=slug)
     answer = request.GET.get("answer", "")
     if answer not in my_work.ANSWER_FILTERS:
         answer = ""
@@ -38,6 +38,7 @@ def my_work_page(request: HttpRequest, slug: str) -> HttpResponse:
     entries = [
         {
             "judgment": j,
+            "name": _item_name(membership, j.item),
             "answer": my_work.describe_answer(j.kind, j.value, j.display_order),
             "editable": my_work.can_edit(project=project, judgment=j),
             "deadline": my_work.edit_deadline(project=project, judgment=j),
@@ -61,6 +62,12 @@ def my_work_page(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "annotation/my_work.html", context)
 
 
+def _item_name(membership, item) -> str:
+    """What names an item on these pages: its external id for a manager, the start of its prompt
+    for a rater, who must not be able to tell a gold item (a demo's gold-001) from the others."""
+    return item.external_id if membership.has_role(Role.RESEARCHER) else my_work.prompt_snippet(item.prompt)
+
+
 def _own_judgment(request: HttpRequest, project, judgment_id: int) -> Judgment:
     judgment = Judgment.objects.filter(id=judgment_id, project=project, rater=request.user, source=Judgment.Source.HUMAN).select_related("item", "project").first()
     if judgment is None:
@@ -71,15 +78,18 @@ def _own_judgment(request: HttpRequest, project, judgment_id: int) -> Judgment:
 @login_required
 @require_http_methods(["GET", "POST"])
 def my_judgment_page(request: HttpRequest, slug: str, judgment_id: int) -> HttpResponse:
-    project, _ = labelling_project_get(user=request.user, slug=slug)
+    project, membership = labelling_project_get(user=request.user, slug=slug)
     judgment = _own_judgment(request, project, judgment_id)
     cards = cards_for(judgment.item, judgment.display_order)
     value = judgment.value
+    rationale = judgment.rationale
     status = 200
     if request.method == "POST":
+        # Shown again as sent when it is refused: nothing the rater typed is lost.
+        rationale = request.POST.get("rationale", "")
         try:
             value = value_from_form(project, request.POST, len(cards))
-            change = my_work.judgment_change(judgment=judgment, rater=request.user, value=value, rationale=request.POST.get("rationale", ""))
+            change = my_work.judgment_change(judgment=judgment, rater=request.user, value=value, rationale=rationale)
         except kinds.InvalidValue as invalid:
             messages.error(request, f"{invalid.field}: {invalid.message}")
             status = 400
@@ -94,6 +104,9 @@ def my_judgment_page(request: HttpRequest, slug: str, judgment_id: int) -> HttpR
         "project": project,
         "judgment": judgment,
         "item": item,
+        "name": _item_name(membership, item),
+        "rationale": rationale,
+        "max_text": submission.MAX_RATIONALE,
         "chat": chat_messages(item.prompt) if item.is_chat else [],
         "cards": cards,
         "answer": my_work.describe_answer(judgment.kind, judgment.value, judgment.display_order),

@@ -105,3 +105,22 @@ def test_rankings_are_adjudicated_too(client_for, make_project, add_items, membe
     response = client_for(owner).post(f"/projects/{project.slug}/adjudication/{item.id}/", {"rank_0": "2", "rank_1": "1", "rank_2": "3"})
     assert response.status_code == 302
     assert Adjudication.objects.get(item=item).value == {"ranking": [[1], [0], [2]]}
+
+
+def test_it_caps_the_note_like_a_raters_rationale_and_keeps_what_was_typed(client_for, project, disputed, owner):
+    from annotation.submission import MAX_RATIONALE
+
+    items, _ = disputed
+    url = f"/projects/{project.slug}/adjudication/{items[2].id}/"
+    client = client_for(owner)
+    too_long = "n" * (MAX_RATIONALE + 1)
+    response = client.post(url, {"winner": "1", "note": too_long})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert f"note: must be text of at most {MAX_RATIONALE} characters" in html
+    assert too_long in html  # the manager's text is shown again, not lost
+    assert not Adjudication.objects.exists()
+    response = client.post(url, {"winner": "1", "note": "n" * MAX_RATIONALE})
+    assert response.status_code == 302
+    assert len(Adjudication.objects.get(item=items[2]).note) == MAX_RATIONALE
+    assert MAX_RATIONALE == 10_000  # the figure raters and managers are told

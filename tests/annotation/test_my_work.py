@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from annotation.assignment import assignment_skip, lease_next
@@ -119,3 +120,51 @@ def test_remaining_and_all_done_agree_when_others_hold_the_last_items(client_for
     assert 'data-state="done"' in page
     assert '<strong data-progress="remaining">0</strong>' in page
     assert "1 slot held by others right now" in page
+
+
+def test_it_caps_a_changed_rationale_like_the_submit_does_and_keeps_what_was_typed(client_for, project, add_items, member):
+    from annotation.submission import MAX_RATIONALE
+
+    add_items(project, 1)
+    (judgment,) = answered(project, member, {"winner": 0})
+    client = client_for(member)
+    too_long = "r" * (MAX_RATIONALE + 1)
+    response = client.post(my_work_url(project, judgment), {"winner": "1", "rationale": too_long})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert f"rationale: must be text of at most {MAX_RATIONALE} characters" in html
+    assert too_long in html  # shown again in the box, not lost
+    judgment.refresh_from_db()
+    assert judgment.version == 1 and judgment.rationale == "because {'winner': 0}"
+    assert not JudgmentRevision.objects.exists()
+    response = client.post(my_work_url(project, judgment), {"winner": "1", "rationale": "r" * MAX_RATIONALE})
+    assert response.status_code == 302
+    judgment.refresh_from_db()
+    assert judgment.version == 2 and len(judgment.rationale) == MAX_RATIONALE
+
+
+@pytest.mark.skipif("connection.vendor != 'sqlite'", reason="PostgreSQL's jsonb cannot hold a lone surrogate at all")
+def test_it_stores_a_revision_scrubbed_of_lone_surrogates(client_for, project, add_items, member, owner):
+    """An answer stored before input was checked may hold a lone surrogate; changing it must not
+    carry one into the revision table (and from there into the raw export)."""
+    from annotation.my_work import revision_of
+
+    add_items(project, 1)
+    (judgment,) = answered(project, member, {"winner": 0})
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE annotation_judgment SET value = %s WHERE id = %s", ['{"winner": 0, "note": "bad \\ud800 note"}', judgment.id])
+    response = client_for(member).post(my_work_url(project, judgment), {"winner": "1", "rationale": "changed"})
+    assert response.status_code == 302
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT value FROM annotation_judgmentrevision WHERE judgment_id = %s", [judgment.id])
+        (stored,) = cursor.fetchone()
+    assert "\\ud800" not in stored.lower() and json.loads(stored) == {"winner": 0, "note": "bad \ufffd note"}
+    # Written scrubbed by the live columns' function, whatever the judgment in hand holds.
+    in_hand = Judgment.objects.get(id=judgment.id)
+    in_hand.value, in_hand.rationale = {"winner": 1, "note": "x\udfffy"}, "why \ud800"
+    revision = revision_of(in_hand)
+    assert revision.value == {"winner": 1, "note": "x\ufffdy"} and revision.rationale == "why \ufffd"
+    # A revision stored with one before this fix is read back scrubbed, like Judgment.value.
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE annotation_judgmentrevision SET value = %s WHERE judgment_id = %s", ['{"winner": 0, "note": "\\udc00"}', judgment.id])
+    assert JudgmentRevision.objects.get(judgment=judgment).value == {"winner": 0, "note": "\ufffd"}
