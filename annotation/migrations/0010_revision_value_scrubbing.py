@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotation', '0008_remove_project_selection_model'),
+        ('annotation', '0009_snapshot_heartbeat'),
     ]
 
     operations = [
