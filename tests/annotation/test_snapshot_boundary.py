@@ -149,3 +149,17 @@ def test_it_hides_a_run_s_results_on_the_snapshot_by_the_same_rule(shared, proje
         assert client_for(user).get(urls[1]).status_code == 403
         assert api_for(user).get(f"/api/training/runs/{run.pk}/").json()["result"] is None
 
+
+def test_it_refuses_the_snapshot_as_prompts_for_an_evaluation_or_a_generation_batch(shared, project, api_for, owner, a_manager):
+    """Its prompts would show in the job's samples, or become items that A's raters see."""
+    from training.models import Job
+
+    base = ModelArtifact.objects.create(name="smol", kind=ModelArtifact.Kind.CAUSAL_LM, source=ModelArtifact.Source.GGUF, path="models/smol")
+    evaluation, batch = f"/api/training/models/{base.pk}/evaluations/", f"/api/training/models/{base.pk}/generation-batches/"
+    for url, body, lacks in ((evaluation, {"prompts": "demo:v1"}, "reward_model"), (batch, {"project": "demo", "prompts": "demo:v1"}, "k")):
+        refused = api_for(a_manager).post(url, body, format="json")
+        assert refused.status_code == 403 and "holds the data of Project B" in refused.json()["detail"], refused.content
+        # The owner reads both: past the snapshot, to the next thing the request lacks.
+        passed = api_for(owner).post(url, body, format="json")
+        assert passed.status_code == 400 and list(passed.json()) == [lacks], passed.content
+    assert not Job.objects.exists()
