@@ -6,6 +6,10 @@ GET  /projects/<slug>/datasets/v<N>/                     the card, files, manife
 GET  /projects/<slug>/datasets/v<N>/status.json          {status, progress, error} for the poller
 GET  /projects/<slug>/datasets/v<N>/download/            the whole folder, streamed tar.gz
 GET  /projects/<slug>/datasets/v<N>/files/<name>         one file
+
+The card, the files and the archive hold every project of the snapshot: a snapshot that includes
+a project the user may not read is listed, with its status, but its content is a 403
+(annotation.exports.selectors.snapshot_get_readable).
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from annotation.exports import OptionsError, snapshot_create
 from annotation.exports.download import archive_response, file_response, snapshot_file_path, snapshot_files
 from annotation.exports.options import AGGREGATIONS, SnapshotOptions
-from annotation.exports.selectors import projects_for_research, snapshot_get, snapshot_list
+from annotation.exports.selectors import projects_for_research, snapshot_get, snapshot_get_readable, snapshot_list
 from annotation.exports.split import split_size_warnings
 from annotation.models import Role
 from annotation.rendering import render_markdown
@@ -91,9 +95,10 @@ def dataset_list(request: HttpRequest, slug: str) -> HttpResponse:
         else:
             messages.success(request, f"Building version {snapshot.version}.")
             return redirect("annotation:dataset-list", slug=project.slug)
-    snapshots = snapshot_list(project=project)
-    # The newest ready snapshot's counts tell the build form whether its test share is too small.
-    latest = next((s for s in snapshots if s.status == "ready"), None)
+    snapshots = snapshot_list(project=project, user=request.user)
+    # The newest ready snapshot's counts tell the build form whether its test share is too small
+    # (one the user may read: the counts are of every project inside it).
+    latest = next((s for s in snapshots if s.status == "ready" and s.readable), None)
     split_warnings = split_size_warnings(latest.manifest, formats=("preference", "unpaired", "sft")) if latest else []
     return render(request, "annotation/dataset_list.html", {"project": project, "membership": membership, "snapshots": snapshots, "form": form,
                                                             "split_warnings": split_warnings, "latest": latest})
@@ -103,7 +108,7 @@ def dataset_list(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def dataset_detail(request: HttpRequest, slug: str, version: int) -> HttpResponse:
     project, membership = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER, action="the datasets page")
-    snapshot = snapshot_get(project=project, version=version)
+    snapshot = snapshot_get_readable(user=request.user, project=project, version=version)
     card = ""
     files = snapshot_files(snapshot)
     if files:
@@ -129,14 +134,14 @@ def dataset_status(request: HttpRequest, slug: str, version: int) -> JsonRespons
 @require_GET
 def dataset_download(request: HttpRequest, slug: str, version: int):
     project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER, action="the datasets page")
-    return archive_response(snapshot_get(project=project, version=version))
+    return archive_response(snapshot_get_readable(user=request.user, project=project, version=version))
 
 
 @login_required
 @require_GET
 def dataset_file(request: HttpRequest, slug: str, version: int, name: str):
     project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER, action="the datasets page")
-    return file_response(snapshot_get(project=project, version=version), name)
+    return file_response(snapshot_get_readable(user=request.user, project=project, version=version), name)
 
 
 urlpatterns = [

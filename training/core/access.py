@@ -6,19 +6,17 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.http import Http404
 
-from annotation.models import DatasetSnapshot, Membership, Project, Role
+from annotation.exports.selectors import READER_ROLES, projects_readable, snapshot_readable  # noqa: F401 (snapshot_readable: re-exported)
+from annotation.models import Project, Role
 from annotation.selectors import project_get_for_user
 
-VIEWER_ROLES = (Role.RESEARCHER, Role.MANAGER)
+VIEWER_ROLES = READER_ROLES  # researcher, manager: who may read a project
 
 
 def projects_viewable(*, user) -> QuerySet[Project]:
-    """Projects whose training the user may see (researcher or manager; staff: all)."""
-    if not user.is_authenticated:
-        return Project.objects.none()
-    if user.is_staff:
-        return Project.objects.all()
-    return Project.objects.filter(memberships__user=user, memberships__role__in=VIEWER_ROLES).distinct()
+    """Projects whose training the user may see (researcher or manager; staff: all): those whose
+    data they may read."""
+    return projects_readable(user=user)
 
 
 def projects_managed(*, user) -> QuerySet[Project]:
@@ -39,22 +37,8 @@ def row_get_for_user(rows: QuerySet, *, user, pk: int, role: str, what: str, act
     return row
 
 # --- Snapshots that hold several projects (extra_projects) ------------------------------------
-# The one rule: starting a run on a snapshot needs the manager role on the snapshot's project and
-# at least the researcher role on every project whose data it holds; a run's results and samples
-# (prompts and responses of every project in the snapshot) are shown only to users who may read
-# every one of those projects. Staff may do both.
-
-
-def snapshot_project_ids(snapshot: DatasetSnapshot) -> set[int]:
-    return {snapshot.project_id, *snapshot.extra_projects.values_list("pk", flat=True)}
-
-
-def snapshot_readable(*, user, snapshot: DatasetSnapshot) -> bool:
-    """Whether the user may read every project whose data the snapshot holds."""
-    if not user.is_authenticated:
-        return False
-    if user.is_staff:
-        return True
-    ids = snapshot_project_ids(snapshot)
-    readable = Membership.objects.filter(user=user, project_id__in=ids, role__in=VIEWER_ROLES).values("project_id").distinct().count()
-    return readable == len(ids)
+# Starting a run on a snapshot needs the manager role on the snapshot's project and at least the
+# researcher role on every project whose data it holds (training.runs.selectors). Reading what it
+# holds (a run's results and samples: prompts and responses of every project in it) is
+# annotation's one rule for reading a snapshot, the same that guards its files, card and archive:
+# snapshot_readable (imported above) is that selector, not a copy of it.

@@ -52,4 +52,10 @@ def prompts_parse(value: str, *, user=None) -> tuple[DatasetSnapshot | None, Pro
         snapshot = snapshots.filter(version=int(number)).first() if number.isdigit() else None
     if snapshot is None:
         raise GenerationError(f"prompts: project {slug} has no ready snapshot {version!r} (write SLUG:vN or SLUG:latest)")
+    if user is not None:
+        # Its prompts end up in a job's samples, or as items of the target project: the snapshot's
+        # read rule (every project inside it) applies as to a download.
+        from annotation.exports.selectors import snapshot_check_readable
+
+        snapshot_check_readable(user=user, snapshot=snapshot)
     return snapshot, None
