@@ -59,6 +59,23 @@ def env_path(name: str, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
+def env_paths(name: str, default: list[Path]) -> list[Path]:
+    """A comma-separated list of absolute folders. A relative entry would depend on the directory
+    the process happened to start in, so it stops the start instead of meaning something else."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    paths = []
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        path = Path(part).expanduser()
+        if not path.is_absolute():
+            raise EnvError(f"{name}: {part!r} is not an absolute path (list folders like /srv/models,/data/inbox)")
+        paths.append(path.resolve())
+    return paths
+
+
 def env_url(name: str, schemes: tuple[str, ...]) -> str | None:
     value = os.environ.get(name)
     if not value:

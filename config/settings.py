@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from config.env import env_bool, env_int, env_list, env_path, env_rate, env_str, env_url
+from config.env import env_bool, env_int, env_list, env_path, env_paths, env_rate, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Everything the app writes on the embedded defaults lives here: SQLite, broker folders, artifacts.
@@ -17,6 +17,14 @@ DATA_DIR = env_path("ARBITER_DATA_DIR", BASE_DIR / "var")
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 ARTIFACT_ROOT = env_path("ARTIFACT_ROOT", DATA_DIR / "artifacts")
 ARTIFACT_ROOT.mkdir(parents=True, exist_ok=True)
+# The only folders staff may register a model from in the browser (DESIGN.md: Roles): a path is
+# resolved, symlinks included, and must stay inside one of them; a relative path starts at the
+# first. Empty (ARBITER_MODEL_ROOTS=) turns registration from a path off in the browser.
+# `manage.py add_model` is not bound by it: its user already has the disk.
+_DEFAULT_MODEL_INBOX = DATA_DIR / "model-inbox"
+ARBITER_MODEL_ROOTS = env_paths("ARBITER_MODEL_ROOTS", [_DEFAULT_MODEL_INBOX])
+if ARBITER_MODEL_ROOTS == [_DEFAULT_MODEL_INBOX]:
+    _DEFAULT_MODEL_INBOX.mkdir(exist_ok=True)  # so an operator sees where to drop a model folder
 
 
 def _secret_key() -> str:

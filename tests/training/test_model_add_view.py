@@ -1,5 +1,6 @@
-"""Registering a base model from the browser (managers and staff): the same functions, checks and
-error messages as `manage.py add_model`; a GGUF file converts in a child process."""
+"""Registering a base model from the browser (managers and staff; a path, staff only and under
+ARBITER_MODEL_ROOTS: test_model_path_safety.py): the same functions, checks and error messages as
+`manage.py add_model`; a GGUF file converts in a child process."""
 from __future__ import annotations
 
 import pytest
@@ -7,8 +8,14 @@ from django.core.management import CommandError, call_command
 
 from tests.training.conftest import build_tiny_model
 from training.models import ModelArtifact
+from training.registry.services import PATH_REFUSED
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _roots(settings, tmp_path):
+    settings.ARBITER_MODEL_ROOTS = [tmp_path]
 
 
 def test_it_lets_managers_and_staff_register_and_nobody_else(client_for, project, owner, member, researcher, outsider, staff):
@@ -21,9 +28,9 @@ def test_it_lets_managers_and_staff_register_and_nobody_else(client_for, project
     assert "Register a model" not in client_for(researcher).get("/training/models/").content.decode()
 
 
-def test_it_registers_a_folder_and_shows_the_model(client_for, project, owner, tmp_path):
+def test_it_registers_a_folder_and_shows_the_model(client_for, project, staff, tmp_path):
     folder = build_tiny_model(tmp_path / "tiny")
-    client = client_for(owner)
+    client = client_for(staff)
     response = client.post("/training/models/add/", {"source": "folder", "path": str(folder), "name": "tiny-web"})
     artifact = ModelArtifact.objects.get(name="tiny-web")
     assert response.status_code == 302 and response["Location"] == f"/training/models/{artifact.pk}/"
@@ -39,7 +46,7 @@ def _command_error(*args) -> str:
 
 
 @pytest.mark.parametrize("case", ["pickle", "no-folder", "bad-name", "not-gguf"])
-def test_it_refuses_with_the_same_message_as_add_model(client_for, project, owner, tmp_path, case):
+def test_it_refuses_with_the_same_message_as_add_model(client_for, project, staff, tmp_path, case):
     pickled = tmp_path / "pickled"
     pickled.mkdir()
     (pickled / "config.json").write_text('{"architectures": ["LlamaForCausalLM"]}')
@@ -52,9 +59,13 @@ def test_it_refuses_with_the_same_message_as_add_model(client_for, project, owne
         "bad-name": ({"source": "folder", "path": str(pickled), "name": "../evil"}, ["--path", str(pickled), "--name", "../evil"]),
         "not-gguf": ({"source": "gguf", "path": str(fake), "name": "g"}, ["--gguf", str(fake), "--name", "g"]),
     }[case]
-    response = client_for(owner).post("/training/models/add/", form)
+    response = client_for(staff).post("/training/models/add/", form)
     assert response.status_code == 400
     message = _command_error(*args)
+    if case in ("no-folder", "not-gguf"):
+        # The shell says which; the browser says one thing for every unusable path (no probing).
+        assert message and message not in response.content.decode()
+        message = PATH_REFUSED
     assert message and message.replace("'", "&#x27;") in response.content.decode()
     assert not ModelArtifact.objects.exists()
 

@@ -94,8 +94,15 @@ def reward_models_for_runs(*, user) -> QuerySet[ModelArtifact]:
 
 
 def may_register_models(*, user) -> bool:
-    """Managers of any project and staff may add base models from the browser."""
+    """Managers of any project and staff may add base models from the browser; managers only the
+    packaged ones, which read no path the user gives (see may_register_from_path)."""
     return user.is_authenticated and (user.is_staff or projects_managed(user=user).exists())
+
+
+def may_register_from_path(*, user) -> bool:
+    """Only staff touch the server's disk (DESIGN.md: Roles): a folder or GGUF file, and then only
+    under ARBITER_MODEL_ROOTS (services.model_path_under_roots)."""
+    return user.is_authenticated and user.is_active and user.is_staff
 
 
 def newest_reward_model(project: Project) -> ModelArtifact | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import shutil
 import uuid
@@ -27,6 +28,19 @@ from training.core.paths import artifact_path
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".h5", ".msgpack")
 # What a hub download may bring: configs, tokenizers, templates and safetensors weights.
 HUB_ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "*.md", "tokenizer*"]
+# What a model is loaded from: configs, tokenizer files and safetensors weights (plus an adapter's
+# config). Nothing else of a folder is copied into the artifact store.
+MODEL_FILES = frozenset({
+    "config.json", "generation_config.json", "adapter_config.json",
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+    "vocab.txt", "vocab.json", "merges.txt", "tokenizer.model", "chat_template.jinja",
+})
+# The one answer for a path the browser may not use, whatever the reason (missing, unreadable,
+# outside the roots, not a GGUF file): a different word for each would let a user probe which
+# files exist on the server.
+PATH_REFUSED = "path: no readable model folder or GGUF file under the model roots (ARBITER_MODEL_ROOTS)"
+# Sources that read a path the user typed: staff only, and only under ARBITER_MODEL_ROOTS.
+PATH_SOURCES = ("folder", "gguf")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 
@@ -158,21 +172,46 @@ def _publish(staging: Path, name: str, **fields) -> ModelArtifact:
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def _copy_safe_files(source: Path, target: Path) -> list[str]:
-    """Copy a model folder, leaving out pickles. Returns the names left out."""
-    skipped = []
-    for item in sorted(source.rglob("*")):
-        rel = item.relative_to(source)
-        if any(part.startswith(".") for part in rel.parts):
+def _is_model_file(name: str) -> bool:
+    return name in MODEL_FILES or name.endswith(".safetensors") or name.endswith(".safetensors.index.json")
+
+
+def _model_files(source: Path) -> tuple[list[tuple[str, Path]], list[str]]:
+    """The files of `source` a model needs, as (name, real path), and the pickles left out.
+
+    Only the folder's own top level, and only the names a model is loaded from: a README, a
+    sentence-transformers pooling folder or a stray file never reaches the artifact store, whose
+    files other users can read. A model file that is a symlink resolving outside the folder is
+    refused, not skipped: a silently missing config or tokenizer would break the model later with
+    a confusing error, while the refusal names the file; the message never names the target.
+    """
+    source = source.resolve()
+    files, skipped = [], []
+    for item in sorted(source.iterdir()):
+        name = item.name
+        if name.startswith("."):
             continue  # .git, .cache, .gitattributes: not part of the model
-        if item.is_dir():
+        if name.endswith(PICKLE_SUFFIXES):
+            skipped.append(name)
             continue
-        if item.suffix in PICKLE_SUFFIXES:
-            skipped.append(str(rel))
+        if not _is_model_file(name):
             continue
-        dest = target / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(item, dest)
+        real = item.resolve()
+        if not real.is_relative_to(source):
+            raise RegistryError(
+                f"{source / name}: a symlink to outside the model folder is never followed; "
+                "copy the file itself into the folder"
+            )
+        if real.is_file():
+            files.append((name, real))
+    return files, skipped
+
+
+def _copy_safe_files(source: Path, target: Path) -> list[str]:
+    """Copy the model files of a folder (see _model_files). Returns the pickles left out."""
+    files, skipped = _model_files(source)
+    for name, real in files:
+        shutil.copy2(real, target / name)  # the resolved file, checked to be inside the folder
     return skipped
 
 
@@ -183,6 +222,8 @@ def model_register_local(*, name: str, path: str | Path, kind: str | None = None
     under ARTIFACT_ROOT, so remote GPU workers find it."""
     name = model_name_validate(name)
     source = Path(path).expanduser().resolve()
+    if source.is_dir():
+        _model_files(source)  # refuses a link out before config.json is read through it
     config = model_folder_validate(source)
     kind = _kind_validate(kind, config)
     existing = _existing(name, ModelArtifact.Source.LOCAL)
@@ -340,17 +381,61 @@ SOURCES = {
 }
 
 
+def model_roots() -> list[Path]:
+    """The folders the browser may register models from (settings.ARBITER_MODEL_ROOTS), resolved."""
+    return [Path(root).resolve() for root in settings.ARBITER_MODEL_ROOTS]
+
+
+def _has_gguf_magic(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(4) == b"GGUF"
+    except OSError:
+        return False
+
+
+def model_path_under_roots(path: str, *, source: str) -> Path:
+    """The real path a browser user named, if it is a readable folder (or GGUF file) inside a root.
+
+    Resolved first, symlinks included, then compared with the resolved roots, so neither `../`
+    nor a link can leave them. A relative path starts at the first root and must stay in it. No
+    `~`: that would be the server's home. Every refusal is PATH_REFUSED (see there).
+    """
+    roots = model_roots()
+    given = Path(path.strip())
+    allowed = roots if given.is_absolute() else roots[:1]
+    if not allowed:
+        raise RegistryError(PATH_REFUSED)
+    try:
+        real = (given if given.is_absolute() else allowed[0] / given).resolve(strict=True)
+    except (OSError, RuntimeError, ValueError):  # missing, unreadable parent, a link loop, a NUL byte
+        raise RegistryError(PATH_REFUSED) from None
+    if not any(real.is_relative_to(root) for root in allowed):
+        raise RegistryError(PATH_REFUSED)
+    if source == "folder":
+        usable = real.is_dir() and os.access(real, os.R_OK | os.X_OK)
+    else:
+        usable = real.is_file() and _has_gguf_magic(real)
+    if not usable:
+        raise RegistryError(PATH_REFUSED)
+    return real
+
+
 def model_register(*, source: str, name: str = "", path: str = "", kind: str | None = None) -> ModelArtifact:
-    """One entry for the browser: the same functions, checks and messages as `manage.py add_model`.
-    GGUF conversion runs in a child process, so the web process never imports torch."""
+    """One entry for the browser: the same functions, checks and messages as `manage.py add_model`,
+    except that a path must lie under ARBITER_MODEL_ROOTS (who may use a path at all is
+    selectors.may_register_from_path: staff). GGUF conversion runs in a child process, so the web
+    process never imports torch."""
     if source == "smollm2":
         return model_register_smollm2(in_child=True)
     if source == "minilm":
         return model_register_minilm()
+    if source not in PATH_SOURCES:
+        raise RegistryError(f"source {source!r}: choose one of {', '.join(SOURCES)}")
     if not (path or "").strip():
         raise RegistryError(f"path: a {'folder' if source == 'folder' else 'GGUF file'} path is required")
+    name = model_name_validate(name)  # a bad name is told before the path is looked at
+    real = model_path_under_roots(path, source=source)
     if source == "folder":
-        return model_register_local(name=name, path=path.strip(), kind=kind or None)
-    if source == "gguf":
-        return model_convert_gguf(name=name, gguf_path=path.strip(), kind=kind or None, in_child=True)
-    raise RegistryError(f"source {source!r}: choose one of {', '.join(SOURCES)}")
+        return model_register_local(name=name, path=real, kind=kind or None)
+    return model_convert_gguf(name=name, gguf_path=real, kind=kind or None, in_child=True)

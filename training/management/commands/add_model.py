@@ -5,6 +5,12 @@
     add_model --path DIR --name NAME         a local Hugging Face folder (safetensors only)
     add_model --hub OWNER/MODEL [--name N]   download from the hub (when this machine can reach it)
     add_model --gguf FILE --name NAME        convert a GGUF file into a plain Hugging Face folder
+
+--path and --gguf take any path, not only those under ARBITER_MODEL_ROOTS: whoever runs manage.py
+already has a shell and the disk, so confining them would protect nothing and only make operators
+copy models around. The browser is different (services.model_register: staff only, under the
+roots). What is copied is the same for both: only a model's own files, and never through a
+symlink that leaves the folder, so the artifact store, which other users read, holds nothing else.
 """
 from __future__ import annotations
 
