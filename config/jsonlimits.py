@@ -13,6 +13,7 @@ Both errors name where in the document the problem sits ("value.ranking[0]", "it
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -25,13 +26,31 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _RAW_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
+def escaped(text: str) -> str:
+    """The text with each lone surrogate written as its escape ("\\ud800"): a key that holds one
+    can still be named in an error, and the error can still be encoded as UTF-8."""
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 class UnsafeJSON(ValueError):
-    """`field` is a path into the document ("" for the document itself)."""
+    """`field` is a path into the document ("" for the document itself). Both `field` and
+    `message` are safe to encode: a key with a lone surrogate is named by its escape."""
 
     def __init__(self, field: str, message: str):
+        field, message = escaped(field), escaped(message)
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
         self.message = message
+
+
+class _NonFinite(float):
+    """What the decoder makes of NaN, Infinity and numbers too large for a float (1e999): kept as
+    a marker so that check() can name the field it sits in, then refused."""
+
+    def __new__(cls, text: str):
+        number = super().__new__(cls, "nan")
+        number.text = text
+        return number
 
 
 def max_depth() -> int:
@@ -55,6 +74,8 @@ def check(value: Any, *, depth: int | None = None, path: str = "", surrogates: b
     stack: list[tuple[Any, str, int]] = [(value, path, 0)]
     while stack:
         node, where, level = stack.pop()
+        if isinstance(node, _NonFinite):
+            raise UnsafeJSON(where, f"{node.text[:20]} is not a finite number")
         if isinstance(node, str):
             if surrogates and _SURROGATE.search(node):
                 raise UnsafeJSON(where, "contains an invalid character (a lone UTF-16 surrogate such as \\ud800)")
@@ -75,12 +96,17 @@ def check(value: Any, *, depth: int | None = None, path: str = "", surrogates: b
     return value
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON")
+def _float(text: str) -> float:
+    number = float(text)
+    return number if math.isfinite(number) else _NonFinite(text)
 
 
-# One decoder for every call: json.loads with a keyword builds a new one each time.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+# One decoder for every call: json.loads with a keyword builds a new one each time. NaN and
+# Infinity (not JSON, but Python's json reads them) and overflowing numbers become markers that
+# loads() refuses, naming where they sit.
+_DECODER = json.JSONDecoder(parse_constant=_NonFinite, parse_float=_float)
+# The raw marks of such a number: the constants, an exponent of three digits, a run of 300 digits.
+_RAW_NON_FINITE = re.compile(rb"NaN|Infinity|[eE][+-]?\d{3}|\d{300}")
 
 
 # A string (with the colon after it when it is a key) or a bracket: enough to follow nesting.
@@ -108,8 +134,9 @@ def _check_nesting(data: bytes, limit: int) -> None:
 
 
 def loads(data: bytes | str, *, depth: int | None = None) -> Any:
-    """json.loads for untrusted input: strict (no NaN/Infinity), bounded nesting, no lone
-    surrogates. Raises UnsafeJSON (a ValueError) naming the problem."""
+    """json.loads for untrusted input: strict (no NaN/Infinity, no number past a float's range),
+    bounded nesting, no lone surrogates. Raises UnsafeJSON (a ValueError) naming the problem and,
+    for the last three, the field."""
     limit = max_depth() if depth is None else depth
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     # Most documents are cleared cheaply: nesting past the limit needs more brackets than the
@@ -125,8 +152,9 @@ def loads(data: bytes | str, *, depth: int | None = None) -> Any:
         raise UnsafeJSON("", "is not valid UTF-8") from None
     except ValueError as exc:
         raise UnsafeJSON("", f"is not valid JSON ({exc})") from None
-    if _RAW_SURROGATE.search(raw):
-        check(value, depth=limit, surrogates=True)
+    surrogates = _RAW_SURROGATE.search(raw) is not None
+    if surrogates or _RAW_NON_FINITE.search(raw):
+        check(value, depth=limit, surrogates=surrogates)
     return value
 
 

@@ -6,8 +6,6 @@ actions cancel runs or start them again with the same settings.
 """
 from __future__ import annotations
 
-import json
-
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -15,6 +13,7 @@ from django.db import transaction
 from django.template.response import TemplateResponse
 
 from annotation.models import DatasetSnapshot
+from config import jsonlimits
 from training.runs.lifecycle import LIFECYCLE_FIELDS
 from training.registry.models import ModelArtifact
 from training.runs.models import SnapshotForTraining, TrainingRun
@@ -154,9 +153,9 @@ class StartTrainingForm(forms.Form):
         if not raw:
             return {}
         try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"not valid JSON: {exc}") from None
+            value = jsonlimits.loads(raw)
+        except jsonlimits.UnsafeJSON as exc:
+            raise forms.ValidationError(str(exc)) from None
         if not isinstance(value, dict):
             raise forms.ValidationError("expected a JSON object")
         return value

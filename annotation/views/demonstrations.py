@@ -7,12 +7,12 @@ POST /projects/<slug>/label/preview/                      {"text"} -> {"html"}: 
 """
 from __future__ import annotations
 
-import json
-
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
 from django.views.decorators.http import require_POST
+
+from config import jsonlimits
 
 from annotation.demonstrations import MAX_DEMONSTRATION, DemonstrationsOff, demonstration_save
 from annotation.kinds import InvalidValue
@@ -21,10 +21,12 @@ from annotation.selectors import assignment_get_for_rater, labelling_project_get
 
 
 def _body(request: HttpRequest) -> dict:
+    # The one bounded parser (config.jsonlimits), as on every other route: plain json.loads ran
+    # out of stack on deep nesting and let lone surrogates through to the response.
     try:
-        body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidValue("body", f"not valid JSON ({exc})") from None
+        body = jsonlimits.loads(request.body or b"{}")
+    except jsonlimits.UnsafeJSON as exc:
+        raise InvalidValue(exc.field or "body", exc.message) from None
     if not isinstance(body, dict):
         raise InvalidValue("body", "must be a JSON object")
     return body

@@ -46,14 +46,14 @@ class RunListCreate(generics.ListCreateAPIView):
             raise ValidationError({"snapshot": [f"no snapshot {values['snapshot']} in project {project.slug}"]})
         ref = values["base_model"].strip()
         models = base_models_for_training(user=request.user)
-        base_model = (models.filter(pk=int(ref)).first() if ref.isdigit() else None) or models.filter(name=ref).first()
+        base_model = (models.filter(pk=int(ref)).first() if ref.isdigit() and len(ref) <= 18 else None) or models.filter(name=ref).first()
         if base_model is None:
             raise ValidationError({"base_model": [f"no registered model {ref!r} you may train from"]})
         reward_model = None
         if values.get("reward_model"):
             rm_ref = str(values["reward_model"]).strip()
             rms = reward_models_for_runs(user=request.user)
-            reward_model = (rms.filter(pk=int(rm_ref)).first() if rm_ref.isdigit() else None) or rms.filter(name=rm_ref).first()
+            reward_model = (rms.filter(pk=int(rm_ref)).first() if rm_ref.isdigit() and len(rm_ref) <= 18 else None) or rms.filter(name=rm_ref).first()
             if reward_model is None:
                 raise ValidationError({"reward_model": [f"no reward model {rm_ref!r} you may use"]})
         try:

@@ -20,7 +20,7 @@ from annotation.selectors import project_get_for_user
 from training.judge.answers import DEFAULT_TIE_BAND
 from training.judge.judges import JudgeError
 from training.judge.selectors import judge_job_get_for_user, judge_job_state, judge_jobs_of_project, judge_model_find
-from training.judge.services import judge_job_cancel, judge_job_create, judge_job_resume
+from training.judge.services import MAX_LIMIT, judge_job_cancel, judge_job_create, judge_job_resume
 
 TAG = ["AI judge"]
 
@@ -28,7 +28,7 @@ TAG = ["AI judge"]
 class JudgeJobCreateSerializer(serializers.Serializer):
     model = serializers.CharField(help_text="A registered causal LM, policy or reward model: id or name.")
     template = serializers.CharField(default="default")
-    limit = serializers.IntegerField(required=False, allow_null=True, min_value=1, help_text="Only the first N items (by id); empty: every item.")
+    limit = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_LIMIT, help_text="Only the first N items (by id); empty: every item.")
     tie_band = serializers.FloatField(default=DEFAULT_TIE_BAND, min_value=0.0, max_value=0.49)
 
 

@@ -22,6 +22,10 @@ def judge_job_enqueue(*, job: JudgeJob) -> None:
     lifecycle.enqueue(judge_run, job)
 
 
+# The worker slices the project's items with it: past 2**31 - 1 the database refuses the offset.
+MAX_LIMIT = 2**31 - 1
+
+
 def judge_job_create(
     *,
     project: Project,
@@ -37,8 +41,8 @@ def judge_job_create(
         raise JudgeError(f"model: {model.name} is a {model.get_kind_display().lower()}; a judge is a causal LM, a policy or a reward model")
     if model.kind in RM_KINDS and project.kind == Kind.RATING:
         raise JudgeError("model: a reward model gives relative scores, not points of a rating scale; judge a rating project with a causal LM")
-    if limit is not None and limit < 1:
-        raise JudgeError("limit: must be at least 1 (or empty for every item)")
+    if limit is not None and not 1 <= limit <= MAX_LIMIT:
+        raise JudgeError(f"limit: must be 1..{MAX_LIMIT} (or empty for every item)")
     if not 0.0 <= tie_band < 0.5:
         raise JudgeError("tie_band: must be at least 0 and below 0.5")
     try:

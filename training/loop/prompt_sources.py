@@ -49,7 +49,7 @@ def prompts_parse(value: str, *, user=None) -> tuple[DatasetSnapshot | None, Pro
     if version == "latest":
         snapshot = snapshots.order_by("-version").first()
     else:
-        snapshot = snapshots.filter(version=int(number)).first() if number.isdigit() else None
+        snapshot = snapshots.filter(version=int(number)).first() if number.isdigit() and len(number) <= 9 else None
     if snapshot is None:
         raise GenerationError(f"prompts: project {slug} has no ready snapshot {version!r} (write SLUG:vN or SLUG:latest)")
     if user is not None:

@@ -8,6 +8,8 @@ spends that project's GPU time); a generation batch needs the manager role on th
 named must be visible to the user (training.registry.selectors.model_get_for_user)."""
 from __future__ import annotations
 
+import math
+
 from annotation.models import Role
 from annotation.selectors import project_get_for_user
 from training.loop.generation import GenerationError, Sampling
@@ -18,14 +20,34 @@ from training.core.access import row_get_for_user
 from training.registry.selectors import model_get_for_user
 
 
+def _fields(data) -> dict:
+    """The request's fields: a JSON body that is a list or a string has none to read."""
+    if not isinstance(data, dict):
+        raise GenerationError(f"non_field_errors: the body must be a JSON object, not {type(data).__name__}")
+    return data
+
+
 def _number(data, key: str, default, kind=float):
     raw = data.get(key, default)
     if raw in (None, ""):
         return default
+    what = "whole number" if kind is int else "number"
+    # true is not the number 1; "nan" and "inf" are floats to Python but not numbers the worker can use.
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        raise GenerationError(f"{key}: {str(raw)[:40]!r} is not a {what}")
     try:
-        return kind(raw)
-    except (TypeError, ValueError):
-        raise GenerationError(f"{key}: {raw!r} is not a {'whole ' if kind is int else ''}number") from None
+        number = float(raw)
+        if not math.isfinite(number):
+            raise ValueError
+        if kind is int:
+            if isinstance(raw, str):
+                return int(raw.strip())
+            if not number.is_integer():
+                raise ValueError
+            return int(raw)
+        return number
+    except (TypeError, ValueError, OverflowError):
+        raise GenerationError(f"{key}: {str(raw)[:40]!r} is not a {what}") from None
 
 
 def _model(user, value, field: str) -> ModelArtifact:
@@ -34,7 +56,9 @@ def _model(user, value, field: str) -> ModelArtifact:
     value = str(value or "").strip()
     if not value:
         raise GenerationError(f"{field}: is required")
-    found = ModelArtifact.objects.filter(**({"pk": int(value)} if value.isdigit() else {"name": value})).first()
+    # An id past 64 bits cannot be a row (and SQLite refuses to compare with it): look it up as a name.
+    by_id = value.isdigit() and len(value) <= 18
+    found = ModelArtifact.objects.filter(**({"pk": int(value)} if by_id else {"name": value})).first()
     if found is None:
         raise GenerationError(f"{field}: no registered model {value!r}")
     return model_get_for_user(user=user, model_id=found.pk)
@@ -51,6 +75,7 @@ def _sampling(data, defaults=None) -> Sampling:
 def evaluation_request(*, user, policy: ModelArtifact, data) -> Job:
     from training.loop.evaluation import evaluation_create
 
+    data = _fields(data)
     snapshot, prompts_project = prompts_parse(data.get("prompts"), user=user)
     owner = snapshot.project if snapshot else prompts_project
     project_get_for_user(user=user, slug=owner.slug, role=Role.MANAGER)
@@ -95,6 +120,7 @@ def policies_parse(value, *, user, defaults: dict) -> list[tuple[ModelArtifact, 
 def generation_request(*, user, policy: ModelArtifact, data) -> Job:
     from training.loop.batches import generation_batch_create
 
+    data = _fields(data)
     slug = str(data.get("project") or "").strip()
     if not slug:
         raise GenerationError("project: is required (the project the items go to)")

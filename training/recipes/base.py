@@ -8,18 +8,31 @@ that knows the device (CPU: fp32, no gradient checkpointing; GPU: bf16).
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 
-def _f(default: Any, help: str, *, choices: tuple | None = None, minimum: float | None = None, auto: bool = False):
-    return field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum, "auto": auto})
+# Shared bounds, so that methods agree on what a token count, a seed or a probability may be.
+MAX_TOKENS = 32_768  # any length in tokens: prompt, response, prompt + response
+MAX_COUNT = 1_000_000  # steps, samples, prompts: past this, a typo rather than a plan
+MAX_BATCH = 4_096
+# transformers.set_seed seeds numpy too, whose seeds stop at 2**32 - 1: a larger one fails on the worker.
+MAX_SEED = 2**32 - 1
+MAX_TEMPERATURE = 5.0  # what evaluation sampling accepts (training.rl.sampling.Sampling)
+
+
+def _f(default: Any, help: str, *, choices: tuple | None = None, minimum: float | None = None, maximum: float | None = None,
+       auto: bool = False):
+    """One setting: default, help text and, for numbers, the inclusive bounds that validation, the
+    run form, the API schema and the admin all read from here."""
+    return field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum, "maximum": maximum, "auto": auto})
 
 
 def _reworded(base: type, name: str, help: str, **changes: Any):
     """A field of `base` told again in one method's words: the same default, bounds and auto flag
-    unless `changes` says otherwise (default=..., minimum=...), so a method restates only what differs."""
+    unless `changes` says otherwise (default=..., minimum=..., maximum=...), so a method restates only what differs."""
     inherited = next(f for f in dataclasses.fields(base) if f.name == name)
     default = changes.pop("default", inherited.default)
     return field(default=default, metadata={**inherited.metadata, "help": help, **changes})
@@ -29,29 +42,29 @@ def _reworded(base: type, name: str, help: str, **changes: Any):
 class TrainConfig:
     """Settings every method shares."""
 
-    learning_rate: float | None = _f(None, "Peak learning rate. Auto: the method's default for LoRA or full training.", minimum=0, auto=True)
-    num_train_epochs: float = _f(1.0, "Passes over the training split.", minimum=0)
-    max_steps: int = _f(-1, "Stop after this many optimizer steps (overrides epochs when > 0).", minimum=-1)
-    per_device_train_batch_size: int = _f(8, "Preference pairs per batch on one device.", minimum=1)
-    gradient_accumulation_steps: int = _f(1, "Batches accumulated per optimizer step.", minimum=1)
-    per_device_eval_batch_size: int = _f(16, "Pairs per batch when evaluating on the test split.", minimum=1)
-    warmup_steps: float = _f(0.03, "Warm-up: a number of steps, or a fraction of all steps when below 1.", minimum=0)
-    weight_decay: float = _f(0.0, "AdamW weight decay.", minimum=0)
+    learning_rate: float | None = _f(None, "Peak learning rate. Auto: the method's default for LoRA or full training.", minimum=0, maximum=1, auto=True)
+    num_train_epochs: float = _f(1.0, "Passes over the training split.", minimum=0, maximum=1000)
+    max_steps: int = _f(-1, "Stop after this many optimizer steps (overrides epochs when > 0).", minimum=-1, maximum=MAX_COUNT)
+    per_device_train_batch_size: int = _f(8, "Preference pairs per batch on one device.", minimum=1, maximum=MAX_BATCH)
+    gradient_accumulation_steps: int = _f(1, "Batches accumulated per optimizer step.", minimum=1, maximum=MAX_BATCH)
+    per_device_eval_batch_size: int = _f(16, "Pairs per batch when evaluating on the test split.", minimum=1, maximum=MAX_BATCH)
+    warmup_steps: float = _f(0.03, "Warm-up: a number of steps, or a fraction of all steps when below 1.", minimum=0, maximum=MAX_COUNT)
+    weight_decay: float = _f(0.0, "AdamW weight decay.", minimum=0, maximum=1)
     lr_scheduler_type: str = _f("linear", "Learning-rate schedule.", choices=("linear", "cosine", "constant", "constant_with_warmup"))
-    max_length: int = _f(1024, "Longest tokenized prompt+response kept; longer pairs are dropped (reward) or truncated (DPO).", minimum=8)
-    seed: int = _f(42, "Random seed (data order, head initialisation).", minimum=0)
+    max_length: int = _f(1024, "Longest tokenized prompt+response kept; longer pairs are dropped (reward) or truncated (DPO).", minimum=8, maximum=MAX_TOKENS)
+    seed: int = _f(42, "Random seed (data order, head initialisation).", minimum=0, maximum=MAX_SEED)
     bf16: bool | None = _f(None, "bfloat16 mixed precision. Auto: on for GPUs that support it, off on CPU.", auto=True)
     gradient_checkpointing: bool | None = _f(
         None, "Recompute activations to save memory (about 20-30% slower). Auto: off on CPU and for models under 1B parameters.", auto=True
     )
     group_by_length: bool = _f(True, "Batch pairs of similar length together so little compute is spent on padding.")
     torch_compile: bool = _f(False, "Compile the model with torch.compile (GPU; slower start, faster steps).")
-    logging_steps: int = _f(5, "Steps between progress updates (heartbeat, metrics, log line).", minimum=1)
-    save_steps: int = _f(50, "Steps between checkpoints; a run resumes from the last one after a lost worker.", minimum=1)
-    save_total_limit: int = _f(2, "Checkpoints kept on disk.", minimum=1)
-    lora_r: int = _f(16, "LoRA rank (with LoRA).", minimum=1)
-    lora_alpha: int = _f(32, "LoRA scaling alpha (with LoRA).", minimum=1)
-    lora_dropout: float = _f(0.0, "Dropout on the LoRA path (with LoRA).", minimum=0)
+    logging_steps: int = _f(5, "Steps between progress updates (heartbeat, metrics, log line).", minimum=1, maximum=MAX_COUNT)
+    save_steps: int = _f(50, "Steps between checkpoints; a run resumes from the last one after a lost worker.", minimum=1, maximum=MAX_COUNT)
+    save_total_limit: int = _f(2, "Checkpoints kept on disk.", minimum=1, maximum=1000)
+    lora_r: int = _f(16, "LoRA rank (with LoRA).", minimum=1, maximum=1024)
+    lora_alpha: int = _f(32, "LoRA scaling alpha (with LoRA).", minimum=1, maximum=65536)
+    lora_dropout: float = _f(0.0, "Dropout on the LoRA path (with LoRA).", minimum=0, maximum=1)
     use_liger_kernel: bool | None = _f(
         None, "Liger's fused Triton kernels (RMSNorm, RoPE, SwiGLU, fused linear cross-entropy): less memory, faster steps. "
         "Auto: on for a GPU when the liger-kernel package is installed.", auto=True
@@ -112,20 +125,34 @@ def _coerce(name: str, value: Any, tp) -> Any:
                 return False
             raise ValueError
         if base is int:
+            # true is not the number 1, nor 2.5 the number 2.
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError
             return int(str(value).strip()) if isinstance(value, str) else int(value)
         if base is float:
             if isinstance(value, bool):
                 raise ValueError
-            return float(value)
+            number = float(value)
+            # float() takes "nan" and "inf" (and 1e999 becomes inf): the JSON column refuses to store them.
+            if not math.isfinite(number):
+                raise ConfigError(f"{name}: {value!r} is not a finite number")
+            return number
         if base is str:
             if not isinstance(value, str):
                 raise ValueError
             return value.strip()
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name}: {value!r} is not a valid {base.__name__}") from None
+    except (TypeError, ValueError, OverflowError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{name}: {_shown(value)} is not a valid {base.__name__}") from None
     return value
+
+
+def _shown(value: Any) -> str:
+    """The value in a message, short and encodable (a lone surrogate would break the response)."""
+    text = repr(value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def config_validate(method: str, data: dict | None) -> dict:
@@ -134,24 +161,26 @@ def config_validate(method: str, data: dict | None) -> dict:
     cls = config_class(method)
     data = dict(data or {})
     known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
+    unknown = sorted(set(data) - known, key=str)
     if unknown:
-        raise ConfigError(f"{unknown[0]}: unknown setting for {method} (known: {', '.join(sorted(known))})")
+        raise ConfigError(f"{_shown(unknown[0])[1:-1]}: unknown setting for {method} (known: {', '.join(sorted(known))})")
     out = {}
     for f, tp in _fields(cls):
         value = _coerce(f.name, data[f.name], tp) if f.name in data else f.default
-        choices, minimum = f.metadata.get("choices"), f.metadata.get("minimum")
+        choices, minimum, maximum = f.metadata.get("choices"), f.metadata.get("minimum"), f.metadata.get("maximum")
         if value is not None and choices and value not in choices:
-            raise ConfigError(f"{f.name}: {value!r} is not one of {', '.join(map(str, choices))}")
+            raise ConfigError(f"{f.name}: {_shown(value)} is not one of {', '.join(map(str, choices))}")
         if value is not None and minimum is not None and not isinstance(value, bool) and value < minimum:
             raise ConfigError(f"{f.name}: {value} must be at least {minimum}")
+        if value is not None and maximum is not None and not isinstance(value, bool) and value > maximum:
+            raise ConfigError(f"{f.name}: {_shown(value)} must be at most {maximum}")
         out[f.name] = value
     cls.check(out)
     return out
 
 
 def config_schema(method: str) -> list[dict]:
-    """Fields for a form: name, type, default, help, choices, whether None means auto."""
+    """Fields for a form: name, type, default, help, choices, bounds (inclusive), whether None means auto."""
     rows = []
     for f, tp in _fields(config_class(method)):
         base, optional = _base_type(tp)
@@ -165,6 +194,7 @@ def config_schema(method: str) -> list[dict]:
                 "help": f.metadata.get("help", ""),
                 "choices": list(f.metadata["choices"]) if f.metadata.get("choices") else None,
                 "minimum": f.metadata.get("minimum"),
+                "maximum": f.metadata.get("maximum"),
             }
         )
     return rows

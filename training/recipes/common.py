@@ -29,8 +29,8 @@ LOSS_LEDGER = "arbiter_loss.json"  # in each checkpoint: the loss summed over ev
 class PolicyConfig(TrainConfig):
     """Settings the offline policy methods share (DPO, SFT, KTO): the samples shown at the end."""
 
-    sample_prompts: int = _f(8, "Held-out prompts answered by the trained policy and by its reference (the base model) at the end.", minimum=0)
-    sample_max_new_tokens: int = _f(64, "Tokens generated per sample.", minimum=1)
+    sample_prompts: int = _f(8, "Held-out prompts answered by the trained policy and by its reference (the base model) at the end.", minimum=0, maximum=1000)
+    sample_max_new_tokens: int = _f(64, "Tokens generated per sample.", minimum=1, maximum=4096)
 
 
 def causal_lm_load(*, path: Path | str, dtype=None):

@@ -21,9 +21,9 @@ DPO_LOSS_TYPES = (
 class DPOConfig(PolicyConfig):
     """DPO: TRL's DPOTrainer; with LoRA the adapter switched off is the reference (no second copy)."""
 
-    beta: float = _f(0.1, "Strength of the pull towards the reference model (higher: stays closer).", minimum=0)
+    beta: float = _f(0.1, "Strength of the pull towards the reference model (higher: stays closer).", minimum=0, maximum=100)
     loss_type: str = _f("sigmoid", "DPO loss: sigmoid (original DPO), ipo, robust, hinge, …", choices=DPO_LOSS_TYPES)
-    label_smoothing: float = _f(0.0, "Probability that a label is flipped (robust DPO; must be below 0.5).", minimum=0)
+    label_smoothing: float = _f(0.0, "Probability that a label is flipped (robust DPO; must be below 0.5).", minimum=0, maximum=0.5)
     precompute_ref_log_probs: bool = _f(False, "Compute the reference log-probabilities once before training (saves a forward pass per step).")
 
     LR_DEFAULTS: typing.ClassVar[tuple[float, float]] = (5e-5, 1e-6)

@@ -16,7 +16,7 @@ LOSS_TYPES = ("dapo", "grpo", "dr_grpo", "bnpo", "cispo")
 class GRPOConfig(OnlineConfig):
     """GRPO's own settings: TRL's GRPOConfig takes them under the same names."""
 
-    beta: float = _f(0.04, "KL coefficient: weight of the KL to the reference in the loss (0: no reference is kept, less memory).", minimum=0)
+    beta: float = _f(0.04, "KL coefficient: weight of the KL to the reference in the loss (0: no reference is kept, less memory).", minimum=0, maximum=100)
     loss_type: str = _f("dapo", "Loss normalisation: dapo (per token over the batch, TRL's default), grpo (per sequence), dr_grpo (no length bias), bnpo, cispo.",
                         choices=LOSS_TYPES)
     scale_rewards: str = _f("group", "Divide advantages by the std of the group, of the batch, or not at all (Dr. GRPO).", choices=("group", "batch", "none"))

@@ -24,14 +24,14 @@ from training.recipes.catalog import Metric, register_policy
 class KTOConfig(PolicyConfig):
     """KTO: prospect-theoretic loss on single responses labelled desirable or undesirable."""
 
-    beta: float = _f(0.1, "Strength of the pull towards the reference model (higher: stays closer).", minimum=0)
+    beta: float = _f(0.1, "Strength of the pull towards the reference model (higher: stays closer).", minimum=0, maximum=100)
     loss_type: str = _f("kto", "kto (the paper's loss) or apo_zero_unpaired.", choices=("kto", "apo_zero_unpaired"))
     desirable_weight: float | None = _f(
         None, "Weight of the desirable rows' loss. Auto: from the class balance, so that desirable_weight·#desirable / "
-        "(undesirable_weight·#undesirable) is 1 when desirable rows are fewer (TRL's advice: between 1 and 4/3).", minimum=0, auto=True
+        "(undesirable_weight·#undesirable) is 1 when desirable rows are fewer (TRL's advice: between 1 and 4/3).", minimum=0, maximum=100, auto=True
     )
     undesirable_weight: float | None = _f(
-        None, "Weight of the undesirable rows' loss. Auto: from the class balance (see desirable_weight).", minimum=0, auto=True
+        None, "Weight of the undesirable rows' loss. Auto: from the class balance (see desirable_weight).", minimum=0, maximum=100, auto=True
     )
     precompute_ref_log_probs: bool = _f(False, "Compute the reference log-probabilities once before training (saves a forward pass per step).")
 

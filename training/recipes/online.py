@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from training.recipes.base import TrainConfig, _f, _reworded
+from training.recipes.base import MAX_TEMPERATURE, MAX_TOKENS, TrainConfig, _f, _reworded
 from training.recipes.catalog import Metric, Recipe, TrainContext, register_policy
 
 log = logging.getLogger(__name__)
@@ -53,9 +53,9 @@ class RLConfig(TrainConfig):
     """Settings every online method shares (PPO, RLOO, GRPO)."""
 
     max_length: int = _reworded(TrainConfig, "max_length", "Longest reward-model input (prompt + response, tokens); longer ones lose their start.")
-    max_grad_norm: float = _f(1.0, "Gradient clipping.", minimum=0)
-    eval_prompts: int = _f(32, "Held-out prompts answered by the policy and the reference at the end, scored by the reward model.", minimum=0)
-    sample_prompts: int = _f(4, "Held-out samples (policy beside reference) kept in the result.", minimum=0)
+    max_grad_norm: float = _f(1.0, "Gradient clipping.", minimum=0, maximum=1000)
+    eval_prompts: int = _f(32, "Held-out prompts answered by the policy and the reference at the end, scored by the reward model.", minimum=0, maximum=10_000)
+    sample_prompts: int = _f(4, "Held-out samples (policy beside reference) kept in the result.", minimum=0, maximum=1000)
     logging_steps: int = _reworded(TrainConfig, "logging_steps", "Steps between metric points and log lines.", default=1)
     save_steps: int = _reworded(TrainConfig, "save_steps", "Steps between checkpoints; a run resumes from the last one.", default=20)
 
@@ -166,16 +166,16 @@ class OnlineConfig(RLConfig):
     per_device_train_batch_size: int = _reworded(
         RLConfig, "per_device_train_batch_size", "Responses per device per optimizer step (a multiple of num_generations across devices)."
     )
-    num_generations: int = _f(4, "Responses sampled per prompt; the group is the baseline (at least 2).", minimum=2)
-    max_completion_length: int = _f(128, "Longest response in tokens.", minimum=1)
-    temperature: float = _f(1.0, "Sampling temperature (TRL divides the logits of the log-probs by it too).", minimum=0.01)
-    top_p: float = _f(1.0, "Nucleus sampling: keep the smallest set of tokens whose probability reaches this.", minimum=0)
-    num_iterations: int = _f(1, "Updates per batch of generations (1: on-policy, no clipping needed).", minimum=1)
-    epsilon: float = _f(0.2, "Clip range of the importance ratio when num_iterations > 1.", minimum=0)
+    num_generations: int = _f(4, "Responses sampled per prompt; the group is the baseline (at least 2).", minimum=2, maximum=1024)
+    max_completion_length: int = _f(128, "Longest response in tokens.", minimum=1, maximum=MAX_TOKENS)
+    temperature: float = _f(1.0, "Sampling temperature (TRL divides the logits of the log-probs by it too).", minimum=0.01, maximum=MAX_TEMPERATURE)
+    top_p: float = _f(1.0, "Nucleus sampling: keep the smallest set of tokens whose probability reaches this.", minimum=0, maximum=1)
+    num_iterations: int = _f(1, "Updates per batch of generations (1: on-policy, no clipping needed).", minimum=1, maximum=100)
+    epsilon: float = _f(0.2, "Clip range of the importance ratio when num_iterations > 1.", minimum=0, maximum=1)
     mask_truncated_completions: bool = _f(False, "Leave responses that hit max_completion_length out of the loss (they never ended).")
     reward_weights: str | None = _f(None, "Weights of the reward models, comma-separated in their order (empty: 1 each).")
     use_vllm: bool = _f(False, "Generate with vLLM (GPU only, the vllm package; colocate mode shares the training GPU). Off: transformers generation.")
-    vllm_gpu_memory_utilization: float = _f(0.3, "Share of GPU memory vLLM may take in colocate mode.", minimum=0)
+    vllm_gpu_memory_utilization: float = _f(0.3, "Share of GPU memory vLLM may take in colocate mode.", minimum=0, maximum=1)
 
 
 def method_args(cfg: OnlineConfig) -> dict:

@@ -9,7 +9,7 @@ import dataclasses
 import typing
 from dataclasses import dataclass
 
-from training.recipes.base import _f, _reworded
+from training.recipes.base import MAX_BATCH, MAX_COUNT, MAX_TEMPERATURE, MAX_TOKENS, _f, _reworded
 from training.recipes.online import (
     RLConfig, evaluated, no_dropout, policy_load, register_online, reward_model_load, reward_model_specs, start,
 )
@@ -28,25 +28,25 @@ class PPOConfig(RLConfig):
     per_device_eval_batch_size: int = _reworded(RLConfig, "per_device_eval_batch_size", "Prompts per batch when evaluating on the held-out prompts.")
     num_train_epochs: float = _reworded(RLConfig, "num_train_epochs", "Passes over the prompt set (each prompt is answered once per pass).")
     max_steps: int = _reworded(RLConfig, "max_steps", "Stop after this many updates (overrides epochs when > 0).")
-    max_prompt_length: int = _f(512, "Longest prompt in tokens; longer prompts lose their start.", minimum=1)
-    max_new_tokens: int = _f(128, "Longest response in tokens. A response that has not ended by then gets missing_eos_penalty.", minimum=1)
-    temperature: float = _f(0.7, "Sampling temperature; the same temperature divides the logits of the log-probs, so the ratio compares the sampled distribution.", minimum=0.01)
-    ppo_epochs: int = _f(4, "Passes over each rollout batch.", minimum=1)
-    num_mini_batches: int = _f(2, "Minibatches (optimizer steps) per pass over a rollout batch.", minimum=1)
-    cliprange: float = _f(0.2, "Clip range of the policy ratio: the update keeps p/p_old within [1 - c, 1 + c].", minimum=0)
-    cliprange_value: float = _f(0.2, "Clip range of the value update around the values at rollout time.", minimum=0)
-    vf_coef: float = _f(0.1, "Weight of the value loss beside the policy loss.", minimum=0)
-    gamma: float = _f(1.0, "Discount factor over response tokens (1: the end score counts fully at every token).", minimum=0)
-    lam: float = _f(0.95, "GAE lambda: 1 = Monte-Carlo returns (high variance), 0 = one-step TD (high bias).", minimum=0)
-    kl_coef: float = _f(0.05, "Weight of the per-token KL penalty to the reference (the starting value when adaptive).", minimum=0)
+    max_prompt_length: int = _f(512, "Longest prompt in tokens; longer prompts lose their start.", minimum=1, maximum=MAX_TOKENS)
+    max_new_tokens: int = _f(128, "Longest response in tokens. A response that has not ended by then gets missing_eos_penalty.", minimum=1, maximum=MAX_TOKENS)
+    temperature: float = _f(0.7, "Sampling temperature; the same temperature divides the logits of the log-probs, so the ratio compares the sampled distribution.", minimum=0.01, maximum=MAX_TEMPERATURE)
+    ppo_epochs: int = _f(4, "Passes over each rollout batch.", minimum=1, maximum=100)
+    num_mini_batches: int = _f(2, "Minibatches (optimizer steps) per pass over a rollout batch.", minimum=1, maximum=MAX_BATCH)
+    cliprange: float = _f(0.2, "Clip range of the policy ratio: the update keeps p/p_old within [1 - c, 1 + c].", minimum=0, maximum=1)
+    cliprange_value: float = _f(0.2, "Clip range of the value update around the values at rollout time.", minimum=0, maximum=1000)
+    vf_coef: float = _f(0.1, "Weight of the value loss beside the policy loss.", minimum=0, maximum=100)
+    gamma: float = _f(1.0, "Discount factor over response tokens (1: the end score counts fully at every token).", minimum=0, maximum=1)
+    lam: float = _f(0.95, "GAE lambda: 1 = Monte-Carlo returns (high variance), 0 = one-step TD (high bias).", minimum=0, maximum=1)
+    kl_coef: float = _f(0.05, "Weight of the per-token KL penalty to the reference (the starting value when adaptive).", minimum=0, maximum=100)
     kl_estimator: str = _f("k1", "KL estimator per token: k1 = log p/q (the classic one), k3 = (q/p - 1) - log q/p (never negative, lower variance).", choices=("k1", "k3"))
     adaptive_kl: bool = _f(False, "Adapt the KL coefficient so that the KL to the reference approaches kl_target.")
-    kl_target: float = _f(6.0, "Target KL per response (nats) for the adaptive coefficient.", minimum=0)
-    kl_horizon: int = _f(10000, "Samples over which the adaptive coefficient may change by 20%.", minimum=1)
+    kl_target: float = _f(6.0, "Target KL per response (nats) for the adaptive coefficient.", minimum=0, maximum=1000)
+    kl_horizon: int = _f(10000, "Samples over which the adaptive coefficient may change by 20%.", minimum=1, maximum=MAX_COUNT)
     normalize_reward: bool = _f(True, "Normalise scores to mean 0 / std 1 with the reference's samples at the start.")
-    reward_norm_samples: int = _f(64, "Reference responses sampled at the start to normalise the reward.", minimum=2)
+    reward_norm_samples: int = _f(64, "Reference responses sampled at the start to normalise the reward.", minimum=2, maximum=100_000)
     whiten_rewards: bool = _f(False, "Whiten the per-token rewards of each batch (keeps their mean).")
-    missing_eos_penalty: float = _f(1.0, "Subtracted from the (normalised) score of a response that never ended.", minimum=0)
+    missing_eos_penalty: float = _f(1.0, "Subtracted from the (normalised) score of a response that never ended.", minimum=0, maximum=1000)
     critic_init: str = _f("reward_model", "The critic's starting weights: the reward model (InstructGPT; needs the policy's tokenizer) or the policy's backbone with a zero head.",
                           choices=("reward_model", "policy"))
 

@@ -16,7 +16,7 @@ class RewardConfig(TrainConfig):
     """Reward model: Bradley-Terry loss on (chosen, rejected) through TRL's RewardTrainer."""
 
     use_margin: bool = _f(False, "Use the snapshot's margin column (Likert strength, rank distance) in the loss: -log σ(r_c - r_r - margin).")
-    center_rewards_coefficient: float | None = _f(None, "Pull rewards towards mean zero with this weight (0.01 is a common value).", minimum=0)
+    center_rewards_coefficient: float | None = _f(None, "Pull rewards towards mean zero with this weight (0.01 is a common value).", minimum=0, maximum=100)
 
     LR_DEFAULTS: typing.ClassVar[tuple[float, float]] = (1e-4, 1e-5)
 

@@ -14,7 +14,7 @@ from training.recipes.catalog import TrainContext
 class RLOOConfig(OnlineConfig):
     """RLOO's own settings: TRL's RLOOConfig takes them under the same names."""
 
-    beta: float = _f(0.05, "KL coefficient: weight of the KL to the reference, subtracted from the reward (0: no reference is kept).", minimum=0)
+    beta: float = _f(0.05, "KL coefficient: weight of the KL to the reference, subtracted from the reward (0: no reference is kept).", minimum=0, maximum=100)
     normalize_advantages: bool = _f(False, "Whiten the advantages over the batch.")
 
 

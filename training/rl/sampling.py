@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 
+MAX_SEED = 2**63 - 1
+
+
 class GenerationError(ValueError):
     """A bad request: the message names the field, file or model."""
 
@@ -30,6 +33,9 @@ class Sampling:
             raise GenerationError(f"top_p: {self.top_p} must be in (0, 1]")
         if not 1 <= self.max_new_tokens <= 4096:
             raise GenerationError(f"max_new_tokens: {self.max_new_tokens} must be 1..4096")
+        # torch.manual_seed takes seeds up to 2**64 - 1 and the worker adds the batch position.
+        if not 0 <= self.seed <= MAX_SEED:
+            raise GenerationError(f"seed: {self.seed} must be 0..{MAX_SEED}")
         return self
 
     def as_dict(self) -> dict:
