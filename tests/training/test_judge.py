@@ -12,9 +12,12 @@ from django.conf import settings
 from annotation.assignment import lease_next
 from annotation.kinds import Kind
 from annotation.models import Item, Judgment
-from tests.training.judge_models import constant_judge_lm, register, tiny_reward
+from tests.training.judge_models import RuleJudge, bigram_judge_lm, constant_judge_lm, prefers_second, prefers_thanks, register, tiny_reward
+from training.judge import prompts
+from training.judge.answers import BiasTally
 from training.judge.job import judge_execute
 from training.judge.judges import JudgeError, LMJudge
+from training.judge.judging import judge_item
 from training.judge.services import judge_job_cancel, judge_job_create, judge_job_resume
 from training.models import JudgeJob, ModelArtifact
 
@@ -41,10 +44,80 @@ def _judge(project, model, **kwargs) -> JudgeJob:
 def test_it_reads_answers_from_token_probabilities():
     always_a = _lm("always-a", {"a": 6.0})
     judge = LMJudge(always_a)
-    probs = judge.option_probs(system="You judge.", user="Which response is better? Answer with a single letter: A or B.", options=["A", "B"])
+    probs = judge.option_probs(system="You judge.", user="Which response is better? Answer with a single letter, A or B, and nothing else.", options=["A", "B"])
     assert probs[0] == pytest.approx(1 / (1 + math.exp(-6.0)), rel=1e-4)
-    # Multi-token options (10, 11 on a word-level tokenizer are one token each; "1 0" is two) still get a probability each.
-    assert sum(judge.option_probs(system="s", user="u", options=["1 0", "2", "3"])) == pytest.approx(1.0)
+    # Multi-token options ("10" is "1" "0" to this tokenizer, as to SmolLM2's) still get a probability each.
+    assert sum(judge.option_probs(system="s", user="u", options=["10", "2", "3"])) == pytest.approx(1.0)
+
+
+def _means(name: str, answer: str) -> ModelArtifact:
+    """A tiny LM that spells `answer` after the prompt, one digit after another, then ends its turn."""
+    digits = list(answer)
+    table = {"<|assistant|>": {digits[0]: 9.0}}
+    for prev, nxt in zip(digits, digits[1:]):
+        table[prev] = {nxt: 9.0}
+    table[digits[-1]] = {**table.get(digits[-1], {}), "<eos>": 9.0}
+    folder = bigram_judge_lm(Path(settings.ARTIFACT_ROOT) / "models" / name, table)
+    return register(folder, name, ModelArtifact.Kind.CAUSAL_LM)
+
+
+def test_it_scores_each_option_as_a_complete_answer_so_a_judge_that_means_10_says_10(make_project, add_items):
+    means_10 = _means("means-10", "10")
+    judge = LMJudge(means_10)
+    scale = [str(k) for k in range(1, 12)]
+    probs = dict(zip(scale, judge.option_probs(system="s", user="Say the number 10.", options=scale)))
+    # Read by its tokens alone, "1" (the start of "10") would get at least P("10"): here about half each.
+    assert probs["10"] > 0.99 and probs["1"] < 0.005 and probs["11"] < 0.005
+
+    rating = make_project(Kind.RATING, rating_min=1, rating_max=10)
+    add_items(rating, 2, candidates=2)
+    job = _judge(rating, means_10)
+    assert job.status == JudgeJob.Status.SUCCEEDED, job.error
+    assert [j.value for j in _ai(rating)] == [{"scores": [10, 10]}] * 2
+    assert float(_ai(rating)[0].rationale.split("expected scores ")[1].split(",")[0]) > 9.9
+    # And a judge that means "1" (which stops there) is not pulled towards "10" either.
+    assert LMJudge(_means("means-1", "1")).option_probs(system="s", user="Say 1.", options=scale)[0] > 0.99
+
+
+def _judged(project, judge, texts: list[str]) -> tuple[dict | None, str, dict]:
+    tally = BiasTally()
+    value, why = judge_item(judge=judge, template=prompts.template_for(project), project=project, prompt="Which is kinder?", texts=texts, tally=tally, tie_band=0.02)
+    return value, why, tally.as_dict()
+
+
+def test_it_measures_the_bias_of_a_judge_that_always_prefers_the_second_response_and_leaves_it_at_a_half(make_project):
+    judge = RuleJudge(prefers_second)
+    value, why, bias = _judged(make_project(Kind.BINARY, allow_tie=True), judge, ["thanks", "whatever"])
+    assert value == {"winner": "tie"} and "P(candidate 0 better) = 0.500" in why
+    assert bias["pairs"] == 1 and bias["first_position_share"] < 0.001 and bias["order_flip_share"] == 1.0
+
+    value, why, bias = _judged(make_project(Kind.LIKERT, likert_points=7), judge, ["thanks", "whatever"])
+    assert value == {"winner": "tie", "strength": 0} and "expected point 4.00 of 7" in why
+    assert bias["first_position_share"] < 0.001
+
+    value, why, bias = _judged(make_project(Kind.RANKING, ranking_k=3, ranking_allow_ties=True), judge, ["thanks", "whatever", "please"])
+    assert value == {"ranking": [[0, 1, 2]]} and "0>1 0.50, 0>2 0.50, 1>2 0.50" in why
+    assert bias["pairs"] == 3 and bias["first_position_share"] < 0.001
+
+
+def test_it_gives_the_win_to_the_response_a_judge_prefers_wherever_it_was_shown(make_project):
+    judge = RuleJudge(prefers_thanks)
+    # Candidate 0 says thanks: it wins whether it was shown first (as A) or second (as B).
+    value, why, bias = _judged(make_project(Kind.BINARY, allow_tie=True), judge, ["thanks", "whatever"])
+    assert value == {"winner": 0} and "P(candidate 0 better) = 1.000" in why
+    assert bias["first_position_share"] == pytest.approx(0.5, abs=1e-3) and bias["order_flip_share"] == 0.0
+    value, _, _ = _judged(make_project(Kind.BINARY, allow_tie=True), judge, ["whatever", "thanks"])
+    assert value == {"winner": 1}
+
+    value, why, bias = _judged(make_project(Kind.LIKERT, likert_points=7), judge, ["thanks", "whatever"])
+    assert value == {"winner": 0, "strength": 3} and "expected point 1.00 of 7" in why
+    assert bias["first_position_share"] == pytest.approx(0.5, abs=1e-3)
+    value, _, _ = _judged(make_project(Kind.LIKERT, likert_points=7), judge, ["whatever", "thanks"])
+    assert value == {"winner": 1, "strength": 3}
+
+    value, why, bias = _judged(make_project(Kind.RANKING, ranking_k=3, ranking_allow_ties=False), judge, ["please", "thanks thanks", "thanks"])
+    assert value == {"ranking": [[1], [2], [0]]}
+    assert bias["pairs"] == 3 and bias["first_position_share"] == pytest.approx(0.5, abs=1e-3)
 
 
 def test_it_cancels_a_judge_that_always_prefers_position_a_and_reports_its_bias(make_project, add_items, owner):
@@ -169,7 +242,15 @@ def test_it_judges_with_the_packaged_smollm2_on_cpu(make_project, add_items):
 
     project = make_project(Kind.BINARY, instructions="Prefer the polite answer.", principles="Be kind.\nBe honest.")
     add_items(project, 2)
-    job = _judge(project, model_register_smollm2())
+    model = model_register_smollm2()
+    job = _judge(project, model)
     assert job.status == JudgeJob.Status.SUCCEEDED, job.error
-    assert job.done == 2 and job.stored + job.undecided == 2 and 0.0 <= job.result["first_position_share"] <= 1.0
-    assert all(j.ai_model == "smollm2-135m-instruct" for j in _ai(project))
+    # Every item asked in both orders and answered (or counted undecided), and the bias measured from both.
+    assert job.done == 2 and job.stored + job.undecided == 2 and sum(job.result["answers"].values()) == 2
+    assert job.result["pairs"] == 2 and isinstance(job.result["first_position_share"], float)
+    assert all(j.ai_model == "smollm2-135m-instruct" and "P(first shown better) = " in j.rationale for j in _ai(project))
+    # SmolLM2 spells "10" as "1" "0": scored by its tokens alone, "1" got 0.51 and "10" 0.47 here.
+    # As complete answers (then the end of the turn), the number it was asked for wins.
+    scale = [str(k) for k in range(1, 11)]
+    probs = LMJudge(model).option_probs(system="You answer exactly what you are asked.", user="Say the number 10. Answer with a single number and nothing else.", options=scale)
+    assert max(scale, key=lambda k: probs[int(k) - 1]) == "10", dict(zip(scale, probs))

@@ -2,8 +2,11 @@
 
 A template is a system part (the task, the project's instructions, its principles) and an item
 part (the prompt and the responses as the judge sees them on "screen": A first, B second). The
-judge answers with one token-like option ("A"/"B", a scale point, a score) whose probability is
-read from the model: it is never asked to write free text.
+judge answers with one option ("A"/"B", a scale point, a score) and nothing else; the probability
+of each option as a complete answer (its tokens, then the end of the assistant's turn: see
+judges.LMJudge) is read from the model: it is never asked to write free text. Every question says
+"and nothing else" because that end marker is part of what is scored: "1" counts only as an answer
+that stops there, not as the start of "10".
 
 The template key ("name@sha256[:10]" of the system part and the item layout) goes on every AI
 judgment (Judgment.ai_template), so agreement is measured per judge *and* per template, and
@@ -28,16 +31,16 @@ SYSTEM = (
 
 ITEM_PAIR = (
     "[Conversation]\n{prompt}\n\n[Response A]\n{a}\n\n[Response B]\n{b}\n\n"
-    "Which response is better? Answer with a single letter: A or B."
+    "Which response is better? Answer with a single letter, A or B, and nothing else."
 )
 ITEM_LIKERT = (
     "[Conversation]\n{prompt}\n\n[Response A]\n{a}\n\n[Response B]\n{b}\n\n"
     "Compare the responses on a scale from 1 to {points}: 1 means Response A is much better, {points}"
-    " means Response B is much better{middle}. Answer with a single number."
+    " means Response B is much better{middle}. Answer with a single number and nothing else."
 )
 ITEM_RATING = (
     "[Conversation]\n{prompt}\n\n[Response]\n{a}\n\n"
-    "Rate the response from {low} (worst) to {high} (best). Answer with a single number."
+    "Rate the response from {low} (worst) to {high} (best). Answer with a single number and nothing else."
 )
 
 TEMPLATES = {"default": {"pair": ITEM_PAIR, "likert": ITEM_LIKERT, "rating": ITEM_RATING}}
