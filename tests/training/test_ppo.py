@@ -52,7 +52,6 @@ def test_it_raises_the_reward_model_score_while_the_kl_stays_bounded(tmp_path, s
     assert len(points) == 24 and progress.step == 24
     first, last = _mean(points, "score", 0, 5), _mean(points, "score", -5, None)
     assert last > first + 0.3, f"score went from {first:.3f} to {last:.3f}"
-    assert max(p["kl"] for p in points) < 30.0  # nats per 6-token response (uniform to one word: 6 x ln 40 = 22)
     # Every declared metric is reported, as a number.
     from training.recipes.ppo import METRICS
 
@@ -65,6 +64,18 @@ def test_it_raises_the_reward_model_score_while_the_kl_stays_bounded(tmp_path, s
     out = tmp_path / "out"
     assert (out / ("adapter_config.json" if use_lora else "config.json")).exists()
     assert (out / "critic").is_dir()
+
+    # The KL term holds the policy near its reference. At kl_coef 0.2 the KL cannot show it: the
+    # reference is near uniform over ~40 words, so a policy that settles on a few words is already
+    # 6 x ln 40 = 22 nats away, penalty or not (measured max: 23 with the term, 26 without, 26 with
+    # its sign flipped). At kl_coef 1 the term dominates: measured max 7.7 (LoRA) and 8.3 (full)
+    # over 24 updates, against 24-27 without the term or with its sign flipped in the reward, and
+    # negative with the sign flipped in the estimate.
+    _, held = _run(tmp_path / "kl", setup, use_lora=use_lora, max_steps=24, learning_rate=5e-3 if use_lora else 3e-3, kl_coef=1.0)
+    kls = [p["kl"] for p in held.points]
+    print(f"KL per update at kl_coef 1 ({'LoRA' if use_lora else 'full'}):", " ".join(f"{k:.1f}" for k in kls))
+    assert max(kls) < 13.0, kls  # nats per 6-token response
+    assert _mean(held.points, "kl", -5, None) > 1.0, kls  # an estimate of KL(policy || reference): positive once the policy moves
 
 
 def test_it_resumes_a_stopped_run_from_its_checkpoint_and_finishes(tmp_path, setup):

@@ -159,3 +159,26 @@ def test_it_adapts_the_kl_coefficient_towards_its_target():
     fixed = ppo.KLController(0.1)
     fixed.update(100.0, 100)
     assert fixed.value == 0.1
+
+
+# ------------------------------------------------------------------------ missing-EOS penalty
+
+def test_it_takes_the_missing_eos_penalty_off_the_reward_of_a_response_that_never_ends():
+    # Two 3-token responses, eos = 7. Row 0 ends at its 2nd token; row 1 never ends (it is cut at
+    # max_new_tokens). The reward model gives both the raw score 3; normalised with mean 1 and std 2
+    # that is (3 - 1) / 2 = 1 for each. missing_eos_penalty = 0.5: row 0 keeps 1, row 1 gets
+    # 1 - 0.5 = 0.5. The raw scores (what the charts show) stay 3 and 3.
+    from types import SimpleNamespace
+
+    mask, ended = ppo.truncate_after_eos(torch.tensor([[3, 7, 0], [3, 4, 5]]), eos_id=7)
+    trainer = SimpleNamespace(cfg=SimpleNamespace(missing_eos_penalty=0.5), device=torch.device("cpu"), reward_mean=1.0,
+                              reward_std=2.0, reward=lambda prompts, texts: torch.tensor([3.0, 3.0]))
+    scores, raw = ppo.PPOTrainer.score(trainer, ["p0", "p1"], ["a", "b c d"], ended)
+    close(scores, t(1.0, 0.5))
+    close(raw, t(3.0, 3.0))
+    # The penalised score lands on each response's own last token (KL 0 here): row 0 at t=1, row 1 at t=2.
+    rewards = ppo.token_rewards(scores.double(), torch.zeros(2, 3, dtype=torch.float64), mask.double(), 0.2)
+    close(rewards, t([0.0, 1.0, 0.0], [0.0, 0.0, 0.5]))
+    # Penalty 0 (what the learning test sets): both responses get the same reward.
+    trainer.cfg.missing_eos_penalty = 0.0
+    close(ppo.PPOTrainer.score(trainer, ["p0", "p1"], ["a", "b c d"], ended)[0], t(1.0, 1.0))

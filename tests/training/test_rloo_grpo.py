@@ -41,7 +41,10 @@ def test_it_raises_the_reward_model_score_while_the_kl_stays_bounded(tmp_path, s
     first = sum(p["score"] for p in points[:5]) / 5
     last = sum(p["score"] for p in points[-5:]) / 5
     assert last > first + 0.3, f"score went from {first:.3f} to {last:.3f}"
-    assert max(p.get("kl", 0.0) for p in points) < 8.0  # per token (TRL's k3 token mean; without the KL term it passes 9)
+    # TRL logs kl only when beta > 0: a point without it means the KL term never reached TRL.
+    assert all("kl" in p for p in points), [sorted(p) for p in points[:1]]
+    # Per token (TRL's k3 token mean). Measured max: 4.7 (RLOO), 5.5 (GRPO); without the KL term it passes 9.
+    assert max(p["kl"] for p in points) < 8.0, [round(p["kl"], 2) for p in points]
     assert {"score", "response_length", "entropy"} <= set(points[-1])
     assert result["global_step"] == 24
     assert result["test"]["policy_score_mean"] > result["test"]["reference_score_mean"]
@@ -76,3 +79,18 @@ def test_it_keeps_the_trained_policy_when_the_evaluation_fails(tmp_path, setup):
                                                      progress=tiny_rl.FakeProgress(), **setup))
     assert result["global_step"] == 2 and (tmp_path / "out" / "adapter_config.json").exists()
     assert "temperature: 6.0 is outside 0..5" in result["test"]["error"]
+
+
+@pytest.mark.parametrize("method,beta", [("rloo", 0.02), ("grpo", 0.3)])
+def test_it_hands_the_runs_own_kl_coefficient_to_trl(tmp_path, method, beta):
+    """A beta lost on the way falls back to TRL's default, which for RLOO is not 0: the learning
+    test above still sees a KL then. The run's value must be the one TRL trains with."""
+    import trl
+
+    from training.recipes import online
+    from training.recipes.base import config_resolve
+
+    cfg = config_resolve(method, {**FAST, "beta": beta}, use_lora=True, device_type="cpu", bf16_supported=False, n_params=0)
+    args_cls = {"rloo": trl.RLOOConfig, "grpo": trl.GRPOConfig}[method]
+    args = online.trl_args(cfg, args_cls=args_cls, output_dir=tmp_path, device_type="cpu", n_rewards=1, method_args=online.method_args(cfg))
+    assert args.beta == beta

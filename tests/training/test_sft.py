@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.training.conftest import sft_rows
+from tests.training.conftest import build_tiny_model, sft_rows, write_snapshot_folder
 from training.models import ModelArtifact, TrainingRun
 from training.runs.services import run_create
 
@@ -61,3 +61,35 @@ def test_it_fails_in_words_when_the_snapshot_has_no_demonstrations(project, tiny
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.FAILED
     assert "sft/train.jsonl" in run.error and "no sft demonstrations to train on" in run.error
+
+
+@pytest.mark.parametrize("chat", [False, True], ids=["text", "conversational"])
+def test_it_computes_the_loss_on_the_completion_tokens_only(tmp_path, chat):
+    """The rows go the recipe's own way (snapshot split -> user turns -> SFT trainer -> its collator),
+    with the recipe's default settings: the prompt's tokens carry label -100 (no loss) and every
+    completion token is its own label."""
+    from training.core.chat import chat_rows
+    from training.recipes import sft
+    from training.recipes.base import config_resolve
+    from training.recipes.common import causal_lm_load, load_split, load_tokenizer
+
+    base = build_tiny_model(tmp_path / "base")
+    rows = sft_rows(4, seed=25, chat=chat)
+    folder = write_snapshot_folder(tmp_path / "snapshot", rows, [], fmt="sft")
+    tokenizer = load_tokenizer(base)
+    train_ds = chat_rows(load_split(folder, "sft", "train", tmp_path / "cache"), tokenizer)
+    cfg = config_resolve("sft", {"max_length": 64}, use_lora=False, device_type="cpu", bf16_supported=False, n_params=0)
+    trainer = sft.trainer_build(cfg=cfg, model=causal_lm_load(path=base), tokenizer=tokenizer, train_ds=train_ds, use_lora=False,
+                                output_dir=tmp_path / "out", device_type="cpu")
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(rows))])
+
+    for row, ids, labels in zip(rows, batch["input_ids"].tolist(), batch["labels"].tolist()):
+        prompt = row["prompt"][0]["content"] if chat else row["prompt"]
+        completion = row["completion"][0]["content"] if chat else row["completion"]
+        learnt = [i for i, label in zip(ids, labels) if label != -100]
+        masked = [i for i, label in zip(ids, labels) if label == -100 and i != tokenizer.pad_token_id]
+        # Each label is its own token (the shift happens inside the model), the prompt's words none.
+        assert all(label in (-100, i) for i, label in zip(ids, labels))
+        assert tokenizer.decode(learnt, skip_special_tokens=True).split() == completion.split(), (prompt, completion)
+        assert prompt.split() == tokenizer.decode(masked, skip_special_tokens=True).split()
+        assert learnt[-1] == tokenizer.eos_token_id  # the model learns to stop
