@@ -23,6 +23,7 @@ def echo(monkeypatch, settings):
     catalog.register(dummy_recipe.RECIPE)  # again, when an earlier test unregistered it
     yield catalog.get("echo")
     catalog.unregister("echo")
+    catalog.unregister("echo_online")  # importing dummy_recipe registers it too; the test that needs it registers it again
 
 
 def test_it_lists_every_method_with_what_it_reads_and_produces():

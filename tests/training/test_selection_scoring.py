@@ -10,23 +10,11 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from annotation.assignment import lease_next
 from annotation.models import DatasetSnapshot, Item
 from annotation.selection import selection_set
 from training.models import ModelArtifact, SelectionChoice
+from tests.annotation.test_selection import _order  # claim n items in a row: the order handed out
 from training.selection.job import pair_uncertainty
-
-
-def _order(project, rater, n) -> list[str]:
-    seen = []
-    for _ in range(n):
-        lease = lease_next(project=project, rater=rater)
-        if lease is None:
-            break
-        seen.append(lease.item.external_id)
-        lease.status = lease.Status.SKIPPED
-        lease.save(update_fields=["status"])
-    return seen
 
 
 def test_it_measures_uncertainty_as_the_gap_between_the_closest_candidates():
