@@ -172,6 +172,11 @@ def load_tokenizer(path: Path | str):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(path))
+    if tokenizer.eos_token is None and tokenizer.sep_token is not None:
+        # Encoders (MiniLM, BERT) have no eos token but end each text with [SEP]. TRL's
+        # RewardTrainer appends the eos token to every text pair and fails on None; [SEP] is what
+        # such a model was trained to see at the end, and the scorer (render_pair) appends the same.
+        tokenizer.eos_token = tokenizer.sep_token
     if tokenizer.pad_token is None:
         # Right padding with the eos token: the attention mask hides it, and SequenceClassification
         # models find the last real token through config.pad_token_id.
