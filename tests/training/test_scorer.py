@@ -68,7 +68,9 @@ def test_it_keeps_the_response_when_it_cuts_a_long_pair(minilm_reward_model):
     assert [len(row) for row in ids] == [512, 512]
     for row, answer in zip(ids, answers):
         tail = tokenizer(answer, add_special_tokens=False)["input_ids"]
-        assert row[-len(tail) - 1 : -1] == tail  # the answer, then [SEP]: the left of the prompt went
+        # The answer, then [SEP] as its eos (as the RewardTrainer appends it) and the tokenizer's own
+        # [SEP]: the left of the prompt went, not the answer.
+        assert row[-len(tail) - 2 : -2] == tail and row[-2:] == [tokenizer.sep_token_id] * 2
     scores = reward_scores(net, tokenizer, [prompt] * 2, answers).tolist()
     assert all(math.isfinite(s) for s in scores) and scores[0] != scores[1]
 
