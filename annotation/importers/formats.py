@@ -419,19 +419,19 @@ def _trl_item(record: dict) -> tuple[str | list, list[Response], dict]:
                 texts.append("\n\n".join(m["content"] for m in turns if m["role"] == "assistant") or turns[-1]["content"])
             else:
                 raise LineError(name, "must be a string or a list of messages")
-        return prompt, [Response(_text(texts[0], "chosen", empty_ok=False)), Response(_text(texts[1], "rejected", empty_ok=False))], extra
+        return prompt, [Response(_text(texts[0], "chosen")), Response(_text(texts[1], "rejected"))], extra
     if isinstance(chosen, str) and isinstance(rejected, str):
         prompt, c, r = _split_implicit(chosen, rejected)
         for i, message in enumerate(prompt):
             _text(message["content"], f"chosen (prompt turn {i + 1})")
-        return prompt, [Response(_text(c, "chosen", empty_ok=False)), Response(_text(r, "rejected", empty_ok=False))], extra
+        return prompt, [Response(_text(c, "chosen")), Response(_text(r, "rejected"))], extra
     if isinstance(chosen, list) and isinstance(rejected, list):
         c_msgs, r_msgs = _messages(chosen, "chosen"), _messages(rejected, "rejected")
         if len(c_msgs) < 2 or c_msgs[:-1] != r_msgs[:-1] or len(r_msgs) != len(c_msgs):
             raise LineError("rejected", "chosen and rejected must share every message but the last")
         if c_msgs[-1]["role"] != "assistant" or r_msgs[-1]["role"] != "assistant":
             raise LineError("chosen", "the last message of chosen and rejected must be the assistant's")
-        return c_msgs[:-1], [Response(_text(c_msgs[-1]["content"], "chosen", empty_ok=False)), Response(_text(r_msgs[-1]["content"], "rejected", empty_ok=False))], extra
+        return c_msgs[:-1], [Response(_text(c_msgs[-1]["content"], "chosen")), Response(_text(r_msgs[-1]["content"], "rejected"))], extra
     raise LineError("chosen", "chosen and rejected must both be strings or both be message lists")
 
 
@@ -445,15 +445,17 @@ def _responses(value: Any, *, prompt_set: bool = False) -> list[Response]:
     for i, r in enumerate(value):
         if isinstance(r, str):
             # A bare string is the documented shorthand for {"text": ...}.
-            out.append(Response(_text(r, f"responses[{i}]", empty_ok=False)))
+            out.append(Response(_text(r, f"responses[{i}]")))
             continue
         if not isinstance(r, dict):
             raise LineError(f"responses[{i}]", 'must be a string or {"text", "model"}')
         text, model, meta = r.get("text"), r.get("model", "") or "", r.get("metadata", {}) or {}
         if not isinstance(text, str):
             raise LineError(f"responses[{i}].text", "must be a string")
-        # An empty response gives a rater nothing to judge and a trainer nothing to learn from.
-        _text(text, f"responses[{i}].text", empty_ok=False)
+        # An empty text is a real answer (a model that said nothing; the HH-RLHF sample has
+        # four): raters see "(empty response)" and exports write it back as "". Only a missing
+        # or non-string text is an error.
+        _text(text, f"responses[{i}].text")
         if not isinstance(model, str) or len(model) > 200:
             raise LineError(f"responses[{i}].model", "must be a string of at most 200 characters")
         if not isinstance(meta, dict):
