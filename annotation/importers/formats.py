@@ -58,10 +58,15 @@ csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
 class LineError(ValueError):
-    def __init__(self, field: str, message: str):
+    """A bad record (field and reason). fatal: the file cannot be read on past it (no header,
+    not gzip, too large, undecodable), so even --skip-invalid imports nothing from it: the lines
+    after it were never read, and importing the ones before would lose them silently."""
+
+    def __init__(self, field: str, message: str, *, fatal: bool = False):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        self.fatal = fatal
 
 
 @dataclass(slots=True)
@@ -91,7 +96,7 @@ class InputTooLarge(LineError):
     ARBITER_IMPORT_MAX_LINE_BYTES; `line` is where. Reading stops there."""
 
     def __init__(self, line: int, field: str, message: str):
-        super().__init__(field, message)
+        super().__init__(field, message, fatal=True)
         self.line = line
 
 
@@ -189,7 +194,7 @@ def iter_records(stream: BinaryIO, container: str) -> Iterator[tuple[int, dict |
     except InputTooLarge as exc:
         yield exc.line, exc
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        yield 0, LineError("file", f"cannot read the file: {exc}")
+        yield 0, LineError("file", f"cannot read the file: {exc}", fatal=True)
 
 
 def _lines(data: BinaryIO, size: int = 1024 * 1024) -> Iterator[bytes]:
@@ -230,12 +235,12 @@ def _iter_csv(data: BinaryIO) -> Iterator[tuple[int, dict | LineError]]:
     except StopIteration:
         return
     except (UnicodeDecodeError, csv.Error) as exc:
-        yield 1, LineError("header", f"cannot read the CSV header ({exc})")
+        yield 1, LineError("header", f"cannot read the CSV header ({exc})", fatal=True)
         return
     header = [h.strip() for h in header]
     problem = _csv_header_problem(header)
     if problem:
-        yield 1, LineError("header", problem)
+        yield 1, LineError("header", problem, fatal=True)
         return
     start = reader.line_num + 1
     while True:
@@ -244,7 +249,7 @@ def _iter_csv(data: BinaryIO) -> Iterator[tuple[int, dict | LineError]]:
         except StopIteration:
             return
         except UnicodeDecodeError:
-            yield start, LineError("line", "is not valid UTF-8")
+            yield start, LineError("line", "is not valid UTF-8", fatal=True)
             return  # the decoder cannot resynchronise; everything after is suspect
         except csv.Error as exc:
             yield start, LineError("line", f"is not valid CSV ({exc})")
@@ -518,7 +523,12 @@ def parse_record(record: dict, *, project, as_judgments: bool = False, trl_only:
     # No responses is a prompt-set item (checked with the project's setting where responses are read).
     if responses and not low <= len(responses) <= (high or len(responses)):
         needs = f"{low}" if low == high else f"{low} to {high}" if high else f"at least {low}"
-        raise LineError("responses", f"this {project.kind} project needs {needs} responses per item, got {len(responses)}")
+        fix = ""
+        if project.kind == Kind.RANKING:
+            # Name the setting that fixes it: the file is probably right and the project's K too narrow.
+            fix = (f": raise the project's most responses per item (max K, ranking_k) to {len(responses)}" if len(responses) > (high or 0)
+                   else f": lower the project's fewest responses per item (min K, ranking_min_k) to {max(len(responses), 2)}")
+        raise LineError("responses", f"this {project.kind} project needs {needs} responses per item, got {len(responses)}{fix}")
 
     raw_id = record.get("id")
     if raw_id is None or raw_id == "":
