@@ -137,3 +137,13 @@ def test_the_api_skips_bad_records_when_asked_and_names_each(project, api_for, o
 
     bad = api_for(owner).post(url, {"items": items, "skip_invalid": "perhaps"}, format="json")
     assert bad.status_code == 400 and "skip_invalid" in bad.json()
+
+
+def test_an_api_upload_carries_the_flag_to_the_worker(project, api_for, owner, django_capture_on_commit_callbacks):
+    upload = SimpleUploadedFile("mixed.jsonl", "".join(line + "\n" for line in mixed_lines()).encode())
+    with django_capture_on_commit_callbacks(execute=True):
+        queued = api_for(owner).post(f"/api/projects/{project.slug}/items/import/", {"file": upload, "skip_invalid": "true"}, format="multipart")
+    assert queued.status_code == 202 and queued.json()["skip_invalid"] is True
+    done = api_for(owner).get(f"/api/projects/{project.slug}/imports/{queued.json()['id']}/").json()
+    assert (done["status"], done["items_created"], done["lines_invalid"]) == ("succeeded", 3, 4)
+    assert [(e["file"], e["line"], e["field"]) for e in done["errors"]] == [("mixed.jsonl", n, f) for n, f in EXPECTED]
