@@ -11,7 +11,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
-from annotation.models import ImportBatch, Item
+from annotation.models import ImportBatch, Item, Project
 
 GOOD = [{"id": f"ok-{i}", "prompt": f"Question {i}?", "responses": [f"A{i}", f"B{i}"]} for i in range(3)]
 
@@ -147,3 +147,12 @@ def test_an_api_upload_carries_the_flag_to_the_worker(project, api_for, owner, d
     done = api_for(owner).get(f"/api/projects/{project.slug}/imports/{queued.json()['id']}/").json()
     assert (done["status"], done["items_created"], done["lines_invalid"]) == ("succeeded", 3, 4)
     assert [(e["file"], e["line"], e["field"]) for e in done["errors"]] == [("mixed.jsonl", n, f) for n, f in EXPECTED]
+
+
+def test_a_file_of_nothing_but_bad_lines_is_still_a_failure(db, tmp_path, capsys):
+    path = write(tmp_path / "all-bad.jsonl", ["{nope", json.dumps({"id": "a", "prompt": "q", "responses": ["one"]})])
+    with pytest.raises(CommandError):
+        call_command("import_items", str(path), project="empty", create=True, kind="binary", skip_invalid=True)
+    err = capsys.readouterr().err
+    assert f"{path}:1: line: is not valid JSON" in err and "every line was bad; nothing imported" in err
+    assert not Project.objects.filter(slug="empty").exists()  # no empty project left behind

@@ -133,6 +133,11 @@ class Command(BaseCommand):
                 self.stderr.write(f"{path}:{error['line']}: {error['field']}: {error['message']} (skipped)")
             if skip_invalid and (hint := self._k_hint(target, path, batch.errors, format)):
                 self.stderr.write(hint)
+            if skip_invalid and batch.lines_invalid and not (batch.items_created or batch.items_skipped):
+                # Every line was bad: "skipping" them all is a refusal, and says so in the exit status.
+                self.stderr.write(f"{path}: every line was bad; nothing imported")
+                failed = True
+                continue
             line = f"{path}: {batch.items_created} items created, {batch.items_skipped} skipped (already in {target.slug})"
             if skip_invalid:
                 line += f", {batch.lines_invalid} bad line(s) left out"
