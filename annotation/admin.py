@@ -173,7 +173,7 @@ class AssignmentAdmin(ReadOnlyAdmin):
 
 @admin.register(ImportBatch)
 class ImportBatchAdmin(ReadOnlyAdmin):
-    list_display = ["id", "project", "filename", "format", "status", "lines_read", "items_created", "items_skipped", "judgments_created", "created_at"]
+    list_display = ["id", "project", "filename", "format", "status", "lines_read", "items_created", "items_skipped", "lines_invalid", "judgments_created", "created_at"]
     list_filter = ["status", "project"]
     list_select_related = ["project"]
     raw_id_fields = ["project", "created_by"]

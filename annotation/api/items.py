@@ -2,11 +2,13 @@
 time from /next/, never the list), bulk import (managers) and the import history.
 
 POST /api/projects/<slug>/items/import/
-- JSON body {"items": [<native or TRL record>, ...], "as_judgments": false}: imported now, all or
-  nothing; 201 with the batch, or 400 with every bad record as {"line": <1-based index>, ...}.
+- JSON body {"items": [<native or TRL record>, ...], "as_judgments": false, "skip_invalid": false}:
+  imported now, all or nothing; 201 with the batch, or 400 with every bad record as
+  {"line": <1-based index>, ...}. With "skip_invalid": true the good records are imported (201)
+  and every bad one is listed in the batch's `errors` (`lines_invalid` counts them).
 - multipart with a `file` (JSONL, CSV or TRL; .gz accepted) and optional `format`,
-  `as_judgments`: the file is saved and imported by a worker; 202 with the queued batch, whose
-  status and errors are at /api/projects/<slug>/imports/<id>/.
+  `as_judgments`, `skip_invalid`: the file is saved and imported by a worker; 202 with the queued
+  batch, whose status and errors are at /api/projects/<slug>/imports/<id>/.
 """
 from __future__ import annotations
 
@@ -57,6 +59,8 @@ class ImportBatchSerializer(serializers.ModelSerializer):
             "items_created",
             "items_skipped",
             "judgments_created",
+            "skip_invalid",
+            "lines_invalid",
             "errors",
             "created_at",
             "finished_at",
@@ -68,6 +72,9 @@ class ImportRequestSerializer(serializers.Serializer):
     file = serializers.FileField(required=False, help_text="A JSONL, CSV or TRL file (.gz accepted), imported by a worker.")
     format = serializers.ChoiceField(choices=FORMATS, required=False, help_text="Default: from the file name, then the content.")
     as_judgments = serializers.BooleanField(default=False, help_text='Store TRL preferences as judgments with source "import".')
+    skip_invalid = serializers.BooleanField(
+        default=False, help_text="Import the good records and list each bad one in the batch's errors, instead of refusing them all."
+    )
 
     def validate(self, attrs):
         if ("items" in attrs) == ("file" in attrs):
@@ -130,10 +137,12 @@ class ItemImport(APIView):
         form.is_valid(raise_exception=True)
         data = form.validated_data
         if "file" in data:
-            batch = import_upload(project=project, upload=data["file"], fmt=data.get("format"), as_judgments=data["as_judgments"], created_by=request.user)
+            batch = import_upload(project=project, upload=data["file"], fmt=data.get("format"), as_judgments=data["as_judgments"],
+                                  skip_invalid=data["skip_invalid"], created_by=request.user)
             return Response(ImportBatchSerializer(batch).data, status=status.HTTP_202_ACCEPTED)
         try:
-            batch = import_records(project=project, records=data["items"], as_judgments=data["as_judgments"], created_by=request.user)
+            batch = import_records(project=project, records=data["items"], as_judgments=data["as_judgments"],
+                                   skip_invalid=data["skip_invalid"], created_by=request.user)
         except ImportFailed as exc:
             body = {"detail": str(exc), "errors": exc.errors, "batch": exc.batch.id if exc.batch else None}
             return Response(body, status=status.HTTP_400_BAD_REQUEST)

@@ -1,4 +1,5 @@
-"""Item import (DESIGN.md: File formats). formats.py reads files, service.py writes items."""
+"""Item import (DESIGN.md: File formats). formats.py reads files, service.py writes items,
+survey.py looks at a file before it is imported (its K range)."""
 from annotation.importers.formats import FORMATS, LineError, ParsedItem, parse_record, stable_id, transcript_messages
 from annotation.importers.service import (
     MAX_ERRORS,
@@ -9,6 +10,7 @@ from annotation.importers.service import (
     import_stream,
     import_upload,
 )
+from annotation.importers.survey import response_counts
 
 __all__ = [
     "FORMATS",
@@ -22,6 +24,7 @@ __all__ = [
     "import_stream",
     "import_upload",
     "parse_record",
+    "response_counts",
     "stable_id",
     "transcript_messages",
 ]

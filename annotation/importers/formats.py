@@ -58,10 +58,15 @@ csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
 class LineError(ValueError):
-    def __init__(self, field: str, message: str):
+    """A bad record (field and reason). fatal: the file cannot be read on past it (no header,
+    not gzip, too large, undecodable), so even --skip-invalid imports nothing from it: the lines
+    after it were never read, and importing the ones before would lose them silently."""
+
+    def __init__(self, field: str, message: str, *, fatal: bool = False):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        self.fatal = fatal
 
 
 @dataclass(slots=True)
@@ -91,7 +96,7 @@ class InputTooLarge(LineError):
     ARBITER_IMPORT_MAX_LINE_BYTES; `line` is where. Reading stops there."""
 
     def __init__(self, line: int, field: str, message: str):
-        super().__init__(field, message)
+        super().__init__(field, message, fatal=True)
         self.line = line
 
 
@@ -189,7 +194,7 @@ def iter_records(stream: BinaryIO, container: str) -> Iterator[tuple[int, dict |
     except InputTooLarge as exc:
         yield exc.line, exc
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        yield 0, LineError("file", f"cannot read the file: {exc}")
+        yield 0, LineError("file", f"cannot read the file: {exc}", fatal=True)
 
 
 def _lines(data: BinaryIO, size: int = 1024 * 1024) -> Iterator[bytes]:
@@ -230,12 +235,12 @@ def _iter_csv(data: BinaryIO) -> Iterator[tuple[int, dict | LineError]]:
     except StopIteration:
         return
     except (UnicodeDecodeError, csv.Error) as exc:
-        yield 1, LineError("header", f"cannot read the CSV header ({exc})")
+        yield 1, LineError("header", f"cannot read the CSV header ({exc})", fatal=True)
         return
     header = [h.strip() for h in header]
     problem = _csv_header_problem(header)
     if problem:
-        yield 1, LineError("header", problem)
+        yield 1, LineError("header", problem, fatal=True)
         return
     start = reader.line_num + 1
     while True:
@@ -244,7 +249,7 @@ def _iter_csv(data: BinaryIO) -> Iterator[tuple[int, dict | LineError]]:
         except StopIteration:
             return
         except UnicodeDecodeError:
-            yield start, LineError("line", "is not valid UTF-8")
+            yield start, LineError("line", "is not valid UTF-8", fatal=True)
             return  # the decoder cannot resynchronise; everything after is suspect
         except csv.Error as exc:
             yield start, LineError("line", f"is not valid CSV ({exc})")
@@ -419,19 +424,19 @@ def _trl_item(record: dict) -> tuple[str | list, list[Response], dict]:
                 texts.append("\n\n".join(m["content"] for m in turns if m["role"] == "assistant") or turns[-1]["content"])
             else:
                 raise LineError(name, "must be a string or a list of messages")
-        return prompt, [Response(_text(texts[0], "chosen", empty_ok=False)), Response(_text(texts[1], "rejected", empty_ok=False))], extra
+        return prompt, [Response(_text(texts[0], "chosen")), Response(_text(texts[1], "rejected"))], extra
     if isinstance(chosen, str) and isinstance(rejected, str):
         prompt, c, r = _split_implicit(chosen, rejected)
         for i, message in enumerate(prompt):
             _text(message["content"], f"chosen (prompt turn {i + 1})")
-        return prompt, [Response(_text(c, "chosen", empty_ok=False)), Response(_text(r, "rejected", empty_ok=False))], extra
+        return prompt, [Response(_text(c, "chosen")), Response(_text(r, "rejected"))], extra
     if isinstance(chosen, list) and isinstance(rejected, list):
         c_msgs, r_msgs = _messages(chosen, "chosen"), _messages(rejected, "rejected")
         if len(c_msgs) < 2 or c_msgs[:-1] != r_msgs[:-1] or len(r_msgs) != len(c_msgs):
             raise LineError("rejected", "chosen and rejected must share every message but the last")
         if c_msgs[-1]["role"] != "assistant" or r_msgs[-1]["role"] != "assistant":
             raise LineError("chosen", "the last message of chosen and rejected must be the assistant's")
-        return c_msgs[:-1], [Response(_text(c_msgs[-1]["content"], "chosen", empty_ok=False)), Response(_text(r_msgs[-1]["content"], "rejected", empty_ok=False))], extra
+        return c_msgs[:-1], [Response(_text(c_msgs[-1]["content"], "chosen")), Response(_text(r_msgs[-1]["content"], "rejected"))], extra
     raise LineError("chosen", "chosen and rejected must both be strings or both be message lists")
 
 
@@ -445,15 +450,17 @@ def _responses(value: Any, *, prompt_set: bool = False) -> list[Response]:
     for i, r in enumerate(value):
         if isinstance(r, str):
             # A bare string is the documented shorthand for {"text": ...}.
-            out.append(Response(_text(r, f"responses[{i}]", empty_ok=False)))
+            out.append(Response(_text(r, f"responses[{i}]")))
             continue
         if not isinstance(r, dict):
             raise LineError(f"responses[{i}]", 'must be a string or {"text", "model"}')
         text, model, meta = r.get("text"), r.get("model", "") or "", r.get("metadata", {}) or {}
         if not isinstance(text, str):
             raise LineError(f"responses[{i}].text", "must be a string")
-        # An empty response gives a rater nothing to judge and a trainer nothing to learn from.
-        _text(text, f"responses[{i}].text", empty_ok=False)
+        # An empty text is a real answer (a model that said nothing; the HH-RLHF sample has
+        # four): raters see "(empty response)" and exports write it back as "". Only a missing
+        # or non-string text is an error.
+        _text(text, f"responses[{i}].text")
         if not isinstance(model, str) or len(model) > 200:
             raise LineError(f"responses[{i}].model", "must be a string of at most 200 characters")
         if not isinstance(meta, dict):
@@ -516,7 +523,12 @@ def parse_record(record: dict, *, project, as_judgments: bool = False, trl_only:
     # No responses is a prompt-set item (checked with the project's setting where responses are read).
     if responses and not low <= len(responses) <= (high or len(responses)):
         needs = f"{low}" if low == high else f"{low} to {high}" if high else f"at least {low}"
-        raise LineError("responses", f"this {project.kind} project needs {needs} responses per item, got {len(responses)}")
+        fix = ""
+        if project.kind == Kind.RANKING:
+            # Name the setting that fixes it: the file is probably right and the project's K too narrow.
+            fix = (f": raise the project's most responses per item (max K, ranking_k) to {len(responses)}" if len(responses) > (high or 0)
+                   else f": lower the project's fewest responses per item (min K, ranking_min_k) to {max(len(responses), 2)}")
+        raise LineError("responses", f"this {project.kind} project needs {needs} responses per item, got {len(responses)}{fix}")
 
     raw_id = record.get("id")
     if raw_id is None or raw_id == "":

@@ -9,6 +9,11 @@ more; at the end the transaction rolls back, ImportFailed is raised and the batc
 Nothing is ever half-imported. (A first validation-only pass would spare the write lock on bad
 files, but parsing twice costs a third of the time of a million-item import.)
 
+skip_invalid (the command's --skip-invalid, the form's "skip the bad lines", the API's
+"skip_invalid"): the good lines are imported and committed, and every bad line is left out and
+listed on the batch (errors, lines_invalid), all of them, uncapped, so nothing is lost. A fatal
+error (a file that cannot be read on: not gzip, no CSV header, too large) still imports nothing.
+
 Ids already in the project are skipped (items_skipped), so re-importing a file adds nothing.
 An id repeated inside one file is an error. Items without an id get a content hash as id; the
 same content twice is skipped, not an error (the real hh-rlhf files contain such repeats).
@@ -60,13 +65,18 @@ class ImportFailed(Exception):
 
 
 class _Errors:
-    def __init__(self) -> None:
+    """limit: how many to keep (the rest are counted); None keeps every one (skipped lines)."""
+
+    def __init__(self, limit: int | None = MAX_ERRORS) -> None:
         self.items: list[dict] = []
         self.count = 0
+        self.limit = limit
+        self.fatal = False
 
-    def add(self, line: int, field: str, message: str) -> None:
+    def add(self, line: int, field: str, message: str, *, fatal: bool = False) -> None:
         self.count += 1
-        if len(self.items) < MAX_ERRORS:
+        self.fatal = self.fatal or fatal
+        if self.limit is None or len(self.items) < self.limit:
             self.items.append({"line": line, "field": field, "message": message})
 
     def report(self) -> list[dict]:
@@ -187,7 +197,8 @@ def _fail(batch: ImportBatch, errors: list[dict]) -> None:
     batch.status = ImportBatch.Status.FAILED
     batch.errors = errors
     batch.finished_at = timezone.now()
-    batch.save(update_fields=["status", "errors", "finished_at", "lines_read", "format"])
+    batch.lines_invalid = 0  # nothing was left out: nothing went in
+    batch.save(update_fields=["status", "errors", "finished_at", "lines_read", "format", "lines_invalid"])
 
 
 def import_stream(
@@ -197,6 +208,7 @@ def import_stream(
     filename: str = "",
     fmt: str | None = None,
     as_judgments: bool = False,
+    skip_invalid: bool = False,
     created_by=None,
     batch: ImportBatch | None = None,
 ) -> ImportBatch:
@@ -204,17 +216,18 @@ def import_stream(
 
     fmt: None (by file name, then by content), "jsonl", "csv" or "trl" (preference records only).
     Returns the finished ImportBatch; raises ImportFailed (batch row marked failed) on bad input.
+    skip_invalid: import the good records and list the bad ones on the batch instead.
     """
     if batch is None:
         batch = ImportBatch.objects.create(
-            project=project, filename=filename[:300], as_judgments=as_judgments, created_by=created_by,
+            project=project, filename=filename[:300], as_judgments=as_judgments, skip_invalid=skip_invalid, created_by=created_by,
             status=ImportBatch.Status.RUNNING, worker=runner_id(), attempts=1,
         )
     with importing(batch):
-        return _import(project=project, stream=stream, filename=filename, fmt=fmt, as_judgments=as_judgments, batch=batch)
+        return _import(project=project, stream=stream, filename=filename, fmt=fmt, as_judgments=as_judgments, skip_invalid=skip_invalid, batch=batch)
 
 
-def _import(*, project: Project, stream: BinaryIO, filename: str, fmt: str | None, as_judgments: bool, batch: ImportBatch) -> ImportBatch:
+def _import(*, project: Project, stream: BinaryIO, filename: str, fmt: str | None, as_judgments: bool, skip_invalid: bool, batch: ImportBatch) -> ImportBatch:
     try:
         source = _seekable(stream)
         try:
@@ -227,7 +240,7 @@ def _import(*, project: Project, stream: BinaryIO, filename: str, fmt: str | Non
 
         # One pass, one transaction: insert chunk by chunk while every line is checked; after
         # the first bad line keep checking (to report them all) but stop inserting, and roll back.
-        errors = _Errors()
+        errors = _Errors(limit=None if skip_invalid else MAX_ERRORS)
         repeats: dict[str, list[int]] = {}
         read = 0
         inserter = _Inserter(project=project, batch=batch, as_judgments=as_judgments)
@@ -239,21 +252,27 @@ def _import(*, project: Project, stream: BinaryIO, filename: str, fmt: str | Non
                     for line, result in chunk:
                         read += 1
                         if isinstance(result, LineError):
-                            errors.add(line, result.field, result.message)
+                            errors.add(line, result.field, result.message, fatal=result.fatal)
                         else:
                             good.append((line, result))
                     # Good lines go in even after a bad one: the transaction rolls back anyway,
                     # and inserting is how ids repeated later in the file are still found.
                     for line, external_id in inserter.add(good):
                         errors.add(line, "id", "repeats an id of an earlier line")
-                        if len(repeats) < MAX_ERRORS:
+                        if skip_invalid or len(repeats) < MAX_ERRORS:
                             repeats.setdefault(external_id, []).append(line)
-                if errors.count:
+                if errors.count and (errors.fatal or not skip_invalid):
                     raise _Rollback
+                # With skip_invalid the bad lines were never inserted (a repeated id is not
+                # inserted either), so what is in the transaction is exactly the good lines.
+                if repeats:
+                    _name_first_lines(errors, repeats, source, container, project=project, as_judgments=as_judgments, trl_only=fmt == "trl")
                 batch.lines_read = read
                 batch.items_created, batch.items_skipped, batch.judgments_created = inserter.created, inserter.skipped, inserter.judged
                 batch.status = ImportBatch.Status.SUCCEEDED
-                batch.errors = []
+                # Each left-out line as file:line:field with its reason, as the command prints it.
+                batch.errors = [{"file": batch.filename, **e} for e in errors.report()]
+                batch.lines_invalid = errors.count
                 batch.finished_at = timezone.now()
                 batch.save()
                 if inserter.created:
@@ -273,23 +292,26 @@ def _import(*, project: Project, stream: BinaryIO, filename: str, fmt: str | Non
         raise
 
 
-def import_path(*, project: Project, path: str | Path, fmt: str | None = None, as_judgments: bool = False, created_by=None, batch: ImportBatch | None = None) -> ImportBatch:
+def import_path(*, project: Project, path: str | Path, fmt: str | None = None, as_judgments: bool = False, skip_invalid: bool = False,
+                created_by=None, batch: ImportBatch | None = None) -> ImportBatch:
     path = Path(path)
     with path.open("rb") as stream:
-        return import_stream(project=project, stream=stream, filename=path.name, fmt=fmt, as_judgments=as_judgments, created_by=created_by, batch=batch)
+        return import_stream(project=project, stream=stream, filename=path.name, fmt=fmt, as_judgments=as_judgments, skip_invalid=skip_invalid,
+                             created_by=created_by, batch=batch)
 
 
-def import_records(*, project: Project, records: list, as_judgments: bool = False, created_by=None) -> ImportBatch:
+def import_records(*, project: Project, records: list, as_judgments: bool = False, skip_invalid: bool = False, created_by=None) -> ImportBatch:
     """Import a list of records already in memory (an API JSON body); line = 1-based index."""
     buffer = io.BytesIO()
     for record in records:
         # A non-object still takes its line, so the report's numbers match the list's indexes.
         buffer.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
     buffer.seek(0)
-    return import_stream(project=project, stream=buffer, filename="", fmt="jsonl", as_judgments=as_judgments, created_by=created_by)
+    return import_stream(project=project, stream=buffer, filename="", fmt="jsonl", as_judgments=as_judgments, skip_invalid=skip_invalid,
+                         created_by=created_by)
 
 
-def import_upload(*, project: Project, upload, fmt: str | None = None, as_judgments: bool = False, created_by=None) -> ImportBatch:
+def import_upload(*, project: Project, upload, fmt: str | None = None, as_judgments: bool = False, skip_invalid: bool = False, created_by=None) -> ImportBatch:
     """Save an uploaded file under UPLOAD_DIR and queue its import (the worker runs
     import_batch_run once the batch row is committed)."""
     from annotation import tasks
@@ -307,6 +329,7 @@ def import_upload(*, project: Project, upload, fmt: str | None = None, as_judgme
         path=str(target),
         format=fmt or "",
         as_judgments=as_judgments,
+        skip_invalid=skip_invalid,
         created_by=created_by,
         status=ImportBatch.Status.QUEUED,
     )
@@ -331,7 +354,8 @@ def import_batch_run(*, batch_id: int) -> ImportBatch | None:
             _fail(batch, [{"line": 0, "field": "file", "message": "the uploaded file is gone; upload it again"}])
             return batch
         try:
-            import_path(project=batch.project, path=path, fmt=batch.format or None, as_judgments=batch.as_judgments, batch=batch)
+            import_path(project=batch.project, path=path, fmt=batch.format or None, as_judgments=batch.as_judgments,
+                        skip_invalid=batch.skip_invalid, batch=batch)
         except Exception:  # noqa: BLE001 - ImportFailed or not: recorded on the batch row by import_stream; a retry would fail the same way
             pass
     finally:

@@ -26,7 +26,11 @@ class ImportBatch(models.Model):
     items_created = models.PositiveIntegerField(default=0)
     items_skipped = models.PositiveIntegerField(default=0, help_text="Ids already in the project.")
     judgments_created = models.PositiveIntegerField(default=0)
+    # A failed import: why nothing went in. A succeeded one with skip_invalid: every bad line
+    # that was left out (all of them, so nothing is lost), while the good lines went in.
     errors = models.JSONField(default=list, blank=True, help_text='[{"line": 12, "field": "responses", "message": "..."}]')
+    skip_invalid = models.BooleanField(default=False, help_text="Import the good lines and list the bad ones instead of refusing the file.")
+    lines_invalid = models.PositiveIntegerField(default=0, help_text="Bad lines left out (skip_invalid).")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -38,6 +42,7 @@ class ImportBatch(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name_plural = "import batches"
 
 
 class Item(models.Model):

@@ -57,8 +57,8 @@ class Project(models.Model):
     likert_labels = models.JSONField(decoder=ScrubbingDecoder, default=list, blank=True, help_text="Optional label per point, from 'A much better' to 'B much better'.")
     # A ranking project takes items with ranking_min_k..ranking_k responses each (real data has
     # 2 to 9 replies per prompt); ranking_k, the largest K, keeps its name for the API's sake.
-    ranking_k = models.PositiveSmallIntegerField(default=4, validators=_bounds("ranking_k"), help_text="Ranking: the most responses an item may have.")
-    ranking_min_k = models.PositiveSmallIntegerField(default=2, validators=_bounds("ranking_min_k"), help_text="Ranking: the fewest responses an item may have.")
+    ranking_k = models.PositiveSmallIntegerField(default=4, validators=_bounds("ranking_k"), verbose_name="most responses per item", help_text="Ranking: the most responses an item may have.")
+    ranking_min_k = models.PositiveSmallIntegerField(default=2, validators=_bounds("ranking_min_k"), verbose_name="fewest responses per item", help_text="Ranking: the fewest responses an item may have.")
     ranking_allow_ties = models.BooleanField(default=False)
     rating_min = models.SmallIntegerField(default=1, validators=_bounds("rating_min"))
     rating_max = models.SmallIntegerField(default=5, validators=_bounds("rating_max"))

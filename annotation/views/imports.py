@@ -1,4 +1,5 @@
-"""The import page (managers): upload a file, see the history of imports with every bad line.
+"""The import page (managers): upload a file, see the history of imports with every bad line
+(the lines that refused a file, or those left out when "skip the bad lines" was ticked).
 
 The upload is saved under UPLOAD_DIR and imported by a worker (annotation.tasks.import_batch_run,
 enqueued after commit); the page shows the batch's status and refreshes while one is pending.
@@ -29,6 +30,11 @@ class ImportForm(forms.Form):
         label="Import the preferences as judgments",
         help_text='TRL files: store "chosen over rejected" as a judgment with source "import".',
     )
+    skip_invalid = forms.BooleanField(
+        required=False,
+        label="Skip the bad lines",
+        help_text="Import the good lines and list every bad one on the import's page. Unticked, a file with a bad line imports nothing.",
+    )
 
 
 @login_required
@@ -42,6 +48,7 @@ def import_page(request, slug: str):
             upload=form.cleaned_data["file"],
             fmt=form.cleaned_data["format"] or None,
             as_judgments=form.cleaned_data["as_judgments"],
+            skip_invalid=form.cleaned_data["skip_invalid"],
             created_by=request.user,
         )
         messages.success(request, f"{batch.filename} is queued for import.")

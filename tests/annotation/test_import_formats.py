@@ -112,25 +112,15 @@ def test_it_splits_implicit_prompt_transcripts_at_the_last_shared_assistant_turn
 
 
 @pytest.mark.skipif(not HH_SAMPLE.exists(), reason="../shared/data/hh-rlhf sample not present")
-def test_it_imports_the_real_hh_rlhf_sample_with_its_preferences(make_project, tmp_path):
+def test_it_imports_the_real_hh_rlhf_sample_with_its_preferences(make_project):
     project = make_project(Kind.BINARY)
-    # Four pairs of the real file end with an empty assistant turn: an empty response is an error
-    # (README: Importing), so the file is refused whole, each of the four named by line and field.
-    with pytest.raises(ImportFailed) as refused:
-        import_path(project=project, path=HH_SAMPLE, as_judgments=True)
-    bad = refused.value.errors
-    assert len(bad) == 4 and all(e["field"] in ("chosen", "rejected") and "empty" in e["message"] for e in bad), bad
-    assert not Item.objects.filter(project=project).exists()
-    # Without those four lines the rest imports, every pair with its preference.
-    bad_lines = {e["line"] for e in bad}
-    with gzip.open(HH_SAMPLE, "rt", encoding="utf-8") as fh:
-        kept = [line for number, line in enumerate(fh, start=1) if number not in bad_lines]
-    clean = tmp_path / "hh-clean.jsonl"
-    clean.write_text("".join(kept), encoding="utf-8")
-    batch = import_path(project=project, path=clean, as_judgments=True)
+    # Four pairs of the real file end with an empty assistant turn: an empty answer is a real
+    # answer (README: Importing), so the whole file imports, those four included.
+    batch = import_path(project=project, path=HH_SAMPLE, as_judgments=True)
 
-    assert (batch.lines_read, batch.items_created, batch.judgments_created) == (2308, 2308, 2308)
-    assert Candidate.objects.filter(item__project=project).count() == 2 * 2308
+    assert (batch.lines_read, batch.items_created, batch.judgments_created) == (2312, 2312, 2312)
+    assert Candidate.objects.filter(item__project=project).count() == 2 * 2312
+    assert Candidate.objects.filter(item__project=project, text="").count() == 4
     first = Item.objects.filter(project=project).order_by("id").first()
     assert first.prompt[0] == {"role": "user", "content": "what are some pranks with a pen i can do?"}
     assert first.prompt[-1]["role"] == "user" and first.prompt[-1]["content"] == "okay some of these do not have anything to do with pens"
@@ -140,9 +130,9 @@ def test_it_imports_the_real_hh_rlhf_sample_with_its_preferences(make_project, t
     assert not Item.objects.filter(project=project, judgment_count__gt=0).exists()
     assert not Item.objects.filter(project=project, taken__gt=0).exists()
     # Idempotent: the same file again adds nothing.
-    again = import_path(project=project, path=clean, as_judgments=True)
-    assert (again.items_created, again.items_skipped, again.judgments_created) == (0, 2308, 0)
-    assert Judgment.objects.filter(project=project).count() == 2308
+    again = import_path(project=project, path=HH_SAMPLE, as_judgments=True)
+    assert (again.items_created, again.items_skipped, again.judgments_created) == (0, 2312, 0)
+    assert Judgment.objects.filter(project=project).count() == 2312
 
 
 def test_it_reports_every_bad_line_with_its_number_and_imports_nothing(project):

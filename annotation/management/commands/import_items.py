@@ -2,8 +2,12 @@
 
 Imports native JSONL, CSV or TRL preference files (plain or .gz) into a project. Each file is
 all or nothing: a file with bad lines imports nothing and every bad line is printed as
-PATH:LINE: field: message; the command then exits non-zero. Ids already in the project are
-skipped, so running it twice adds nothing.
+PATH:LINE: field: message; the command then exits non-zero. With --skip-invalid the good lines
+are imported and every bad line is printed the same way (and kept on the import's report), and
+the command succeeds. Ids already in the project are skipped, so running it twice adds nothing.
+
+--create makes the project; a ranking project takes its K range (fewest and most responses per
+item) from the files unless --min-k/--max-k say otherwise.
 """
 from __future__ import annotations
 
@@ -31,18 +35,29 @@ class Command(BaseCommand):
             action="store_true",
             help='Store the preference of TRL records (chosen over rejected) as judgments with source "import".',
         )
+        parser.add_argument(
+            "--skip-invalid",
+            action="store_true",
+            help="Import the good lines and list each bad one (PATH:LINE: field: reason) instead of refusing the file.",
+        )
         parser.add_argument("--create", action="store_true", help="Create the project when it does not exist (needs --kind).")
         parser.add_argument("--kind", choices=Kind.values, help="Judgment kind of a project made by --create.")
         parser.add_argument("--name", help="Name of a project made by --create (default: the slug).")
         parser.add_argument("--owner", help="Username who becomes manager of a project made by --create.")
-        parser.add_argument("--min-k", type=int, help="Ranking project made by --create: fewest responses per item (default 2).")
-        parser.add_argument("--max-k", type=int, help="Ranking project made by --create: most responses per item (default 4).")
+        parser.add_argument("--min-k", type=int, help="Ranking project made by --create: fewest responses per item (default: from the files).")
+        parser.add_argument("--max-k", type=int, help="Ranking project made by --create: most responses per item (default: from the files).")
 
-    def handle(self, *args, paths, project: str, format: str | None, as_judgments: bool, create: bool, kind, name, owner, min_k=None, max_k=None, **options):
+    def handle(self, *args, paths, project: str, format: str | None, as_judgments: bool, create: bool, kind, name, owner, min_k=None, max_k=None,
+               skip_invalid: bool = False, **options):
         existed = Project.objects.filter(slug=project).exists()
+        if create and not existed and kind == Kind.RANKING and (min_k is None or max_k is None):
+            low, high = self._k_range(paths, format)
+            min_k = low if min_k is None else min_k
+            max_k = high if max_k is None else max_k
         target = self._project(slug=project, create=create, kind=kind, name=name, owner=owner, min_k=min_k, max_k=max_k)
+        self.created = not existed
         try:
-            self._import(target, paths=paths, format=format, as_judgments=as_judgments)
+            self._import(target, paths=paths, format=format, as_judgments=as_judgments, skip_invalid=skip_invalid)
         except BaseException:
             # A project this command made stays only if something went into it: a failed
             # import (or Ctrl-C) must not leave an empty project behind.
@@ -51,7 +66,49 @@ class Command(BaseCommand):
                 self.stderr.write(f"removed project {target.slug}: nothing was imported into it")
             raise
 
-    def _import(self, target: Project, *, paths, format: str | None, as_judgments: bool) -> None:
+    def _k_range(self, paths, format: str | None) -> tuple[int | None, int | None]:
+        """The fewest and most responses per item in the files, within the project's bounds;
+        (None, None) where no file says (the project's defaults then)."""
+        from annotation.importers import response_counts
+        from annotation.models.project import SETTING_BOUNDS
+
+        low = high = None
+        for raw in paths:
+            if Path(raw).is_file():
+                counts = response_counts(Path(raw), fmt=format)
+                if counts:
+                    low = counts[0] if low is None else min(low, counts[0])
+                    high = counts[1] if high is None else max(high, counts[1])
+        if low is None:
+            return None, None
+        floor, ceiling = SETTING_BOUNDS["ranking_k"]
+        # Outside the bounds the import itself names the lines; the project still gets made.
+        low, high = max(floor, min(low, ceiling)), max(floor, min(high, ceiling))
+        self.stdout.write(f"the files have {low} to {high} responses per item: the ranking project takes that range")
+        return low, high
+
+    def _k_hint(self, target: Project, path: Path, errors: list[dict], format: str | None) -> str:
+        """A ranking file refused for its K: the option (or setting) that fixes it."""
+        from annotation.importers import response_counts
+
+        if target.kind != Kind.RANKING or not any(e["field"] == "responses" and "responses per item" in e["message"] for e in errors):
+            return ""
+        counts = response_counts(path, fmt=format)
+        if not counts:
+            return ""
+        from annotation.models.project import SETTING_BOUNDS
+
+        ceiling = SETTING_BOUNDS["ranking_k"][1]
+        if counts[1] > ceiling:
+            return (f"{path}: the file has items with up to {counts[1]} responses; a ranking project takes at most {ceiling} "
+                    f"(--skip-invalid leaves those items out)")
+        low, high = min(counts[0], target.ranking_min_k), max(counts[1], target.ranking_k)
+        if self.created:
+            return f"{path}: the file has {counts[0]} to {counts[1]} responses per item: pass --min-k {low} --max-k {high}"
+        return (f"{path}: the file has {counts[0]} to {counts[1]} responses per item: set the project's fewest/most responses "
+                f"per item to {low}/{high} (its settings page, or the API's ranking_min_k/ranking_k)")
+
+    def _import(self, target: Project, *, paths, format: str | None, as_judgments: bool, skip_invalid: bool = False) -> None:
         failed = False
         for raw in paths:
             path = Path(raw)
@@ -61,15 +118,29 @@ class Command(BaseCommand):
                 continue
             started = time.monotonic()
             try:
-                batch = import_path(project=target, path=path, fmt=format, as_judgments=as_judgments)
+                batch = import_path(project=target, path=path, fmt=format, as_judgments=as_judgments, skip_invalid=skip_invalid)
             except ImportFailed as exc:
                 failed = True
                 for error in exc.errors:
                     self.stderr.write(f"{path}:{error['line']}: {error['field']}: {error['message']}")
-                self.stderr.write(f"{path}: {exc.error_count} bad line(s); nothing imported")
+                self.stderr.write(f"{path}: {exc.error_count} bad line(s); nothing imported"
+                                  + ("" if skip_invalid else " (--skip-invalid imports the good lines)"))
+                if hint := self._k_hint(target, path, exc.errors, format):
+                    self.stderr.write(hint)
                 continue
             seconds = time.monotonic() - started
+            for error in batch.errors if skip_invalid else ():
+                self.stderr.write(f"{path}:{error['line']}: {error['field']}: {error['message']} (skipped)")
+            if skip_invalid and (hint := self._k_hint(target, path, batch.errors, format)):
+                self.stderr.write(hint)
+            if skip_invalid and batch.lines_invalid and not (batch.items_created or batch.items_skipped):
+                # Every line was bad: "skipping" them all is a refusal, and says so in the exit status.
+                self.stderr.write(f"{path}: every line was bad; nothing imported")
+                failed = True
+                continue
             line = f"{path}: {batch.items_created} items created, {batch.items_skipped} skipped (already in {target.slug})"
+            if skip_invalid:
+                line += f", {batch.lines_invalid} bad line(s) left out"
             if as_judgments:
                 line += f", {batch.judgments_created} judgments imported"
             self.stdout.write(f"{line}; {batch.lines_read} lines in {seconds:.1f} s")

@@ -7,8 +7,11 @@
    is stated in every judgment), a snapshot is built and a reward model trained on it;
 2. a short online RL run (GRPO by default, or PPO) of the policy, with LoRA, against that reward
    model, answers as long as --max-new-tokens;
-3. evaluation of the new policy against its base on the snapshot's held-out prompts (RM win rate,
-   KL, lengths);
+3. evaluation of the new policy against its base on held-out prompts (RM win rate, KL, lengths):
+   the snapshot's test split, or --eval-prompts (e.g. a project imported from the HH-RLHF sample,
+   whose prompts no step trained on). The win rate and the reward model's accuracy are printed
+   with n and their Wilson interval, and a line says when the interval is too wide to conclude
+   (the demo's own test split holds a handful of prompts, so it is, unless --eval-prompts);
 4. a generation batch: one answer from each of the new policy and its base for each of the demo
    project's prompts (up to --prompts), imported into a fresh binary project for raters; once
    they have judged, its leaderboard compares the two by model name.
@@ -38,7 +41,11 @@ class Command(BaseCommand):
         parser.add_argument("--method", default="grpo", choices=ONLINE_METHODS, help="Online RL method of step 2.")
         parser.add_argument("--rl-steps", type=int, default=6, help="Optimizer steps of the policy run.")
         parser.add_argument("--skip-rl", action="store_true", help="Skip the policy run (step 2).")
-        parser.add_argument("--prompts", type=int, default=8, help="Held-out prompts for evaluation and the generation batch.")
+        parser.add_argument("--prompts", type=int, default=8, help="Prompts of the generation batch.")
+        parser.add_argument("--eval-prompts", default="",
+                            help="Held-out prompts of the evaluation: SLUG:vN or SLUG:latest (a snapshot's test split) or SLUG (a project's "
+                                 "items, e.g. one imported from HH-RLHF). Default: the reward model's snapshot's test split.")
+        parser.add_argument("--eval-limit", type=int, default=200, help="At most this many evaluation prompts (about 100 give a ±0.1 interval).")
         parser.add_argument("--max-new-tokens", type=int, default=32)
         parser.add_argument("--target", default="", help="Slug of the project the new candidates go to (default: demo-loop-N, created).")
 
@@ -57,11 +64,15 @@ class Command(BaseCommand):
         self.t0 = time.monotonic()
         self.stdout.write(self.style.MIGRATE_HEADING(f"\n== {title}"))
 
+    def _lines(self, lines: list[str]):
+        for line in lines:
+            self.stdout.write(line)
+
     def _done(self, line: str):
         self.stdout.write(f"{line}  [{time.monotonic() - self.t0:.1f}s, total {time.monotonic() - self.started:.1f}s]")
 
     def _loop(self, o):
-        from training.loop.cli import model_named
+        from training.loop.cli import interval_lines, model_named, prompts_arg
 
         self._step("1. demo data, simulated raters, reward model")
         demo = Project.objects.filter(slug="demo-binary").first()
@@ -86,6 +97,9 @@ class Command(BaseCommand):
         test = rm_run.result.get("test", {})
         figures = ", ".join(f"{k} {v:.3f}" for k, v in test.items() if isinstance(v, float))
         self._done(f"reward model {judge.name} on {snapshot}: {figures or test}")
+        if isinstance(test.get("accuracy"), float) and test.get("accuracy_n"):
+            self._lines(interval_lines(what="reward-model accuracy", rate=test["accuracy"], n=test["accuracy_n"],
+                                       successes=round(test["accuracy"] * test["accuracy_n"])))
 
         new_policy = policy
         if o["skip_rl"]:
@@ -103,13 +117,19 @@ class Command(BaseCommand):
         sampling = Sampling(temperature=0.7, max_new_tokens=o["max_new_tokens"])
         if new_policy.pk != policy.pk:
             self._step(f"3. evaluation of {new_policy.name} against {policy.name}, judged by {judge.name}")
-            job = evaluation_create(policy=new_policy, reference=policy, reward_model=judge, project=demo, snapshot=snapshot,
-                                    limit=o["prompts"], sampling=sampling)
+            eval_snapshot, eval_project = prompts_arg(o["eval_prompts"]) if o["eval_prompts"] else (snapshot, None)
+            job = evaluation_create(policy=new_policy, reference=policy, reward_model=judge, project=demo, snapshot=eval_snapshot,
+                                    prompts_project=eval_project, limit=o["eval_limit"], sampling=sampling)
             job_run_here(job, self.stdout)
             from training.management.commands.evaluate_policy import print_evaluation
 
-            print_evaluation(self.stdout, job.result)
-            self._done(f"evaluation {job.pk} on {job.result['n']} held-out prompts")
+            result = job.result
+            print_evaluation(self.stdout, result)
+            self._lines(interval_lines(what="RM win rate", rate=result["win_rate"], n=result["n"], ci=(result["ci_low"], result["ci_high"])))
+            if result["n"] < o["eval_limit"] and not o["eval_prompts"]:
+                self.stdout.write(f"only {result['n']} held-out prompts in {snapshot}'s test split; --eval-prompts SLUG evaluates on "
+                                  "a project's prompts instead (e.g. one imported from the HH-RLHF sample)")
+            self._done(f"evaluation {job.pk} on {result['n']} held-out prompts")
         else:
             self._step("3. evaluation: skipped (no new policy to compare with its base)")
             self._done("")
