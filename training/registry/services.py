@@ -133,6 +133,12 @@ def _existing(name: str, source: str) -> ModelArtifact | None:
     return artifact
 
 
+def model_find_registered(*, name: str, source: str) -> ModelArtifact | None:
+    """The model registered under `name`, if any (RegistryError when the name belongs to another
+    source or its folder is broken): what a registration answers at once, without a job."""
+    return _existing(name, source)
+
+
 # --- writing a folder atomically ------------------------------------------------------------
 
 def _models_root() -> Path:
@@ -159,6 +165,10 @@ def _publish(staging: Path, name: str, **fields) -> ModelArtifact:
         info.setdefault("model_type", config.get("model_type", ""))
         info.setdefault("size_bytes", sum(p.stat().st_size for p in staging.rglob("*") if p.is_file()))
         if final.exists():
+            # Another process may have published it a moment ago (its row commits with the rename).
+            done = ModelArtifact.objects.filter(name=name).first()
+            if done is not None:
+                return done
             raise RegistryError(f"{final}: a folder of that name exists but is not registered; remove it or pick another name")
         try:
             with transaction.atomic():

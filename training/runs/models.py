@@ -43,6 +43,9 @@ class TrainingRun(LongJob):
     checkpoint_path = models.CharField(max_length=500, blank=True)
     result = models.JSONField(default=dict, blank=True, help_text="Final evaluation on the test split.")
 
+    task_name = "training.tasks.run_training"
+    done_field, total_field, unit = "step", "total_steps", "steps"
+
     class Meta(LongJob.Meta):
         indexes = [models.Index(fields=["status", "heartbeat_at"], name="run_stale_idx")]
 
