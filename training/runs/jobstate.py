@@ -99,8 +99,10 @@ def job_state(row: LongJob, *, now: datetime | None = None) -> JobState:
             parts.append("stopping")
         line = " · ".join(parts)
     else:
-        line = str(row.status)
-        if row.status in FINISHED and total and row.status != Status.SUCCEEDED:
-            line += f" at {done} / {total} {row.unit}"
+        # Finished: the counter as it ended (the status badge beside it says how).
+        pct = 100 if row.status == Status.SUCCEEDED else (min(100, round(100 * done / total)) if total else 0)
+        line = f"{done} / {total} {row.unit} ({pct}%)" if total else str(row.status)
+        if total and row.status in FINISHED and row.status != Status.SUCCEEDED:
+            line = f"{row.status} at {line}"
     return JobState(status=row.status, queue=queue, position=position, phase=phase, done=done, total=total,
                     unit=row.unit, eta_seconds=eta, line=line)

@@ -23,6 +23,11 @@ class TrainingRun(LongJob):
         limit_choices_to={"kind": "reward_model"}, help_text="Online methods (PPO, RLOO, GRPO) score their rollouts with it.",
     )
     use_lora = models.BooleanField(default=True)
+    # On by default, as before: the evaluation runs on the `jobs` queue, so it no longer holds up
+    # the next training run, and its win rate is the figure the loop reads. Off for a quick try.
+    evaluate_after = models.BooleanField(
+        default=True, help_text="A policy run queues an evaluation against its base model when it finishes (offline methods).",
+    )
     config = models.JSONField(default=dict, blank=True, help_text="Hyperparameters; defaults filled in from the recipe's config dataclass.")
 
     class Distributed(models.TextChoices):

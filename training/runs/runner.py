@@ -227,8 +227,8 @@ def _evaluate_after(run: TrainingRun) -> None:
         from training.loop.evaluation import evaluate_after_run
         from training.registry.selectors import newest_reward_model
 
-        if catalog.get(run.method).needs_reward_model:
-            return
+        if catalog.get(run.method).needs_reward_model or not run.evaluate_after:
+            return  # online runs evaluate as they finish; the manager may have turned it off
         judge = newest_reward_model(run.project)
         if judge is not None:
             evaluate_after_run(run, reward_model=judge)
