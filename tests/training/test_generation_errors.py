@@ -18,7 +18,7 @@ def encoder(db):
                                         path="models/all-minilm-l6-v2")
 
 
-def test_it_names_the_policies_field_for_an_encoder_in_a_batch(page_policy, make_project, api_for, owner, encoder):  # noqa: F811
+def test_it_names_the_policies_field_for_an_encoder_in_a_batch(page_policy, make_project, api_for, owner, encoder):
     make_project(Kind.BINARY, slug="round-2")
     body = {"project": "round-2", "prompts": "demo:v1", "limit": 5,
             "policies": [{"model": "tiny-new", "temperature": 0.7}, {"model": "all-minilm-l6-v2", "temperature": 1.0}]}
@@ -28,7 +28,7 @@ def test_it_names_the_policies_field_for_an_encoder_in_a_batch(page_policy, make
     assert not Job.objects.exists()
 
 
-def test_it_names_the_reward_model_field_with_the_right_article(page_policy, api_for, owner, encoder):  # noqa: F811
+def test_it_names_the_reward_model_field_with_the_right_article(page_policy, api_for, owner, encoder):
     body = {"reward_model": "all-minilm-l6-v2", "prompts": "demo:v1", "limit": 5}
     res = api_for(owner).post(f"/api/training/models/{page_policy.pk}/evaluations/", body, format="json")
     assert res.status_code == 400

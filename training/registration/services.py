@@ -43,6 +43,8 @@ def registration_start(*, source: str, name: str = "", path: str = "", kind: str
             raise registry.RegistryError(f"path: a {'folder' if source == 'folder' else 'GGUF file'} path is required")
         name = registry.model_name_validate(name)  # a bad name is told before the path is looked at
         real = str(registry.model_path_under_roots(path, source=source))
+        if source == "folder":
+            registry.model_folder_check(real, kind or None)  # a bad folder is told now, not by the worker
     else:
         raise registry.RegistryError(f"source {source!r}: choose one of {', '.join(registry.SOURCES)}")
     existing = registry.model_find_registered(name=name, source=ENDS_AS[source])
@@ -53,7 +55,11 @@ def registration_start(*, source: str, name: str = "", path: str = "", kind: str
         if running is not None:
             raise RegistrationInProgress(running)
         job = RegistrationJob.objects.create(name=name, source=source, path=real, kind=kind or "", created_by=created_by)
-        from training.tasks import model_register
+    # Sent once the row is committed (the block above; requests are not atomic), and not through
+    # on_commit: a caller inside a transaction (a test, a shell) gets the task at once, which an
+    # eager Celery runs inline, so the caller sees the outcome.
+    from training.tasks import model_register
 
-        lifecycle.enqueue(model_register, job)
+    model_register.apply_async(args=[job.pk], queue=lifecycle.queue_of(model_register.name))
+    job.refresh_from_db()
     return job

@@ -227,15 +227,22 @@ def _copy_safe_files(source: Path, target: Path) -> list[str]:
 
 # --- the doors ---------------------------------------------------------------------------------
 
+def model_folder_check(path: str | Path, kind: str | None = None) -> str:
+    """The checks of a folder before anything is copied (no torch): no link out, config.json,
+    safetensors weights, a known kind. Returns the kind. The browser runs them before it queues a
+    registration, so a bad folder is refused at once rather than by the worker a minute later."""
+    source = Path(path).expanduser().resolve()
+    if source.is_dir():
+        _model_files(source)  # refuses a link out before config.json is read through it
+    return _kind_validate(kind, model_folder_validate(source))
+
+
 def model_register_local(*, name: str, path: str | Path, kind: str | None = None) -> ModelArtifact:
     """Register a Hugging Face folder from this machine: copied (safetensors and configs only)
     under ARTIFACT_ROOT, so remote GPU workers find it."""
     name = model_name_validate(name)
     source = Path(path).expanduser().resolve()
-    if source.is_dir():
-        _model_files(source)  # refuses a link out before config.json is read through it
-    config = model_folder_validate(source)
-    kind = _kind_validate(kind, config)
+    kind = model_folder_check(source, kind)
     existing = _existing(name, ModelArtifact.Source.LOCAL)
     if existing:
         return existing
