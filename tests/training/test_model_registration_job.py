@@ -64,6 +64,18 @@ def test_it_says_a_registration_is_in_progress_when_asked_again(client_for, proj
     assert RegistrationJob.objects.count() == 1 and not no_worker
 
 
+def test_it_starts_over_when_the_registration_in_progress_lost_its_worker(client_for, project, owner, no_worker, settings):
+    settings.ARBITER_GGUF_TIMEOUT = 60
+    silent = timezone.now() - timedelta(seconds=60 + settings.ARBITER_RUN_STALE_SECONDS + 5)
+    dead = RegistrationJob.objects.create(name=MINILM_NAME, source="minilm", created_by=owner, status=lifecycle.Status.RUNNING,
+                                          phase="saving", started_at=silent, heartbeat_at=silent)
+    response = client_for(owner).post("/training/models/add/", {"source": "minilm"})
+    dead.refresh_from_db()
+    assert dead.status == "failed" and "its worker stopped" in dead.error
+    fresh = RegistrationJob.objects.exclude(pk=dead.pk).get()
+    assert response["Location"] == f"/training/models/registrations/{fresh.pk}/" and no_worker == [(fresh.pk, "jobs")]
+
+
 def test_it_shows_a_registration_only_to_who_asked_and_staff(client_for, project, owner, member, outsider, staff, make_user, no_worker):
     client_for(owner).post("/training/models/add/", {"source": "minilm"})
     url = f"/training/models/registrations/{RegistrationJob.objects.get().pk}/"

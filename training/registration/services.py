@@ -2,6 +2,9 @@
 queue the job (the conversion of a GGUF takes about a minute; a request must not wait for it)."""
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -26,7 +29,20 @@ class RegistrationInProgress(registry.RegistryError):
         super().__init__(f"registration of {job.name} {verb} at {started:%H:%M:%S}; its page shows how far it got")
 
 
+def silent_after() -> timedelta:
+    """A registration writes no heartbeat while its child converts (up to ARBITER_GGUF_TIMEOUT),
+    so it counts as dead only once that and the stale limit have both passed."""
+    return timedelta(seconds=int(getattr(settings, "ARBITER_GGUF_TIMEOUT", 900)) + settings.ARBITER_RUN_STALE_SECONDS)
+
+
 def registration_active(*, name: str) -> RegistrationJob | None:
+    """The registration of `name` in progress, if any. One whose worker died is failed here, saying
+    so: no periodic check watches registrations, and a dead one must not block the name forever."""
+    now = timezone.now()
+    RegistrationJob.objects.filter(name=name, status=RegistrationJob.Status.RUNNING, heartbeat_at__lt=now - silent_after()).update(
+        status=RegistrationJob.Status.FAILED, finished_at=now,
+        error="its worker stopped without finishing (killed or restarted); asked again, it starts over",
+    )
     return RegistrationJob.objects.filter(name=name, status__in=lifecycle.ACTIVE).order_by("created_at").first()
 
 
