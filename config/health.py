@@ -1,5 +1,5 @@
 """`GET /health/` for load balancers: 200 when the database answers, the broker accepts a
-connection and every queue (default, gpu, score) has a live worker; 503 otherwise.
+connection and every queue (default, gpu, jobs, score) has a live worker; 503 otherwise.
 
 No login (a load balancer has none) and nothing in the answer beyond ok/failing per check: no
 host names, versions or error texts. Each check is bounded by a short timeout, and the worker
@@ -15,7 +15,7 @@ from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 
-QUEUES = ("default", "gpu", "score")  # score: the API's reward-model scoring (training/tasks.py)
+QUEUES = ("default", "gpu", "jobs", "score")  # jobs: judge, evaluation, generation, registration; score: the API's scoring
 _workers_seen: dict = {"at": 0.0, "queues": set()}
 
 

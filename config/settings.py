@@ -276,7 +276,16 @@ CELERY_RESULT_BACKEND = env_url("CELERY_RESULT_BACKEND", ("file", "redis", "redi
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"training.tasks.*": {"queue": "gpu"}}
+# Short jobs never wait behind a training run: judge, evaluation, generation, queue scoring and
+# model registration go to `jobs`, with a worker of its own (scripts/start.sh, docs/scaling.md);
+# everything else of training.tasks (the runs) to `gpu`. Exact names win over the pattern.
+CELERY_TASK_ROUTES = {
+    "training.tasks.judge_run": {"queue": "jobs"},
+    "training.tasks.run_job": {"queue": "jobs"},
+    "training.tasks.selection_score": {"queue": "jobs"},
+    "training.tasks.model_register": {"queue": "jobs"},
+    "training.tasks.*": {"queue": "gpu"},
+}
 # A message is acknowledged only after the task returns, so a killed worker's task is redelivered;
 # the task itself checks the row and does nothing when the work is already done.
 CELERY_TASK_ACKS_LATE = True

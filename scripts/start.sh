@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up and start Arbiter on the embedded defaults: SQLite, Celery's filesystem broker, one local
-# worker per queue (default: imports and snapshots; gpu: training; score: reward-model scoring) and the web server.
+# worker per queue (default: imports and snapshots; gpu: training; jobs: judge, evaluation, generation,
+# queue scoring and model registration; score: reward-model scoring for the API) and the web server.
 # Ctrl-C stops them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,13 @@ pids+=($!)
 # One training run at a time per GPU (here: the CPU); a fresh process per run frees its memory.
 .venv/bin/celery -A config worker -Q gpu -n gpu@%h -c 1 --max-tasks-per-child 1 \
   --loglevel INFO >var/log/worker-gpu.log 2>&1 &
+pids+=($!)
+# Short jobs (AI judge, policy evaluation, generation batches, scoring a project's queue, model
+# registration) have their own worker process: with a single process they would wait behind a
+# training run that takes an hour. One at a time (each loads a model); a fresh process per job
+# frees its memory, like the gpu worker.
+.venv/bin/celery -A config worker -Q jobs -n jobs@%h -c 1 --max-tasks-per-child 1 \
+  --loglevel INFO >var/log/worker-jobs.log 2>&1 &
 pids+=($!)
 # Reward-model scoring for the API: its own queue, so a request never waits behind a training run.
 # One process that keeps the last models loaded (training/registry/scoring.py caches them).

@@ -67,7 +67,8 @@ def test_it_reports_unhealthy_without_workers_and_leaks_nothing(settings):
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "failing"
-    assert body["checks"] == {"database": "ok", "broker": "ok", "worker:default": "failing", "worker:gpu": "failing", "worker:score": "failing"}
+    assert body["checks"] == {"database": "ok", "broker": "ok", "worker:default": "failing", "worker:gpu": "failing", "worker:jobs": "failing",
+                              "worker:score": "failing"}
     text = response.content.decode()
     for secret in (str(settings.DATA_DIR), settings.SECRET_KEY, "Traceback", "sqlite", "filesystem"):
         assert secret not in text
@@ -86,11 +87,14 @@ def test_it_reports_healthy_when_every_queue_has_a_live_worker(worker_env, setti
         assert Client().get("/health/").status_code == 503  # no gpu worker yet
         pool.start("gpu-worker", queue="gpu")
         wait_for(lambda: Client().get("/health/").json()["checks"]["worker:gpu"] == "ok", timeout=60, what="the gpu worker", workers=pool)
+        assert Client().get("/health/").status_code == 503  # no jobs worker yet
+        pool.start("jobs-worker", queue="jobs")
+        wait_for(lambda: Client().get("/health/").json()["checks"]["worker:jobs"] == "ok", timeout=60, what="the jobs worker", workers=pool)
         assert Client().get("/health/").status_code == 503  # no score worker yet
         pool.start("score-worker", queue="score")
         response = wait_for(lambda: (r := Client().get("/health/")).status_code == 200 and r, timeout=60, what="every worker", workers=pool)
         assert response.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok", "worker:default": "ok", "worker:gpu": "ok",
-                                                              "worker:score": "ok"}}
+                                                              "worker:jobs": "ok", "worker:score": "ok"}}
     finally:
         pool.stop_all()
 

@@ -1,5 +1,6 @@
 """Celery tasks for training: thin, they load nothing heavy at import and call one function.
-Routed to the `gpu` queue by settings (CELERY_TASK_ROUTES: training.tasks.*)."""
+Routed by settings.CELERY_TASK_ROUTES: training runs to `gpu`; the short jobs (judge, evaluation,
+generation, queue scoring, model registration) to `jobs`, so they never wait behind a run."""
 from __future__ import annotations
 
 from celery import shared_task
@@ -33,7 +34,7 @@ def score_responses(model_id: int, prompt, responses: list) -> dict:
 
 @shared_task(name="training.tasks.selection_score", acks_late=True, reject_on_worker_lost=True)
 def selection_score(project_id: int) -> str:
-    # Scores a project's pending items with its reward model (annotation/selection.py): gpu queue.
+    # Scores a project's pending items with its reward model (annotation/selection.py): jobs queue.
     from training.selection.job import priorities_score
 
     return priorities_score(project_id=project_id)
@@ -52,6 +53,14 @@ def jobs_check_stale() -> list[int]:
     from training.loop.jobs import jobs_find_stale
 
     return jobs_find_stale()
+
+
+@shared_task(name="training.tasks.model_register", acks_late=True, reject_on_worker_lost=True)
+def model_register(job_id: int) -> str:
+    """A model registration asked for in the browser (training.registration): `jobs` queue."""
+    from training.registration.job import registration_execute
+
+    return registration_execute(job_id=job_id, worker_name=model_register.request.hostname or "local")
 
 
 # The AI judge's tasks live with it (training/judge/tasks.py); importing them registers them on workers.

@@ -140,7 +140,8 @@
       var bar = root.querySelector('[data-field="progressbar"]');
       bar.setAttribute("aria-valuenow", state.percent);
       bar.firstElementChild.style.width = state.percent + "%";
-      setText(root, "steps", state.step + " / " + (state.total_steps || "?") + " steps (" + state.percent + "%)");
+      // The server's words: "queued, 2nd in line on the gpu queue", "evaluating · 4 / 4 steps (100%)".
+      setText(root, "steps", state.state ? state.state.line : state.step + " / " + (state.total_steps || "?") + " steps (" + state.percent + "%)");
       setText(root, "worker", state.worker || "–");
       setText(root, "device", state.device || "–");
       setText(root, "attempts", String(state.attempts));

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import re
 from django.urls import path, reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -38,13 +39,25 @@ class JobSerializer(serializers.ModelSerializer):
         return reverse("annotation:quality", kwargs={"slug": job.project.slug}) + "#leaderboard"
 
 
+# A field name as the messages write it: "policies", "policies[0].k", "policies line 2", "limit".
+FIELD_RE = re.compile(r"^[a-z_][a-z0-9_]*(\[\d+\])?(\.[a-z_]+| line \d+)?$")
+
+
+def error_by_field(text: str) -> dict:
+    """"field: message" -> {field: [message]}. A message without a field prefix goes under
+    non_field_errors whole: it must never become a field name itself."""
+    field, sep, message = text.partition(": ")
+    if sep and FIELD_RE.match(field):
+        return {field: [message]}
+    return {"non_field_errors": [text]}
+
+
 def _created(request, make, policy_id: int) -> Response:
     policy = model_get_for_user(user=request.user, model_id=policy_id)
     try:
         job = make(user=request.user, policy=policy, data=request.data)
     except GenerationError as exc:
-        field, _, message = str(exc).partition(": ")
-        raise ValidationError({field or "non_field_errors": [message or str(exc)]}) from None
+        raise ValidationError(error_by_field(str(exc))) from None
     return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
 

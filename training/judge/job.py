@@ -92,7 +92,7 @@ def judge_execute(*, job_id: int, worker_name: str, judge=None) -> str:
         tally = answers.BiasTally.from_dict(job.result)
         # Undecided items are not stored, so a resumed job asks about them again: count afresh.
         undecided = 0
-        if not mine.update(total=len(ids), done=len(ids) - len(pending), heartbeat_at=timezone.now()):
+        if not mine.update(total=len(ids), done=len(ids) - len(pending), phase="judging", heartbeat_at=timezone.now()):
             raise JobLost()
         for start in range(0, len(pending), BATCH):
             state = JudgeJob.objects.filter(pk=job_id).values("cancel_requested", "attempts").first()

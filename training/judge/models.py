@@ -28,6 +28,8 @@ class JudgeJob(LongJob):
     undecided = models.PositiveIntegerField(default=0, help_text="Items the judge could not decide (an exact split where no tie is allowed).")
     result = models.JSONField(default=dict, blank=True, help_text="Position bias and answer counts.")
 
+    task_name = "training.tasks.judge_run"
+
     class Meta(LongJob.Meta):
         indexes = [models.Index(fields=["status", "heartbeat_at"], name="judgejob_stale_idx")]
 

@@ -1,5 +1,5 @@
-"""Celery tasks of the judge: thin. Task names start with training.tasks. so the gpu route of
-CELERY_TASK_ROUTES applies; training/tasks.py imports this module so workers register them."""
+"""Celery tasks of the judge: thin. Task names start with training.tasks.; CELERY_TASK_ROUTES sends
+judge_run to the `jobs` queue by name; training/tasks.py imports this module so workers register them."""
 from __future__ import annotations
 
 from celery import shared_task

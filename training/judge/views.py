@@ -27,6 +27,7 @@ from training.judge.selectors import (
 )
 from training.judge.services import judge_job_cancel, judge_job_create, judge_job_resume
 from training.judge.models import JudgeJob
+from training.runs.jobstate import job_state
 
 
 def _page(slug: str) -> str:
@@ -44,7 +45,8 @@ def judge_page(request, slug: str):
         {
             "project": project,
             "is_manager": membership.has_role(Role.MANAGER),
-            "jobs": [judge_job_state(j) for j in jobs],
+            # Where each stands: its place in line on the jobs queue, its phase and time left.
+            "jobs": [{**judge_job_state(j), "state": job_state(j)} for j in jobs],
             "refresh": any(j.is_active for j in jobs),
             "models": judge_models_for_user(user=request.user),
             "templates": list(prompts.TEMPLATES),

@@ -34,7 +34,7 @@ def generation_batch_create(*, project: Project, policies: list[tuple[ModelArtif
     names = set()
     specs = []
     for model, k, sampling in policies:
-        policy_validate(model)
+        policy_validate(model, field="policies")
         sampling.validate()
         if not 1 <= int(k) <= MAX_ANSWERS_PER_PROMPT:
             raise GenerationError(f"k: {k} answers per prompt from {model.name}; use 1..{MAX_ANSWERS_PER_PROMPT}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from training.loop.generation import GenerationError, Sampling, policy_validate
+from training.loop.generation import GenerationError, Sampling, policy_validate, with_article
 from training.loop.models import Job
 from training.registry.models import ModelArtifact
 from training.loop.prompt_sources import prompt_source, prompts_load
@@ -31,15 +31,15 @@ def evaluation_create(*, policy: ModelArtifact, reference: ModelArtifact | None,
                       sampling: Sampling | None = None, run=None, created_by=None) -> Job:
     """Validate and queue an evaluation on the gpu worker. reference defaults to the policy's
     base model. `project` is the project the job belongs to (permissions, listing)."""
-    policy_validate(policy)
+    policy_validate(policy, field="policy")
     reference = reference or policy.base_model
     if reference is None:
         raise GenerationError(f"reference: {policy.name} has no base model; name a reference policy")
-    policy_validate(reference)
+    policy_validate(reference, field="reference")
     if reference.pk == policy.pk:
         raise GenerationError("reference: a policy compared with itself says nothing")
     if reward_model.kind != ModelArtifact.Kind.REWARD_MODEL:
-        raise GenerationError(f"reward_model: {reward_model.name} is a {reward_model.get_kind_display().lower()}, not a reward model")
+        raise GenerationError(f"reward_model: {reward_model.name} is {with_article(reward_model.get_kind_display().lower())}, not a reward model")
     if not 1 <= int(limit) <= MAX_PROMPTS:
         raise GenerationError(f"limit: {limit} must be 1..{MAX_PROMPTS}")
     sampling = (sampling or Sampling()).validate()

@@ -74,11 +74,19 @@ def prompts_from_project(*, project, limit: int | None = None) -> list:
 
 # --- models ------------------------------------------------------------------------------------
 
-def policy_validate(model: ModelArtifact) -> ModelArtifact:
+def with_article(noun: str) -> str:
+    """ "an encoder", "a reward model": the kind names read as English."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
+def policy_validate(model: ModelArtifact, *, field: str = "policy") -> ModelArtifact:
+    """Refuse a model that cannot answer. Messages start with `field: ` (the API turns that into
+    the field of its 400)."""
     if model.kind not in POLICY_KINDS:
-        raise GenerationError(f"{model.name} is a {model.get_kind_display().lower()}, not a language model that can answer")
+        kind = with_article(model.get_kind_display().lower())
+        raise GenerationError(f"{field}: {model.name} is {kind}, not a language model that can answer")
     if model.is_adapter and model.base_model_id is None:
-        raise GenerationError(f"{model.name}: a LoRA adapter without a base model cannot be loaded")
+        raise GenerationError(f"{field}: {model.name} is a LoRA adapter without a base model; it cannot be loaded")
     return model
 
 

@@ -25,7 +25,7 @@ JobCancelled = lifecycle.Cancelled
 
 
 def job_enqueue(*, job: Job) -> None:
-    """Wake a gpu worker once the row is committed."""
+    """Wake a `jobs` worker once the row is committed (never behind a training run)."""
     from training.tasks import run_job
 
     lifecycle.enqueue(run_job, job)
@@ -47,6 +47,8 @@ class JobProgress:
 
     def __init__(self, job: Job, *, attempt: int, worker: str):
         self.job_id, self.attempt, self.worker = job.pk, attempt, worker
+        # The phase shown once the models are loaded and the first step is done.
+        self.phase = "evaluating" if job.kind == Job.Kind.EVALUATION else "generating"
 
     def _mine(self):
         return lifecycle.held(Job, pk=self.job_id, attempt=self.attempt, worker=self.worker)
@@ -57,7 +59,7 @@ class JobProgress:
             raise JobLost(f"job {self.job_id} is no longer held by {self.worker}")
 
     def step(self, *, done: int, total: int | None = None) -> None:
-        self.write(done=done, **({"total": total} if total is not None else {}))
+        self.write(done=done, phase=self.phase, **({"total": total} if total is not None else {}))
         if Job.objects.filter(pk=self.job_id, cancel_requested=True).exists():
             raise JobCancelled()
 
@@ -82,7 +84,7 @@ def job_execute(*, job_id: int, worker_name: str) -> str:
 
             result, batch = generation_batch_execute(job=job, progress=progress)
             extra = {"import_batch": batch}
-        progress.write(status=Status.SUCCEEDED, result=result, finished_at=timezone.now(), **extra)
+        progress.write(status=Status.SUCCEEDED, result=result, finished_at=timezone.now(), phase="", **extra)
         return "succeeded"
     except JobLost:
         return "lost"

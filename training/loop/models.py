@@ -31,6 +31,9 @@ class Job(LongJob):
     total = models.PositiveIntegerField(default=0)
     import_batch = models.ForeignKey("annotation.ImportBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
+    task_name = "training.tasks.run_job"
+    unit = "steps"
+
     class Meta(LongJob.Meta):
         app_label = "training"
 

@@ -133,6 +133,12 @@ def _existing(name: str, source: str) -> ModelArtifact | None:
     return artifact
 
 
+def model_find_registered(*, name: str, source: str) -> ModelArtifact | None:
+    """The model registered under `name`, if any (RegistryError when the name belongs to another
+    source or its folder is broken): what a registration answers at once, without a job."""
+    return _existing(name, source)
+
+
 # --- writing a folder atomically ------------------------------------------------------------
 
 def _models_root() -> Path:
@@ -159,6 +165,10 @@ def _publish(staging: Path, name: str, **fields) -> ModelArtifact:
         info.setdefault("model_type", config.get("model_type", ""))
         info.setdefault("size_bytes", sum(p.stat().st_size for p in staging.rglob("*") if p.is_file()))
         if final.exists():
+            # Another process may have published it a moment ago (its row commits with the rename).
+            done = ModelArtifact.objects.filter(name=name).first()
+            if done is not None:
+                return done
             raise RegistryError(f"{final}: a folder of that name exists but is not registered; remove it or pick another name")
         try:
             with transaction.atomic():
@@ -217,15 +227,22 @@ def _copy_safe_files(source: Path, target: Path) -> list[str]:
 
 # --- the doors ---------------------------------------------------------------------------------
 
+def model_folder_check(path: str | Path, kind: str | None = None) -> str:
+    """The checks of a folder before anything is copied (no torch): no link out, config.json,
+    safetensors weights, a known kind. Returns the kind. The browser runs them before it queues a
+    registration, so a bad folder is refused at once rather than by the worker a minute later."""
+    source = Path(path).expanduser().resolve()
+    if source.is_dir():
+        _model_files(source)  # refuses a link out before config.json is read through it
+    return _kind_validate(kind, model_folder_validate(source))
+
+
 def model_register_local(*, name: str, path: str | Path, kind: str | None = None) -> ModelArtifact:
     """Register a Hugging Face folder from this machine: copied (safetensors and configs only)
     under ARTIFACT_ROOT, so remote GPU workers find it."""
     name = model_name_validate(name)
     source = Path(path).expanduser().resolve()
-    if source.is_dir():
-        _model_files(source)  # refuses a link out before config.json is read through it
-    config = model_folder_validate(source)
-    kind = _kind_validate(kind, config)
+    kind = model_folder_check(source, kind)
     existing = _existing(name, ModelArtifact.Source.LOCAL)
     if existing:
         return existing

@@ -1,11 +1,13 @@
-"""The lifecycle every long-running row of the gpu worker shares: training runs (TrainingRun),
-AI judge jobs (JudgeJob), evaluations and generation batches (Job).
+"""The lifecycle every long-running row of a worker shares: training runs (TrainingRun, `gpu`
+queue), AI judge jobs (JudgeJob), evaluations and generation batches (Job) and model
+registrations (RegistrationJob), all three on the `jobs` queue.
 
 The row is the truth (DESIGN.md): a Celery message only wakes a worker, which claims the row
 with a conditional UPDATE and a row count. The attempt number it wrote is a fencing token on
 every later write, so a worker presumed dead cannot overwrite its successor. Progress writes
 carry the heartbeat; cancel is a flag the worker reads; a `default` worker queues rows whose
-heartbeat went stale again, or fails them once they have used up their attempts.
+heartbeat went stale again, or fails them once they have used up their attempts. The worker
+records its `phase` (loading, training, evaluating, saving, ...) as it goes.
 
 What differs stays with each kind: a run trains in a child process and writes a log
 (training/runs/services.py, training/runs/runner.py); a judge's checkpoint is its stored judgments
@@ -17,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from fnmatch import fnmatchcase
 
 from django.conf import settings
 from django.db import models, transaction
@@ -40,6 +43,9 @@ class LongJob(models.Model):
         CANCELLED = "cancelled"
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    # What the worker is doing now (PHASES), written as it goes: a run at 4/4 steps may still be
+    # evaluating for minutes, and the page must say so rather than look stuck at 100%.
+    phase = models.CharField(max_length=16, blank=True)
     cancel_requested = models.BooleanField(default=False)
     worker = models.CharField(max_length=200, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -51,6 +57,12 @@ class LongJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    # The Celery task that works on a row of this kind: its route (settings.CELERY_TASK_ROUTES)
+    # names the queue, which the queue position on the job pages counts in (training/runs/jobstate.py).
+    task_name = ""
+    # The counters of the progress bar, and what one unit is called on the page.
+    done_field, total_field, unit = "done", "total", "items"
 
     class Meta:
         abstract = True
@@ -66,6 +78,11 @@ Status = LongJob.Status
 ACTIVE = (Status.QUEUED, Status.RUNNING)
 FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 LIFECYCLE_FIELDS = frozenset(f.name for f in LongJob._meta.fields)
+# What `phase` may hold, with the words the pages show.
+PHASES = {
+    "loading": "loading", "training": "training", "evaluating": "evaluating", "generating": "generating answers",
+    "judging": "judging", "converting": "converting", "saving": "saving",
+}
 
 
 class Lost(Exception):
@@ -81,10 +98,21 @@ def max_attempts() -> int:
     return int(getattr(settings, "ARBITER_RUN_MAX_ATTEMPTS", 3))
 
 
+def queue_of(task_name: str) -> str:
+    """The queue settings.CELERY_TASK_ROUTES sends a task to, read the way Celery reads the map:
+    an exact name first, then the glob patterns in order, else the default queue. One source of
+    truth: the message goes there, and the page counts the rows ahead in that queue."""
+    routes = settings.CELERY_TASK_ROUTES
+    route = routes.get(task_name) or next((r for pattern, r in routes.items() if fnmatchcase(task_name, pattern)), None)
+    return (route or {}).get("queue") or settings.CELERY_TASK_DEFAULT_QUEUE
+
+
 def enqueue(task, row: LongJob) -> None:
-    """Wake a gpu worker once the row is committed (a worker must never see a row that isn't there)."""
-    row_id = row.pk
-    transaction.on_commit(lambda: task.apply_async(args=[row_id], queue="gpu"))
+    """Wake a worker of the task's queue once the row is committed (a worker must never see a row
+    that isn't there). Training goes to `gpu`; judge, evaluation, generation and registration to
+    `jobs`, so that a short job never waits behind a training run."""
+    row_id, queue = row.pk, queue_of(task.name)
+    transaction.on_commit(lambda: task.apply_async(args=[row_id], queue=queue))
 
 
 def claim(model: type[LongJob], *, pk: int, worker_name: str) -> int | None:
@@ -104,6 +132,7 @@ def claim(model: type[LongJob], *, pk: int, worker_name: str) -> int | None:
             heartbeat_at=now,
             started_at=Coalesce(F("started_at"), Value(now)),  # when it first started, across attempts
             error="",
+            phase="loading",
         )
     if not won:
         return None

@@ -23,6 +23,11 @@ class TrainingRun(LongJob):
         limit_choices_to={"kind": "reward_model"}, help_text="Online methods (PPO, RLOO, GRPO) score their rollouts with it.",
     )
     use_lora = models.BooleanField(default=True)
+    # On by default, as before: the evaluation runs on the `jobs` queue, so it no longer holds up
+    # the next training run, and its win rate is the figure the loop reads. Off for a quick try.
+    evaluate_after = models.BooleanField(
+        default=True, help_text="A policy run queues an evaluation against its base model when it finishes (offline methods).",
+    )
     config = models.JSONField(default=dict, blank=True, help_text="Hyperparameters; defaults filled in from the recipe's config dataclass.")
 
     class Distributed(models.TextChoices):
@@ -42,6 +47,9 @@ class TrainingRun(LongJob):
     log_tail = models.TextField(blank=True)
     checkpoint_path = models.CharField(max_length=500, blank=True)
     result = models.JSONField(default=dict, blank=True, help_text="Final evaluation on the test split.")
+
+    task_name = "training.tasks.run_training"
+    done_field, total_field, unit = "step", "total_steps", "steps"
 
     class Meta(LongJob.Meta):
         indexes = [models.Index(fields=["status", "heartbeat_at"], name="run_stale_idx")]

@@ -54,6 +54,7 @@ class Progress:
         self.is_main, self.beat = is_main, beat
         self.lines = collections.deque(run.log_tail.splitlines() if run.log_tail else [], maxlen=60)
         self.points = list(run.metrics or [])
+        self.total = run.total_steps or 0
         self.cancel = threading.Event()
         self.lost = threading.Event()
         self._stop = threading.Event()
@@ -68,6 +69,12 @@ class Progress:
             return
         with self._lock:
             fields.setdefault("heartbeat_at", timezone.now())
+            if "total_steps" in fields:
+                self.total = fields["total_steps"] or 0
+            if "step" in fields and "phase" not in fields and "status" not in fields:
+                # The phase follows the step counter: once the last step is done the recipe is
+                # evaluating on the test split (which can take minutes), not training.
+                fields["phase"] = "evaluating" if self.total and fields["step"] >= self.total else "training"
             if not self._mine().update(**fields):
                 self.lost.set()
                 raise RunLost(f"run {self.run_id} is no longer held by {self.worker} (attempt {self.attempt})")
@@ -188,7 +195,7 @@ def _finish(run: TrainingRun, progress: Progress, *, result: dict, out_dir: Path
         return
     test = result.get("test") or {}
     with transaction.atomic():
-        progress.say("succeeded", step=result["global_step"], metrics=progress.points, result=result)
+        progress.say("succeeded", step=result["global_step"], metrics=progress.points, result=result, phase="saving")
         out_dir = output_publish(staged=out_dir, final=output_dir(run.pk))
         artifact, _ = ModelArtifact.objects.update_or_create(
             run=run,
@@ -220,8 +227,8 @@ def _evaluate_after(run: TrainingRun) -> None:
         from training.loop.evaluation import evaluate_after_run
         from training.registry.selectors import newest_reward_model
 
-        if catalog.get(run.method).needs_reward_model:
-            return
+        if catalog.get(run.method).needs_reward_model or not run.evaluate_after:
+            return  # online runs evaluate as they finish; the manager may have turned it off
         judge = newest_reward_model(run.project)
         if judge is not None:
             evaluate_after_run(run, reward_model=judge)

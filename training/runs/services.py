@@ -46,6 +46,7 @@ def run_create(
     created_by=None,
     num_processes: int = 1,
     distributed: str = TrainingRun.Distributed.DDP,
+    evaluate_after: bool = True,
 ) -> TrainingRun:
     """Validate, fill defaults, save a queued run and enqueue it on the `gpu` queue.
     Raises ConfigError (a ValueError) with a message naming the bad field, and PermissionDenied
@@ -90,6 +91,7 @@ def run_create(
             created_by=created_by,
             num_processes=num_processes,
             distributed=distributed,
+            evaluate_after=bool(evaluate_after),
         )
         run_enqueue(run=run)
     return run

@@ -9,6 +9,7 @@ from annotation.models import Project
 from annotation.selection import Selection, SelectionError, priorities_refresh
 from training.registry.models import ModelArtifact
 from training.registry.selectors import newest_reward_model, reward_models_for_project
+from training.runs import lifecycle
 from training.selection.models import SelectionChoice
 
 
@@ -54,4 +55,4 @@ class RewardModelUncertainty:
     def queue(self, *, project_id: int) -> None:
         from training.tasks import selection_score
 
-        transaction.on_commit(lambda: selection_score.apply_async(args=[project_id], queue="gpu"))
+        transaction.on_commit(lambda: selection_score.apply_async(args=[project_id], queue=lifecycle.queue_of(selection_score.name)))

@@ -50,6 +50,11 @@ class RunForm(forms.Form):
         queryset=None, required=False, help_text="Scores the rollouts of online methods (PPO, RLOO, GRPO); other methods ignore it."
     )
 
+    evaluate_after = forms.BooleanField(
+        required=False, initial=True, label="Evaluate the policy when it finishes",
+        help_text="DPO, SFT, KTO: queue an evaluation against the base model on the jobs queue, judged by the project's newest reward model.",
+    )
+
     num_processes = forms.IntegerField(min_value=1, max_value=64, initial=1, required=False, label="Processes",
                                        help_text="One per GPU of the worker; on a CPU worker, gloo processes.")
     distributed = forms.ChoiceField(choices=TrainingRun.Distributed.choices, initial=TrainingRun.Distributed.DDP, required=False,

@@ -15,6 +15,7 @@ from training.loop.models import Job
 from training.loop.jobs import job_cancel
 from training.loop.requests import evaluation_request, generation_request, job_get_for_user
 from training.registry.selectors import model_get_for_user
+from training.runs.jobstate import job_state
 
 
 def _queue(request, pk: int, make, what: str):
@@ -54,6 +55,7 @@ def job_detail(request, pk: int):
     return render(request, "training/job_detail.html", {
         "job": job, "verdict": verdict, "samples": samples,
         "running": job.is_active,
+        "state": job_state(job),
         "can_manage": _is_manager(request.user, job),
         "leaderboard_url": reverse("annotation:quality", kwargs={"slug": job.project.slug}) + "#leaderboard",
     })

@@ -10,7 +10,11 @@ from django.shortcuts import redirect, render
 from django.urls import path
 
 from training.registry.models import ModelArtifact
-from training.registry.services import PATH_SOURCES, SOURCES, RegistryError, model_path, model_register, model_roots
+from training.registration.models import RegistrationJob
+from training.registration.selectors import registration_get_for_user, registrations_active_for_user
+from training.registration.services import RegistrationInProgress, registration_start
+from training.registry.services import PATH_SOURCES, SOURCES, RegistryError, model_path, model_roots
+from training.runs.jobstate import job_state
 from training.runs.results import display_rows
 from training.core.access import projects_viewable
 from training.registry.selectors import (
@@ -42,7 +46,9 @@ def model_list(request):
     if not may_see_models(user=request.user):
         raise PermissionDenied("The model registry needs the researcher or manager role on at least one project.")
     models = model_list_for_user(user=request.user)
-    return render(request, "training/models.html", {"models": models, "may_add": may_register_models(user=request.user)})
+    may_add = may_register_models(user=request.user)
+    registering = [(job, job_state(job)) for job in registrations_active_for_user(user=request.user)] if may_add else []
+    return render(request, "training/models.html", {"models": models, "may_add": may_add, "registering": registering})
 
 
 @login_required
@@ -58,17 +64,48 @@ def model_add(request):
     error = None
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        before = set(ModelArtifact.objects.values_list("pk", flat=True))
+        # A job on the `jobs` queue (converting a GGUF takes about a minute): the request returns at once.
         try:
-            artifact = model_register(source=data["source"], name=data["name"], path=data["path"], kind=data["kind"] or None)
+            started = registration_start(source=data["source"], name=data["name"], path=data["path"], kind=data["kind"] or None,
+                                         created_by=request.user)
+        except RegistrationInProgress as exc:
+            # A retry while it converts: say what is happening and show its progress.
+            messages.info(request, str(exc))
+            return redirect("training:registration", pk=exc.job.pk)
         except RegistryError as exc:
             error = str(exc)
         else:
-            verb = "was already registered" if artifact.pk in before else "registered"
-            messages.success(request, f"{artifact.name} {verb} ({artifact.get_kind_display()}, {artifact.get_source_display()}).")
-            return redirect("training:model", pk=artifact.pk)
+            if isinstance(started, ModelArtifact):
+                messages.success(request, f"{started.name} was already registered ({started.get_kind_display()}, {started.get_source_display()}).")
+                return redirect("training:model", pk=started.pk)
+            if started.status == RegistrationJob.Status.FAILED:
+                error = started.error  # a worker that was quicker than this request (or an eager one)
+            else:
+                return _registration_redirect(request, started, queued=True)
     context = {"form": form, "error": error, "from_path": from_path, "roots": model_roots() if from_path else []}
     return render(request, "training/model_add.html", context, status=400 if error else 200)
+
+
+def _registration_redirect(request, job: RegistrationJob, *, queued: bool = False):
+    """Done: to the model's page, saying so. Otherwise to the registration's page."""
+    if job.status == RegistrationJob.Status.SUCCEEDED and job.model is not None:
+        model = job.model
+        messages.success(request, f"{model.name} registered ({model.get_kind_display()}, {model.get_source_display()}).")
+        return redirect("training:model", pk=model.pk)
+    if queued:
+        messages.success(request, f"Registration of {job.name} queued: a jobs worker converts and copies it; this page follows it.")
+    return redirect("training:registration", pk=job.pk)
+
+
+@login_required
+def registration_detail(request, pk: int):
+    """Where a registration stands (queued, converting, saving), refreshing itself; once it is
+    done, the model's page."""
+    job = registration_get_for_user(user=request.user, job_id=pk)
+    if job.status == RegistrationJob.Status.SUCCEEDED and job.model is not None:
+        return _registration_redirect(request, job)
+    return render(request, "training/registration.html", {"job": job, "state": job_state(job)})
+
 
 
 @login_required
@@ -90,4 +127,5 @@ urlpatterns = [
     path("models/", model_list, name="models"),
     path("models/add/", model_add, name="model-add"),
     path("models/<id:pk>/", model_detail, name="model"),
+    path("models/registrations/<id:pk>/", registration_detail, name="registration"),
 ]

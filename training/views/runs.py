@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from annotation.models import Role
 from annotation.selectors import project_get_for_user
 from annotation.exports.split import split_size_warnings
+from training.runs.jobstate import job_state
 from training.runs.lifecycle import FINISHED
 from training.runs.models import TrainingRun
 from training.recipes import catalog
@@ -67,6 +68,7 @@ def run_new(request, slug: str):
                 created_by=request.user,
                 num_processes=form.cleaned_data["num_processes"] or 1,
                 distributed=form.cleaned_data["distributed"] or TrainingRun.Distributed.DDP,
+                evaluate_after=form.cleaned_data["evaluate_after"],
             )
         except ConfigError as exc:
             error = str(exc)
@@ -106,6 +108,8 @@ def run_detail(request, pk: int):
         "can_cancel": can_manage_run(user=request.user, run=run) and run.status not in FINISHED,
         "finished": run.status in FINISHED,
         "percent": _percent(run),
+        "state": job_state(run),
+        "evaluation": _evaluation_note(run),
         "test_rows": display_rows(result.get("test") or {}),
         "train_rows": display_rows({k: v for k, v in result.items() if k != "test"}),
         "histogram": margin_histogram(result.get("test") or result),
@@ -163,6 +167,9 @@ def run_state(run: TrainingRun, *, since: int = 0) -> dict:
         "step": run.step,
         "total_steps": run.total_steps,
         "percent": _percent(run),
+        # "queued, 2nd in line on the gpu queue" / "evaluating · 4 / 4 steps (100%)": what the page shows
+        # in place of a bare step counter (training/runs/jobstate.py).
+        "state": job_state(run).as_dict(),
         "worker": run.worker,
         "device": run.device,
         "attempts": run.attempts,
@@ -172,6 +179,16 @@ def run_state(run: TrainingRun, *, since: int = 0) -> dict:
         "log_tail": run.log_tail,
         "error": run.error,
     }
+
+
+def _evaluation_note(run: TrainingRun) -> dict | None:
+    """The evaluation a policy run queues at its end (training/runs/runner.py): whether it will,
+    and once it did, where that job stands. None for runs whose output is not a policy."""
+    recipe = _recipe(run.method)
+    if recipe is None or recipe.produces != "policy" or recipe.needs_reward_model:
+        return None
+    job = run.jobs.filter(kind="evaluation").order_by("-created_at").first()
+    return {"wanted": run.evaluate_after, "job": job, "state": job_state(job) if job else None}
 
 
 def margin_histogram(result: dict, bins: int = 20) -> dict | None:
