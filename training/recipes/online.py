@@ -16,10 +16,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import typing
 from dataclasses import dataclass
 from typing import Any
 
-from training.recipes.base import MAX_TEMPERATURE, MAX_TOKENS, TrainConfig, _f, _reworded
+from training.recipes.base import MAX_TEMPERATURE, MAX_TOKENS, ConfigError, TrainConfig, _f, _reworded
 from training.recipes.catalog import Metric, Recipe, TrainContext, register_policy
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,15 @@ class RLConfig(TrainConfig):
     sample_prompts: int = _f(4, "Held-out samples (policy beside reference) kept in the result.", minimum=0, maximum=1000)
     logging_steps: int = _reworded(TrainConfig, "logging_steps", "Steps between metric points and log lines.", default=1)
     save_steps: int = _reworded(TrainConfig, "save_steps", "Steps between checkpoints; a run resumes from the last one.", default=20)
+
+    # Read by the offline recipes' Trainer set-up (common.training_args_kwargs), never by ours (PPO)
+    # nor by train_online's TRL arguments (trl_args): refused, so a run never claims them.
+    UNUSED: typing.ClassVar[dict[str, str]] = {
+        "torch_compile": "the online trainers never compile the model",
+        "use_liger_kernel": "the online trainers never load Liger's kernels",
+        "padding_free": "rollouts and their log-probs are computed on padded batches",
+        "group_by_length": "prompts are drawn in random order, never grouped by length",
+    }
 
 
 def register_online(*, metrics: tuple[Metric, ...] = METRICS, **fields) -> Recipe:
@@ -175,7 +185,13 @@ class OnlineConfig(RLConfig):
     mask_truncated_completions: bool = _f(False, "Leave responses that hit max_completion_length out of the loss (they never ended).")
     reward_weights: str | None = _f(None, "Weights of the reward models, comma-separated in their order (empty: 1 each).")
     use_vllm: bool = _f(False, "Generate with vLLM (GPU only, the vllm package; colocate mode shares the training GPU). Off: transformers generation.")
-    vllm_gpu_memory_utilization: float = _f(0.3, "Share of GPU memory vLLM may take in colocate mode.", minimum=0, maximum=1)
+    vllm_gpu_memory_utilization: float = _f(0.3, "Share of GPU memory vLLM may take in colocate mode (with use_vllm).", minimum=0, maximum=1)
+
+    @classmethod
+    def check(cls, values: dict) -> None:
+        default = next(f.default for f in dataclasses.fields(OnlineConfig) if f.name == "vllm_gpu_memory_utilization")
+        if not values["use_vllm"] and values["vllm_gpu_memory_utilization"] != default:
+            raise ConfigError("vllm_gpu_memory_utilization: read only when use_vllm is on; turn use_vllm on or leave it at its default")
 
 
 def method_args(cfg: OnlineConfig) -> dict:

@@ -9,7 +9,7 @@ import dataclasses
 import typing
 from dataclasses import dataclass
 
-from training.recipes.base import MAX_BATCH, MAX_COUNT, MAX_TEMPERATURE, MAX_TOKENS, _f, _reworded
+from training.recipes.base import MAX_BATCH, MAX_COUNT, MAX_TEMPERATURE, MAX_TOKENS, ConfigError, _f, _reworded
 from training.recipes.online import (
     RLConfig, evaluated, no_dropout, policy_load, register_online, reward_model_load, reward_model_specs, start,
 )
@@ -23,8 +23,10 @@ class PPOConfig(RLConfig):
 
     per_device_train_batch_size: int = _reworded(RLConfig, "per_device_train_batch_size", "Prompts per rollout (one response each) on one device.",
                                                  default=16)
-    gradient_accumulation_steps: int = _reworded(RLConfig, "gradient_accumulation_steps",
-                                                 "Micro-batches per minibatch (lowers memory; the update stays the same).")
+    gradient_accumulation_steps: int = _reworded(
+        RLConfig, "gradient_accumulation_steps",
+        "Micro-batches per minibatch (lowers memory). Not quite the same update: each micro-batch's loss is a mean over its own "
+        "response tokens, weighted by its count of responses, so responses in a short micro-batch weigh more per token.")
     per_device_eval_batch_size: int = _reworded(RLConfig, "per_device_eval_batch_size", "Prompts per batch when evaluating on the held-out prompts.")
     num_train_epochs: float = _reworded(RLConfig, "num_train_epochs", "Passes over the prompt set (each prompt is answered once per pass).")
     max_steps: int = _reworded(RLConfig, "max_steps", "Stop after this many updates (overrides epochs when > 0).")
@@ -47,10 +49,25 @@ class PPOConfig(RLConfig):
     reward_norm_samples: int = _f(64, "Reference responses sampled at the start to normalise the reward.", minimum=2, maximum=100_000)
     whiten_rewards: bool = _f(False, "Whiten the per-token rewards of each batch (keeps their mean).")
     missing_eos_penalty: float = _f(1.0, "Subtracted from the (normalised) score of a response that never ended.", minimum=0, maximum=1000)
-    critic_init: str = _f("reward_model", "The critic's starting weights: the reward model (InstructGPT; needs the policy's tokenizer) or the policy's backbone with a zero head.",
-                          choices=("reward_model", "policy"))
+    # Default policy: it works with any reward model. reward_model (InstructGPT) needs a reward model
+    # with the policy's tokenizer, which the demo's only browser-trainable one (MiniLM) lacks (issue 21).
+    critic_init: str = _f("policy", "The critic's starting weights: the policy's backbone with a zero head (works with any reward model), "
+                          "or the reward model (InstructGPT; needs a reward model with the policy's tokenizer).",
+                          choices=("policy", "reward_model"))
+    lora_dropout: float = _reworded(RLConfig, "lora_dropout", "Dropout on the LoRA path: PPO needs 0, as it turns every dropout off.")
 
     LR_DEFAULTS: typing.ClassVar[tuple[float, float]] = (3e-5, 1e-6)
+
+    @classmethod
+    def check(cls, values: dict) -> None:
+        if values["lora_dropout"]:
+            # Refused rather than honoured: dropout would make the log-probs of the rollout and of the
+            # update differ for the same weights, and the ratio and KL would be noise (no_dropout).
+            raise ConfigError("lora_dropout: PPO turns every dropout off (the rollout and the update must give the same "
+                              "log-probs), so it must be 0")
+        if values["per_device_train_batch_size"] % values["num_mini_batches"]:
+            raise ConfigError(f"num_mini_batches: {values['num_mini_batches']} does not divide per_device_train_batch_size "
+                              f"({values['per_device_train_batch_size']}); choose a divisor")
 
 
 METRICS = (
