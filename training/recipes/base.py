@@ -200,13 +200,12 @@ def config_validate(method: str, data: dict | None) -> dict:
 
 
 def config_schema(method: str) -> list[dict]:
-    """Fields for a form: name, type, default, help, choices, bounds (inclusive), whether None means auto."""
+    """Fields for a form: name, type, default, help, choices, bounds (inclusive), whether None means auto,
+    and `unused`: why the method ignores the field (None when it reads it)."""
     rows = []
     cls = config_class(method)
     unused = cls.unused()
     for f, tp in _fields(cls):
-        if f.name in unused:
-            continue  # the method never reads it (TrainConfig.UNUSED): no field to fill in
         base, optional = _base_type(tp)
         rows.append(
             {
@@ -219,8 +218,13 @@ def config_schema(method: str) -> list[dict]:
                 "choices": list(f.metadata["choices"]) if f.metadata.get("choices") else None,
                 "minimum": f.metadata.get("minimum"),
                 "maximum": f.metadata.get("maximum"),
+                # The method never reads it (TrainConfig.UNUSED): stored as off, any other value refused;
+                # the start form leaves it out.
+                "unused": unused.get(f.name),
             }
         )
+        if f.name in unused:
+            rows[-1].update(default=False, help=f"Not used by {method}: {unused[f.name]}. Only off is accepted.")
     return rows
 
 

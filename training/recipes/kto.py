@@ -3,6 +3,7 @@ ratings at or over the project's threshold are desirable, the rest undesirable; 
 bad" gives two undesirable rows). With LoRA the adapter switched off is the reference."""
 from __future__ import annotations
 
+import math
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,13 +93,19 @@ def class_weights(labels, desirable_weight: float | None, undesirable_weight: fl
         if d > u * RATIO_HIGH:
             return 1.0, round(d / (u * RATIO_HIGH), 4)  # up-weight the rarer undesirable rows to the 4/3 edge
         return 1.0, 1.0
+    # Four decimals for the log line, rounded towards the inside of the range so the ratio stays in it.
+    inward = lambda x, up: math.ceil(x * 1e4) / 1e4 if up else math.floor(x * 1e4) / 1e4  # noqa: E731
     if desirable_weight is not None:
         ratio = desirable_weight * d / u  # with undesirable_weight 1
         target = min(max(ratio, RATIO_LOW), RATIO_HIGH)
-        return desirable_weight, round(desirable_weight * d / (u * target), 4)
+        if target == ratio:
+            return desirable_weight, 1.0
+        return desirable_weight, inward(desirable_weight * d / (u * target), up=target == RATIO_HIGH)
     ratio = d / (undesirable_weight * u)  # with desirable_weight 1
     target = min(max(ratio, RATIO_LOW), RATIO_HIGH)
-    return round(target * undesirable_weight * u / d, 4), undesirable_weight
+    if target == ratio:
+        return 1.0, undesirable_weight
+    return inward(target * undesirable_weight * u / d, up=target == RATIO_LOW), undesirable_weight
 
 
 def prepare(*, train_ds, test_ds, cfg: KTOConfig, ctx):

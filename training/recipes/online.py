@@ -22,6 +22,7 @@ from typing import Any
 
 from training.recipes.base import MAX_TEMPERATURE, MAX_TOKENS, ConfigError, TrainConfig, _f, _reworded
 from training.recipes.catalog import Metric, Recipe, TrainContext, register_policy
+from training.recipes.common import effective_settings, lora_effective
 
 log = logging.getLogger(__name__)
 
@@ -319,6 +320,11 @@ def train_online(ctx: TrainContext, recipe: Recipe, *, trainer_cls, args_cls) ->
         processing_class=tokenizer, peft_config=peft_config,
         callbacks=[_callback(ctx.progress, report=not ctx.callbacks), *ctx.callbacks],
     )
+    effective = effective_settings({
+        **{k: bool(getattr(args, k, False)) for k in ("bf16", "gradient_checkpointing", "use_liger_kernel", "torch_compile", "padding_free")},
+        "group_by_length": False, "learning_rate": args.learning_rate, "use_vllm": bool(args.use_vllm), **lora_effective(trainer.model),
+    })
+    ctx.progress.say("trainer uses " + ", ".join(f"{k} {v}" for k, v in effective.items()))
     resume = get_last_checkpoint(str(ctx.checkpoint_dir)) if ctx.checkpoint_dir.is_dir() else None
     if resume:
         ctx.progress.say(f"resuming from {resume}")
@@ -337,7 +343,7 @@ def train_online(ctx: TrainContext, recipe: Recipe, *, trainer_cls, args_cls) ->
     run.processes.barrier()
     return {"global_step": trainer.state.global_step, "train_loss": output.training_loss,
             "resumed_from_step": int(str(resume).rsplit("-", 1)[-1]) if resume else None,
-            "test": test, "samples": samples, "resolved_config": dataclasses.asdict(cfg)}
+            "test": test, "samples": samples, "resolved_config": dataclasses.asdict(cfg), "effective": effective}
 
 
 def evaluated(progress, evaluation) -> tuple[dict, list]:

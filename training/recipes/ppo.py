@@ -14,6 +14,7 @@ from training.recipes.online import (
     RLConfig, evaluated, no_dropout, policy_load, register_online, reward_model_load, reward_model_specs, start,
 )
 from training.recipes.catalog import Metric, TrainContext
+from training.recipes.common import effective_settings, lora_effective
 
 
 @dataclass
@@ -142,6 +143,14 @@ def train(ctx: TrainContext) -> dict:
                      f"critic from the {cfg.critic_init.replace('_', ' ')}, lr {cfg.learning_rate:g}, bf16 {cfg.bf16}")
     ctx.progress.check()
     trainer = PPOTrainer(cfg=cfg, prompts=run.prompts, progress=ctx.progress, checkpoint_dir=ctx.checkpoint_dir, device=run.device, **pieces)
+    # Our trainer reads none of the Trainer-only flags (RLConfig.UNUSED) and turns every dropout off (no_dropout).
+    effective = effective_settings({
+        "bf16": bool(cfg.bf16 and run.device.type == "cuda"), "gradient_checkpointing": bool(cfg.gradient_checkpointing),
+        "use_liger_kernel": False, "torch_compile": False, "padding_free": False, "group_by_length": False,
+        "learning_rate": cfg.learning_rate, **lora_effective(pieces["policy"]), **({"lora_dropout": 0.0} if ctx.use_lora else {}),
+        "critic_init": cfg.critic_init,
+    })
+    ctx.progress.say("trainer uses " + ", ".join(f"{k} {v}" for k, v in effective.items()))
     result = trainer.train()
     trainer.save_checkpoint()  # a worker lost while evaluating or saving resumes here, not from an older update
     trainer.check()
@@ -160,5 +169,6 @@ def train(ctx: TrainContext) -> dict:
     trainer.check()
     run.processes.barrier()
     history = result.pop("history")
-    result.update(test=test, samples=samples, final=history[-1] if history else None, resolved_config=dataclasses.asdict(cfg))
+    result.update(test=test, samples=samples, final=history[-1] if history else None, resolved_config=dataclasses.asdict(cfg),
+                  effective=effective)
     return result
