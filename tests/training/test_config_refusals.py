@@ -244,6 +244,37 @@ def test_it_records_what_trl_made_of_the_settings(tmp_path):
     assert used["padding_free"] is False and used["group_by_length"] is False and used["lora_r"] == 4
 
 
+@pytest.mark.slow
+@pytest.mark.dbless
+def test_a_run_stores_what_its_trainer_used_in_its_result(tmp_path):
+    """One step of DPO (through the shared run skeleton) and of PPO (ours): result["effective"] is
+    what the run page shows."""
+    from tests.training import tiny_rl
+    from tests.training.conftest import build_tiny_model, preference_rows, write_snapshot_folder
+    from training.recipes import dpo, ppo
+    from training.recipes.catalog import TrainContext
+
+    base = build_tiny_model(tmp_path / "base")
+    folder = write_snapshot_folder(tmp_path / "snap", preference_rows(8, seed=3), preference_rows(4, seed=4))
+    config = config_validate("dpo", {"max_steps": 1, "per_device_train_batch_size": 4, "max_length": 64, "sample_prompts": 0,
+                                     "save_steps": 100, "lora_r": 4})
+    ctx = TrainContext(run_id=1, method="dpo", config=config, use_lora=True, snapshot_dir=folder, base_model_path=base,
+                       base_model_name="tiny", out_dir=tmp_path / "out", checkpoint_dir=tmp_path / "ck", work_dir=tmp_path / "work",
+                       progress=tiny_rl.FakeProgress())
+    used = dpo.train(ctx)["effective"]
+    assert used["padding_free"] is False and used["bf16"] is False and used["lora_r"] == 4 and used["group_by_length"] is True
+
+    tok = tiny_rl.tokenizer()
+    setup = dict(policy=tiny_rl.save_policy(tmp_path / "policy", tok), reward=tiny_rl.save_reward_model(tmp_path / "rm", tok),
+                 snapshot=tiny_rl.write_prompt_snapshot(tmp_path / "prompts", tiny_rl.PROMPTS, tiny_rl.HELD_OUT))
+    config = config_validate("ppo", {"max_steps": 1, "per_device_train_batch_size": 8, "max_new_tokens": 4, "normalize_reward": False,
+                                     "eval_prompts": 0, "sample_prompts": 0, "lora_r": 8})
+    ctx = tiny_rl.context(tmp_path / "ppo", method="ppo", config=config, use_lora=True, progress=tiny_rl.FakeProgress(), **setup)
+    used = ppo.train(ctx)["effective"]
+    assert used["critic_init"] == "policy" and used["lora_r"] == 8 and used["lora_dropout"] == 0.0
+    assert not any(used[k] for k in ("torch_compile", "use_liger_kernel", "padding_free", "group_by_length", "bf16"))
+
+
 @pytest.mark.django_db
 def test_the_run_page_shows_the_settings_the_trainer_used(client_for, project, snapshot, base_model, owner, researcher, member):
     effective = {"bf16": True, "gradient_checkpointing": False, "use_liger_kernel": False, "padding_free": True, "lora_r": 16,
