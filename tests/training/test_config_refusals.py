@@ -69,10 +69,15 @@ def test_it_stores_the_flags_an_online_trainer_never_reads_as_off_and_leaves_the
 
 
 @pytest.mark.dbless
-def test_it_resolves_dpo_padding_free_before_the_run_to_what_trl_uses():
-    # On a GPU with flash attention, auto used to say True while TRL 1.16 padded anyway.
-    cfg = config_resolve("dpo", {}, use_lora=True, device_type="cuda", bf16_supported=True, n_params=10**8)
-    assert cfg.padding_free is False
+def test_it_resolves_dpo_padding_free_before_the_run_to_what_trl_uses(monkeypatch):
+    from training.recipes import base
+
+    # A GPU worker with flash attention installed (this machine has neither): there auto used to say
+    # True for DPO while TRL 1.16 padded anyway. SFT, whose trainer takes it, shows the probe is on.
+    monkeypatch.setattr(base, "flash_attention_available", lambda: True)
+    resolve = lambda method: config_resolve(method, {}, use_lora=True, device_type="cuda", bf16_supported=True, n_params=10**8)  # noqa: E731
+    assert resolve("sft").padding_free is True
+    assert resolve("dpo").padding_free is False
 
 
 @pytest.mark.dbless
