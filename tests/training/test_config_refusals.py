@@ -31,6 +31,11 @@ REFUSED = [
     ("grpo", {"vllm_gpu_memory_utilization": 0.5}, "vllm_gpu_memory_utilization: read only when use_vllm is on"),
     ("rloo", {"vllm_gpu_memory_utilization": 0.9}, "vllm_gpu_memory_utilization: read only when use_vllm is on"),
     ("sft", {"packing": True, "padding_free": False}, "padding_free: packing always runs padding-free"),
+    ("grpo", {"epsilon": 0.1}, "epsilon: with num_iterations 1 the importance ratio stays 1"),
+    ("rloo", {"epsilon": 0.3, "num_iterations": 1}, "epsilon: with num_iterations 1"),
+    ("ppo", {"kl_target": 3.0}, "kl_target: read only when adaptive_kl is on"),
+    ("ppo", {"kl_horizon": 500}, "kl_horizon: read only when adaptive_kl is on"),
+    ("ppo", {"normalize_reward": False, "reward_norm_samples": 128}, "reward_norm_samples: read only when normalize_reward is on"),
 ]
 
 
@@ -49,6 +54,9 @@ def test_it_refuses_a_setting_the_trainer_would_ignore_naming_it(method, config,
     ("dpo", {"loss_type": "sigmoid", "label_smoothing": 0}),
     ("ppo", {"torch_compile": False, "group_by_length": "false", "padding_free": "auto", "lora_dropout": 0}),
     ("grpo", {"use_vllm": True, "vllm_gpu_memory_utilization": 0.5}),
+    ("grpo", {"num_iterations": 2, "epsilon": 0.1}),
+    ("ppo", {"adaptive_kl": True, "kl_target": 3.0, "kl_horizon": 500}),
+    ("ppo", {"reward_norm_samples": 128}),
     ("sft", {"packing": True}),
 ])
 def test_it_accepts_the_same_settings_where_the_trainer_reads_them(method, config):
