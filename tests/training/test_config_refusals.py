@@ -256,6 +256,17 @@ def test_it_records_what_trl_made_of_the_settings(tmp_path):
     used = trainer_effective(trainer)
     assert used["padding_free"] is False and used["group_by_length"] is False and used["lora_r"] == 4
 
+    # use_margin on a snapshot without margins (a binary project's): the reward trainer has none to use.
+    from training.recipes import reward
+
+    cfg = config_resolve("reward", {"max_length": 64, "use_margin": True}, use_lora=False, device_type="cpu", bf16_supported=False, n_params=0)
+    for rows, expected in ((preference_rows(4, seed=5), False), (preference_rows(4, seed=5, margin=True), True)):
+        folder = write_snapshot_folder(tmp_path / f"rm-{expected}", rows, [])
+        trainer = reward.trainer_build(cfg=cfg, model=reward.model_load(path=base), tokenizer=tokenizer, use_lora=False, device_type="cpu",
+                                       train_ds=load_split(folder, "preference", "train", tmp_path / f"c-{expected}"),
+                                       output_dir=tmp_path / f"o-{expected}")
+        assert trainer_effective(trainer)["use_margin"] is expected
+
 
 @pytest.mark.slow
 @pytest.mark.dbless
