@@ -197,6 +197,11 @@ def test_it_refuses_a_base_model_the_method_cannot_train_naming_what_it_takes(cl
     assert "a ppo run cannot start from an encoder (minilm); choose a causal language model or trained policy" in page.content.decode()
     response = _api(api_for(owner), project, snapshot, models["encoder"], "grpo", reward_model=models["rm_same"])
     assert response.status_code == 400 and "choose a causal language model" in response.json()["base_model"][0]
+    # An encoder is a fine base for a reward model, but Liger has nothing for it.
+    response = _api(api_for(owner), project, snapshot, models["encoder"], "reward", use_liger_kernel=True)
+    assert response.status_code == 400 and "Liger has no kernels for an encoder" in response.json()["use_liger_kernel"][0]
+    assert _api(api_for(owner), project, snapshot, models["encoder"], "reward").status_code == 201
+    TrainingRun.objects.all().delete()
     assert not TrainingRun.objects.exists()
 
 
