@@ -109,6 +109,28 @@ def test_it_computes_an_auto_kto_weight_from_the_one_that_is_set():
     assert class_weights(labels, 2.0, 1.0) == (2.0, 1.0)
 
 
+@pytest.mark.dbless
+def test_a_kto_run_warns_when_both_weights_set_leave_trls_range():
+    from types import SimpleNamespace
+
+    from datasets import Dataset
+
+    from tests.training.tiny_rl import FakeProgress
+    from training.recipes import kto
+
+    rows = Dataset.from_list([{"prompt": "p", "completion": "c", "label": i < 25} for i in range(100)])
+    ctx = SimpleNamespace(progress=FakeProgress())
+    cfg = config_resolve("kto", {"desirable_weight": 2.0, "undesirable_weight": 1.0}, use_lora=True, device_type="cpu",
+                         bf16_supported=False, n_params=0)
+    _, _, notes = kto.prepare(train_ds=rows, test_ds=None, cfg=cfg, ctx=ctx)
+    assert notes["weight_ratio"] == pytest.approx(2 * 25 / 75, abs=1e-3) and "outside the [1, 4/3] range" in notes["weight_warning"]
+    assert any(line.startswith("warning: ") for line in ctx.progress.lines)
+    # One weight set: the other is computed, in range, and nothing to warn about.
+    cfg = config_resolve("kto", {"desirable_weight": 2.0}, use_lora=True, device_type="cpu", bf16_supported=False, n_params=0)
+    _, _, notes = kto.prepare(train_ds=rows, test_ds=None, cfg=cfg, ctx=SimpleNamespace(progress=FakeProgress()))
+    assert "weight_warning" not in notes and 1 <= notes["weight_ratio"] <= 4 / 3 and cfg.desirable_weight == 2.0
+
+
 # --- through the form and the API ---------------------------------------------------------------
 
 def _tokenizer_folder(folder: Path, words: list[str]) -> Path:
