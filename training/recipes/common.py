@@ -189,6 +189,9 @@ def trainer_effective(trainer) -> dict:
         **lora_effective(trainer.model),
         # KTO: the weights after the auto ones were filled (kto.class_weights).
         **{k: getattr(args, k) for k in ("desirable_weight", "undesirable_weight") if hasattr(args, k)},
+        # Reward: RewardTrainer uses a margin column whenever the split has one (reward.prepare_columns),
+        # so use_margin asked of a snapshot without margins (binary projects) trains without them.
+        **({"use_margin": "margin" in trainer.train_dataset.column_names} if hasattr(args, "center_rewards_coefficient") else {}),
     })
 
 

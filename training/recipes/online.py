@@ -190,9 +190,14 @@ class OnlineConfig(RLConfig):
 
     @classmethod
     def check(cls, values: dict) -> None:
-        default = next(f.default for f in dataclasses.fields(OnlineConfig) if f.name == "vllm_gpu_memory_utilization")
-        if not values["use_vllm"] and values["vllm_gpu_memory_utilization"] != default:
+        defaults = {f.name: f.default for f in dataclasses.fields(OnlineConfig)}
+        if not values["use_vllm"] and values["vllm_gpu_memory_utilization"] != defaults["vllm_gpu_memory_utilization"]:
             raise ConfigError("vllm_gpu_memory_utilization: read only when use_vllm is on; turn use_vllm on or leave it at its default")
+        if values["num_iterations"] == 1 and values["epsilon"] != defaults["epsilon"]:
+            # One update per batch of generations: the old log-probs are the current ones, the ratio is 1
+            # and the clip never acts (TRL recomputes or detaches them; we set no steps_per_generation).
+            raise ConfigError(f"epsilon: with num_iterations 1 the importance ratio stays 1 and nothing is clipped; "
+                              f"raise num_iterations or leave epsilon at {defaults['epsilon']}")
 
 
 def method_args(cfg: OnlineConfig) -> dict:

@@ -66,6 +66,10 @@ class PPOConfig(RLConfig):
             # update differ for the same weights, and the ratio and KL would be noise (no_dropout).
             raise ConfigError("lora_dropout: PPO turns every dropout off (the rollout and the update must give the same "
                               "log-probs), so it must be 0")
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+        for name, switch in (("kl_target", "adaptive_kl"), ("kl_horizon", "adaptive_kl"), ("reward_norm_samples", "normalize_reward")):
+            if not values[switch] and values[name] != defaults[name]:
+                raise ConfigError(f"{name}: read only when {switch} is on; turn {switch} on or leave {name} at {defaults[name]}")
         if values["per_device_train_batch_size"] % values["num_mini_batches"]:
             raise ConfigError(f"num_mini_batches: {values['num_mini_batches']} does not divide per_device_train_batch_size "
                               f"({values['per_device_train_batch_size']}); choose a divisor")

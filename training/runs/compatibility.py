@@ -112,6 +112,11 @@ def run_check_compatible(*, method: str, values: dict, base_model: ModelArtifact
                 f"({difference}), so a critic started from it cannot value the policy's tokens; set critic_init to policy, "
                 f"or choose a reward model trained from {base_model.name}"
             )
+    if values.get("use_liger_kernel") is True and base_model.kind == ModelArtifact.Kind.ENCODER:
+        # Liger patches decoder LMs (Llama, Qwen2, Mistral, Gemma, ...); for a BERT-style encoder it
+        # logs that it has no kernels and the run goes on without them.
+        raise ConfigError(f"use_liger_kernel: Liger has no kernels for an encoder such as {base_model.name}; "
+                          f"leave it on auto or turn it off")
     generations = values.get("num_generations")
     if isinstance(generations, int) and generations > 0 and "per_device_train_batch_size" in values:
         # TRL checks this when it builds its config, on the worker: each generation batch must hold whole groups.
