@@ -325,6 +325,16 @@ def test_a_run_stores_what_its_trainer_used_in_its_result(tmp_path):
     assert used["critic_init"] == "policy" and used["lora_r"] == 8 and used["lora_dropout"] == 0.0
     assert not any(used[k] for k in ("torch_compile", "use_liger_kernel", "padding_free", "group_by_length", "bf16"))
 
+    from training.recipes import grpo
+
+    config = config_validate("grpo", {"max_steps": 1, "per_device_train_batch_size": 8, "num_generations": 4, "max_completion_length": 4,
+                                      "eval_prompts": 0, "sample_prompts": 0, "lora_r": 4, "lora_dropout": 0.1})
+    ctx = tiny_rl.context(tmp_path / "grpo", method="grpo", config=config, use_lora=True, progress=tiny_rl.FakeProgress(), **setup)
+    used = grpo.train(ctx)["effective"]
+    # GRPO honours LoRA dropout (TRL keeps dropout unless told otherwise); vLLM is off on a CPU.
+    assert used["lora_r"] == 4 and used["lora_dropout"] == 0.1 and used["use_vllm"] is False
+    assert not any(used[k] for k in ("torch_compile", "use_liger_kernel", "padding_free", "group_by_length", "bf16"))
+
 
 @pytest.mark.django_db
 def test_the_run_page_shows_the_settings_the_trainer_used(client_for, project, snapshot, base_model, owner, researcher, member):
