@@ -74,7 +74,7 @@ def test_it_accepts_values_at_the_bounds(api_for, project, snapshot, base_model,
     assert TrainingRun.objects.get().config["seed"] == MAX_SEED
     values = config_validate("ppo", {"temperature": 5, "max_new_tokens": MAX_TOKENS, "gamma": 1, "lam": 0})
     assert values["temperature"] == 5.0 and values["max_new_tokens"] == MAX_TOKENS
-    values = config_validate("grpo", {"top_p": 1, "vllm_gpu_memory_utilization": 1, "num_generations": 1024})
+    values = config_validate("grpo", {"top_p": 1, "use_vllm": True, "vllm_gpu_memory_utilization": 1, "num_generations": 1024})
     assert values["top_p"] == 1.0 and values["num_generations"] == 1024
 
 

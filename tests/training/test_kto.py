@@ -22,7 +22,9 @@ def test_it_weighs_the_classes_from_their_balance():
     assert class_weights([True] * 60 + [False] * 50, None, None) == (1.0, 1.0)
     dw, uw = class_weights([True] * 90 + [False] * 10, None, None)
     assert dw == 1.0 and 90 * dw / (10 * uw) == pytest.approx(4 / 3, rel=1e-3)
-    assert class_weights([True] * 25 + [False] * 75, 2.0, None) == (2.0, 1.0)  # a set weight is kept
+    # A set weight is kept and the auto one follows it into the range (it used to stay at 1: ratio 0.67).
+    dw, uw = class_weights([True] * 25 + [False] * 75, 2.0, None)
+    assert dw == 2.0 and 1 <= 25 * dw / (75 * uw) <= 4 / 3
     assert class_weights([True] * 10, None, None) == (1.0, 1.0)
 
 

@@ -78,6 +78,18 @@ class TrainConfig:
     LR_DEFAULTS: typing.ClassVar[tuple[float, float]] = (1e-4, 1e-5)
     # Whether TRL supports padding_free for this method's trainer.
     PADDING_FREE_SUPPORTED: typing.ClassVar[bool] = False
+    # Settings of the shared dataclass that this method's trainer never reads: name -> why. They are
+    # left out of the form and the schema, and a value other than off is refused, so that nobody
+    # believes a setting took effect when it did not (issue 19: PPO "accepted" torch_compile).
+    UNUSED: typing.ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def unused(cls) -> dict[str, str]:
+        """UNUSED, plus padding_free where the method's trainer cannot take it."""
+        out = dict(cls.UNUSED)
+        if not cls.PADDING_FREE_SUPPORTED:
+            out.setdefault("padding_free", "this method's trainer has no padding-free batches; leave it off")
+        return out
 
     @classmethod
     def check(cls, values: dict) -> None:
@@ -165,8 +177,16 @@ def config_validate(method: str, data: dict | None) -> dict:
     if unknown:
         raise ConfigError(f"{_shown(unknown[0])[1:-1]}: unknown setting for {method} (known: {', '.join(sorted(known))})")
     out = {}
+    unused = cls.unused()
     for f, tp in _fields(cls):
         value = _coerce(f.name, data[f.name], tp) if f.name in data else f.default
+        if f.name in unused:
+            # Off is the only truthful value: the trainer runs without it whatever the row says
+            # (the shared default, e.g. group_by_length on, does not apply to this method).
+            if f.name in data and value:
+                raise ConfigError(f"{f.name}: {method} does not use it ({unused[f.name]})")
+            out[f.name] = False
+            continue
         choices, minimum, maximum = f.metadata.get("choices"), f.metadata.get("minimum"), f.metadata.get("maximum")
         if value is not None and choices and value not in choices:
             raise ConfigError(f"{f.name}: {_shown(value)} is not one of {', '.join(map(str, choices))}")
@@ -180,9 +200,12 @@ def config_validate(method: str, data: dict | None) -> dict:
 
 
 def config_schema(method: str) -> list[dict]:
-    """Fields for a form: name, type, default, help, choices, bounds (inclusive), whether None means auto."""
+    """Fields for a form: name, type, default, help, choices, bounds (inclusive), whether None means auto,
+    and `unused`: why the method ignores the field (None when it reads it)."""
     rows = []
-    for f, tp in _fields(config_class(method)):
+    cls = config_class(method)
+    unused = cls.unused()
+    for f, tp in _fields(cls):
         base, optional = _base_type(tp)
         rows.append(
             {
@@ -195,8 +218,13 @@ def config_schema(method: str) -> list[dict]:
                 "choices": list(f.metadata["choices"]) if f.metadata.get("choices") else None,
                 "minimum": f.metadata.get("minimum"),
                 "maximum": f.metadata.get("maximum"),
+                # The method never reads it (TrainConfig.UNUSED): stored as off, any other value refused;
+                # the start form leaves it out.
+                "unused": unused.get(f.name),
             }
         )
+        if f.name in unused:
+            rows[-1].update(default=False, help=f"Not used by {method}: {unused[f.name]}. Only off is accepted.")
     return rows
 
 

@@ -150,6 +150,51 @@ def trainer_make(
     return trainer
 
 
+# The run page lists these first, in this order; a recipe's own effective values follow.
+EFFECTIVE_ORDER = ("bf16", "gradient_checkpointing", "use_liger_kernel", "torch_compile", "padding_free", "group_by_length",
+                   "learning_rate", "lora_r", "lora_alpha", "lora_dropout")
+
+
+def effective_settings(values: dict) -> dict:
+    """The settings a trainer ran with, read back once it is built (not the run's config, which
+    says what was asked: TRL may turn a flag off, the device may rule one out). Stored as
+    result["effective"] and shown on the run page; JSON scalars only, in a fixed order."""
+    keep = {k: v for k, v in values.items() if v is None or isinstance(v, (bool, int, float, str))}
+    return {k: keep[k] for k in (*[k for k in EFFECTIVE_ORDER if k in keep], *sorted(set(keep) - set(EFFECTIVE_ORDER)))}
+
+
+def lora_effective(model) -> dict:
+    """r, alpha and dropout of a peft model's adapter as peft holds them; {} without one."""
+    configs = getattr(model, "peft_config", None)
+    if not isinstance(configs, dict) or not configs:
+        return {}
+    lora = next(iter(configs.values()))
+    return {"lora_r": lora.r, "lora_alpha": lora.lora_alpha, "lora_dropout": float(lora.lora_dropout)}
+
+
+def trainer_effective(trainer) -> dict:
+    """What a built Hugging Face trainer will really do (training.runs.results.effective_settings):
+    read from its arguments and from the trainer itself, which TRL may have changed (DPO's
+    padding_free is turned off in DPOTrainer.__init__; SFT's packing turns it on)."""
+    args = trainer.args
+    padding_free = getattr(trainer, "padding_free", getattr(args, "padding_free", False))
+    return effective_settings({
+        "bf16": bool(args.bf16),
+        "gradient_checkpointing": bool(args.gradient_checkpointing),
+        "use_liger_kernel": bool(args.use_liger_kernel),
+        "torch_compile": bool(args.torch_compile),
+        "padding_free": bool(padding_free),
+        "group_by_length": getattr(args, "train_sampling_strategy", None) == "group_by_length",
+        "learning_rate": args.learning_rate,
+        **lora_effective(trainer.model),
+        # KTO: the weights after the auto ones were filled (kto.class_weights).
+        **{k: getattr(args, k) for k in ("desirable_weight", "undesirable_weight") if hasattr(args, k)},
+        # Reward: RewardTrainer uses a margin column whenever the split has one (reward.prepare_columns),
+        # so use_margin asked of a snapshot without margins (binary projects) trains without them.
+        **({"use_margin": "margin" in trainer.train_dataset.column_names} if hasattr(args, "center_rewards_coefficient") else {}),
+    })
+
+
 def save(*, trainer, out_dir: Path) -> None:
     """Safetensors only: the full model, or the LoRA adapter (with a reward model's trained score
     head, which LoRA keeps through modules_to_save); the tokenizer beside it."""
@@ -426,6 +471,8 @@ def train_with_trainer(ctx, recipe, hooks: Hooks) -> dict:
     trainer = hooks.trainer_build(cfg=cfg, model=model, tokenizer=tokenizer, train_ds=train_ds, use_lora=ctx.use_lora,
                                   output_dir=checkpoints, device_type=device_type, callbacks=ctx.callbacks, test_ds=test_ds)
     progress.check()
+    effective = trainer_effective(trainer)
+    progress.say("trainer uses " + ", ".join(f"{k} {v}" for k, v in effective.items()))
     resume = last_checkpoint(checkpoints)
     prior = 0.0
     if resume is not None:
@@ -464,6 +511,7 @@ def train_with_trainer(ctx, recipe, hooks: Hooks) -> dict:
         "global_step": step,
         "resumed_from_step": resumed_step or None,
         "resolved_config": dataclasses.asdict(cfg),  # what the device made of the "auto" settings
+        "effective": effective,  # what the trainer made of them (the run page's "Settings the trainer used")
         **notes,
     }
     try:

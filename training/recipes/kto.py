@@ -3,6 +3,7 @@ ratings at or over the project's threshold are desirable, the rest undesirable; 
 bad" gives two undesirable rows). With LoRA the adapter switched off is the reference."""
 from __future__ import annotations
 
+import math
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,18 +28,21 @@ class KTOConfig(PolicyConfig):
     beta: float = _f(0.1, "Strength of the pull towards the reference model (higher: stays closer).", minimum=0, maximum=100)
     loss_type: str = _f("kto", "kto (the paper's loss) or apo_zero_unpaired.", choices=("kto", "apo_zero_unpaired"))
     desirable_weight: float | None = _f(
-        None, "Weight of the desirable rows' loss. Auto: from the class balance, so that desirable_weight·#desirable / "
-        "(undesirable_weight·#undesirable) is 1 when desirable rows are fewer (TRL's advice: between 1 and 4/3).", minimum=0, maximum=100, auto=True
+        None, "Weight of the desirable rows' loss. Auto: from the class balance (and from undesirable_weight when that one is set), so that "
+        "desirable_weight·#desirable / (undesirable_weight·#undesirable) lands in TRL's advised [1, 4/3].", minimum=0, maximum=100, auto=True
     )
     undesirable_weight: float | None = _f(
-        None, "Weight of the undesirable rows' loss. Auto: from the class balance (see desirable_weight).", minimum=0, maximum=100, auto=True
+        None, "Weight of the undesirable rows' loss. Auto: from the class balance and desirable_weight (see there).", minimum=0, maximum=100, auto=True
     )
     precompute_ref_log_probs: bool = _f(False, "Compute the reference log-probabilities once before training (saves a forward pass per step).")
 
     LR_DEFAULTS: typing.ClassVar[tuple[float, float]] = (5e-5, 5e-7)
     # KTO estimates its KL term from mismatched pairs of a fixed-order batch: it needs sequential
-    # batches of at least 2 rows, so length grouping is off whatever the setting says.
+    # batches of at least 2 rows, so length grouping is refused rather than silently turned off.
     SEQUENTIAL: typing.ClassVar[bool] = True
+    UNUSED: typing.ClassVar[dict[str, str]] = {
+        "group_by_length": "KTO's KL estimate needs batches in a fixed order, so they are never grouped by length",
+    }
 
 
 RECIPE = register_policy(
@@ -59,24 +63,49 @@ RECIPE = register_policy(
 )
 
 
+# TRL's KTO docs: keep desirable_weight·D / (undesirable_weight·U) between 1 and 4/3.
+RATIO_LOW, RATIO_HIGH = 1.0, 4 / 3
+
+
+def weight_ratio(labels, desirable_weight: float, undesirable_weight: float) -> float | None:
+    """desirable_weight·D / (undesirable_weight·U); None when a class is missing or a weight is 0."""
+    d = sum(1 for x in labels if x)
+    u = len(labels) - d
+    if not d or not u or not undesirable_weight:
+        return None
+    return desirable_weight * d / (undesirable_weight * u)
+
+
 def class_weights(labels, desirable_weight: float | None, undesirable_weight: float | None) -> tuple[float, float]:
-    """Fill the auto weights from the class balance (TRL's KTO docs: keep
-    desirable_weight·D / (undesirable_weight·U) between 1 and 4/3); a set weight is kept."""
+    """Fill the auto weights so that desirable_weight·D / (undesirable_weight·U) lands in TRL's
+    advised [1, 4/3]. A set weight is kept and the auto one is computed from it: leaving the auto
+    one at 1 would let the set one alone decide the ratio (25 desirable / 75 undesirable with
+    desirable_weight 2 gave 2/1, a ratio of 0.67). Both set: both kept (see weight_ratio)."""
     d = sum(1 for x in labels if x)
     u = len(labels) - d
     if desirable_weight is not None and undesirable_weight is not None:
         return desirable_weight, undesirable_weight
-    dw, uw = 1.0, 1.0
-    if d and u:
+    if not d or not u:  # one class only: its weight alone scales the loss, the ratio means nothing
+        return (desirable_weight if desirable_weight is not None else 1.0), (undesirable_weight if undesirable_weight is not None else 1.0)
+    if desirable_weight is None and undesirable_weight is None:
         if d < u:
-            dw = u / d  # up-weight the rarer desirable rows to balance
-        elif d > u * 4 / 3:
-            uw = d / (u * 4 / 3)  # up-weight the rarer undesirable rows to the 4/3 edge
+            return round(u / d, 4), 1.0  # up-weight the rarer desirable rows to balance
+        if d > u * RATIO_HIGH:
+            return 1.0, round(d / (u * RATIO_HIGH), 4)  # up-weight the rarer undesirable rows to the 4/3 edge
+        return 1.0, 1.0
+    # Four decimals for the log line, rounded towards the inside of the range so the ratio stays in it.
+    inward = lambda x, up: math.ceil(x * 1e4) / 1e4 if up else math.floor(x * 1e4) / 1e4  # noqa: E731
     if desirable_weight is not None:
-        dw = desirable_weight
-    if undesirable_weight is not None:
-        uw = undesirable_weight
-    return round(dw, 4), round(uw, 4)
+        ratio = desirable_weight * d / u  # with undesirable_weight 1
+        target = min(max(ratio, RATIO_LOW), RATIO_HIGH)
+        if target == ratio:
+            return desirable_weight, 1.0
+        return desirable_weight, inward(desirable_weight * d / (u * target), up=target == RATIO_HIGH)
+    ratio = d / (undesirable_weight * u)  # with desirable_weight 1
+    target = min(max(ratio, RATIO_LOW), RATIO_HIGH)
+    if target == ratio:
+        return 1.0, undesirable_weight
+    return inward(target * undesirable_weight * u / d, up=target == RATIO_LOW), undesirable_weight
 
 
 def prepare(*, train_ds, test_ds, cfg: KTOConfig, ctx):
@@ -86,7 +115,17 @@ def prepare(*, train_ds, test_ds, cfg: KTOConfig, ctx):
     cfg.desirable_weight, cfg.undesirable_weight = class_weights(labels, cfg.desirable_weight, cfg.undesirable_weight)
     d = sum(labels)
     ctx.progress.say(f"{d} desirable and {len(labels) - d} undesirable rows; weights {cfg.desirable_weight:g} / {cfg.undesirable_weight:g}")
-    return train_ds, test_ds, {"class_balance": {"desirable": d, "undesirable": len(labels) - d}}
+    notes = {"class_balance": {"desirable": d, "undesirable": len(labels) - d}}
+    ratio = weight_ratio(labels, cfg.desirable_weight, cfg.undesirable_weight)
+    if ratio is not None:
+        notes["weight_ratio"] = round(ratio, 4)
+        if not RATIO_LOW - 1e-3 <= ratio <= RATIO_HIGH + 1e-3:
+            # Only weights the user set both can land here; they are kept, and the run says so.
+            warning = (f"desirable_weight·{d} / (undesirable_weight·{len(labels) - d}) = {ratio:.3g}, outside the "
+                       f"[1, 4/3] range TRL advises for KTO; leave one weight on auto to have it computed")
+            ctx.progress.say(f"warning: {warning}")
+            notes["weight_warning"] = warning
+    return train_ds, test_ds, notes
 
 
 def trainer_build(*, cfg: KTOConfig, model, tokenizer, train_ds, use_lora: bool, output_dir, device_type: str, callbacks=(), test_ds=None):

@@ -16,11 +16,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import typing
 from dataclasses import dataclass
 from typing import Any
 
-from training.recipes.base import MAX_TEMPERATURE, MAX_TOKENS, TrainConfig, _f, _reworded
+from training.recipes.base import MAX_TEMPERATURE, MAX_TOKENS, ConfigError, TrainConfig, _f, _reworded
 from training.recipes.catalog import Metric, Recipe, TrainContext, register_policy
+from training.recipes.common import effective_settings, lora_effective
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,15 @@ class RLConfig(TrainConfig):
     sample_prompts: int = _f(4, "Held-out samples (policy beside reference) kept in the result.", minimum=0, maximum=1000)
     logging_steps: int = _reworded(TrainConfig, "logging_steps", "Steps between metric points and log lines.", default=1)
     save_steps: int = _reworded(TrainConfig, "save_steps", "Steps between checkpoints; a run resumes from the last one.", default=20)
+
+    # Read by the offline recipes' Trainer set-up (common.training_args_kwargs), never by ours (PPO)
+    # nor by train_online's TRL arguments (trl_args): refused, so a run never claims them.
+    UNUSED: typing.ClassVar[dict[str, str]] = {
+        "torch_compile": "the online trainers never compile the model",
+        "use_liger_kernel": "the online trainers never load Liger's kernels",
+        "padding_free": "rollouts and their log-probs are computed on padded batches",
+        "group_by_length": "prompts are drawn in random order, never grouped by length",
+    }
 
 
 def register_online(*, metrics: tuple[Metric, ...] = METRICS, **fields) -> Recipe:
@@ -175,7 +186,18 @@ class OnlineConfig(RLConfig):
     mask_truncated_completions: bool = _f(False, "Leave responses that hit max_completion_length out of the loss (they never ended).")
     reward_weights: str | None = _f(None, "Weights of the reward models, comma-separated in their order (empty: 1 each).")
     use_vllm: bool = _f(False, "Generate with vLLM (GPU only, the vllm package; colocate mode shares the training GPU). Off: transformers generation.")
-    vllm_gpu_memory_utilization: float = _f(0.3, "Share of GPU memory vLLM may take in colocate mode.", minimum=0, maximum=1)
+    vllm_gpu_memory_utilization: float = _f(0.3, "Share of GPU memory vLLM may take in colocate mode (with use_vllm).", minimum=0, maximum=1)
+
+    @classmethod
+    def check(cls, values: dict) -> None:
+        defaults = {f.name: f.default for f in dataclasses.fields(OnlineConfig)}
+        if not values["use_vllm"] and values["vllm_gpu_memory_utilization"] != defaults["vllm_gpu_memory_utilization"]:
+            raise ConfigError("vllm_gpu_memory_utilization: read only when use_vllm is on; turn use_vllm on or leave it at its default")
+        if values["num_iterations"] == 1 and values["epsilon"] != defaults["epsilon"]:
+            # One update per batch of generations: the old log-probs are the current ones, the ratio is 1
+            # and the clip never acts (TRL recomputes or detaches them; we set no steps_per_generation).
+            raise ConfigError(f"epsilon: with num_iterations 1 the importance ratio stays 1 and nothing is clipped; "
+                              f"raise num_iterations or leave epsilon at {defaults['epsilon']}")
 
 
 def method_args(cfg: OnlineConfig) -> dict:
@@ -303,6 +325,11 @@ def train_online(ctx: TrainContext, recipe: Recipe, *, trainer_cls, args_cls) ->
         processing_class=tokenizer, peft_config=peft_config,
         callbacks=[_callback(ctx.progress, report=not ctx.callbacks), *ctx.callbacks],
     )
+    effective = effective_settings({
+        **{k: bool(getattr(args, k, False)) for k in ("bf16", "gradient_checkpointing", "use_liger_kernel", "torch_compile", "padding_free")},
+        "group_by_length": False, "learning_rate": args.learning_rate, "use_vllm": bool(args.use_vllm), **lora_effective(trainer.model),
+    })
+    ctx.progress.say("trainer uses " + ", ".join(f"{k} {v}" for k, v in effective.items()))
     resume = get_last_checkpoint(str(ctx.checkpoint_dir)) if ctx.checkpoint_dir.is_dir() else None
     if resume:
         ctx.progress.say(f"resuming from {resume}")
@@ -321,7 +348,7 @@ def train_online(ctx: TrainContext, recipe: Recipe, *, trainer_cls, args_cls) ->
     run.processes.barrier()
     return {"global_step": trainer.state.global_step, "train_loss": output.training_loss,
             "resumed_from_step": int(str(resume).rsplit("-", 1)[-1]) if resume else None,
-            "test": test, "samples": samples, "resolved_config": dataclasses.asdict(cfg)}
+            "test": test, "samples": samples, "resolved_config": dataclasses.asdict(cfg), "effective": effective}
 
 
 def evaluated(progress, evaluation) -> tuple[dict, list]:

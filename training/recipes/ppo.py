@@ -9,11 +9,12 @@ import dataclasses
 import typing
 from dataclasses import dataclass
 
-from training.recipes.base import MAX_BATCH, MAX_COUNT, MAX_TEMPERATURE, MAX_TOKENS, _f, _reworded
+from training.recipes.base import MAX_BATCH, MAX_COUNT, MAX_TEMPERATURE, MAX_TOKENS, ConfigError, _f, _reworded
 from training.recipes.online import (
     RLConfig, evaluated, no_dropout, policy_load, register_online, reward_model_load, reward_model_specs, start,
 )
 from training.recipes.catalog import Metric, TrainContext
+from training.recipes.common import effective_settings, lora_effective
 
 
 @dataclass
@@ -23,8 +24,10 @@ class PPOConfig(RLConfig):
 
     per_device_train_batch_size: int = _reworded(RLConfig, "per_device_train_batch_size", "Prompts per rollout (one response each) on one device.",
                                                  default=16)
-    gradient_accumulation_steps: int = _reworded(RLConfig, "gradient_accumulation_steps",
-                                                 "Micro-batches per minibatch (lowers memory; the update stays the same).")
+    gradient_accumulation_steps: int = _reworded(
+        RLConfig, "gradient_accumulation_steps",
+        "Micro-batches per minibatch (lowers memory). Not quite the same update: each micro-batch's loss is a mean over its own "
+        "response tokens, weighted by its count of responses, so responses in a short micro-batch weigh more per token.")
     per_device_eval_batch_size: int = _reworded(RLConfig, "per_device_eval_batch_size", "Prompts per batch when evaluating on the held-out prompts.")
     num_train_epochs: float = _reworded(RLConfig, "num_train_epochs", "Passes over the prompt set (each prompt is answered once per pass).")
     max_steps: int = _reworded(RLConfig, "max_steps", "Stop after this many updates (overrides epochs when > 0).")
@@ -47,10 +50,29 @@ class PPOConfig(RLConfig):
     reward_norm_samples: int = _f(64, "Reference responses sampled at the start to normalise the reward.", minimum=2, maximum=100_000)
     whiten_rewards: bool = _f(False, "Whiten the per-token rewards of each batch (keeps their mean).")
     missing_eos_penalty: float = _f(1.0, "Subtracted from the (normalised) score of a response that never ended.", minimum=0, maximum=1000)
-    critic_init: str = _f("reward_model", "The critic's starting weights: the reward model (InstructGPT; needs the policy's tokenizer) or the policy's backbone with a zero head.",
-                          choices=("reward_model", "policy"))
+    # Default policy: it works with any reward model. reward_model (InstructGPT) needs a reward model
+    # with the policy's tokenizer, which the demo's only browser-trainable one (MiniLM) lacks (issue 21).
+    critic_init: str = _f("policy", "The critic's starting weights: the policy's backbone with a zero head (works with any reward model), "
+                          "or the reward model (InstructGPT; needs a reward model with the policy's tokenizer).",
+                          choices=("policy", "reward_model"))
+    lora_dropout: float = _reworded(RLConfig, "lora_dropout", "Dropout on the LoRA path: PPO needs 0, as it turns every dropout off.")
 
     LR_DEFAULTS: typing.ClassVar[tuple[float, float]] = (3e-5, 1e-6)
+
+    @classmethod
+    def check(cls, values: dict) -> None:
+        if values["lora_dropout"]:
+            # Refused rather than honoured: dropout would make the log-probs of the rollout and of the
+            # update differ for the same weights, and the ratio and KL would be noise (no_dropout).
+            raise ConfigError("lora_dropout: PPO turns every dropout off (the rollout and the update must give the same "
+                              "log-probs), so it must be 0")
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+        for name, switch in (("kl_target", "adaptive_kl"), ("kl_horizon", "adaptive_kl"), ("reward_norm_samples", "normalize_reward")):
+            if not values[switch] and values[name] != defaults[name]:
+                raise ConfigError(f"{name}: read only when {switch} is on; turn {switch} on or leave {name} at {defaults[name]}")
+        if values["per_device_train_batch_size"] % values["num_mini_batches"]:
+            raise ConfigError(f"num_mini_batches: {values['num_mini_batches']} does not divide per_device_train_batch_size "
+                              f"({values['per_device_train_batch_size']}); choose a divisor")
 
 
 METRICS = (
@@ -125,6 +147,14 @@ def train(ctx: TrainContext) -> dict:
                      f"critic from the {cfg.critic_init.replace('_', ' ')}, lr {cfg.learning_rate:g}, bf16 {cfg.bf16}")
     ctx.progress.check()
     trainer = PPOTrainer(cfg=cfg, prompts=run.prompts, progress=ctx.progress, checkpoint_dir=ctx.checkpoint_dir, device=run.device, **pieces)
+    # Our trainer reads none of the Trainer-only flags (RLConfig.UNUSED) and turns every dropout off (no_dropout).
+    effective = effective_settings({
+        "bf16": bool(cfg.bf16 and run.device.type == "cuda"), "gradient_checkpointing": bool(cfg.gradient_checkpointing),
+        "use_liger_kernel": False, "torch_compile": False, "padding_free": False, "group_by_length": False,
+        "learning_rate": cfg.learning_rate, **lora_effective(pieces["policy"]), **({"lora_dropout": 0.0} if ctx.use_lora else {}),
+        "critic_init": cfg.critic_init,
+    })
+    ctx.progress.say("trainer uses " + ", ".join(f"{k} {v}" for k, v in effective.items()))
     result = trainer.train()
     trainer.save_checkpoint()  # a worker lost while evaluating or saving resumes here, not from an older update
     trainer.check()
@@ -143,5 +173,6 @@ def train(ctx: TrainContext) -> dict:
     trainer.check()
     run.processes.barrier()
     history = result.pop("history")
-    result.update(test=test, samples=samples, final=history[-1] if history else None, resolved_config=dataclasses.asdict(cfg))
+    result.update(test=test, samples=samples, final=history[-1] if history else None, resolved_config=dataclasses.asdict(cfg),
+                  effective=effective)
     return result

@@ -8,7 +8,7 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.recipes.base import _f
+from training.recipes.base import ConfigError, _f
 from training.recipes.common import Hooks, PolicyConfig, policy_samples, train_with_trainer, trainer_make
 from training.recipes.catalog import Metric, register_policy
 
@@ -22,6 +22,12 @@ class SFTConfig(PolicyConfig):
 
     LR_DEFAULTS: typing.ClassVar[tuple[float, float]] = (2e-4, 2e-5)
     PADDING_FREE_SUPPORTED: typing.ClassVar[bool] = True
+
+    @classmethod
+    def check(cls, values: dict) -> None:
+        # TRL's best-fit packing turns padding-free on whatever padding_free says.
+        if values["packing"] and values["padding_free"] is False:
+            raise ConfigError("padding_free: packing always runs padding-free in TRL; leave padding_free on auto or turn packing off")
 
 
 RECIPE = register_policy(

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from annotation.models import DatasetSnapshot, Project
 from training.runs import lifecycle
+from training.runs.compatibility import run_check_compatible
 from training.registry.models import ModelArtifact
 from training.runs.models import TrainingRun
 from training.recipes import catalog
@@ -66,7 +67,10 @@ def run_create(
     if snapshot.status != DatasetSnapshot.Status.READY or not snapshot.path:
         raise ConfigError(f"snapshot: {snapshot} is not ready (status {snapshot.status})")
     if base_model.kind not in recipe.base_kinds:
-        raise ConfigError(f"base_model: a {method} run cannot start from a {base_model.get_kind_display().lower()} ({base_model.name})")
+        kind = base_model.get_kind_display().lower()
+        kinds = " or ".join(ModelArtifact.Kind(k).label.lower() for k in recipe.base_kinds)
+        raise ConfigError(f"base_model: a {method} run cannot start from {'an' if kind[0] in 'aeiou' else 'a'} {kind} "
+                          f"({base_model.name}); choose a {kinds}")
     if base_model.is_adapter:
         raise ConfigError(f"base_model: {base_model.name} is a LoRA adapter; start from its base model or a merged model")
     if recipe.needs_reward_model and reward_model is None:
@@ -79,6 +83,7 @@ def run_create(
         raise ConfigError(f"num_processes: between 1 and {MAX_PROCESSES} (one per device), not {num_processes!r}")
     if distributed not in TrainingRun.Distributed.values:
         raise ConfigError(f"distributed: one of {', '.join(TrainingRun.Distributed.values)}, not {distributed!r}")
+    run_check_compatible(method=method, values=values, base_model=base_model, reward_model=reward_model, num_processes=num_processes)
     with transaction.atomic():
         run = TrainingRun.objects.create(
             project=project,

@@ -17,6 +17,8 @@ def config_fields(method: str, data=None) -> list[dict]:
     """The schema rows of one method with the value to show: what was posted, else the default."""
     rows = []
     for row in recipe_config_schema(method):
+        if row["unused"]:
+            continue  # the method's trainer never reads it: no field that looks as if it did something
         key = f"{method}-{row['name']}"
         if data is not None and key in data:
             value = data.get(key, "")
