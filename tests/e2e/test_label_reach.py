@@ -3,7 +3,7 @@ phone's 390x844: the last user turn of a 5-turn chat is on screen (labelling and
 every card of a 9-response ranking is on screen and placed by its key, the "Write a better
 answer" control is visible on a phone and leaves the responses their room on a laptop, phone
 buttons carry words and the header is one line, the keys panel shows W at the top, a skip
-updates the skipped count, and no page shows a Python dict.
+updates the skipped count, no page shows a Python dict, and the quality page fits a phone.
 
 Screenshots go to $ARBITER_SCREENSHOT_DIR (default var/screenshots/), listed at the end of the run.
 """
@@ -193,3 +193,14 @@ def test_no_page_shows_a_python_dict(sized_page, make_project, add_items, member
     page.goto(f"/projects/{project.slug}/quality/")
     page.screenshot(path=screenshot_path("reach-quality-laptop.png"), full_page=True)
     assert "Where they disagree most" in page.locator("body").inner_text()
+
+    # The manager's quality page on a phone: wide tables scroll inside their cards, the page does not.
+    phone = sized_page(PHONE)
+    phone.goto(f"/accounts/login/?next=/projects/{project.slug}/quality/")
+    phone.fill("input[name=username]", owner.username)
+    phone.fill("input[name=password]", PASSWORD)
+    phone.press("input[name=password]", "Enter")
+    phone.wait_for_selector("#raters")
+    phone.screenshot(path=screenshot_path("reach-quality-phone.png"), full_page=True)
+    width = phone.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the quality page is {width} px wide on a {PHONE['width']} px phone"
