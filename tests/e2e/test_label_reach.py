@@ -145,6 +145,12 @@ def test_phone_buttons_say_what_they_do_and_the_header_is_one_line(sized_page, m
     assert head["height"] <= 32, f"the header takes {head['height']} px"
     bar = page.locator("#label-stage .answer").bounding_box()
     assert bar["height"] <= 0.13 * PHONE["height"], bar
+    # "Help" opens the keys and instructions over the page, the keys first and on screen.
+    page.locator("#instructions summary").click()
+    keys = page.locator("#instructions .shortcuts").bounding_box()
+    assert keys and keys["y"] >= 0 and keys["y"] + 40 <= PHONE["height"] and keys["x"] + keys["width"] <= PHONE["width"], keys
+    page.screenshot(path=screenshot_path(f"reach-words-{kind_name}-phone-help.png"))
+    assert page.locator(".label-head").bounding_box()["height"] <= 32, "the header grew a line with the panel open"
 
 
 def test_a_skip_updates_the_skipped_count_without_a_reload(sized_page, make_project, member):
