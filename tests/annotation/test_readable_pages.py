@@ -78,3 +78,16 @@ def test_a_new_project_leads_with_import_then_members(make_project, owner, clien
     add_items(project, 1)
     html = client_for(owner).get("/projects/fresh/").content.decode()
     assert 'id="next-steps"' not in html and re.search(r'class="button primary"[^>]*id="start-labelling"', html)
+
+
+@pytest.mark.django_db
+def test_the_project_form_labels_its_settings_in_words(owner, client_for):
+    from django.contrib.auth.models import Group
+
+    from annotation.projects import MANAGERS_GROUP
+
+    owner.groups.add(Group.objects.get_or_create(name=MANAGERS_GROUP)[0])
+    html = client_for(owner).get("/projects/new/").content.decode()
+    labels = re.findall(r"<label[^>]*>([^<]+)</label>", html)
+    assert "Fewest responses per item" in labels and "Points on the scale" in labels
+    assert not [label for label in labels if re.search(r"\b(min|max) k\b|Ranking k|Likert points|Lease seconds", label)], labels
