@@ -96,6 +96,11 @@ def test_a_phone_shows_the_demonstration_control_and_a_laptop_keeps_the_response
     box = button.bounding_box()
     assert button.is_visible() and box["y"] >= 0 and box["y"] + box["height"] <= PHONE["height"], box
     phone.screenshot(path=screenshot_path("reach-demo-phone-closed.png"))
+    # The whole answer row fits inside its card, Submit included.
+    row = phone.locator("#label-stage .answer").bounding_box()
+    for name in ("Write a better answer", "Skip", "Submit"):
+        b = phone.get_by_role("button", name=name).bounding_box()
+        assert b["x"] >= row["x"] and b["x"] + b["width"] <= row["x"] + row["width"], (name, b, row)
     button.click()
     editor = phone.locator("#demo-editor textarea[data-demo-text]")
     assert editor.is_visible()
