@@ -37,12 +37,6 @@ class Disputed:
     snippet: str = ""
     candidates: tuple[str, ...] = ()
 
-    @property
-    def needs_decision(self) -> bool:
-        """Raters disagree, or one of them flagged the item: a unanimous, unflagged item has
-        its answer already, and listing it only buries the ones that need a manager."""
-        return self.agreement < 1.0 or self.flagged
-
 
 def disagreement_queue(*, project: Project, limit: int = 100, include_adjudicated: bool = True,
                        needing_decision: bool = False, exclude: int | None = None) -> list[Disputed]:
@@ -67,6 +61,8 @@ def disagreement_queue(*, project: Project, limit: int = 100, include_adjudicate
             continue
         agreed = consensus.item_consensus(project.kind, values, rating_threshold=project.rating_threshold)
         agreement = agreed.agreement if agreed else 0.0
+        # A unanimous, unflagged item has its answer already; listing it only buries the ones
+        # that need a manager.
         if needing_decision and agreement >= 1.0 and item_id not in flagged:
             continue
         scored.append((agreement, item_id not in flagged, item_id, len(values)))
