@@ -58,13 +58,32 @@ OPTIONAL_SETTINGS = ("ranking_min_k", "demonstrations", "edit_window_minutes")
 
 
 class ProjectForm(forms.ModelForm):
-    likert_labels = LinesField(required=False, help_text="Optional: one label per point, from 'A much better' to 'B much better'.")
-    rating_labels = LinesField(required=False, help_text="Optional: one label per score, lowest first.")
+    likert_labels = LinesField(required=False, label="Names of the scale points", help_text="Optional: one label per point, from 'A much better' to 'B much better'.")
+    rating_labels = LinesField(required=False, label="Names of the scores", help_text="Optional: one label per score, lowest first.")
 
     class Meta:
         model = Project
         fields = [f for f in PROJECT_FIELDS if f != "archived"]
         widgets = {"instructions": forms.Textarea(attrs={"rows": 10})}
+        # Words for people: Django's defaults from the field names read "Ranking min k".
+        labels = {
+            "allow_tie": "Raters may answer 'tie'",
+            "allow_both_bad": "Raters may answer 'both bad'",
+            "likert_points": "Points on the scale",
+            "ranking_k": "Most responses per item",
+            "ranking_min_k": "Fewest responses per item",
+            "ranking_allow_ties": "Raters may rank responses equal",
+            "rating_min": "Lowest score",
+            "rating_max": "Highest score",
+            "rating_threshold": "Lowest score that counts as good",
+            "edit_window_minutes": "Minutes a rater may change an answer",
+            "overlap": "Raters per item",
+            "lease_seconds": "Seconds a rater holds an item",
+            "gold_rate": "Share of gold items",
+            "gold_pause_threshold": "Pause raters below this gold accuracy",
+            "gold_min_answers": "Gold answers before a pause",
+            "prompt_set": "Prompt set for online RL",
+        }
         help_texts = {"slug": "Used in URLs. Leave empty to derive it from the name."}
 
     def __init__(self, *args, **kwargs):

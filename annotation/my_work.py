@@ -29,6 +29,7 @@ ANSWER_FILTERS = {
 
 # How much of a prompt names an item to a rater (see prompt_snippet).
 SNIPPET_CHARS = 80
+CANDIDATE_SNIPPET_CHARS = 60
 
 
 class EditWindowClosed(Exception):
@@ -63,6 +64,24 @@ def prompt_snippet(prompt, limit: int = SNIPPET_CHARS) -> str:
         text = "" if text is None else str(text)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def candidate_snippets(*, judgments: list[Judgment], limit: int = CANDIDATE_SNIPPET_CHARS) -> dict[int, list[dict]]:
+    """Per judgment, the start of each response in the order its rater saw them, named A, B, ...
+    as on their screen: one query for the whole page, not one per row."""
+    from annotation.labelling import screen_label
+    from annotation.models import Candidate
+
+    texts: dict[int, dict[int, str]] = {}
+    rows = Candidate.objects.filter(item_id__in={j.item_id for j in judgments}).values_list("item_id", "position", "text")
+    for item_id, position, text in rows:
+        texts.setdefault(item_id, {})[position] = prompt_snippet(text, limit)
+    shown = {}
+    for j in judgments:
+        by_position = texts.get(j.item_id, {})
+        order = [p for p in (j.display_order or []) if p in by_position] or sorted(by_position)
+        shown[j.id] = [{"label": screen_label(i), "text": by_position[p]} for i, p in enumerate(order)]
+    return shown
 
 
 def skipped_count(*, project: Project, rater) -> int:

@@ -23,6 +23,14 @@ def project_list_for_user(*, user) -> QuerySet[Project]:
     return Project.objects.filter(memberships__user=user).distinct()
 
 
+def sees_training(*, user) -> bool:
+    """Whether the Training pages have anything for the user: staff, or a researcher or manager
+    of some project. A rater's Training link led to "No training runs yet" while runs existed."""
+    if not user.is_authenticated:
+        return False
+    return user.is_staff or Membership.objects.filter(user=user, role__in=roles_from(Role.RESEARCHER)).exists()
+
+
 def membership_get(*, user, project: Project) -> Membership | None:
     """The user's membership; staff act as managers of every project."""
     if not user.is_authenticated:

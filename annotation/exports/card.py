@@ -3,6 +3,7 @@ raters saw, counts, agreement, and how to load it. Written for a stranger who on
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from django.conf import settings
@@ -113,6 +114,17 @@ def _scalars(data: dict, prefix: str = "") -> list[tuple[str, Any]]:
     return out[:30]
 
 
+# Markdown's and HTML's special characters in a name, escaped so the card shows the name as
+# typed: unescaped, "R&amp;D" rendered as "R&D" and "*beta*" as italics.
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
+
+
+def _name(text: str) -> str:
+    """A user-chosen name as literal text inside the card's Markdown."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;")
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
 def _quote(text: str) -> str:
     return "\n".join(f"> {line}" if line.strip() else ">" for line in text.strip().splitlines()) or "> (none)"
 
@@ -123,7 +135,7 @@ def render_card(*, snapshot, projects, options, counts, stats, chat: bool, with_
         f"# {name}",
         "",
         f"A preference dataset built by Arbiter from human{' and AI' if 'ai' in options.sources else ''} judgments of LLM"
-        f" responses in the project{'s' if len(projects) > 1 else ''} {', '.join(f'**{p.name}** (`{p.slug}`)' for p in projects)}.",
+        f" responses in the project{'s' if len(projects) > 1 else ''} {', '.join(f'**{_name(p.name)}** (`{p.slug}`)' for p in projects)}.",
         f"Snapshot version {snapshot.version}, created {snapshot.created_at:%Y-%m-%d %H:%M} UTC"
         f"{' by ' + snapshot.created_by.username if snapshot.created_by_id else ''}. It is immutable: `manifest.json` lists the"
         " sha256 of every file.",
@@ -151,7 +163,7 @@ def render_card(*, snapshot, projects, options, counts, stats, chat: bool, with_
         "",
     ]
     for project in projects:
-        lines.append(f"- **{project.name}**: {project.kind} judgments — {KIND_TEXT.get(project.kind, project.kind)}."
+        lines.append(f"- **{_name(project.name)}**: {project.kind} judgments — {KIND_TEXT.get(project.kind, project.kind)}."
                      f" Up to {project.overlap} rater(s) per item; candidates were shown in a random order per rater.")
     lines += [
         "",
@@ -197,7 +209,7 @@ def render_card(*, snapshot, projects, options, counts, stats, chat: bool, with_
     lines += ["", "## Instructions raters saw", ""]
     for project in projects:
         if len(projects) > 1:
-            lines += [f"### {project.name}", ""]
+            lines += [f"### {_name(project.name)}", ""]
         lines += [_quote(project.instructions or "(no instructions)"), ""]
     lines += [
         "## How to load it",

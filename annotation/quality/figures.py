@@ -287,3 +287,29 @@ def quality_cached(*, project: Project, name: str, compute):
 def project_quality(*, project: Project) -> dict:
     """Quality figures of a project, cached until its judgments or paused raters change."""
     return quality_cached(project=project, name="figures", compute=lambda: project_quality_compute(project=project))
+
+
+def readable_disagreements(*, kind: str, rows: list[dict]) -> list[dict]:
+    """The "where they disagree most" rows with every answer in words ("A better", "Tie",
+    "B > A = C"), never the stored value dict: a manager reads `{'winner': 'tie'}` as a bug.
+    Responses are named by candidate position (A = the first imported), as on the
+    adjudication page, since the AI saw no on-screen order of its own. Copies; the cached
+    rows stay as computed."""
+    from annotation.labelling import screen_label
+    from annotation.my_work import describe_answer
+
+    def words(value, order):
+        return describe_answer(kind, value, order) if isinstance(value, dict) else str(value)
+
+    readable = []
+    for row in rows:
+        order = [c["position"] for c in row.get("candidates", [])]
+        readable.append(
+            {
+                **row,
+                "candidates": [{**c, "label": screen_label(i)} for i, c in enumerate(row.get("candidates", []))],
+                "ai_answer": words(row.get("ai_value"), order),
+                "human_values": [{**h, "answer": words(h.get("value"), order)} for h in row.get("human_values", [])],
+            }
+        )
+    return readable

@@ -6,8 +6,10 @@ named models (Candidate.model_name) is one game. A tie (binary or Likert "tie") 
 each side: decisive games are counted twice and a tie once each way, which is the Arena's trick
 for fitting ties with a plain Bradley–Terry model. "Both bad" is no game.
 
-The strengths are fitted with choix.ilsr_pairwise_dense on the models x models win matrix, with a
-small regularisation so a model that never won still gets a finite score. Scores are shown on an
+The strengths are fitted by iterative Luce spectral ranking on the models x models win matrix
+(choix.ilsr_pairwise_dense's algorithm, written out here in numpy: importing choix pulls in
+scipy.stats, which made the first quality page after a start take 3-5 s), with a small
+regularisation so a model that never won still gets a finite score. Scores are shown on an
 Elo-like scale: 1000 + 400 * log10(e) * theta, so 400 points mean 10:1 odds, and the mean model
 sits at 1000. Confidence intervals come from resampling the games with replacement (200 seeded
 rounds): the resample of N games is a multinomial draw over the cells of the win matrix, which is
@@ -34,10 +36,41 @@ BOOTSTRAP_ROUNDS = 200
 SEED = 42
 
 
-def _fit(wins: np.ndarray) -> np.ndarray:
-    import choix
+def _stationary(generator: np.ndarray) -> np.ndarray:
+    """The stationary distribution of a continuous-time Markov chain (x @ generator = 0), scaled
+    to sum to n. The regularisation makes the chain irreducible, so it is unique: one balance
+    equation is redundant and is replaced by the scale."""
+    n = generator.shape[0]
+    system = generator.T.copy()
+    system[-1, :] = 1.0
+    rhs = np.zeros(n)
+    rhs[-1] = n
+    return np.linalg.solve(system, rhs)
 
-    theta = choix.ilsr_pairwise_dense(wins, alpha=REGULARISATION, max_iter=200)
+
+def ilsr_dense(wins: np.ndarray, *, alpha: float, max_iter: int = 200, tol: float = 1e-8) -> np.ndarray:
+    """Iterative LSR (Maystre & Grossglauser 2015), as choix.ilsr_pairwise_dense computes it:
+    centred log-strengths from wins[i, j] (times i beat j)."""
+    n = wins.shape[0]
+    weights = np.ones(n)
+    previous = None
+    for _ in range(max_iter):
+        chain = alpha * np.ones((n, n))
+        denom = np.tile(weights, (n, 1))
+        chain += wins.T / (denom + denom.T)
+        chain -= np.diag(chain.sum(axis=1))
+        params = np.log(_stationary(chain))
+        params -= params.mean()
+        if previous is not None and np.linalg.norm(previous - params, ord=1) <= tol * n:
+            return params
+        previous = params
+        weights = np.exp(params)
+        weights *= n / weights.sum()
+    raise RuntimeError(f"Did not converge after {max_iter} iterations")
+
+
+def _fit(wins: np.ndarray) -> np.ndarray:
+    theta = ilsr_dense(wins, alpha=REGULARISATION, max_iter=200)
     return theta - theta.mean()
 
 

@@ -1,8 +1,11 @@
 """Adjudication pages (managers): the most disputed items first, and one item with every
 rater's answer and rationale side by side and the final-answer form.
 
-GET       /projects/<slug>/adjudication/             the queue, lowest per-item agreement first
-GET/POST  /projects/<slug>/adjudication/<item>/      one item; POST sets (or clears) the final answer
+GET       /projects/<slug>/adjudication/             the items that need a decision (raters disagree or
+                                                     flagged it), lowest agreement first; ?show=all: every
+                                                     item with two or more judgments
+GET/POST  /projects/<slug>/adjudication/<item>/      one item; POST sets (or clears) the final answer;
+                                                     action=set_next then opens the next item to decide
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from django.views.decorators.http import require_http_methods
 from annotation import kinds, submission
 
 from annotation.quality import consensus
-from annotation.adjudication import adjudication_clear, adjudication_set, disagreement_queue, item_judgments
+from annotation.adjudication import adjudication_clear, adjudication_set, disagreement_queue, item_judgments, next_to_decide
 from annotation.answer_form import answer_controls, cards_for
 from annotation.labelling import chat_messages, value_from_form
 from annotation.models import Adjudication, Demonstration, Item, Role
@@ -29,7 +32,7 @@ from annotation.selectors import project_get_for_user
 def adjudication_page(request: HttpRequest, slug: str) -> HttpResponse:
     project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.MANAGER)
     show_all = request.GET.get("show") == "all"
-    queue = disagreement_queue(project=project, include_adjudicated=show_all)
+    queue = disagreement_queue(project=project, include_adjudicated=show_all, needing_decision=not show_all)
     return render(request, "annotation/adjudication.html", {"project": project, "queue": queue, "show_all": show_all})
 
 
@@ -53,7 +56,7 @@ def adjudication_item_page(request: HttpRequest, slug: str, item_id: int) -> Htt
         note = request.POST.get("note", "")
         if request.POST.get("action") == "clear":
             adjudication_clear(project=project, item=item)
-            messages.success(request, f"Final answer of {item.external_id} cleared.")
+            messages.success(request, "Final answer cleared.")
             return redirect("annotation:adjudication", slug=project.slug)
         try:
             value = value_from_form(project, request.POST, len(cards))
@@ -62,7 +65,14 @@ def adjudication_item_page(request: HttpRequest, slug: str, item_id: int) -> Htt
             messages.error(request, f"{invalid.field}: {invalid.message}")
             status = 400
         else:
-            messages.success(request, f"Final answer of {item.external_id} saved.")
+            if request.POST.get("action") == "set_next":
+                following = next_to_decide(project=project, after=item.id)
+                if following is not None:
+                    messages.success(request, "Final answer saved. Here is the next item that needs a decision.")
+                    return redirect("annotation:adjudication-item", slug=project.slug, item_id=following)
+                messages.success(request, "Final answer saved. No other item needs a decision now.")
+                return redirect("annotation:adjudication", slug=project.slug)
+            messages.success(request, "Final answer saved.")
             return redirect("annotation:adjudication", slug=project.slug)
     values = [j.value for j in judgments if j.kind == project.kind]
     agreed = consensus.item_consensus(project.kind, values, rating_threshold=project.rating_threshold) if values else None

@@ -35,10 +35,13 @@ def my_work_page(request: HttpRequest, slug: str) -> HttpResponse:
         page = 1
     rows = list(my_work.my_judgments(project=project, rater=request.user, answer=answer)[(page - 1) * PAGE_SIZE : page * PAGE_SIZE + 1])
     more = len(rows) > PAGE_SIZE
+    shown = my_work.candidate_snippets(judgments=rows[:PAGE_SIZE])
     entries = [
         {
             "judgment": j,
             "name": _item_name(membership, j.item),
+            "item_id": _item_id(membership, j.item),
+            "candidates": shown.get(j.id, []),
             "answer": my_work.describe_answer(j.kind, j.value, j.display_order),
             "editable": my_work.can_edit(project=project, judgment=j),
             "deadline": my_work.edit_deadline(project=project, judgment=j),
@@ -63,9 +66,16 @@ def my_work_page(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _item_name(membership, item) -> str:
-    """What names an item on these pages: its external id for a manager, the start of its prompt
-    for a rater, who must not be able to tell a gold item (a demo's gold-001) from the others."""
-    return item.external_id if membership.has_role(Role.RESEARCHER) else my_work.prompt_snippet(item.prompt)
+    """What names an item on these pages: the start of its prompt, for every role. A rater must
+    not be able to tell a gold item (a demo's gold-001) from the others, and a manager looking
+    at their own answers recognises an item by what it asks, not by an importer's id."""
+    return my_work.prompt_snippet(item.prompt)
+
+
+def _item_id(membership, item) -> str:
+    """The importer's id, beside the snippet, for researchers and managers only (they may know
+    which items are gold; a rater may not)."""
+    return item.external_id if membership.has_role(Role.RESEARCHER) else ""
 
 
 def _own_judgment(request: HttpRequest, project, judgment_id: int) -> Judgment:
@@ -105,6 +115,7 @@ def my_judgment_page(request: HttpRequest, slug: str, judgment_id: int) -> HttpR
         "judgment": judgment,
         "item": item,
         "name": _item_name(membership, item),
+        "item_id": _item_id(membership, item),
         "rationale": rationale,
         "max_text": submission.MAX_RATIONALE,
         "chat": chat_messages(item.prompt) if item.is_chat else [],

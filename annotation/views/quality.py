@@ -18,7 +18,7 @@ from annotation.quality.ai_agreement import project_ai_agreement
 from annotation.quality.gold import gold_settings_set, rater_pause, rater_unpause
 from annotation.quality.leaderboard import project_leaderboard
 from annotation.models import Membership, Role
-from annotation.quality.figures import project_quality, quality_cached
+from annotation.quality.figures import project_quality, quality_cached, readable_disagreements
 from annotation.quality.plots import PLOTS, plot_captions, quality_plot
 from annotation.selectors import project_get_for_user
 
@@ -28,6 +28,8 @@ def quality_page(request: HttpRequest, slug: str) -> HttpResponse:
     project, membership = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER, action="the quality page")
     quality = project_quality(project=project)
     leaderboard = quality_cached(project=project, name="leaderboard", compute=lambda: project_leaderboard(project=project))
+    ai = dict(project_ai_agreement(project=project))
+    ai["disagreements"] = readable_disagreements(kind=project.kind, rows=ai.get("disagreements", []))
     return render(
         request,
         "annotation/quality.html",
@@ -40,7 +42,7 @@ def quality_page(request: HttpRequest, slug: str) -> HttpResponse:
             "raters": quality["raters"],
             "leaderboard": leaderboard,
             "plots": list(plot_captions(quality).items()),
-            "ai": project_ai_agreement(project=project),
+            "ai": ai,
         },
     )
 

@@ -150,7 +150,9 @@ def label_skip(request: HttpRequest, slug: str, assignment_id: int) -> HttpRespo
     skipped = assignment_skip(assignment=assignment, rater=request.user)
     if not _wants_json(request):
         return redirect("annotation:label", slug=project.slug)
-    return JsonResponse({"skipped": skipped, "next": _stage_payload(request, project, membership)})
+    # skipped_count: the page's "N skipped" note shows the new count without a reload.
+    return JsonResponse({"skipped": skipped, "skipped_count": skipped_count(project=project, rater=request.user),
+                         "next": _stage_payload(request, project, membership)})
 
 
 @login_required

@@ -1,5 +1,6 @@
 /* The demonstration editor of the labelling page (templates/annotation/_demonstration_editor.html).
- * W opens it, prefilled with the response the rater's answer prefers (or blank); Ctrl+Enter saves
+ * W or the "Write a better answer" button (beside Skip and Submit, so a phone can reach it)
+ * opens it, prefilled with the response the rater's answer prefers (or blank); Ctrl+Enter saves
  * it; Preview asks the server for the markdown as it will be shown (the same safe renderer, so
  * what the preview inserts is sanitised server-side). A response still unsaved when the judgment
  * is submitted is saved with it. Works beside label.js without touching its state: it reads the
@@ -77,9 +78,22 @@
       e.hidden = false;
       if (!text.value) fill(preferred());
     }
+    // label.css lays the open editor beside the responses on a laptop (class on the form).
+    var form = e.closest("form");
+    if (form) form.classList.add("demo-open");
+    stage.querySelectorAll('[data-demo-action="open"]').forEach(function (b) { b.setAttribute("aria-expanded", "true"); });
     text.focus();
     e.scrollIntoView({ block: "nearest" });
     return true;
+  }
+
+  function close() {
+    var e = editor();
+    if (!e) return;
+    e.hidden = true;
+    var form = e.closest("form");
+    if (form) form.classList.remove("demo-open");
+    stage.querySelectorAll('[data-demo-action="open"]').forEach(function (b) { b.setAttribute("aria-expanded", "false"); });
   }
 
   function payload(finish) {
@@ -148,7 +162,9 @@
     var action = event.target.closest("[data-demo-action]");
     if (action) {
       event.preventDefault();
-      if (action.dataset.demoAction === "preview") preview();
+      if (action.dataset.demoAction === "open") { if (editor() && !editor().hidden && action.getAttribute("aria-expanded") === "true") close(); else open(); }
+      else if (action.dataset.demoAction === "close") close();
+      else if (action.dataset.demoAction === "preview") preview();
       else if (action.dataset.demoAction === "save") save(false);
       else if (action.dataset.demoAction === "finish") save(true);
       return;

@@ -58,6 +58,8 @@
       moved: false,        // rating: the current card changed by key; scroll it into view
       busy: false
     };
+    // The turn being answered is in view on every item (static/js/prompt_end.js).
+    if (window.arbiterShowLastTurn) window.arbiterShowLastTurn(form.querySelector(".prompt"));
     paint();
   }
 
@@ -253,6 +255,15 @@
     });
   }
 
+  // "N skipped, back at the end" in the header, updated from the skip's answer (no reload).
+  function skippedCount(n) {
+    if (typeof n !== "number") return;
+    var wrap = app.querySelector("[data-skipped]");
+    if (!wrap) return;
+    wrap.querySelector("[data-skipped-count]").textContent = n + " skipped, back at the end";
+    wrap.hidden = n === 0;
+  }
+
   function skip() {
     if (!cur || cur.busy) return;
     cur.busy = true;
@@ -260,7 +271,7 @@
     var mine = cur;
     post(cur.form.dataset.skipUrl, {}).then(function (r) {
       mine.busy = false;
-      if (r.status === 200) swap(r.data.next);
+      if (r.status === 200) { swap(r.data.next); skippedCount(r.data.skipped_count); }
       else status(r.data.error || "Could not skip (HTTP " + r.status + ")", true);
     }, function () {
       mine.busy = false;

@@ -29,10 +29,13 @@
 
   // One chart: every series in `series` ({key: [[step, value], ...]}) on shared axes.
   function drawChart(box, title, series) {
-    var W = 360, H = 180, L = 48, R = 8, T = 22, B = 24;
+    // The title and one legend line per series sit above the plot, each on a line of its own:
+    // sharing the title's line, a long legend (GRPO's reward keys) ran over the title.
+    var keys = Object.keys(series);
+    var LINE = 12, TOP = 22 + LINE * keys.length;
+    var W = 360, H = 158 + TOP, L = 48, R = 8, T = TOP + 4, B = 24;
     box.textContent = "";
     var svg = el("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": title, "class": "chart" }, box);
-    var keys = Object.keys(series);
     var xs = [], ys = [];
     keys.forEach(function (k) { series[k].forEach(function (p) { xs.push(p[0]); ys.push(p[1]); }); });
     var title_ = el("text", { x: L, y: 14, "class": "chart-title" }, svg);
@@ -59,7 +62,7 @@
       var pts = series[k].map(function (p) { return sx(p[0]).toFixed(1) + "," + sy(p[1]).toFixed(1); }).join(" ");
       el("polyline", { points: pts, fill: "none", stroke: color, "stroke-width": 1.8, "data-series": k }, svg);
       if (series[k].length === 1) el("circle", { cx: sx(series[k][0][0]), cy: sy(series[k][0][1]), r: 2.5, fill: color }, svg);
-      var legend = el("text", { x: W - R - 2, y: 14 + 12 * i, "text-anchor": "end", fill: color, "class": "legend" }, svg);
+      var legend = el("text", { x: L, y: 14 + LINE * (i + 1), fill: color, "class": "legend" }, svg);
       var last = series[k][series[k].length - 1][1];
       legend.textContent = k + " " + fmt(last);
     });

@@ -67,10 +67,16 @@ def test_a_rater_rewrites_the_preferred_response_with_w_and_then_changes_an_answ
     page.goto(f"/projects/{project.slug}/my-work/")
     row = page.locator(f"#my-work-table tr[data-judgment='{Judgment.objects.get(item=first).id}']")
     assert row.locator("[data-answer]").inner_text() == ("A better" if order[0] == 0 else "B better")
-    row.get_by_role("link", name="Change").click()
-    page.locator("input[name=winner][value='1']").check()
+    # Named by its prompt and the responses as the rater saw them, not by an id.
+    assert "How do I reverse a list?" in row.locator("[data-item]").inner_text() and "You cannot." in row.inner_text()
+    # The change by keyboard alone: Enter on the link, the screen's key for position 1, Ctrl+Enter.
+    row.get_by_role("link", name="Change").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("form.change-answer")
+    page.keyboard.press("a" if order[0] == 1 else "b")
+    assert page.locator("input[name=winner][value='1']").is_checked()
     page.locator("textarea[name=rationale]").fill("on reflection the second is honest")
-    page.get_by_role("button", name="Save the change").click()
+    page.keyboard.press("Control+Enter")
     page.wait_for_url(re.compile(r".*/my-work/$"))
     assert "now version 2" in page.content()
     judgment = Judgment.objects.get(item=first)
@@ -96,7 +102,9 @@ def test_a_manager_adjudicates_the_most_disputed_item(page, login, make_project,
     login(owner, f"/projects/{project.slug}/")
     page.get_by_role("link", name="Adjudication").click()
     rows = page.locator("#adjudication-queue tbody tr")
-    assert rows.evaluate_all("rs => rs.map(r => r.dataset.item)") == ["split", "calm"]
+    # Only the item that needs a decision: the calm one's raters agree.
+    assert rows.evaluate_all("rs => rs.map(r => r.dataset.item)") == ["split"]
+    assert "Best sorting algorithm?" in rows.first.inner_text() and "Quicksort" in rows.first.inner_text()
     rows.first.get_by_role("link", name="Adjudicate").click()
     answers = page.locator("#rater-answers .rater-answer")
     assert answers.count() == 2
@@ -104,11 +112,14 @@ def test_a_manager_adjudicates_the_most_disputed_item(page, login, make_project,
     # Side by side on a laptop screen.
     boxes = [answers.nth(i).bounding_box() for i in range(2)]
     assert abs(boxes[0]["y"] - boxes[1]["y"]) < 5 and boxes[1]["x"] > boxes[0]["x"]
-    page.locator("input[name=winner][value='1']").check()
+    page.keyboard.press("b")  # the labelling page's key picks the answer here too
+    assert page.locator("input[name=winner][value='1']").is_checked()
     page.locator("textarea[name=note]").fill("it depends is the honest answer")
-    page.get_by_role("button", name="Save the final answer").click()
+    page.keyboard.press("Control+Enter")  # "Save and next"; none is left, so back to the list
     page.wait_for_url(re.compile(r".*/adjudication/$"))
-    assert page.locator("#adjudication-queue tbody tr").evaluate_all("rs => rs.map(r => r.dataset.item)") == ["calm"]
+    assert page.locator("#adjudication-queue tbody tr").count() == 0 and "No item needs a decision" in page.inner_text("main")
+    page.goto(f"/projects/{project.slug}/adjudication/?show=all")
+    assert page.locator("#adjudication-queue tbody tr").evaluate_all("rs => rs.map(r => r.dataset.item)") == ["split", "calm"]
     final = Adjudication.objects.get(item=split)
     assert final.value == {"winner": 1} and final.decided_by == owner
     page.screenshot(path="/tmp/arbiter_adjudication.png", full_page=True)

@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from annotation.models import DatasetSnapshot
+from tests.e2e.conftest import screenshot_path
 from training.models import ModelArtifact, TrainingRun
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -61,6 +62,33 @@ def test_it_draws_live_charts_and_shows_the_results_when_the_run_ends(page, logi
     assert page.locator(".histogram .bar").count() == 3
     assert page.locator("[data-field=status]").first.text_content() == "succeeded"
     assert page.watch.errors == [] and violations == []
+
+
+# Every text of every chart against every other: a title and a legend on one line overlapped on
+# the GRPO page, whose charts are titled with the metric's whole label.
+OVERLAPS = """() => [...document.querySelectorAll('svg.chart')].flatMap(svg => {
+  const boxes = [...svg.querySelectorAll('text')].map(t => ({text: t.textContent, r: t.getBoundingClientRect()}));
+  const out = [];
+  boxes.forEach((a, i) => boxes.slice(i + 1).forEach(b => {
+    if (a.r.left < b.r.right && b.r.left < a.r.right && a.r.top < b.r.bottom && b.r.top < a.r.bottom) out.push([a.text, b.text]);
+  }));
+  return out;
+})"""
+
+
+def test_a_grpo_runs_chart_titles_do_not_overlap_their_values(page, login, project, owner, setup):
+    snapshot, base = setup
+    metrics = [{"step": s, "score": 0.1 * s, "kl": 0.01 * s, "entropy": 2.0 - 0.1 * s, "loss": 0.5 / s, "response_length": 40 + s,
+                "reward_std": 0.3, "clipfrac": 0.02} for s in range(1, 6)]
+    run = TrainingRun.objects.create(project=project, snapshot=snapshot, base_model=base, method="grpo", status="running", worker="gpu@box",
+                                     device="cpu", step=5, total_steps=50, heartbeat_at=timezone.now(), metrics=metrics)
+    page.set_viewport_size({"width": 1366, "height": 768})
+    login(owner, f"/training/runs/{run.pk}/")
+    page.wait_for_selector("svg.chart polyline")
+    assert "Reward-model score (weighted sum)" in page.locator("svg.chart .chart-title").all_text_contents()
+    page.locator("[data-charts]").screenshot(path=screenshot_path("training-grpo-charts.png"))
+    assert page.evaluate(OVERLAPS) == []
+    assert page.watch.errors == []
 
 
 def test_it_shows_only_the_chosen_methods_hyperparameters_and_starts_the_run(page, login, project, owner, setup):
