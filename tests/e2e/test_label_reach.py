@@ -10,6 +10,7 @@ Screenshots go to $ARBITER_SCREENSHOT_DIR (default var/screenshots/), listed at 
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from annotation.kinds import Kind
 from annotation.models import Judgment, Membership, Role
@@ -32,6 +33,16 @@ LAST_TURN = """(root) => {
 }"""
 
 
+def last_turn(page, root: str) -> dict:
+    """Where the last user turn sits, once the page's script has scrolled the prompt box (it runs
+    after layout, which takes longer on a busy machine): waits up to 5 s, then measures anyway."""
+    try:
+        page.wait_for_function(f"(root) => {{ const s = ({LAST_TURN})(root); return s.inBox && s.onScreen; }}", arg=root, timeout=5000)
+    except PlaywrightTimeout:
+        pass  # the assertion below reports what was seen
+    return page.evaluate(LAST_TURN, root)
+
+
 @pytest.mark.parametrize("screen", list(SCREENS))
 def test_the_last_user_turn_of_a_long_chat_is_in_view(sized_page, make_project, member, owner, screen):
     project = make_project(Kind.BINARY, slug=f"chat-{screen}", allow_tie=True)
@@ -40,7 +51,7 @@ def test_the_last_user_turn_of_a_long_chat_is_in_view(sized_page, make_project, 
     item = make_item(project, "chat-1", chat, [long_answer(0), long_answer(1)])
     page = sized_page(SCREENS[screen])
     log_in(page, member, f"/projects/{project.slug}/label/")
-    seen = page.evaluate(LAST_TURN, "#label-stage")
+    seen = last_turn(page, "#label-stage")
     page.screenshot(path=screenshot_path(f"reach-chat-label-{screen}.png"))
     assert seen["boxScrolls"], "the chat is short enough to fit: the test measures nothing"
     assert seen["inBox"] and seen["onScreen"] and "which month" in seen["text"], seen
@@ -59,7 +70,7 @@ def test_the_last_user_turn_of_a_long_chat_is_in_view(sized_page, make_project, 
     manager.fill("input[name=password]", PASSWORD)
     manager.press("input[name=password]", "Enter")
     manager.wait_for_selector("#adjudicate-form")
-    seen = manager.evaluate(LAST_TURN, ".adjudication-item")
+    seen = last_turn(manager, ".adjudication-item")
     manager.screenshot(path=screenshot_path(f"reach-chat-adjudication-{screen}.png"))
     assert seen["boxScrolls"] and seen["inBox"] and seen["onScreen"], seen
 
