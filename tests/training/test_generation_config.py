@@ -18,7 +18,7 @@ pytest.importorskip("torch")
 from tests.training import tiny_rl
 from training.rl.sampling import Sampling, generate, response_logprobs
 
-pytestmark = pytest.mark.dbless  # the database plays no part: CI runs it on SQLite only
+# Every test but the page's is marked dbless: the database plays no part (CI runs them on SQLite only).
 
 LEAKY = dict(do_sample=True, temperature=0.3, top_p=0.5, top_k=3, min_p=0.2, typical_p=0.5, repetition_penalty=5.0,
              no_repeat_ngram_size=1)
@@ -91,6 +91,7 @@ def _plain_logprobs(net, prompt_ids, response_ids, *, temperature: float, top_p:
 
 # --- 1. one explicit GenerationConfig ----------------------------------------------------------------------
 
+@pytest.mark.dbless
 def test_it_applies_only_the_runs_temperature_and_top_p_whatever_the_model_ships(policy, tok, processors):
     generate(net=policy, tokenizer=tok, prompts=tiny_rl.HELD_OUT[:3], n=2, sampling=Sampling(temperature=0.7, top_p=0.9, max_new_tokens=6))
     assert processors and all(names == ["TemperatureLogitsWarper", "TopPLogitsWarper"] for _, names in processors), [n for _, n in processors]
@@ -105,6 +106,7 @@ def test_it_applies_only_the_runs_temperature_and_top_p_whatever_the_model_ships
     assert (policy.generation_config.repetition_penalty, policy.generation_config.top_k) == (5.0, 3)
 
 
+@pytest.mark.dbless
 def test_it_samples_exactly_what_a_model_without_generation_defaults_samples(policy, tok, tmp_path):
     from transformers import GenerationConfig
 
@@ -120,6 +122,7 @@ def test_it_samples_exactly_what_a_model_without_generation_defaults_samples(pol
     assert any(len(set(a["response_ids"])) < len(a["response_ids"]) for row in mine for a in row)
 
 
+@pytest.mark.dbless
 def test_it_draws_ppo_rollouts_at_the_run_temperature_alone_and_recomputes_their_log_probs_unpadded(tmp_path, tok, processors):
     import torch
 
@@ -154,6 +157,7 @@ def test_it_draws_ppo_rollouts_at_the_run_temperature_alone_and_recomputes_their
 
 # --- 2. the evaluation KL with top_p ----------------------------------------------------------------------
 
+@pytest.mark.dbless
 def test_it_renormalises_the_log_probs_over_the_nucleus_the_sampler_keeps(policy, tok):
     import torch
 
@@ -176,6 +180,7 @@ def test_it_renormalises_the_log_probs_over_the_nucleus_the_sampler_keeps(policy
     assert 1 < len({a["response_ids"][0] for a in drawn}) and {a["response_ids"][0] for a in drawn} <= set(torch.nonzero(kept)[:, 0].tolist())
 
 
+@pytest.mark.dbless
 @pytest.mark.parametrize("top_p", [1.0, 0.8])
 def test_it_reports_the_k1_mean_of_the_distribution_it_sampled_and_says_which(tmp_path, tok, top_p):
     from training.rl import models as M
@@ -196,6 +201,7 @@ def test_it_reports_the_k1_mean_of_the_distribution_it_sampled_and_says_which(tm
     assert ("top_p=0.8 nucleus and renormalised" in label) == (top_p < 1)
 
 
+@pytest.mark.dbless
 def test_it_refuses_a_nucleus_for_grpo_and_rloo_whose_log_probs_ignore_it():
     from training.recipes.base import ConfigError, config_validate
 
@@ -205,6 +211,7 @@ def test_it_refuses_a_nucleus_for_grpo_and_rloo_whose_log_probs_ignore_it():
         assert config_validate(method, {"top_p": 1})["top_p"] == 1
 
 
+@pytest.mark.dbless
 @pytest.mark.slow
 def test_it_keeps_the_models_generation_config_out_of_grpo_sampling(tmp_path, tok, processors):
     import torch
@@ -226,3 +233,19 @@ def test_it_keeps_the_models_generation_config_out_of_grpo_sampling(tmp_path, to
     # TRL's generation (training) and ours (the evaluation at the end): temperature, and nothing from the file.
     assert len(processors) >= 2 and all(names == ["TemperatureLogitsWarper"] for _, names in processors), [n for _, n in processors]
     assert {(c.repetition_penalty, c.top_k, c.min_p, c.typical_p, c.no_repeat_ngram_size) for c, _ in processors} == {(1.0, 0, None, 1.0, 0)}
+
+
+@pytest.mark.django_db
+def test_it_says_on_the_evaluation_page_which_distributions_the_kl_compares(project, owner, client_for):
+    from training.loop.models import Job
+    from training.models import ModelArtifact
+    from training.rl.comparison import kl_measured
+
+    policy = ModelArtifact.objects.create(name="tiny-policy", kind=ModelArtifact.Kind.POLICY, source=ModelArtifact.Source.TRAINED, path="p")
+    result = {"n": 2, "wins": 1, "ties": 1, "losses": 0, "win_rate": 0.75, "ci_low": 0.3, "ci_high": 0.95, "kl_mean": 0.12,
+              "kl_estimator": kl_measured(Sampling(temperature=0.9, top_p=0.8)), "policy": "tiny-policy", "reference": "tiny-base",
+              "reward_model": "tiny-rm", "samples": []}
+    job = Job.objects.create(kind=Job.Kind.EVALUATION, policy=policy, project=project, status=Job.Status.SUCCEEDED, result=result)
+    html = client_for(owner).get(f"/training/jobs/{job.pk}/").content.decode()
+    assert "the policy at T=0.9 truncated to its top_p=0.8 nucleus and renormalised" in html
+    assert "the reference at T=0.9, untruncated" in html

@@ -32,11 +32,11 @@ from training.core.stats import verdict, win_rate
 def kl_measured(sampling: Sampling) -> str:
     """What kl_mean compares, in words for the evaluation page (see the module's docstring)."""
     if sampling.temperature == 0:
-        return "k1 on the policy's greedy answers (nats per answer): log-probs at temperature 1, not a KL estimate"
+        return "k1 on the policy's greedy answers: log-probs at temperature 1, not a KL estimate"
     policy = f"the policy at T={sampling.temperature:g}"
     if sampling.top_p < 1:
         policy += f" truncated to its top_p={sampling.top_p:g} nucleus and renormalised (the distribution sampled)"
-    return f"k1 on the policy's samples (nats per answer): KL({policy} ‖ the reference at T={sampling.temperature:g}, untruncated)"
+    return f"k1 on the policy's samples: KL({policy} ‖ the reference at T={sampling.temperature:g}, untruncated)"
 
 SAMPLES_KEPT = 200
 
