@@ -6,7 +6,9 @@ Reported (the job's result, shown on the policy's page):
   score interval (better than the normal approximation for small n and rates near 0 or 1);
 - mean KL of the policy to the reference, estimated on the policy's own samples: per answer the
   sum over its tokens of log π(y_t) − log π_ref(y_t) (the k1 estimator; unbiased for KL(π‖π_ref)
-  because y is drawn from π), both at the sampling temperature;
+  because y is drawn from π). π is what the samples come from: the policy at the sampling
+  temperature, renormalised over the top_p nucleus when top_p < 1; π_ref is the reference at that
+  temperature, untruncated. The result's `kl_estimator` says so in words, on the job's page;
 - mean answer length in tokens and the share of answers that ended (eos before max_new_tokens);
 - every pair of answers with both scores, for the side-by-side browser.
 The comparison itself is training/rl/comparison.py::compare, which online runs end with too;

@@ -180,7 +180,8 @@ class OnlineConfig(RLConfig):
     num_generations: int = _f(4, "Responses sampled per prompt; the group is the baseline (at least 2).", minimum=2, maximum=1024)
     max_completion_length: int = _f(128, "Longest response in tokens.", minimum=1, maximum=MAX_TOKENS)
     temperature: float = _f(1.0, "Sampling temperature (TRL divides the logits of the log-probs by it too).", minimum=0.01, maximum=MAX_TEMPERATURE)
-    top_p: float = _f(1.0, "Nucleus sampling: keep the smallest set of tokens whose probability reaches this.", minimum=0, maximum=1)
+    top_p: float = _f(1.0, "Nucleus sampling: keep the smallest set of tokens whose probability reaches this. Only 1: TRL computes "
+                      "the log-probs from the whole distribution.", minimum=0, maximum=1)
     num_iterations: int = _f(1, "Updates per batch of generations (1: on-policy, no clipping needed).", minimum=1, maximum=100)
     epsilon: float = _f(0.2, "Clip range of the importance ratio when num_iterations > 1.", minimum=0, maximum=1)
     mask_truncated_completions: bool = _f(False, "Leave responses that hit max_completion_length out of the loss (they never ended).")
@@ -199,6 +200,16 @@ class OnlineConfig(RLConfig):
             raise ConfigError(f"epsilon: with num_iterations 1 the importance ratio stays 1 and nothing is clipped; "
                               f"raise num_iterations or leave epsilon at {defaults['epsilon']}")
 
+    @classmethod
+    def check(cls, values: dict) -> None:
+        super().check(values)
+        # Every processor the sampler applies must shape the log-probs too. TRL 1.16 recomputes them
+        # from the logits divided by the temperature and nothing else, so a nucleus would make the
+        # importance ratio and the KL those of another distribution than the one sampled.
+        if values.get("top_p", 1.0) < 1.0:
+            raise ConfigError(f"top_p: {values['top_p']} would truncate the sampling while TRL's log-probs use the whole "
+                              "distribution; only 1 is allowed")
+
 
 def method_args(cfg: OnlineConfig) -> dict:
     """The method's own settings (GRPO: beta, loss_type, scale_rewards), for TRL's config."""
@@ -207,9 +218,12 @@ def method_args(cfg: OnlineConfig) -> dict:
 
 
 def trl_args(cfg: OnlineConfig, *, args_cls, output_dir, device_type: str, n_rewards: int, method_args: dict):
+    from training.rl.sampling import NEUTRAL
+
     weights = [float(w) for w in cfg.reward_weights.split(",") if w.strip()] if cfg.reward_weights else None
     if weights is not None and len(weights) != n_rewards:
         raise ValueError(f"reward_weights: {len(weights)} weights for {n_rewards} reward model(s)")
+    use_vllm = cfg.use_vllm and device_type == "cuda"
     return args_cls(
         output_dir=str(output_dir), learning_rate=cfg.learning_rate, num_train_epochs=cfg.num_train_epochs, max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.per_device_train_batch_size, gradient_accumulation_steps=cfg.gradient_accumulation_steps,
@@ -218,9 +232,12 @@ def trl_args(cfg: OnlineConfig, *, args_cls, output_dir, device_type: str, n_rew
         logging_steps=cfg.logging_steps, save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
         report_to="none", disable_tqdm=True, use_cpu=device_type == "cpu", dataloader_num_workers=0,
         num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length, temperature=cfg.temperature,
-        top_p=cfg.top_p, top_k=0, num_iterations=cfg.num_iterations, epsilon=cfg.epsilon,
+        top_p=cfg.top_p, top_k=0, min_p=None, repetition_penalty=1.0, num_iterations=cfg.num_iterations, epsilon=cfg.epsilon,
         mask_truncated_completions=cfg.mask_truncated_completions, reward_weights=weights,
-        use_vllm=cfg.use_vllm and device_type == "cuda", vllm_mode="colocate", vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+        use_vllm=use_vllm, vllm_mode="colocate", vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+        # transformers generation: every other processor explicitly off (training/rl/sampling.py).
+        # vLLM builds its SamplingParams from the fields above and rejects transformers' names.
+        generation_kwargs=None if use_vllm else dict(NEUTRAL),
         **method_args,
     )
 
@@ -301,6 +318,7 @@ def train_online(ctx: TrainContext, recipe: Recipe, *, trainer_cls, args_cls) ->
 
     from training.core.chat import as_chat
     from training.rl import models as M
+    from training.rl.sampling import Sampling, generation_config, model_config_replaced
 
     run = start(ctx, recipe.config_class)
     cfg, tokenizer, policy, _ = policy_load(ctx, recipe.config_class, device=run.device, bf16_ok=run.bf16_ok)
@@ -333,7 +351,13 @@ def train_online(ctx: TrainContext, recipe: Recipe, *, trainer_cls, args_cls) ->
     resume = get_last_checkpoint(str(ctx.checkpoint_dir)) if ctx.checkpoint_dir.is_dir() else None
     if resume:
         ctx.progress.say(f"resuming from {resume}")
-    output = trainer.train(resume_from_checkpoint=resume)
+    # TRL hands generate() a GenerationConfig whose unset fields transformers fills from the model's
+    # own (min_p, suppress_tokens, forced_eos_token_id...): while training, the model carries ours.
+    # Built after the trainer, which reads the model's eos ids (end-of-turn tokens) and pad first.
+    own = generation_config(Sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_completion_length),
+                            pad_token_id=tokenizer.pad_token_id, eos_token_id=trainer.eos_token_ids)
+    with model_config_replaced(trainer.model, own):
+        output = trainer.train(resume_from_checkpoint=resume)
     ctx.progress.check()
 
     # Saved before evaluating: an evaluation that fails must not cost the trained policy.
@@ -381,6 +405,6 @@ def evaluate(model, tokenizer, funcs, prompts, *, cfg, device, base_model_path) 
     if prompts and not hasattr(model, "disable_adapter"):
         reference = load_policy(base_model_path, dtype=next(model.parameters()).dtype).to(device).eval()
     figures = compare(policy=model, reference=reference, tokenizer=tokenizer, reward=reward, prompts=prompts,
-                      sampling=Sampling(temperature=cfg.temperature, max_new_tokens=cfg.max_completion_length),
+                      sampling=Sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_completion_length),
                       batch_size=cfg.per_device_eval_batch_size, samples_kept=cfg.sample_prompts)
     return figures, figures.pop("samples")

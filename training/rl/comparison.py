@@ -8,8 +8,12 @@ answers; the policy wins a prompt when its answer scores higher (a tie, within
 training.core.stats.TIE_TOLERANCE, counts half). Reported:
 - the win rate with n, wins/ties/losses and a 95 % Wilson interval (ci_low, ci_high);
 - the mean KL of the policy to the reference, estimated on the policy's own samples: per answer
-  the sum over its tokens of log π(y_t) − log π_ref(y_t) (the k1 estimator; unbiased for
-  KL(π‖π_ref) because y is drawn from π), both at the sampling temperature;
+  the sum over its tokens of log π(y_t) − log π_ref(y_t) (the k1 estimator), unbiased for
+  KL(π‖π_ref) because y is drawn from π. π is the distribution the samples come from: the
+  policy at the sampling temperature and, with top_p < 1, renormalised over the nucleus kept at
+  each step (training/rl/sampling.py::response_logprobs). π_ref is the reference at the same
+  temperature, untruncated: truncating it too could leave a sampled token outside its nucleus
+  and the KL infinite. `kl_estimator` says which distributions the figure compares;
 - mean answer lengths in tokens, the share of answers that ended (eos before max_new_tokens),
   mean scores, the sampling settings, and the pairs side by side with both scores and the winner.
 
@@ -23,7 +27,17 @@ from contextlib import contextmanager, nullcontext
 from training.rl.sampling import Sampling, generate, response_logprobs
 from training.core.stats import verdict, win_rate
 
-KL_ESTIMATOR = "k1 on the policy's samples (nats per answer)"
+
+
+def kl_measured(sampling: Sampling) -> str:
+    """What kl_mean compares, in words for the evaluation page (see the module's docstring)."""
+    if sampling.temperature == 0:
+        return "k1 on the policy's greedy answers: log-probs at temperature 1, not a KL estimate"
+    policy = f"the policy at T={sampling.temperature:g}"
+    if sampling.top_p < 1:
+        policy += f" truncated to its top_p={sampling.top_p:g} nucleus and renormalised (the distribution sampled)"
+    return f"k1 on the policy's samples: KL({policy} ‖ the reference at T={sampling.temperature:g}, untruncated)"
+
 SAMPLES_KEPT = 200
 
 
@@ -72,7 +86,10 @@ def compare(*, policy, reference, tokenizer, reward, prompts: list, sampling: Sa
             chunk = prompts[start : start + batch_size]
             mine = [a[0] for a in answers[start : start + batch_size]]
             theirs = [a[0] for a in ref_answers[start : start + batch_size]]
-            logp = response_logprobs(net=policy, answers=mine, temperature=sampling.temperature, batch_size=batch_size)
+            # The policy's log-probs in the distribution its answers were drawn from (nucleus included);
+            # the reference's at the temperature alone, so that the KL stays finite.
+            logp = response_logprobs(net=policy, answers=mine, temperature=sampling.temperature, top_p=sampling.top_p,
+                                     batch_size=batch_size)
             with off():
                 logq = response_logprobs(net=ref_net, answers=mine, temperature=sampling.temperature, batch_size=batch_size)
             kls += [p - q for p, q in zip(logp, logq)]
@@ -88,7 +105,7 @@ def compare(*, policy, reference, tokenizer, reward, prompts: list, sampling: Sa
     return {
         **win_rate(policy_scores, reference_scores),
         "kl_mean": _mean(kls),
-        "kl_estimator": KL_ESTIMATOR,
+        "kl_estimator": kl_measured(sampling),
         "policy_length_mean": _mean([len(a[0]["response_ids"]) for a in answers]),
         "reference_length_mean": _mean([len(a[0]["response_ids"]) for a in ref_answers]),
         "policy_finished_share": _mean([float(a[0]["finished"]) for a in answers]),

@@ -323,19 +323,20 @@ class PPOTrainer:
     @torch.no_grad()
     def generate(self, prompts: list, *, reference: bool = False):
         """Sample one response per prompt: (input_ids, attention_mask, P, response mask, ended, texts)."""
-        from transformers import GenerationConfig
+        from training.rl.sampling import Sampling, generation_config, sample
 
         tok = self.tokenizer
         ids, mask = self._encode_prompts(prompts)
-        # Plain sampling at the temperature and nothing else (no top-k/top-p/repetition penalty from
-        # the model's generation_config): the log-probs below must be those of the sampling distribution.
-        gen = GenerationConfig(do_sample=True, temperature=self.cfg.temperature, top_k=0, top_p=1.0, max_new_tokens=self.cfg.max_new_tokens,
-                               min_new_tokens=0, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+        # Plain sampling at the temperature and nothing else (training/rl/sampling.py keeps the
+        # model's generation_config out): _logits below divides by the same temperature, so the
+        # log-probs are those of the distribution the tokens were drawn from.
+        gen = generation_config(Sampling(temperature=self.cfg.temperature, max_new_tokens=self.cfg.max_new_tokens),
+                                pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
         model, ctx = self._reference() if reference else (_unwrap(self.policy), nullcontext())
         was_training = model.training
         model.eval()
         with ctx, self._autocast():
-            out = model.generate(input_ids=ids, attention_mask=mask, generation_config=gen)
+            out = sample(model, input_ids=ids, attention_mask=mask, config=gen)
         model.train(was_training)
         prompt_length = ids.shape[1]
         responses = out[:, prompt_length:]

@@ -2,11 +2,21 @@
 the sampling settings recorded beside each answer. Used by policy evaluation (jobs and the end of
 online runs) and by generation batches sent to raters.
 
+Also the one place that turns a run's sampling settings into a transformers GenerationConfig
+(generation_config) and samples with it and nothing else (sample): PPO's rollouts, evaluation,
+generation batches and the GRPO/RLOO generation through TRL all go through these two. Left alone,
+transformers fills every field of the config handed to generate() that is None from the model's
+own generation_config (repetition_penalty, min_p, typical_p, no_repeat_ngram_size, top_k=50,
+suppress_tokens, forced_eos_token_id...): the samples would come from a processed distribution
+while their log-probs are recomputed from the raw one. The only processors left are temperature
+and top_p, and response_logprobs applies both the same way.
+
 No Django here, and torch is imported inside the functions: the web process imports Sampling
 and GenerationError (through training/loop/generation.py) without loading torch, and bench scripts
 without a database use the same code."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 
@@ -42,6 +52,57 @@ class Sampling:
         return asdict(self)
 
 
+# Every GenerationConfig field that adds a logits processor (or changes the search), at the value
+# that adds none. Explicit rather than None: None is what transformers fills from the model. The
+# fields whose only "off" is None (min_p, top_h, bad_words_ids, suppress_tokens, forced_*_token_id,
+# sequence_bias, exponential_decay_length_penalty, watermarking_config) stay None and are kept
+# from the model's values by sample() (and model_config_replaced), which hand generate() no model config to fill them from.
+NEUTRAL = {
+    "num_beams": 1, "top_k": 0, "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0, "repetition_penalty": 1.0,
+    "encoder_repetition_penalty": 1.0, "no_repeat_ngram_size": 0, "encoder_no_repeat_ngram_size": 0, "min_length": 0,
+    "renormalize_logits": False, "remove_invalid_values": False,
+}  # min_new_tokens stays None: set, even to 0, it becomes a min_length processor on the prompt's length
+
+
+def generation_config(sampling: Sampling, *, pad_token_id: int | None, eos_token_id: int | None):
+    """The GenerationConfig of `sampling`, from the run's settings alone: temperature and top_p (or
+    greedy at temperature 0), max_new_tokens, the tokenizer's pad and eos, every other processor
+    off. Use it through sample(), which keeps the model's own generation_config out."""
+    from transformers import GenerationConfig
+
+    greedy = sampling.temperature == 0
+    return GenerationConfig(
+        **NEUTRAL, do_sample=not greedy, max_new_tokens=sampling.max_new_tokens,
+        temperature=None if greedy else sampling.temperature, top_p=None if greedy else sampling.top_p,
+        pad_token_id=pad_token_id, eos_token_id=eos_token_id,
+    )
+
+
+@contextmanager
+def model_config_replaced(net, config):
+    """While generating, every transformers model inside `net` (a PEFT or DDP wrapper holds one)
+    carries `config` as its own generation_config, so generate() fills the fields left None from
+    `config` itself (then transformers' global defaults), never from the checkpoint's file.
+    Restored afterwards: a saved model keeps the generation_config it shipped with."""
+    from transformers import PreTrainedModel
+
+    models = [m for m in net.modules() if isinstance(m, PreTrainedModel) and getattr(m, "generation_config", None) is not None]
+    saved = [m.generation_config for m in models]
+    for m in models:
+        m.generation_config = config
+    try:
+        yield
+    finally:
+        for m, original in zip(models, saved):
+            m.generation_config = original
+
+
+def sample(net, *, input_ids, attention_mask, config):
+    """net.generate() with `config` (generation_config()) and nothing from the model's own."""
+    with model_config_replaced(net, config):
+        return net.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config)
+
+
 def _encode_prompts(tokenizer, prompts: list):
     from training.core.chat import render_prompt, special_tokens
 
@@ -63,7 +124,7 @@ def generate(*, net, tokenizer, prompts: list, n: int = 1, sampling: Sampling = 
     encoded = _encode_prompts(tokenizer, prompts)
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    greedy = sampling.temperature == 0
+    config = generation_config(sampling, pad_token_id=pad, eos_token_id=eos)
     out: list[list[dict]] = []
     for start in range(0, len(encoded), batch_size):
         chunk = encoded[start : start + batch_size]
@@ -74,12 +135,7 @@ def generate(*, net, tokenizer, prompts: list, n: int = 1, sampling: Sampling = 
         # One seed per batch position: the same request gives the same answers, batch after batch.
         torch.manual_seed(sampling.seed + start)
         with torch.no_grad():
-            gen = net.generate(
-                input_ids=input_ids, attention_mask=mask, max_new_tokens=sampling.max_new_tokens,
-                do_sample=not greedy, temperature=None if greedy else sampling.temperature,
-                top_p=None if greedy else sampling.top_p, top_k=None if greedy else 0,
-                pad_token_id=pad, eos_token_id=eos,
-            )
+            gen = sample(net, input_ids=input_ids, attention_mask=mask, config=config)
         new = gen[:, width:].tolist()
         for i, ids in enumerate(chunk):
             answers = []
@@ -95,18 +151,21 @@ def generate(*, net, tokenizer, prompts: list, n: int = 1, sampling: Sampling = 
     return out
 
 
-def response_logprobs(*, net, answers: list[dict], temperature: float = 1.0, batch_size: int = 8) -> list[float]:
-    """The log-probability of each answer's response under `net` (the sum over its tokens), with
-    the logits divided by the temperature it was sampled at (the distribution the sampler drew
-    from; greedy answers: temperature 1). `answers`: dicts with prompt_ids and response_ids, as
-    generate() returns them. Batched, right-padded: a causal LM's earlier positions never see the
-    padding, so each sum is what the answer alone would give."""
+def response_logprobs(*, net, answers: list[dict], temperature: float = 1.0, top_p: float = 1.0, batch_size: int = 8) -> list[float]:
+    """The log-probability of each answer's response under `net` (the sum over its tokens) in the
+    distribution the sampler drew from: logits divided by the temperature (greedy answers:
+    temperature 1) and, with top_p < 1, renormalised over the nucleus the sampler kept at each
+    step (transformers' own TopPLogitsWarper, so the same tokens), exactly as generation_config()
+    samples. `answers`: dicts with prompt_ids and response_ids, as generate() returns them.
+    Batched, right-padded: a causal LM's earlier positions never see the padding, so each sum is
+    what the answer alone would give."""
     import torch
 
     if not answers:
         return []
     device = next(net.parameters()).device
     scale = temperature if temperature > 0 else 1.0
+    nucleus = temperature > 0 and top_p < 1.0  # greedy answers come from no nucleus
     out: list[float] = []
     for start in range(0, len(answers), batch_size):
         chunk = answers[start : start + batch_size]
@@ -120,7 +179,25 @@ def response_logprobs(*, net, answers: list[dict], temperature: float = 1.0, bat
             p, r = len(a["prompt_ids"]), len(a["response_ids"])
             targets[row, p - 1 : p - 1 + r] = True
         with torch.no_grad():
-            logits = net(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, :-1].float() / scale
-            picked = logits.gather(-1, ids[:, 1:, None])[..., 0] - torch.logsumexp(logits, -1)
-        out += (picked * targets).sum(1).cpu().tolist()
+            logits = net(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, :-1]
+            rows = logits[targets].float() / scale  # (response tokens, vocab): only these are needed
+            tokens = ids[:, 1:][targets]
+            if nucleus:
+                rows = _nucleus_only(rows, tokens, top_p)
+            picked = rows.gather(-1, tokens[:, None])[:, 0] - torch.logsumexp(rows, -1)
+            sums = torch.zeros(len(chunk), device=device).index_add_(0, targets.nonzero()[:, 0], picked)
+        out += sums.cpu().tolist()
     return out
+
+
+def _nucleus_only(logits, tokens, top_p: float):
+    """`logits` with every token outside the top-p nucleus at -inf, as the sampler saw them."""
+    import torch
+    from transformers.generation.logits_process import TopPLogitsWarper
+
+    kept = torch.isfinite(TopPLogitsWarper(top_p=top_p)(None, logits))
+    # The sampled token was inside the sampler's nucleus. A recompute that differs in the last bits
+    # (batching, kv cache, bf16) can put a token at the edge just outside: keep it rather than
+    # give the answer a log-probability of -inf.
+    kept[torch.arange(len(tokens), device=tokens.device), tokens] = True
+    return logits.masked_fill(~kept, float("-inf"))
