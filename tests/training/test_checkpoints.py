@@ -21,7 +21,7 @@ from training.runs.checkpoints import CheckpointError, checkpoint_register, chec
 
 GRPO = dict(per_device_train_batch_size=8, num_generations=4, max_completion_length=6, temperature=1.0, logging_steps=1,
             eval_prompts=2, sample_prompts=0, seed=0, warmup_steps=0, lr_scheduler_type="constant", learning_rate=1e-2, beta=0.1,
-            max_steps=6, save_steps=2, keep_checkpoints=2)
+            max_steps=8, save_steps=2, keep_checkpoints=3)
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def rl_pieces(db, settings, project, one_thread):
 
 
 def _grpo_run(project, rl_pieces, owner) -> TrainingRun:
-    """A LoRA GRPO run of 6 updates, a checkpoint every 2, keeping 2, through the runner (in process)."""
+    """A LoRA GRPO run of 8 updates, a checkpoint every 2, keeping 3, through the runner (in process)."""
     from training.runs.runner import attempt_run, run_claim
 
     run = TrainingRun.objects.create(project=project, snapshot=rl_pieces["snapshot"], base_model=rl_pieces["base"], method="grpo",
@@ -70,9 +70,10 @@ def test_it_sends_the_kept_checkpoints_to_raters_and_charts_their_verdict(projec
                                                                             client_for, django_capture_on_commit_callbacks):
     run = _grpo_run(project, rl_pieces, owner)
 
-    # Kept: the newest two of the three saved (2, 4, 6), each with the score and KL logged at its step.
+    # Kept: the newest three of the four saved (2, 4, 6, 8; more than save_total_limit's 2), each with
+    # the score and KL logged at its step.
     kept = run.result["checkpoints"]
-    assert [c["step"] for c in kept] == [4, 6]
+    assert [c["step"] for c in kept] == [4, 6, 8]
     points = {p["step"]: p for p in run.metrics}
     for c in kept:
         assert c["score"] == pytest.approx(points[c["step"]]["score"]) and c["kl"] == pytest.approx(points[c["step"]]["kl"])
@@ -93,7 +94,7 @@ def test_it_sends_the_kept_checkpoints_to_raters_and_charts_their_verdict(projec
     assert 1 <= len(answers[0][0]["response_ids"]) <= 4
 
     # Sent: one batch, each item holding one answer per checkpoint and the reference's.
-    target = make_project(Kind.RANKING, slug="ckpt-ranked", ranking_k=3, ranking_min_k=3)
+    target = make_project(Kind.RANKING, slug="ckpt-ranked", ranking_k=4, ranking_min_k=4)
     with django_capture_on_commit_callbacks(execute=True):
         res = client_for(owner).post(f"/training/runs/{run.pk}/checkpoints/raters/", {"project": "ckpt-ranked", "limit": "10"})
     assert res.status_code == 302, res.content
@@ -102,13 +103,13 @@ def test_it_sends_the_kept_checkpoints_to_raters_and_charts_their_verdict(projec
     assert job.status == Job.Status.SUCCEEDED, job.error
     names = [p["candidate_name"] for p in job.params["policies"]]
     ref = "tiny-policy T=1"
-    assert names == [f"{run.output_model.name}@step-4 T=1", f"{run.output_model.name}@step-6 T=1", ref]
+    assert names == [f"{run.output_model.name}@step-{s} T=1" for s in (4, 6, 8)] + [ref]
     assert job.result["items_created"] == target.items.count() > 0
     for item in target.items.all():
         assert sorted(item.candidates.values_list("model_name", flat=True)) == sorted(names)
 
-    # Rated: the raters rank step 6 first, then the reference, then step 4.
-    order = [names[1], ref, names[0]]
+    # Rated: the raters rank step 6 first, then the reference, then steps 8 and 4.
+    order = [names[1], ref, names[2], names[0]]
     n = 0
     while (a := lease_next(project=target, rater=owner)) is not None:
         pos = {c.model_name: c.position for c in Candidate.objects.filter(item=a.item)}
@@ -116,8 +117,10 @@ def test_it_sends_the_kept_checkpoints_to_raters_and_charts_their_verdict(projec
         n += 1
     page = client_for(owner).get(f"/training/runs/{run.pk}/").content.decode()
     rows = dict(re.findall(r'<tr data-checkpoint="(\d+)"(.*?)</tr>', page, re.S))
-    assert "1.000 (n=%d: %d wins" % (n, n) in rows["6"] and "0.000 (n=%d: 0 wins" % n in rows["4"]
-    assert "data-preferred" in rows["6"] and "raters prefer" in rows["6"] and "data-preferred" not in rows["4"]
+    assert n == target.items.count()
+    assert "1.000 (n=%d: %d wins" % (n, n) in rows["6"] and "0.000 (n=%d: 0 wins" % n in rows["4"] and "0.000 (n=%d" % n in rows["8"]
+    assert "data-preferred" in rows["6"] and "raters prefer" in rows["6"]
+    assert "data-preferred" not in rows["4"] + rows["8"]
     assert "<svg" in page
 
 
@@ -132,11 +135,11 @@ def test_it_keeps_ppo_checkpoints_as_loadable_policies(tmp_path, one_thread):
     pieces = dict(policy=tiny_rl.save_policy(tmp_path / "policy", tok), reward=tiny_rl.save_reward_model(tmp_path / "rm", tok),
                   snapshot=tiny_rl.write_prompt_snapshot(tmp_path / "snapshot", tiny_rl.PROMPTS, tiny_rl.HELD_OUT))
     progress = tiny_rl.FakeProgress()
-    config = dict(per_device_train_batch_size=8, max_new_tokens=6, max_steps=6, save_steps=2, keep_checkpoints=2, eval_prompts=2,
+    config = dict(per_device_train_batch_size=8, max_new_tokens=6, max_steps=8, save_steps=2, keep_checkpoints=3, eval_prompts=2,
                   sample_prompts=0, reward_norm_samples=8)
     get("ppo").train_fn()(tiny_rl.context(tmp_path, method="ppo", config=config, use_lora=True, progress=progress, **pieces))
     records = checkpoint_records(tmp_path / "checkpoints", progress.points)
-    assert [r["step"] for r in records] == [4, 6]
+    assert [r["step"] for r in records] == [4, 6, 8]  # 2 is gone: keep_checkpoints, not save_total_limit (2)
     assert records[0]["path"].endswith("checkpoint-4/policy") and records[0]["score"] == progress.points[3]["score"]
     assert (Path(records[0]["path"]) / "adapter_config.json").is_file()
 
@@ -152,9 +155,11 @@ def _fake_run(project, snapshot, base_model, owner) -> TrainingRun:
 def test_it_refuses_a_project_that_cannot_take_every_checkpoint_and_the_reference(project, make_project, snapshot, base_model, owner,
                                                                                   client_for):
     run = _fake_run(project, snapshot, base_model, owner)
-    with pytest.raises(CheckpointError, match=r"project: Demo takes 2 answers per item; 2 checkpoint\(s\) and the reference make 3: "
-                                              r"choose a ranking project whose K range holds 3"):
+    with pytest.raises(CheckpointError, match=r"project: Demo is a binary project; 2 checkpoint\(s\) and the reference make 3 answers "
+                                              r"per item: choose a ranking project whose K range holds 3"):
         checkpoints_to_raters(run=run, steps=None, project=project, user=owner)
+    with pytest.raises(CheckpointError, match=r"is a rating project"):  # a rating project takes any number: still not a ranking
+        checkpoints_to_raters(run=run, steps=None, project=make_project(Kind.RATING, slug="rated"), user=owner)
     make_project(Kind.RANKING, slug="small", ranking_k=2)
     res = client_for(owner).post(f"/training/runs/{run.pk}/checkpoints/raters/", {"project": "small"}, follow=True)
     assert "Checkpoints not sent: project: Small takes 2 answers per item" in res.content.decode()
@@ -166,9 +171,14 @@ def test_it_refuses_a_project_that_cannot_take_every_checkpoint_and_the_referenc
 @pytest.mark.parametrize("who, code", [("member", 403), ("researcher", 403), ("outsider", 404)])
 def test_it_lets_only_a_manager_of_the_run_send_or_register_checkpoints(project, make_project, snapshot, base_model, owner,
                                                                         client_for, request, who, code):
+    from annotation.models import Membership, Role
+
     run = _fake_run(project, snapshot, base_model, owner)
-    make_project(Kind.RANKING, slug="ranked", ranking_k=3)
-    client = client_for(request.getfixturevalue(who))
+    user = request.getfixturevalue(who)
+    # A manager of the target project: only the run's own project stands in the way.
+    target = make_project(Kind.RANKING, slug="ranked", ranking_k=3)
+    Membership.objects.update_or_create(project=target, user=user, defaults={"role": Role.MANAGER})
+    client = client_for(user)
     assert client.post(f"/training/runs/{run.pk}/checkpoints/raters/", {"project": "ranked"}).status_code == code
     assert client.post(f"/training/runs/{run.pk}/checkpoints/2/register/").status_code == code
     assert not Job.objects.exists() and not ModelArtifact.objects.exclude(pk=base_model.pk).exists()

@@ -106,9 +106,10 @@ def checkpoints_to_raters(*, run: TrainingRun, steps: list[int] | None, project:
     need = len(steps) + 1
     low, high = project.candidates_range
     if project.kind != Kind.RANKING or not low <= need <= (high or need):
+        takes = f"takes {low if low == high else f'{low} to {high}'} answers per item" if project.kind == Kind.RANKING else f"is a {project.kind} project"
         raise CheckpointError(
-            f"project: {project.name} takes {low if low == high else f'{low} to {high}'} answers per item; {len(steps)} checkpoint(s) "
-            f"and the reference make {need}: choose a ranking project whose K range holds {need}, or fewer checkpoints")
+            f"project: {project.name} {takes}; {len(steps)} checkpoint(s) and the reference make {need} answers per item: "
+            f"choose a ranking project whose K range holds {need}, or fewer checkpoints")
     if snapshot is None and prompts_project is None:
         snapshot = run.snapshot
     temperature = float((run.config or {}).get("temperature") or 0.7)
