@@ -1,6 +1,6 @@
 """Browser pages of the training app. Each module under training/views/ owns its urlpatterns."""
 from training.judge import views as judge_views
-from training.views import loop, models, runs
+from training.views import checkpoints, loop, models, runs
 
 app_name = "training"
 
@@ -9,4 +9,5 @@ urlpatterns = [
     *models.urlpatterns,
     *judge_views.urlpatterns,
     *loop.urlpatterns,
+    *checkpoints.urlpatterns,
 ]

@@ -60,6 +60,9 @@ class RLConfig(TrainConfig):
     sample_prompts: int = _f(4, "Held-out samples (policy beside reference) kept in the result.", minimum=0, maximum=1000)
     logging_steps: int = _reworded(TrainConfig, "logging_steps", "Steps between metric points and log lines.", default=1)
     save_steps: int = _reworded(TrainConfig, "save_steps", "Steps between checkpoints; a run resumes from the last one.", default=20)
+    keep_checkpoints: int = _f(5, "Checkpoints kept as selectable policies: the newest N (one every save_steps steps) stay on disk, older ones are deleted; "
+                               "each can be registered as a model or sent to raters from the run page. Replaces save_total_limit for online runs.",
+                               minimum=1, maximum=100)
 
     # Read by the offline recipes' Trainer set-up (common.training_args_kwargs), never by ours (PPO)
     # nor by train_online's TRL arguments (trl_args): refused, so a run never claims them.
@@ -229,7 +232,9 @@ def trl_args(cfg: OnlineConfig, *, args_cls, output_dir, device_type: str, n_rew
         per_device_train_batch_size=cfg.per_device_train_batch_size, gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay, lr_scheduler_type=cfg.lr_scheduler_type, seed=cfg.seed,
         bf16=bool(cfg.bf16), fp16=False, gradient_checkpointing=bool(cfg.gradient_checkpointing), max_grad_norm=cfg.max_grad_norm,
-        logging_steps=cfg.logging_steps, save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
+        logging_steps=cfg.logging_steps, save_strategy="steps", save_steps=cfg.save_steps,
+        # The run keeps its checkpoints as policies to compare (training/runs/checkpoints.py), not just to resume from.
+        save_total_limit=cfg.keep_checkpoints,
         report_to="none", disable_tqdm=True, use_cpu=device_type == "cpu", dataloader_num_workers=0,
         num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length, temperature=cfg.temperature,
         top_p=cfg.top_p, top_k=0, min_p=None, repetition_penalty=1.0, num_iterations=cfg.num_iterations, epsilon=cfg.epsilon,

@@ -523,10 +523,14 @@ class PPOTrainer:
                 "rng": rngs,
                 "config": dataclasses.asdict(self.cfg),
             }, tmp / "state.pt")
+            # The policy as a loadable model beside the state (an adapter with LoRA): a kept checkpoint is a
+            # policy a user may register and send to raters (training/runs/checkpoints.py).
+            _unwrap(self.policy).save_pretrained(str(tmp / "policy"), safe_serialization=True)
+            self.tokenizer.save_pretrained(str(tmp / "policy"))
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
             kept = sorted(checkpoints(self.checkpoint_dir), reverse=True)
-            for _, old in kept[self.cfg.save_total_limit :]:
+            for _, old in kept[getattr(self.cfg, "keep_checkpoints", self.cfg.save_total_limit) :]:
                 shutil.rmtree(old, ignore_errors=True)
             self.say(f"checkpoint saved at update {self.step}")
         if self.distributed:

@@ -1,8 +1,11 @@
 """How a run's figures are shown: every accuracy with its n and a 95% Wilson interval
 (training/core/stats.py), captions that agree with the numbers. Read by the run page, the model page and
-the API; no torch.
+the API; no torch. Also the record of an online run's kept checkpoints (checkpoint_records), written
+into its result when it finishes.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 from training.core.stats import wilson
 
@@ -71,3 +74,47 @@ def display_rows(values: dict) -> list[tuple[str, str]]:
         elif isinstance(value, (int, str)):
             rows.append((key, str(value)))
     return rows
+
+
+# --- an online run's kept checkpoints ------------------------------------------------------------
+
+# Files in a checkpoint folder that make it loadable as a model (TRL's checkpoint-N, or PPO's
+# checkpoint-N/policy): a full model's config, or an adapter's.
+MODEL_MARKERS = ("config.json", "adapter_config.json")
+
+
+def checkpoint_model_folder(folder: Path) -> Path | None:
+    """Where a checkpoint's loadable policy lies: PPO writes it to policy/ beside its state,
+    TRL's checkpoints are model folders themselves; None when neither holds a model."""
+    for candidate in (folder / "policy", folder):
+        if any((candidate / marker).is_file() for marker in MODEL_MARKERS):
+            return candidate
+    return None
+
+
+def checkpoint_records(folder: Path, points: list[dict]) -> list[dict]:
+    """[{step, path, score, kl}] for each complete checkpoint under `folder`, oldest first: the path
+    of its model relative to the artifact root, and the reward-model score mean and KL logged at its
+    step (the last metric point at or before it: a point may be logged every few steps)."""
+    from training.core.paths import artifact_relative
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = sorted((int(p.name.split("-")[-1]), p) for p in folder.iterdir()
+                   if p.is_dir() and p.name.startswith("checkpoint-") and p.name.split("-")[-1].isdigit())
+    logged = sorted((p for p in points or [] if isinstance(p.get("step"), int) and isinstance(p.get("score"), (int, float))),
+                    key=lambda p: p["step"])
+    records = []
+    for step, path in found:
+        model = checkpoint_model_folder(path)
+        if model is None:  # a save killed half-way, or a checkpoint of an older version without its policy
+            continue
+        point = next((p for p in reversed(logged) if p["step"] <= step), None) or {}
+        records.append({"step": step, "path": artifact_relative(model),
+                        "score": _number(point.get("score")), "kl": _number(point.get("kl"))})
+    return records
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

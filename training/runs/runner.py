@@ -186,6 +186,10 @@ def _train(run: TrainingRun, progress: Progress) -> None:
     progress.write(device=device_info()[1][:100])
     result = recipe.train_fn()(ctx)
     progress.check()
+    if recipe.needs_reward_model:  # online runs keep their checkpoints as policies (training/runs/checkpoints.py)
+        from training.runs.results import checkpoint_records
+
+        result["checkpoints"] = checkpoint_records(ctx.checkpoint_dir, progress.points)
     _finish(run, progress, result=result, out_dir=out_dir, kind=recipe.produces, resolved=result.get("resolved_config") or {})
 
 
