@@ -194,6 +194,7 @@ class OnlineConfig(RLConfig):
 
     @classmethod
     def check(cls, values: dict) -> None:
+        super().check(values)
         defaults = {f.name: f.default for f in dataclasses.fields(OnlineConfig)}
         if not values["use_vllm"] and values["vllm_gpu_memory_utilization"] != defaults["vllm_gpu_memory_utilization"]:
             raise ConfigError("vllm_gpu_memory_utilization: read only when use_vllm is on; turn use_vllm on or leave it at its default")
@@ -202,10 +203,6 @@ class OnlineConfig(RLConfig):
             # and the clip never acts (TRL recomputes or detaches them; we set no steps_per_generation).
             raise ConfigError(f"epsilon: with num_iterations 1 the importance ratio stays 1 and nothing is clipped; "
                               f"raise num_iterations or leave epsilon at {defaults['epsilon']}")
-
-    @classmethod
-    def check(cls, values: dict) -> None:
-        super().check(values)
         # Every processor the sampler applies must shape the log-probs too. TRL 1.16 recomputes them
         # from the logits divided by the temperature and nothing else, so a nucleus would make the
         # importance ratio and the KL those of another distribution than the one sampled.
