@@ -55,3 +55,21 @@ def test_it_trains_a_lora_adapter_on_chat_pairs_with_ipo_and_a_precomputed_refer
     assert run.result["samples"][0]["prompt"][0]["role"] == "user"
     policy = ModelArtifact.objects.get(run=run)
     assert policy.is_adapter and policy.config["loss_type"] == "ipo" and policy.config["precompute_ref_log_probs"] is True
+
+
+def test_its_test_accuracy_is_a_count_of_pairs_when_the_last_batch_is_short(project, tiny_model, make_snapshot):
+    """19 test pairs in batches of 8: TRL's mean of per-batch shares is not k/19; the page shows
+    "k of n" beside the share, so the share must be one."""
+    from training.runs.results import accuracy_figures
+
+    base = tiny_model()
+    snapshot = make_snapshot(project, preference_rows(48, seed=21), preference_rows(19, seed=22))
+    config = {**FAST, "num_train_epochs": 1, "learning_rate": 3e-3, "per_device_eval_batch_size": 8, "sample_prompts": 0}
+    run = run_create(project=project, snapshot=snapshot, base_model=base, method="dpo", use_lora=True, config=config)
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.log_tail
+    test = run.result["test"]
+    assert test["accuracy_n"] == 19
+    k = test["accuracy"] * 19
+    assert abs(k - round(k)) < 1e-9, test["accuracy"]
+    assert accuracy_figures(test)["accuracy"]["k"] == round(k)
