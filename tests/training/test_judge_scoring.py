@@ -111,3 +111,50 @@ def test_it_tallies_the_position_bias_over_a_job_and_resumes_it():
     assert out["pairs"] == 2 and out["first_position_share"] == 0.75 and out["order_flip_share"] == 0.5
     assert out["answers"] == {"0": 1, "1:2": 1, "undecided": 1, "ranking": 1}
     assert answers.BiasTally().as_dict()["first_position_share"] is None
+
+
+def _judge_with(template: str | None, *, eos: bool = True, max_length: int = 2048):
+    """An LMJudge on the judge tokenizer with another chat template (the network is never called)."""
+    from tests.training.judge_models import judge_tokenizer
+    from training.judge.judges import LMJudge
+
+    tok = judge_tokenizer()
+    tok.add_special_tokens({"additional_special_tokens": ["<|end|>"]})
+    if template is not None:
+        tok.chat_template = template
+    if not eos:
+        tok.eos_token = None
+    judge = LMJudge.__new__(LMJudge)
+    judge._ready(net=None, tokenizer=tok, device="cpu", max_length=max_length)
+    return judge
+
+
+END_OF_TURN = ("{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }}{% if m['role'] == 'assistant' %} <|end|> {% endif %}{% endfor %}"
+               "{% if add_generation_prompt %}<|assistant|> {% endif %}")
+NO_SYSTEM = ("{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system turn') }}{% endif %}"
+             "<|{{ m['role'] }}|> {{ m['content'] }} {% endfor %}{% if add_generation_prompt %}<|assistant|> {% endif %}")
+
+
+def test_it_ends_each_option_with_the_templates_own_end_of_turn_token():
+    # SmolLM2-style: the template writes a special token after an answer, which is not the EOS.
+    judge = _judge_with(END_OF_TURN)
+    end = judge.tokenizer.convert_tokens_to_ids("<|end|>")
+    assert end != judge.tokenizer.eos_token_id and judge.end_id() == end
+    assert judge.option_ids(["a", "b"]) == [[judge.tokenizer.convert_tokens_to_ids("a"), end], [judge.tokenizer.convert_tokens_to_ids("b"), end]]
+    # A template that writes plain text after an answer (here: nothing special): the EOS ends it.
+    assert _judge_with(NO_SYSTEM).end_id() == judge.tokenizer.eos_token_id
+    # Neither: no way to mark the end of an answer, said in words.
+    with pytest.raises(JudgeError, match="no end-of-turn or EOS token"):
+        _judge_with(NO_SYSTEM, eos=False).end_id()
+
+
+def test_it_asks_in_the_models_chat_format_and_keeps_the_end_of_a_long_prompt():
+    judge = _judge_with(END_OF_TURN)
+    tok = judge.tokenizer
+    assert tok.decode(judge.context_ids("follow instructions", "which is better")) == "<|system|> follow instructions <|user|> which is better <|assistant|>"
+    # A template that refuses a system turn: the instructions go first in the user's turn.
+    folded = _judge_with(NO_SYSTEM)
+    assert folded.tokenizer.decode(folded.context_ids("follow instructions", "which is better")) == "<|user|> follow instructions which is better <|assistant|>"
+    # Too long: the start goes, the question and the start of the answer stay.
+    short = _judge_with(END_OF_TURN, max_length=3)
+    assert tok.decode(short.context_ids("follow instructions", "which is better")) == "is better <|assistant|>"

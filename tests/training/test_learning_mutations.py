@@ -51,7 +51,8 @@ class FixedRollout(ppo.PPOTrainer):
                          ref_policy=torch.nn.Linear(1, 1))
 
     def _reward(self, prompts, texts):
-        return torch.stack([self.raw_scores[int(p[1:]) % len(self.raw_scores)] for p in prompts])
+        # Read from the response texts ("rp3" for prompt "p3"): a scorer handed the wrong argument fails.
+        return torch.stack([self.raw_scores[int(t[2:]) % len(self.raw_scores)] for t in texts])
 
     def generate(self, prompts, *, reference=False):
         self.generated_from.append("reference" if reference else "policy")
@@ -122,8 +123,9 @@ def test_it_normalises_the_score_with_the_references_samples_at_the_start(tmp_pa
     trainer.normalise_rewards()
     assert trainer.generated_from == ["reference", "reference"]  # two batches of two, from the reference
     assert trainer.reward_mean == pytest.approx(3.0) and trainer.reward_std == pytest.approx(math.sqrt(14 / 3))
+    assert "reward normalisation from 4 reference samples: mean 3, std 2.16" in trainer.progress.lines  # the run's log says so
     # And score() applies them: raw 6 -> (6 - 3) / sqrt(14/3) = 1.38873 (it ended: no penalty).
-    scores, raw = trainer.score(["p3"], ["r"], torch.tensor([True]))
+    scores, raw = trainer.score(["p3"], ["rp3"], torch.tensor([True]))
     close(scores, [3 / math.sqrt(14 / 3)])
     close(raw, [6.0])
     # normalize_reward off: the scores are used as they are.
@@ -232,3 +234,60 @@ def test_it_puts_the_preference_margin_into_the_reward_models_loss(tmp_path):
             trainer.model.score.weight.zero_()
     assert _loss(with_margin) == pytest.approx((math.log(2) + math.log1p(math.exp(2))) / 2, rel=1e-5)
     assert _loss(without) == pytest.approx(math.log(2), rel=1e-5)
+
+
+def test_it_sizes_the_run_and_its_schedule_from_the_config(tmp_path):
+    """Updates per pass, total updates, the KL controller, the optimizer and the schedule, as a run
+    reports them: 4 prompts in rollouts of 2 -> 2 updates a pass; 2 passes -> 4 updates; one PPO
+    epoch of one minibatch -> 4 optimizer steps. Linear schedule with warmup 0.5 (a share: 2 of the 4
+    steps): lr x 0, 0.5, 1, 0.5, 0."""
+    trainer = FixedRollout(tmp_path, max_steps=0, num_train_epochs=2.0, learning_rate=0.1, weight_decay=0.25, lr_scheduler_type="linear",
+                           warmup_steps=0.5, adaptive_kl=True, kl_target=3.0, kl_horizon=100)
+    assert (trainer.updates_per_epoch, trainer.total_updates, trainer.step) == (2, 4, 0)
+    assert trainer.kl_ctl.state_dict() == {"value": trainer.cfg.kl_coef, "target": 3.0, "horizon": 100}
+    group = trainer.optimizer.param_groups[0]
+    assert group["weight_decay"] == 0.25
+    lrs = []
+    for _ in range(5):
+        lrs.append(group["lr"])
+        trainer.optimizer.step()
+        trainer.scheduler.step()
+    assert lrs == pytest.approx([0.0, 0.05, 0.1, 0.05, 0.0])
+    assert trainer.timings == dict.fromkeys(("generation", "scoring", "forward", "update"), 0.0) and trainer.tokens == {"rollout": 0, "train": 0}
+    # max_steps wins over the passes; a fixed coefficient has no target.
+    fixed = FixedRollout(tmp_path / "b", max_steps=3, num_train_epochs=2.0)
+    assert fixed.total_updates == 3 and fixed.kl_ctl.target is None
+    # Too few prompts for one rollout, or a batch that the minibatches do not divide: refused in words.
+    with pytest.raises(ValueError, match="4 prompts: a rollout needs at least 8"):
+        FixedRollout(tmp_path / "c", per_device_train_batch_size=8)
+    with pytest.raises(ValueError, match="per_device_train_batch_size must be a multiple of num_mini_batches"):
+        FixedRollout(tmp_path / "d", per_device_train_batch_size=3, num_mini_batches=2)
+
+
+# ------------------------------------------------ edges of PPO's maths that mutmut found untested
+
+
+def t(*rows):
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+def test_it_clips_the_value_loss_upwards_too_and_counts_only_decisive_clips():
+    # clip 0.5, R = 3:
+    #   V_old = 0, V = 2:    unclipped (2 - 3)^2 = 1, clipped V = 0.5 -> 6.25 -> 6.25 (the clip decided)
+    #   V_old = 0, V = 0.25: inside the range, both (0.25 - 3)^2 = 7.5625 -> not counted as clipped
+    # loss = 0.5 * (6.25 + 7.5625) / 2; clip fraction 1/2
+    loss, clipfrac = ppo.value_loss(t(2.0, 0.25), t(0.0, 0.0), t(3.0, 3.0), torch.ones(2, dtype=torch.float64), 0.5)
+    close(loss, 0.5 * (6.25 + 7.5625) / 2)
+    close(clipfrac, 0.5)
+
+
+def test_it_handles_one_token_responses_equal_values_and_the_default_estimator():
+    # A one-token response (the policy said eos at once) gets its score on that token.
+    close(ppo.token_rewards(t(3.0), t([0.0, 0.0]), t([1, 0]), 0.5), t([3.0, 0.0]))
+    # All equal (variance 0): whitened to zeros, not NaN (the epsilon under the square root).
+    close(ppo.whiten(t(2.0, 2.0, 2.0), t(1.0, 1.0, 1.0)), t(0.0, 0.0, 0.0))
+    # k1 unless asked: log p - log q.
+    close(ppo.kl_per_token(t(-1.0, -2.0), t(-2.0, -1.0)), t(1.0, -1.0))
+    # One entropy per position: logits [0, ln 3] -> softmax [1/4, 3/4]; [0, 0] -> uniform, ln 2.
+    logits = t([0.0, math.log(3.0)], [0.0, 0.0]).view(1, 2, 2)
+    close(ppo.entropy_from_logits(logits), t([-(0.25 * math.log(0.25) + 0.75 * math.log(0.75)), math.log(2.0)]).view(1, 2))
