@@ -52,6 +52,7 @@ class FixedRollout(ppo.PPOTrainer):
 
     def _reward(self, prompts, texts):
         # Read from the response texts ("rp3" for prompt "p3"): a scorer handed the wrong argument fails.
+        assert len(prompts) == len(texts) and all(t == f"r{p}" for p, t in zip(prompts, texts)), (prompts, texts)
         return torch.stack([self.raw_scores[int(t[2:]) % len(self.raw_scores)] for t in texts])
 
     def generate(self, prompts, *, reference=False):
