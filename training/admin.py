@@ -14,6 +14,9 @@ from django.template.response import TemplateResponse
 
 from annotation.models import DatasetSnapshot
 from config import jsonlimits
+from training.judge.models import JudgeJob
+from training.loop.models import Job
+from training.registration.models import RegistrationJob
 from training.runs.lifecycle import LIFECYCLE_FIELDS
 from training.registry.models import ModelArtifact
 from training.runs.models import SnapshotForTraining, TrainingRun
@@ -212,3 +215,36 @@ class SnapshotForTrainingAdmin(admin.ModelAdmin):
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/training/start_training.html", context)
+
+
+class _JobAdmin(admin.ModelAdmin):
+    """The short jobs (judge, evaluation, generation, registration), read-only: they are started
+    and cancelled from their own pages, where the services check who may; here staff see them all."""
+
+    list_filter = ("status", "phase")
+    ordering = ("-created_at",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(JudgeJob)
+class JudgeJobAdmin(_JobAdmin):
+    list_display = ("id", "project", "model", "status", "phase", "done", "total", "created_at")
+    list_select_related = ("project", "model")
+
+
+@admin.register(Job)
+class LoopJobAdmin(_JobAdmin):
+    list_display = ("id", "kind", "project", "policy", "status", "phase", "done", "total", "created_at")
+    list_filter = ("kind", "status", "phase")
+    list_select_related = ("project", "policy")
+
+
+@admin.register(RegistrationJob)
+class RegistrationJobAdmin(_JobAdmin):
+    list_display = ("id", "name", "source", "status", "phase", "model", "created_at")
+    list_select_related = ("model",)

@@ -74,3 +74,23 @@ def test_it_starts_runs_on_selected_snapshots_from_an_admin_action(client_for, s
     run = TrainingRun.objects.get()
     assert run.snapshot == snapshot and run.project == project and run.config["num_train_epochs"] == 2.0 and run.created_by == staff
     assert f"Queued run(s) {run.pk}" in done.content.decode()
+
+
+def test_it_lists_the_short_jobs_read_only(client_for, staff, project, setup):
+    """Judge, evaluation/generation and registration jobs are in the admin for staff to find,
+    and cannot be added or edited there (their own pages start and cancel them)."""
+    from training.judge.models import JudgeJob
+    from training.loop.models import Job
+    from training.registration.models import RegistrationJob
+
+    _, base = setup
+    judge = JudgeJob.objects.create(project=project, model=base)
+    job = Job.objects.create(kind=Job.Kind.GENERATION, policy=base, project=project)
+    registration = RegistrationJob.objects.create(name="smol-2", source="folder")
+    client = client_for(staff)
+    for model, row, shown in (("judgejob", judge, "smol"), ("job", job, "generation"), ("registrationjob", registration, "smol-2")):
+        listing = client.get(f"/admin/training/{model}/")
+        assert listing.status_code == 200 and shown in listing.content.decode().lower(), model
+        assert client.get(f"/admin/training/{model}/add/").status_code == 403
+        assert client.get(f"/admin/training/{model}/{row.pk}/change/").status_code == 200  # a view, not a form
+        assert client.post(f"/admin/training/{model}/{row.pk}/change/", {}).status_code == 403
