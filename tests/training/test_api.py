@@ -33,6 +33,10 @@ def test_it_starts_a_run_for_managers_with_defaults_filled(api_for, project, sna
     response = api_for(owner).post("/api/training/runs/", {
         "project": project.slug, "snapshot": snapshot.pk, "base_model": str(base_model.pk), "method": "reward"}, format="json")
     assert response.status_code == 201 and response.json()["use_lora"] is True
+    assert response.json()["evaluate_after"] is True  # a policy run's evaluation is queued unless asked not to
+    response = api_for(owner).post("/api/training/runs/", {
+        "project": project.slug, "snapshot": snapshot.pk, "base_model": "smol", "method": "dpo", "evaluate_after": False}, format="json")
+    assert response.status_code == 201 and TrainingRun.objects.get(pk=response.json()["id"]).evaluate_after is False
 
 
 def test_it_lets_only_managers_start_runs(api_for, project, snapshot, researcher, member, outsider):

@@ -59,7 +59,8 @@ class RunListCreate(generics.ListCreateAPIView):
         try:
             run = run_create(project=project, snapshot=snapshot, base_model=base_model, method=values["method"],
                              use_lora=values["use_lora"], config=values["config"], reward_model=reward_model, created_by=request.user,
-                             num_processes=values["num_processes"], distributed=values["distributed"])
+                             num_processes=values["num_processes"], distributed=values["distributed"],
+                             evaluate_after=values["evaluate_after"])
         except ConfigError as exc:
             field, _, message = str(exc).partition(": ")
             raise ValidationError({field if message else "config": [message or str(exc)]}) from None

@@ -45,7 +45,7 @@ class TrainingRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = TrainingRun
         fields = ["id", "project", "snapshot", "snapshot_version", "base_model", "base_model_name", "reward_model", "method", "use_lora",
-                  "config", "num_processes", "distributed", "accuracies", "status", "cancel_requested", "worker", "device", "attempts", "step",
+                  "config", "num_processes", "distributed", "evaluate_after", "accuracies", "status", "cancel_requested", "worker", "device", "attempts", "step",
                   "total_steps", "percent", "heartbeat_at",
                   "log_tail", "result", "error", "output_model", "created_by", "created_at", "started_at", "finished_at"]
         read_only_fields = fields
@@ -80,6 +80,7 @@ class RunCreateSerializer(serializers.Serializer):
     base_model = serializers.CharField(help_text="Id or name of a registered model.")
     method = serializers.ChoiceField(choices=(), help_text="A training method of the recipe registry (GET /api/training/recipes/).")
     use_lora = serializers.BooleanField(default=True)
+    evaluate_after = serializers.BooleanField(default=True, help_text="Policy runs: queue an evaluation against the base model on the jobs queue when the run succeeds.")
     config = serializers.DictField(required=False, default=dict, help_text="Hyperparameters; missing ones take the recipe's defaults.")
     num_processes = serializers.IntegerField(default=1, min_value=1, max_value=64, help_text="Training processes, one per GPU (CPU workers: gloo processes).")
     distributed = serializers.ChoiceField(choices=TrainingRun.Distributed.choices, default=TrainingRun.Distributed.DDP,
