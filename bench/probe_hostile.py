@@ -82,9 +82,16 @@ def snapshot_matrix(users: dict, ids: dict) -> str:
             response = clients[role].get(url)
             body = b"".join(response.streaming_content) if response.streaming else response.content
             code = str(response.status_code)
-            # A 200 that hides what the snapshot holds (results withheld) says so.
-            if response.status_code == 200 and kind in ("page", "api") and ("results" in what) and (b'"prompt"' not in body and b"Q</" not in body):
-                code += " hidden"
+            # A 200 that withholds the results says so: the run page marks it, the job page then has no
+            # win rate, the API answers a null or empty result.
+            if response.status_code == 200 and "results" in what:
+                if kind == "api":
+                    hidden = response.json().get("result") in (None, {})
+                elif "run" in what:
+                    hidden = b"data-results-hidden" in body
+                else:
+                    hidden = b"data-win-rate" not in body
+                code += " hidden" if hidden else " shown"
             codes.append(f"{code:>12}")
         out.append(f"{kind:6} {what:<34} " + " ".join(codes))
     return "\n".join(out)
