@@ -307,7 +307,8 @@ def world() -> tuple[dict, dict]:
     users = {"manager": make["owner"], "rater": make["member"], "researcher": make["researcher"], "outsider": make["outsider"],
              "staff": make["staff"], "anonymous": None, "other manager": make["bmanager"]}
     # Numbers other than 1 where a row could hold them, so that a stored `true` (1) shows.
-    demo = Project.objects.create(slug="demo", name="Demo", kind=Kind.BINARY, created_by=make["owner"], overlap=2)
+    demo = Project.objects.create(slug="demo", name="Demo", kind=Kind.BINARY, created_by=make["owner"], overlap=2,
+                                  demonstrations=Project.Demonstrations.ALONGSIDE)  # so that its route takes a body
     bee = Project.objects.create(slug="bee", name="Bee", kind=Kind.BINARY, created_by=make["bmanager"], overlap=2)
     for project, name, role in ((demo, "owner", Role.MANAGER), (demo, "member", Role.RATER), (demo, "researcher", Role.RESEARCHER),
                                 (bee, "bmanager", Role.MANAGER), (bee, "owner", Role.MANAGER), (bee, "member", Role.RATER)):
