@@ -113,8 +113,15 @@ def main() -> int:
         return 0
     cases = hostile_cases.cases(fast=args.fast)
     start = time.monotonic()
-    probe = hostile_cases.Probe(users=users, ids=ids, cases=cases, roles=[r for r in args.roles.split(",") if r],
-                                on_route=(lambda t: print(t, flush=True)) if args.verbose else None)
+    probe = hostile_cases.Probe(users=users, ids=ids, cases=cases, roles=[r for r in args.roles.split(",") if r])
+
+    def progress(template: str) -> None:
+        # Running totals before each route: a run cut short still says what it covered.
+        hostile = [t for c, t in probe.totals.items() if c != "baseline"]
+        print(f"{time.monotonic() - start:6.0f}s  {sum(t.requests for t in hostile):>7} requests {sum(t.errors for t in hostile):>4} 5xx "
+              f"{sum(t.wrong for t in hostile):>4} wrong  next: /{template}", flush=True)
+
+    probe.on_route = progress if args.verbose else None
     probe.run()
     for finding, statuses in sorted(probe.findings.items()):
         print(f"x{len(statuses):<3} {finding}  (status {', '.join(sorted(set(statuses)))})")
