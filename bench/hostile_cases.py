@@ -151,7 +151,7 @@ def cases(*, fast: bool = False) -> list[Case]:
     ints, floats = dict(INTS), dict(FLOATS)
     for name, maximum in bounds.items():
         (floats if isinstance(maximum, float) and not float(maximum).is_integer() else ints).setdefault(name, None)
-    numbers, texts, objects = sorted({*ints, *floats}), TEXTS, OBJECTS
+    numbers, texts, objects = sorted({*ints, *floats, "options.test_share", "options.min_agreement", "options.sft_min_agreement"}), TEXTS, OBJECTS
     non_finite, non_finite_strings, size = (float("nan"), float("inf"), float("-inf")), NON_FINITE_STRINGS, MB10
     if fast:
         numbers, texts, objects = ["limit", "seed", "gold_rate", "config.seed"], ("rationale", "instructions"), ("value", "config")
@@ -164,7 +164,7 @@ def cases(*, fast: bool = False) -> list[Case]:
         out += [Case("non-finite number", name, value, f"{name}={value}") for value in non_finite]
         out += [Case("non-finite string", name, value, f"{name}={value!r}") for value in non_finite_strings]
         out.append(Case("bool for number", name, True, f"{name}=true"))
-        past = _past(name, bounds.get(name, ints.get(name, floats.get(name))))
+        past = _past(name, bounds.get(name, ints.get(name, floats.get(name, bounds.get(name.split(".")[-1])))))
         for value in past[:1] if fast else past:
             out.append(Case("past bound", name, value, f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"))
     for name in objects:
@@ -246,10 +246,13 @@ def _has_surrogate(value) -> bool:
     return isinstance(value, str) and (re.search("[\ud800-\udfff]", value) is not None or "\\ud800" in value.lower())
 
 
-def stored_bad(case: Case, writes: Writes) -> bool:
-    """Whether a row written holds the case's hostile value (the field's own column or key)."""
+def stored_bad(case: Case, writes: Writes, baseline: Writes | None = None) -> bool:
+    """Whether a row written holds the case's hostile value (the field's own column or key).
+    `baseline`: what the route wrote for its valid body; a 1 it wrote too (a default, such as a
+    snapshot's sft_min_agreement 1.0) is not a `true` taken as 1."""
     leaf = case.field.rsplit(".", 1)[-1]
     names = {leaf, f"{leaf}_id"}
+    ones = {name for name, value in (baseline.values() if baseline else ()) if _is_one(value)}
     for name, value in writes.values():
         if case.cls in ("surrogate key", "surrogate value"):
             if _has_surrogate(value) or _has_surrogate(name):
@@ -262,7 +265,7 @@ def stored_bad(case: Case, writes: Writes) -> bool:
                 if isinstance(value, float) and not math.isfinite(value) or str(value).lower() in ("nan", "inf", "-inf", "infinity", "-infinity"):
                     return True
             elif case.cls == "bool for number":
-                if value is True or (not isinstance(value, str) and value == 1 and not isinstance(value, (dict, list))):
+                if value is True or (_is_one(value) and name not in ones):
                     return True
             elif case.cls == "list for object":
                 if case.field and isinstance(value, (list, str)) and value == case.value:
@@ -275,11 +278,15 @@ def stored_bad(case: Case, writes: Writes) -> bool:
     return False
 
 
-def verdict(case: Case, status: int, writes: Writes) -> str:
+def _is_one(value) -> bool:
+    return isinstance(value, (bool, int, float)) and value == 1
+
+
+def verdict(case: Case, status: int, writes: Writes, baseline: Writes | None = None) -> str:
     """'5xx', 'wrong' (accepted and stored), or 'ok'."""
     if status >= 500:
         return "5xx"
-    if 200 <= status < 400 and stored_bad(case, writes):
+    if 200 <= status < 400 and stored_bad(case, writes, baseline):
         return "wrong"
     return "ok"
 
@@ -473,22 +480,22 @@ class Probe:
                 # Fresh session per route and role: a request to /accounts/logout/ ends it.
                 client = clients({role: self.users[role]})[role]
                 for method in ("POST", "PUT", "PATCH", "DELETE"):
-                    status, _ = self.send(client, method, url, json.dumps(base).encode(), "application/json")
+                    status, base_writes = self.send(client, method, url, json.dumps(base).encode(), "application/json")
                     self.count("baseline", f"{method} /{template} [baseline] as {role}", status, "5xx" if status >= 500 else "ok")
                     if status in (401, 403, 404, 405) or (status == 302 and role == "anonymous"):
                         continue  # the route refuses this role or method whatever the body
                     self.probed.setdefault(template, set()).add(method)
                     for case in self.cases:
-                        if case.field.startswith("config.") and "config" not in base:
-                            continue  # recipe settings: only the routes that start runs read them
+                        if "." in case.field and case.field.split(".")[0] not in base:
+                            continue  # settings inside an object (a recipe's, a snapshot's): only routes that read it
                         if method == "DELETE" and case.cls not in ("surrogate key", "list for object"):
                             continue
                         raw = case.json_body(base).encode("utf-8", "surrogatepass")
                         status, writes = self.send(client, method, url, raw, "application/json")
-                        self.count(case.cls, f"{method} /{template} [{case.label}] as {role}", status, verdict(case, status, writes))
+                        self.count(case.cls, f"{method} /{template} [{case.label}] as {role}", status, verdict(case, status, writes, base_writes))
                         if not api and method == "POST" and (form := case.form_body(form_fields(template, base))) is not None:
                             status, writes = self.send(client, method, url, form, "application/x-www-form-urlencoded")
-                            self.count(case.cls, f"{method} /{template} [form {case.label}] as {role}", status, verdict(case, status, writes))
+                            self.count(case.cls, f"{method} /{template} [form {case.label}] as {role}", status, verdict(case, status, writes, base_writes))
 
     def table(self) -> str:
         lines = [f"{'class':<20} {'requests':>9} {'5xx':>6} {'wrong':>6}"]
