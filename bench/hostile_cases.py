@@ -71,13 +71,13 @@ class Case:
         _put(body, self.field, self.value)
         return json.dumps(body)
 
-    def form_body(self, base: dict) -> bytes | None:
+    def form_body(self, base: dict, config_prefix: str = "") -> bytes | None:
         """The same as an HTML form posts it (urlencoded UTF-8; a surrogate as its UTF-8-style
         bytes, which Django decodes to U+FFFD), or None where a form cannot carry the class."""
         if self.cls in ("list for object", "surrogate key") or isinstance(self.value, float) and not math.isfinite(self.value):
             return None
         fields = {k: v for k, v in base.items() if not isinstance(v, (dict, list))}
-        name = self.field.replace("config.", "")
+        name = config_prefix + self.field.removeprefix("config.") if self.field.startswith("config.") else self.field
         value = self.value
         fields[name] = "true" if value is True else str(value)
         return "&".join(f"{quote(k)}={quote(str(v).encode('utf-8', 'surrogatepass'))}" for k, v in fields.items()).encode()
@@ -387,9 +387,14 @@ def baseline(template: str, ids: dict) -> dict:
     return b
 
 
+def config_prefix(template: str, base: dict) -> str:
+    """The run form names a method's settings METHOD-NAME."""
+    return f"{base.get('method', 'dpo')}-" if template == "training/projects/<slug:slug>/new/" else ""
+
+
 def form_fields(template: str, base: dict) -> dict:
-    """The baseline as form fields: the run form names a method's settings METHOD-NAME."""
-    prefix = f"{base.get('method', 'dpo')}-" if template == "training/projects/<slug:slug>/new/" else ""
+    """The baseline as form fields."""
+    prefix = config_prefix(template, base)
     out = {k: v for k, v in base.items() if not isinstance(v, (dict, list))}
     for k, v in (base.get("config") or {}).items():
         out[prefix + k] = v
@@ -493,7 +498,7 @@ class Probe:
                         raw = case.json_body(base).encode("utf-8", "surrogatepass")
                         status, writes = self.send(client, method, url, raw, "application/json")
                         self.count(case.cls, f"{method} /{template} [{case.label}] as {role}", status, verdict(case, status, writes, base_writes))
-                        if not api and method == "POST" and (form := case.form_body(form_fields(template, base))) is not None:
+                        if not api and method == "POST" and (form := case.form_body(form_fields(template, base), config_prefix(template, base))) is not None:
                             status, writes = self.send(client, method, url, form, "application/x-www-form-urlencoded")
                             self.count(case.cls, f"{method} /{template} [form {case.label}] as {role}", status, verdict(case, status, writes, base_writes))
 
