@@ -71,6 +71,7 @@ RESERVED_SLUGS = {"new"}
 # TextFields: a cap there would take a migration and still not reach the API). Instructions are
 # shown on every labelling page; the principles cap is the judge page's (training/judge/views.py).
 TEXT_CAPS = {"instructions": 100_000, "principles": 20_000}
+MAX_LABEL = 200  # a scale label is a few words; the probe stored 10 MB ones through the settings form
 
 
 def _validate(project: Project) -> None:
@@ -85,6 +86,9 @@ def _validate(project: Project) -> None:
     for field, cap in TEXT_CAPS.items():
         if len(getattr(project, field) or "") > cap:
             errors.setdefault(field, []).append(f"at most {cap:,} characters")
+    for field in ("likert_labels", "rating_labels"):
+        if any(len(str(label)) > MAX_LABEL for label in getattr(project, field) or []):
+            errors.setdefault(field, []).append(f"each label at most {MAX_LABEL} characters")
     for field, message in settings_errors(project).items():
         errors.setdefault(field, []).append(message)
     if errors:

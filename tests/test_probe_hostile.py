@@ -87,6 +87,9 @@ def test_it_refuses_the_hostile_project_settings_the_probe_found(world, quiet):
     response = client.patch("/api/projects/demo/", {"instructions": "x" * 100_000}, content_type="application/json")
     assert response.status_code == 200
     assert Project.objects.get(slug="demo").gold_rate != 1.0
+    response = client.patch("/api/projects/demo/", {"likert_labels": ["x" * 201]}, content_type="application/json")
+    assert response.status_code == 400 and "200 characters" in response.json()["likert_labels"][0]
+    assert Project.objects.get(slug="demo").likert_labels != ["x" * 201]
 
 
 def test_it_shows_my_work_for_a_page_number_past_64_bits(world):
