@@ -67,6 +67,11 @@ def _unique_slug(name: str) -> str:
 
 # Slugs that would shadow a fixed URL under /projects/.
 RESERVED_SLUGS = {"new"}
+# The free-text settings' caps, checked here for the form and the API alike (the columns are
+# TextFields: a cap there would take a migration and still not reach the API). Instructions are
+# shown on every labelling page; the principles cap is the judge page's (training/judge/views.py).
+TEXT_CAPS = {"instructions": 100_000, "principles": 20_000}
+MAX_LABEL = 200  # a scale label is a few words; the probe stored 10 MB ones through the settings form
 
 
 def _validate(project: Project) -> None:
@@ -78,6 +83,12 @@ def _validate(project: Project) -> None:
         errors.update(exc.message_dict)
     if project.slug in RESERVED_SLUGS:
         errors.setdefault("slug", []).append(f"'{project.slug}' is reserved")
+    for field, cap in TEXT_CAPS.items():
+        if len(getattr(project, field) or "") > cap:
+            errors.setdefault(field, []).append(f"at most {cap:,} characters")
+    for field in ("likert_labels", "rating_labels"):
+        if any(len(str(label)) > MAX_LABEL for label in getattr(project, field) or []):
+            errors.setdefault(field, []).append(f"each label at most {MAX_LABEL} characters")
     for field, message in settings_errors(project).items():
         errors.setdefault(field, []).append(message)
     if errors:

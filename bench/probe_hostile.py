@@ -1,28 +1,34 @@
-"""Throw hostile and careless input at every route, as every role, and count the server errors.
+"""Throw every hostile input class of issue 18 at every write route, as every role, and count the
+server errors and the wrong acceptances.
 
-    .venv/bin/python bench/probe_hostile.py [--verbose]
+    .venv/bin/python bench/probe_hostile.py [--fast] [--verbose] [--roles manager,outsider]
+    .venv/bin/python bench/probe_hostile.py --snapshot-matrix
 
-Every URL pattern of the URLconf is resolved with real ids (the caller's own assignment, the
-project's items, imports, snapshots, runs, models) and with hostile ones (past 64 bits), and
-each is sent GET with odd query strings and POST/PUT/PATCH with hostile bodies: nesting 100,000
-levels deep, lone surrogates in every known field, floats where integers belong, numbers past
-every range, megabyte strings, NaN, bodies that are not JSON or not an object, as the manager,
-the rater, the researcher, an outsider, staff and nobody. Each request runs in a transaction
-that is rolled back, so one request's success cannot hide the next one's failure.
+The classes, the world and the judge live in bench/hostile_cases.py (shared with the suite's fast
+form, tests/test_probe_hostile.py). Every URL pattern of the URLconf is tried with POST, PUT,
+PATCH and DELETE as the manager, the rater, the researcher, an outsider, staff, nobody and a
+manager of another project; a role and method the route refuses outright (401/403/404/405) is
+counted once and not sent the cases. Each case replaces one field of the route's valid baseline
+body (JSON, and on the HTML routes the same as a form), in a transaction rolled back afterwards.
+
+Prints a totals table per class: requests, 5xx, and WRONG ACCEPTANCES (2xx/3xx and a written row
+holds the hostile value); exits 1 if there are any.
+
+--snapshot-matrix prints, for the snapshot demo v1 that also holds project bee, each route that
+serves it (API and browser: files, archive, card, rows, run results, samples, job results) against
+A's researcher, A's manager, B's manager and a user who reads both: the status codes.
 
 It runs on a throwaway SQLite database in a temporary ARBITER_DATA_DIR; Celery tasks are only
-queued (memory broker), never run. Prints each route and input that gave a 5xx, and the totals.
+queued (memory broker), never run.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import re
 import sys
 import tempfile
-from collections import Counter
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,174 +41,94 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from django.db import transaction  # noqa: E402
-from django.test import Client  # noqa: E402
-from django.urls import URLPattern, URLResolver, get_resolver  # noqa: E402
 
-HUGE = "99999999999999999999999"
-DEEP = "[" * 100_000 + "]" * 100_000
-SURROGATE = '"\\ud800"'
-FIELDS = [
-    "value", "rationale", "flags", "client_key", "duration_ms", "items", "name", "slug", "instructions", "kind",
-    "likert_points", "likert_labels", "ranking_k", "rating_min", "rating_max", "rating_threshold", "rating_labels",
-    "overlap", "lease_seconds", "gold_rate", "gold_pause_threshold", "gold_min_answers", "username", "role", "paused",
-    "format", "as_judgments", "threshold", "min_answers", "action", "config", "method", "base_model", "snapshot",
-    "prompts", "texts", "split", "formats", "include_paused", "raters", "researchers", "winner", "scores",
-]
+from bench import hostile_cases  # noqa: E402
 
 
-def hostile_bodies() -> list[tuple[str, str]]:
-    """(label, raw JSON body)."""
-    bodies = [
-        ("deep value", '{"value": ' + DEEP + "}"),
-        ("deep root", DEEP),
-        ("not json", "{not json"),
-        ("json list", "[1, 2, 3]"),
-        ("json string", '"hello"'),
-        ("NaN", '{"value": NaN, "gold_rate": NaN}'),
-        ("empty", ""),
-        ("float winner", '{"value": {"winner": 1.0}}'),
-        ("huge winner", '{"value": {"winner": 100000000000000000000000000}}'),
-        ("megabyte strings", json.dumps({f: "x" * 1_000_000 for f in ("value", "rationale", "client_key", "name", "instructions")})),
-    ]
-    for field in FIELDS:
-        bodies.append((f"surrogate {field}", "{" + f'"{field}": [{SURROGATE}], "value": {{"winner": 0}}, "x": {SURROGATE}' + "}"))
-        bodies.append((f"huge {field}", "{" + f'"{field}": 1000000000000000000000000000000' + "}"))
-        bodies.append((f"float {field}", "{" + f'"{field}": 1e308' + "}"))
-    return bodies
+def snapshot_matrix(users: dict, ids: dict) -> str:
+    """Status codes of every snapshot route for the four roles of issue 18."""
+    from django.contrib.auth import get_user_model
 
-
-def routes(resolver=None, prefix: str = "") -> list[tuple[str, object]]:
-    """(route template, pattern) of every endpoint, e.g. 'api/assignments/<id:assignment_id>/submit/'."""
-    resolver = resolver or get_resolver()
-    out = []
-    for p in resolver.url_patterns:
-        text = str(p.pattern)
-        if isinstance(p, URLResolver):
-            out.extend(routes(p, prefix + text))
-        elif isinstance(p, URLPattern):
-            out.append((prefix + text, p))
-    return out
-
-
-def seed():
-    from annotation.kinds import Kind
-    from annotation.models import Assignment, Candidate, DatasetSnapshot, ImportBatch, Item, Membership, Project, Role
+    from annotation.models import DatasetSnapshot, Membership, Project, Role
+    from training.loop.models import Job
+    from training.models import ModelArtifact, TrainingRun
 
     User = get_user_model()
-    users = {name: User.objects.create_user(name, f"{name}@example.org", "correct-horse-battery") for name in ("owner", "member", "researcher", "outsider")}
-    users["staff"] = User.objects.create_superuser("staff", "staff@example.org", "correct-horse-battery")
-    project = Project.objects.create(slug="demo", name="Demo", kind=Kind.BINARY, created_by=users["owner"])
-    for name, role in (("owner", Role.MANAGER), ("member", Role.RATER), ("researcher", Role.RESEARCHER)):
-        Membership.objects.create(project=project, user=users[name], role=role)
-    for i in range(3):
-        item = Item.objects.create(project=project, external_id=f"i{i}", prompt=f"Question {i}?")
-        Candidate.objects.create(item=item, position=0, text="A", model_name="a")
-        Candidate.objects.create(item=item, position=1, text="B", model_name="b")
-    from annotation.assignment import lease_next
-
-    assignment = lease_next(project=project, rater=users["member"])
-    batch = ImportBatch.objects.create(project=project, filename="x.jsonl", status=ImportBatch.Status.SUCCEEDED)
-    ids = {
-        "slug": "demo",
-        "assignment_id": assignment.id,
-        "pk": Item.objects.first().id,
-        "batch_id": batch.id,
-        "user_id": users["member"].id,
-        "version": 1,
-        "username": "member",
-        "name": "agreement",
-        "part": "candidate-0",
-    }
-    _ = (Assignment, DatasetSnapshot)
-    return users, ids
-
-
-def fill(template: str, values: dict, hostile: bool) -> str | None:
-    """The route with its parameters filled in: real values, or ids past 64 bits."""
-    if "^" in template or "(?P" in template:
-        return None  # regex routes (admin internals): skipped
-
-    def sub(match) -> str:
-        converter, name = match.group(1) or "str", match.group(2)
-        if hostile and converter in ("int", "id"):
-            return HUGE
-        return str(values.get(name, "x"))
-
-    return "/" + re.sub(r"<(?:(\w+):)?(\w+)>", sub, template)
-
-
-def send(client, method: str, url: str, body, **headers):
-    with transaction.atomic():
-        if body is None:
-            response = client.generic(method, url, **headers)
-        elif body[0] == "form":
-            response = client.post(url, body[1])
-        else:
-            response = client.generic(method, url, body[1].encode("utf-8", "surrogatepass"), content_type="application/json")
-        transaction.set_rollback(True)
-    return response
+    amanager = User.objects.create_user("amanager", "amanager@example.org", "correct-horse-battery")
+    Membership.objects.create(project=Project.objects.get(slug="demo"), user=amanager, role=Role.MANAGER)
+    snapshot = DatasetSnapshot.objects.get(pk=ids["snapshot"])
+    run = TrainingRun.objects.create(project=snapshot.project, snapshot=snapshot, base_model=ModelArtifact.objects.get(name="smol"),
+                                     method="dpo", status="succeeded", result={"test": {"accuracy": 0.75}, "samples": [{"prompt": "Q"}]})
+    job = Job.objects.create(kind=Job.Kind.EVALUATION, policy=ModelArtifact.objects.get(name="policy"), project=snapshot.project,
+                             status="succeeded", params={"prompts": {"snapshot": snapshot.pk, "split": "test"}},
+                             result={"n": 1, "win_rate": 1.0, "samples": [{"prompt": "Q", "policy": "p", "reference": "r"}]})
+    roles = {"A researcher": users["researcher"], "A manager": amanager, "B manager": users["other manager"], "reads both": users["manager"]}
+    v = snapshot.version
+    rows = [("page", "list", "/projects/demo/datasets/"), ("page", "card", f"/projects/demo/datasets/v{v}/"),
+            ("page", "status", f"/projects/demo/datasets/v{v}/status.json"), ("page", "archive", f"/projects/demo/datasets/v{v}/download/")]
+    rows += [("page", f"file {name}", f"/projects/demo/datasets/v{v}/files/{name}") for name in ["manifest.json", *snapshot.manifest["files"]]]
+    rows += [("api", "list", "/api/projects/demo/datasets/"), ("api", "rows+card", f"/api/projects/demo/datasets/{v}/"),
+             ("api", "archive", f"/api/projects/demo/datasets/{v}/archive/")]
+    rows += [("api", f"file {name}", f"/api/projects/demo/datasets/{v}/files/{name}") for name in ["manifest.json", *snapshot.manifest["files"]]]
+    rows += [("page", "run results", f"/training/runs/{run.pk}/"), ("page", "run samples", f"/training/runs/{run.pk}/samples/"),
+             ("api", "run results", f"/api/training/runs/{run.pk}/"), ("page", "job results", f"/training/jobs/{job.pk}/"),
+             ("api", "job results", f"/api/training/jobs/{job.pk}/")]
+    clients = hostile_cases.clients(roles)
+    out = [f"{'':6} {'route':<34} " + " ".join(f"{r:>12}" for r in roles)]
+    for kind, what, url in rows:
+        codes = []
+        for role in roles:
+            response = clients[role].get(url)
+            body = b"".join(response.streaming_content) if response.streaming else response.content
+            code = str(response.status_code)
+            # A 200 that withholds the results says so: the run page marks it, the job page then has no
+            # win rate, the API answers a null or empty result.
+            if response.status_code == 200 and "results" in what:
+                if kind == "api":
+                    hidden = response.json().get("result") in (None, {})
+                elif "run" in what:
+                    hidden = b"data-results-hidden" in body
+                else:
+                    hidden = b"data-win-rate" not in body
+                code += " hidden" if hidden else " shown"
+            codes.append(f"{code:>12}")
+        out.append(f"{kind:6} {what:<34} " + " ".join(codes))
+    return "\n".join(out)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--fast", action="store_true", help="the suite's reduced cases (100 kB strings, a few fields per class)")
+    parser.add_argument("--roles", default=",".join(hostile_cases.ROLES))
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--snapshot-matrix", action="store_true")
     args = parser.parse_args()
 
     logging.disable(logging.CRITICAL)  # every 500 would print its traceback
     call_command("migrate", verbosity=0)
-    users, ids = seed()
-    def logged_in() -> dict[str, Client]:
-        clients = {}
-        for name, user in users.items():
-            c = Client(raise_request_exception=False)
-            c.force_login(user)
-            clients[name] = c
-        clients["anonymous"] = Client(raise_request_exception=False)
-        return clients
+    users, ids = hostile_cases.world()
+    if args.snapshot_matrix:
+        print(snapshot_matrix(users, ids))
+        return 0
+    cases = hostile_cases.cases(fast=args.fast)
+    start = time.monotonic()
+    probe = hostile_cases.Probe(users=users, ids=ids, cases=cases, roles=[r for r in args.roles.split(",") if r])
 
-    bodies = hostile_bodies()
-    form = ("form", {f: "\x00" + "9" * 30 for f in FIELDS})
-    sent, errors = 0, Counter()
-    examples: dict[str, str] = {}
+    def progress(template: str) -> None:
+        # Running totals before each route: a run cut short still says what it covered.
+        hostile = [t for c, t in probe.totals.items() if c != "baseline"]
+        print(f"{time.monotonic() - start:6.0f}s  {sum(t.requests for t in hostile):>7} requests {sum(t.errors for t in hostile):>4} 5xx "
+              f"{sum(t.wrong for t in hostile):>4} wrong  next: /{template}", flush=True)
 
-    def record(role, method, template, url, label, response):
-        nonlocal sent
-        sent += 1
-        if response.status_code >= 500:
-            key = f"{method} /{template} [{label}]"
-            errors[key] += 1
-            examples.setdefault(key, f"{role} {url[:100]}")
-
-    for template, _pattern in routes():
-        if template.startswith(("admin/", "static")):
-            continue
-        if args.verbose:
-            print(template, flush=True)
-        real, huge = fill(template, ids, False), fill(template, ids, True)
-        if real is None:
-            continue
-        # Fresh sessions per route: a request to /accounts/logout/ ends the client's session.
-        for role, client in logged_in().items():
-            for url in {real, huge}:
-                for query in ("", "?cursor=%ff%fe&all=1&gold=1&page=99999999999999999999&format=xml"):
-                    record(role, "GET", template, url + query, "query" if query else "plain", send(client, "GET", url + query, None))
-                record(role, "GET", template, url, "html", send(client, "GET", url, None, HTTP_ACCEPT="text/html"))
-                record(role, "POST", template, url, "deep value", send(client, "POST", url, bodies[0]))
-            for method in ("POST", "PATCH"):
-                # Only methods the route takes from this role get the whole list.
-                first = send(client, method, real, ("empty object", "{}"))
-                record(role, method, template, real, "empty object", first)
-                if first.status_code in (401, 403, 404, 405) or (first.status_code == 302 and role == "anonymous"):
-                    continue
-                for body in [*bodies, form]:
-                    record(role, method, template, real, body[0], send(client, method, real, body))
-    for key, count in sorted(errors.items()):
-        print(f"5xx x{count:<3} {key}  e.g. as {examples[key]}")
-    print(f"\n{sent} hostile requests, {sum(errors.values())} server errors on {len(errors)} distinct route/input pairs")
-    return 1 if errors else 0
+    probe.on_route = progress if args.verbose else None
+    probe.run()
+    for finding, statuses in sorted(probe.findings.items()):
+        print(f"x{len(statuses):<3} {finding}  (status {', '.join(sorted(set(statuses)))})")
+    print(f"\n{len(probe.probed)} write routes took a body from some role ({sum(map(len, probe.probed.values()))} route/method pairs); "
+          f"{len(cases)} cases; {time.monotonic() - start:.0f} s\n")
+    print(probe.table())
+    return 1 if probe.failures else 0
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from collections import defaultdict
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
 from django.shortcuts import get_object_or_404
 from django.urls import path
 from drf_spectacular.utils import extend_schema, extend_schema_view
@@ -31,7 +32,17 @@ def _drf_error(exc: DjangoValidationError) -> ValidationError:
     return ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages})
 
 
+class StrictFloatField(serializers.FloatField):
+    """DRF's FloatField takes `true` as 1.0 (Python's bool is an int): a boolean is not a number."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class ProjectSerializer(serializers.ModelSerializer):
+    serializer_field_mapping = {**serializers.ModelSerializer.serializer_field_mapping, models.FloatField: StrictFloatField}
     role = serializers.SerializerMethodField(help_text="Your role on the project (staff: manager).")
 
     class Meta:

@@ -22,6 +22,9 @@ from annotation.selectors import labelling_project_get
 PAGE_SIZE = 50
 
 
+MAX_PAGE = 1_000_000
+
+
 @login_required
 @require_http_methods(["GET"])
 def my_work_page(request: HttpRequest, slug: str) -> HttpResponse:
@@ -30,7 +33,8 @@ def my_work_page(request: HttpRequest, slug: str) -> HttpResponse:
     if answer not in my_work.ANSWER_FILTERS:
         answer = ""
     try:
-        page = max(1, int(request.GET.get("page", "1")))
+        # Capped: an offset past 64 bits is an OverflowError in the database driver (a 500).
+        page = min(max(1, int(request.GET.get("page", "1"))), MAX_PAGE)
     except ValueError:
         page = 1
     rows = list(my_work.my_judgments(project=project, rater=request.user, answer=answer)[(page - 1) * PAGE_SIZE : page * PAGE_SIZE + 1])

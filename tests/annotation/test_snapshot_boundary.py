@@ -163,3 +163,27 @@ def test_it_refuses_the_snapshot_as_prompts_for_an_evaluation_or_a_generation_ba
         passed = api_for(owner).post(url, body, format="json")
         assert passed.status_code == 400 and list(passed.json()) == [lacks], passed.content
     assert not Job.objects.exists()
+
+
+def test_it_hides_an_evaluation_s_results_on_the_snapshot_by_the_same_rule(shared, project, client_for, api_for, owner, researcher, a_manager):
+    """The owner (reads both) may evaluate on the snapshot; the job then belongs to A, whose
+    researcher and manager must not read B's prompts in its samples, nor its win rate."""
+    from training.models import Job
+
+    policy = ModelArtifact.objects.create(name="smol", kind=ModelArtifact.Kind.CAUSAL_LM, source=ModelArtifact.Source.GGUF, path="models/smol")
+    job = Job.objects.create(kind=Job.Kind.EVALUATION, policy=policy, project=project, status="succeeded", created_by=owner,
+                             params={"prompts": {"snapshot": shared.pk, "split": "train", "label": "demo v1 train split"}},
+                             result={"n": 4, "win_rate": 0.75, "policy": "smol", "reference": "ref", "reward_model": "rm",
+                                     "samples": [{"prompt": SECRET, "policy": "p", "reference": "r"}]})
+    page, api, listing = f"/training/jobs/{job.pk}/", f"/api/training/jobs/{job.pk}/", f"/api/training/models/{policy.pk}/jobs/"
+    assert SECRET.encode() in client_for(owner).get(page).content
+    assert api_for(owner).get(api).json()["result"]["samples"][0]["prompt"] == SECRET
+    for user in (researcher, a_manager):
+        shown = client_for(user).get(page)
+        assert shown.status_code == 200 and SECRET.encode() not in shown.content and b"data-win-rate" not in shown.content
+        assert api_for(user).get(api).json()["result"] == {}
+        assert [row["result"] for row in api_for(user).get(listing).json()] == [{}]
+    cancelled = api_for(a_manager).post(f"/api/training/jobs/{job.pk}/cancel/")
+    assert cancelled.status_code == 200 and SECRET not in cancelled.content.decode()
+    job.refresh_from_db()
+    assert job.result["samples"][0]["prompt"] == SECRET  # hidden from them, not erased

@@ -20,7 +20,7 @@ from annotation.models import Role
 from training.loop.generation import GenerationError
 from training.loop.models import Job
 from training.loop.jobs import job_cancel
-from training.loop.requests import evaluation_request, generation_request, job_get_for_user, jobs_for_policy
+from training.loop.requests import evaluation_request, generation_request, job_get_for_user, job_shown_to, jobs_for_policy
 from training.registry.selectors import model_get_for_user
 
 
@@ -79,20 +79,21 @@ class ModelJobs(APIView):
     @extend_schema(summary="Evaluations and generation batches of this model", responses={200: JobSerializer(many=True)})
     def get(self, request, pk: int):
         policy = model_get_for_user(user=request.user, model_id=pk)
-        return Response(JobSerializer(jobs_for_policy(user=request.user, policy=policy)[:100], many=True).data)
+        jobs = [job_shown_to(user=request.user, job=job) for job in jobs_for_policy(user=request.user, policy=policy)[:100]]
+        return Response(JobSerializer(jobs, many=True).data)
 
 
 class JobDetail(APIView):
     @extend_schema(summary="A job's state and result", responses={200: JobSerializer})
     def get(self, request, pk: int):
-        return Response(JobSerializer(job_get_for_user(user=request.user, job_id=pk)).data)
+        return Response(JobSerializer(job_shown_to(user=request.user, job=job_get_for_user(user=request.user, job_id=pk))).data)
 
 
 class JobCancel(APIView):
     @extend_schema(summary="Cancel a job (managers)", request=None, responses={200: JobSerializer})
     def post(self, request, pk: int):
         job = job_get_for_user(user=request.user, job_id=pk, role=Role.MANAGER)
-        return Response(JobSerializer(job_cancel(job=job)).data)
+        return Response(JobSerializer(job_shown_to(user=request.user, job=job_cancel(job=job))).data)
 
 
 urlpatterns = [

@@ -140,6 +140,32 @@ def job_get_for_user(*, user, job_id: int, role: str = Role.RESEARCHER) -> Job:
     return row_get_for_user(jobs, user=user, pk=job_id, role=role, what="job")
 
 
+def job_results_visible(*, user, job: Job) -> bool:
+    """Whether the user may read a job's result: an evaluation's samples quote its prompts and the
+    answers to them, and its win rate is a statistic of them. So the prompts' source decides, by
+    the rule that guards it elsewhere: a snapshot by annotation's one snapshot read rule (a
+    snapshot of A that holds B: readers of both), a project's items by reading that project. The
+    job's own project is not enough: the job may have been started by someone who reads more."""
+    from annotation.models import DatasetSnapshot
+    from training.core.access import projects_readable, snapshot_readable
+
+    source = (job.params or {}).get("prompts") or {}
+    if "snapshot" in source:
+        snapshot = DatasetSnapshot.objects.filter(pk=source["snapshot"]).first()
+        return snapshot is not None and snapshot_readable(user=user, snapshot=snapshot)
+    if "project" in source:
+        return projects_readable(user=user).filter(pk=source["project"]).exists()
+    return True
+
+
+def job_shown_to(*, user, job: Job) -> Job:
+    """The job as this user may see it: its result emptied (in memory only, never saved) where
+    job_results_visible says no. Every page and API answer that shows a job goes through it."""
+    if job.result and not job_results_visible(user=user, job=job):
+        job.result = {}
+    return job
+
+
 def jobs_for_policy(*, user, policy: ModelArtifact):
     from training.core.access import projects_viewable
 

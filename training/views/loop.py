@@ -13,7 +13,7 @@ from annotation.models import Role
 from training.loop.generation import GenerationError
 from training.loop.models import Job
 from training.loop.jobs import job_cancel
-from training.loop.requests import evaluation_request, generation_request, job_get_for_user
+from training.loop.requests import evaluation_request, generation_request, job_get_for_user, job_shown_to
 from training.registry.selectors import model_get_for_user
 from training.runs.jobstate import job_state
 
@@ -43,7 +43,7 @@ def generation_new(request, pk: int):
 
 @login_required
 def job_detail(request, pk: int):
-    job = job_get_for_user(user=request.user, job_id=pk)
+    job = job_shown_to(user=request.user, job=job_get_for_user(user=request.user, job_id=pk))
     verdict = None
     if job.kind == Job.Kind.GENERATION and job.status == Job.Status.SUCCEEDED:
         from training.loop.batches import head_to_head
