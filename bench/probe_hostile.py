@@ -3,6 +3,11 @@ server errors and the wrong acceptances.
 
     .venv/bin/python bench/probe_hostile.py [--fast] [--verbose] [--roles manager,outsider]
     .venv/bin/python bench/probe_hostile.py --snapshot-matrix
+    .venv/bin/python bench/probe_hostile.py --reads      # the read pass alone
+
+The read pass (on by default, --no-reads to skip): every route GET as every role, with its real ids
+and with ids past 64 bits, with and without odd query strings (bad cursors, a page past 64 bits, an
+unknown format) and as a browser (Accept: text/html): counts the 5xx.
 
 The classes, the world and the judge live in bench/hostile_cases.py (shared with the suite's fast
 form, tests/test_probe_hostile.py). Every URL pattern of the URLconf is tried with POST, PUT,
@@ -97,12 +102,47 @@ def snapshot_matrix(users: dict, ids: dict) -> str:
     return "\n".join(out)
 
 
+HUGE = str(2**64 + 1)
+ODD_QUERY = "?cursor=%ff%fe&all=1&gold=1&page=99999999999999999999&format=xml"
+
+
+def read_pass(users: dict, ids: dict, roles: list[str]) -> int:
+    """GET every route as every role: real ids and ids past 64 bits, odd query strings, as a
+    browser. Prints each route that answered 5xx and the totals; returns the count of 5xx."""
+    import re
+    from collections import Counter
+
+    from django.db import transaction
+
+    huge_ids = {k: (HUGE if isinstance(v, int) else v) for k, v in ids.items()}
+    sent, errors, start = 0, Counter(), time.monotonic()
+    for template in hostile_cases.routes():
+        real = hostile_cases.fill(template, ids)
+        huge = "/" + re.sub(r"<(?:(\w+):)?(\w+)>", lambda m: HUGE if m.group(1) in ("int", "id") else str(huge_ids.get(m.group(2), "x")), template)
+        # Fresh sessions per route: a GET of /accounts/logout/ ends the client's session.
+        for role, client in hostile_cases.clients({r: users[r] for r in roles if r in users}).items():
+            for url in {real, huge}:
+                for query, accept in (("", "application/json"), (ODD_QUERY, "application/json"), ("", "text/html")):
+                    with transaction.atomic():
+                        response = client.get(url + query, HTTP_ACCEPT=accept)
+                        transaction.set_rollback(True)
+                    sent += 1
+                    if response.status_code >= 500:
+                        errors[f"GET /{template} [{'query' if query else accept}] as {role}"] += 1
+    for key, count in sorted(errors.items()):
+        print(f"5xx x{count:<3} {key}")
+    print(f"read pass: {sent} GET requests, {sum(errors.values())} server errors ({time.monotonic() - start:.0f} s)\n")
+    return sum(errors.values())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--fast", action="store_true", help="the suite's reduced cases (100 kB strings, a few fields per class)")
     parser.add_argument("--roles", default=",".join(hostile_cases.ROLES))
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--snapshot-matrix", action="store_true")
+    parser.add_argument("--reads", action="store_true", help="only the read pass")
+    parser.add_argument("--no-reads", action="store_true", help="skip the read pass")
     args = parser.parse_args()
 
     logging.disable(logging.CRITICAL)  # every 500 would print its traceback
@@ -111,6 +151,10 @@ def main() -> int:
     if args.snapshot_matrix:
         print(snapshot_matrix(users, ids))
         return 0
+    if not args.no_reads:
+        failures = read_pass(users, ids, [r for r in args.roles.split(",") if r])
+        if args.reads:
+            return 1 if failures else 0
     cases = hostile_cases.cases(fast=args.fast)
     start = time.monotonic()
     probe = hostile_cases.Probe(users=users, ids=ids, cases=cases, roles=[r for r in args.roles.split(",") if r])
