@@ -97,12 +97,17 @@ def main() -> int:
     parser.add_argument("--rl-steps", type=int, default=30, help="Optimizer steps of each round's RL run.")
     parser.add_argument("--rl-lr", type=float, default=1e-5, help="Learning rate of the RL runs (full fine-tuning).")
     parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--long-run", type=int, default=0, metavar="STEPS",
+                        help="After the rounds, one longer RL run from the base against the last reward model, its "
+                             "checkpoints sent to the raters: the over-optimisation chart (0: skip).")
+    parser.add_argument("--checkpoints", type=int, default=5, help="Checkpoints the long run keeps and sends to raters.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="A few prompts and steps, to see that it runs.")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
     if args.quick:
         args.train_prompts, args.heldout, args.rl_steps, args.rounds = 16, 8, 2, min(args.rounds, 2)
+        args.long_run, args.checkpoints = min(args.long_run, 4), 2
     if not HH.exists():
         print(f"!! {HH} is missing: this bench reads the HH-RLHF prompts from ../shared/data", file=sys.stderr)
         return 2
@@ -122,6 +127,11 @@ def main() -> int:
         rounds.append(loop.round(r))
         _write(args, rounds)
         _print_table(rounds)
+    _plot_rounds(rounds, Path(args.out).with_suffix(".png"))
+    if args.long_run:
+        long_run = loop.long_run()
+        _write(args, rounds, long_run)
+        print(json.dumps(long_run, indent=2))
     return 0
 
 
@@ -187,6 +197,7 @@ class Loop:
         rm_run, judge = self._reward_model(snapshot)
         test = rm_run.result.get("test", {})
         rl_run, policy = self._policy_run(r, snapshot, current, judge)
+        self.last_snapshot, self.last_judge = snapshot, judge
         self.policies.append(policy)
         row = {"round": r, "labels": labelled, "labels_total": self.labelled_total,
                "rm_accuracy": test.get("accuracy"), "rm_accuracy_n": test.get("accuracy_n", 0),
@@ -216,7 +227,7 @@ class Loop:
         job_run_here(job, sys.stdout)
         print(f"  {batch_summary(job.result, project.slug)} [{time.monotonic() - t0:.0f}s]")
 
-    def _rate(self, project) -> int:
+    def _rate(self, project, ranking: bool = False) -> int:
         """Every rater takes leases and submits through the rater API until nothing is left."""
         stored = 0
         for client in self.clients:
@@ -227,7 +238,8 @@ class Loop:
                 assert lease.status_code == 200, lease.content
                 body = lease.json()
                 submit = client.post(f"/api/assignments/{body['assignment']}/submit/",
-                                     {"value": {"winner": self._choose(body["candidates"])}, "rationale": RULE, "duration_ms": 1},
+                                     {"value": self._rank(body["candidates"]) if ranking else {"winner": self._choose(body["candidates"])},
+                                      "rationale": RULE, "duration_ms": 1},
                                      content_type="application/json")
                 assert submit.status_code in (200, 201), submit.content
                 stored += 1
@@ -238,6 +250,14 @@ class Loop:
         scores = [(rater_score(c["text"]), self.rng.random(), c["position"]) for c in candidates]
         best, worst = max(scores)[2], min(scores)[2]
         return worst if self.rng.random() < self.args.noise else best
+
+    def _rank(self, candidates: list[dict]) -> dict:
+        """Best first by the rule; with probability --noise two neighbours swap places."""
+        order = [c["position"] for c in sorted(candidates, key=lambda c: (rater_score(c["text"]), self.rng.random()), reverse=True)]
+        if self.rng.random() < self.args.noise:
+            i = self.rng.randrange(len(order) - 1)
+            order[i], order[i + 1] = order[i + 1], order[i]
+        return {"ranking": [[p] for p in order]}
 
     def _snapshot(self):
         from annotation.exports import snapshot_create
@@ -263,17 +283,18 @@ class Loop:
               f"[{time.monotonic() - t0:.0f}s]")
         return run, ModelArtifact.objects.get(run=run)
 
-    def _policy_run(self, r, snapshot, current, judge):
+    def _policy_run(self, r, snapshot, current, judge, *, steps=None, extra=None):
         from training.registry.models import ModelArtifact
         from training.runs.services import run_create
 
         a = self.args
-        config = {"max_steps": a.rl_steps, "per_device_train_batch_size": 16, "logging_steps": 1,
+        config = {"max_steps": steps or a.rl_steps, "per_device_train_batch_size": 16, "logging_steps": 1,
                   "save_steps": max(a.rl_steps, 1), "eval_prompts": 0, "sample_prompts": 0, "learning_rate": a.rl_lr}
         if a.method == "grpo":
             config.update({"max_completion_length": a.max_new_tokens, "num_generations": 4})
         else:
             config.update({"max_new_tokens": a.max_new_tokens, "critic_init": "policy"})
+        config.update(extra or {})
         run = run_create(project=self.labels, snapshot=snapshot, base_model=current, method=a.method, use_lora=False,
                          config=config, reward_model=judge, created_by=self.manager)
         run.refresh_from_db()
@@ -312,6 +333,41 @@ class Loop:
         return {f"rm_win_rate_vs_{label}": _round(res.get("win_rate")), f"rm_n_vs_{label}": res.get("n"),
                 f"kl_mean_vs_{label}": _round(res.get("kl_mean"))}
 
+    # --- one long run, its checkpoints judged by the raters --------------------------------------
+
+    def long_run(self) -> dict:
+        """A longer RL run of the base against the last round's reward model, keeping checkpoints;
+        they go to the raters with the base as reference (training.runs.checkpoints, the run page's
+        "send checkpoints to raters"), ranked on the held-out prompts; the run page's chart is saved."""
+        from annotation.projects import project_create
+        from training.runs.checkpoints import checkpoint_chart, checkpoint_figures, checkpoints_to_raters
+        from training.loop.cli import job_run_here
+        from annotation.models import Project
+
+        a = self.args
+        print(f"\n== long run: {a.long_run} {a.method} steps from {self.base.name}, {a.checkpoints} checkpoints to raters")
+        every = max(1, a.long_run // a.checkpoints)
+        run, _ = self._policy_run("long", self.last_snapshot, self.base, self.last_judge, steps=a.long_run,
+                                  extra={"save_steps": every, "keep_checkpoints": a.checkpoints})
+        k = len(run.result.get("checkpoints", [])) + 1
+        project = project_create(name="loop-checkpoints", slug="loop-checkpoints", created_by=self.manager, members=self.members,
+                                 kind="ranking", ranking_min_k=k, ranking_k=k, instructions=RULE)
+        t0 = time.monotonic()
+        job = checkpoints_to_raters(run=run, steps=None, project=project, prompts_project=self.heldout_prompts,
+                                    limit=a.heldout, user=self.manager)
+        job_run_here(job, sys.stdout)
+        print(f"  checkpoint batch: {job.result.get('items_created')} items [{time.monotonic() - t0:.0f}s]")
+        self._rate(project, ranking=True)
+        figures = checkpoint_figures(run=run, projects_readable=Project.objects.all())
+        chart = Path(self.args.out).with_name("loop_checkpoints.svg")
+        chart.write_text(checkpoint_chart(figures))
+        rows = [{"step": c["step"], "rm_score": _round(c["score"]), "kl": _round(c["kl"]),
+                 **({"rater_win_rate": _round(c["rater"]["win_rate"]), "rater_ci_low": _round(c["rater"]["ci_low"]),
+                     "rater_ci_high": _round(c["rater"]["ci_high"]), "n": c["rater"]["n"]} if c["rater"] else {})}
+                for c in figures["checkpoints"]]
+        return {"steps": run.result.get("global_step"), "seconds": round((run.finished_at - run.started_at).total_seconds(), 1),
+                "checkpoints": rows, "raters_prefer_step": figures["preferred"], "chart": str(chart.relative_to(ROOT))}
+
 
 def _round(value, digits=3):
     return round(value, digits) if isinstance(value, (int, float)) else value
@@ -326,11 +382,49 @@ def _wilson_pair(name, rate, n) -> dict:
     return {f"{name}_ci_low": round(lo, 3), f"{name}_ci_high": round(hi, 3)}
 
 
-def _write(args, rounds):
+def _write(args, rounds, long_run=None):
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     settings = {k: v for k, v in vars(args).items() if k != "out"}
-    out.write_text(json.dumps({"settings": settings, "rule": RULE, "rounds": rounds}, indent=2) + "\n")
+    body = {"settings": settings, "rule": RULE, "rounds": rounds}
+    if long_run:
+        body["long_run"] = long_run
+    out.write_text(json.dumps(body, indent=2) + "\n")
+
+
+def _plot_rounds(rounds, path: Path):
+    """The raters' win rate of each round's policy over the base and over the previous one, with
+    95% intervals, beside the reward model's win rate over the base."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 3.4))
+    ax = fig.add_subplot()
+    xs = [r["round"] for r in rounds]
+    for key, label, shift in (("vs_base", "raters: new policy over the base", -0.06), ("vs_previous", "raters: over the previous round", 0.06)):
+        # Round 1's previous policy is the base: its "over the previous" point would repeat the other.
+        shown = [r for r in rounds if key == "vs_base" or r["round"] > 1]
+        ys = [r.get(f"rater_win_rate_{key}") for r in shown]
+        lo = [r.get(f"rater_ci_low_{key}") for r in shown]
+        hi = [r.get(f"rater_ci_high_{key}") for r in shown]
+        if not shown or None in ys or None in lo:
+            continue
+        ax.errorbar([r["round"] + shift for r in shown], ys, yerr=[[y - low for y, low in zip(ys, lo)], [h - y for y, h in zip(ys, hi)]],
+                    marker="o", capsize=4, label=label)
+    rm = [r.get("rm_win_rate_vs_base") for r in rounds]
+    if None not in rm:
+        ax.plot(xs, rm, "s--", color="grey", label="reward model: over the base")
+    ax.axhline(0.5, color="black", linewidth=0.8)
+    ax.set_xticks(xs)
+    ax.set_xlim(0.5, len(xs) + 0.5)
+    ax.set_xlabel("round")
+    ax.set_ylabel("win rate (95% interval)")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, loc="lower right")
+    n = rounds[-1].get("n_vs_base")
+    ax.set_title(f"Simulated raters on {n} held-out HH-RLHF prompts", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"plot: {path}")
 
 
 def _print_table(rounds):
