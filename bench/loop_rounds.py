@@ -366,7 +366,7 @@ class Loop:
                      "rater_ci_high": _round(c["rater"]["ci_high"]), "n": c["rater"]["n"]} if c["rater"] else {})}
                 for c in figures["checkpoints"]]
         return {"steps": run.result.get("global_step"), "seconds": round((run.finished_at - run.started_at).total_seconds(), 1),
-                "checkpoints": rows, "raters_prefer_step": figures["preferred"], "chart": str(chart.relative_to(ROOT))}
+                "checkpoints": rows, "raters_prefer_step": figures["preferred"], "chart": str(chart.relative_to(ROOT) if chart.is_relative_to(ROOT) else chart)}
 
 
 def _round(value, digits=3):
