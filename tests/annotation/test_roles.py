@@ -25,6 +25,7 @@ from rest_framework.test import APIClient
 from annotation.assignment import lease_next
 from annotation.models import Assignment, Candidate, DatasetSnapshot, ImportBatch, Item, Judgment, Membership, Project
 from training.models import Job, JudgeJob, ModelArtifact, TrainingRun
+from training.registration.models import RegistrationJob
 
 pytestmark = pytest.mark.django_db
 
@@ -131,9 +132,11 @@ def world(make_project, add_items, member, owner, researcher):
     )
     judge_job = JudgeJob.objects.create(project=project, model=trained)
     job = Job.objects.create(kind=Job.Kind.EVALUATION, policy=trained, project=project, created_by=owner)
+    registration = RegistrationJob.objects.create(name="zebra-folder", source="folder", created_by=owner)
     return {
         "project": project, "lease": lease, "batch": batch, "snapshot": snapshot, "other_item": other, "member": member,
         "run": run, "model": trained, "judge_job": judge_job, "job": job,
+        "registration": registration,
     }
 
 
@@ -145,6 +148,8 @@ def _pk(route: str, world) -> str:
         return str(world["judge_job"].id)
     if re.search(r"(^|/)jobs/<", route):  # training/jobs/<pk>/, not models/<pk>/jobs/
         return str(world["job"].id)
+    if "registrations/" in route:  # training/models/registrations/<pk>/: the owner's registration job
+        return str(world["registration"].id)
     if "models/" in route:
         return str(world["model"].id)
     if "imports/" in route or "import/" in route:
@@ -167,6 +172,7 @@ FILLERS = {
     "pk": _pk,
     "name": lambda route, w: "manifest.json" if "files/" in route else "agreement",
     "part": lambda route, w: "candidate-0",
+    "step": lambda route, w: "1",  # a checkpoint step of the run (none kept: the pages say so)
     "judgment_id": lambda route, w: str(Judgment.objects.filter(project=w["project"]).first().id),
     "item_id": lambda route, w: str(Item.objects.filter(project=w["project"]).order_by("id").first().id),
     # Django's own: the admin and password reset.
