@@ -29,4 +29,5 @@
   // The first control has the focus on arrival, so keys and Tab start in the form.
   var first = form.querySelector("input[type=radio]:checked, input[type=radio], select");
   if (first) first.focus({ preventScroll: true });
+  form.dataset.keysReady = "1";  // the browser tests wait for this before pressing keys
 })();

@@ -72,7 +72,7 @@ def test_a_rater_rewrites_the_preferred_response_with_w_and_then_changes_an_answ
     # The change by keyboard alone: Enter on the link, the screen's key for position 1, Ctrl+Enter.
     row.get_by_role("link", name="Change").focus()
     page.keyboard.press("Enter")
-    page.wait_for_selector("form.change-answer")
+    page.wait_for_selector("form.change-answer[data-keys-ready]")  # the keys are bound (a busy machine runs the script later)
     page.keyboard.press("a" if order[0] == 1 else "b")
     assert page.locator("input[name=winner][value='1']").is_checked()
     page.locator("textarea[name=rationale]").fill("on reflection the second is honest")
@@ -112,6 +112,7 @@ def test_a_manager_adjudicates_the_most_disputed_item(page, login, make_project,
     # Side by side on a laptop screen.
     boxes = [answers.nth(i).bounding_box() for i in range(2)]
     assert abs(boxes[0]["y"] - boxes[1]["y"]) < 5 and boxes[1]["x"] > boxes[0]["x"]
+    page.wait_for_selector("form[data-answer-keys][data-keys-ready]")
     page.keyboard.press("b")  # the labelling page's key picks the answer here too
     assert page.locator("input[name=winner][value='1']").is_checked()
     page.locator("textarea[name=note]").fill("it depends is the honest answer")
