@@ -69,6 +69,21 @@ class ProjectAdminForm(forms.ModelForm):
         super()._post_clean()  # builds self.instance from the cleaned data
         # The same cross-field checks as the browser form and the API (annotation.kinds).
         errors = settings_errors(self.instance)
+        # The questions go through the service's own checks (annotation.questions), so the admin
+        # stores the same normal form as the form and the API.
+        from annotation.projects import question_change_errors
+        from annotation.questions import QuestionsError, validate_questions
+
+        try:
+            self.instance.questions = validate_questions(self.instance.questions)
+        except QuestionsError as exc:
+            errors["questions"] = "; ".join(f"{k}: {v}" for k, v in exc.errors.items())
+        else:
+            if self.instance.pk and Judgment.objects.filter(project_id=self.instance.pk).exists():
+                saved_questions = Project.objects.get(pk=self.instance.pk).questions
+                changes = question_change_errors(saved_questions, self.instance.questions)
+                if changes:
+                    errors["questions"] = "; ".join(changes["questions"])
         if self.instance.pk and Item.objects.filter(project_id=self.instance.pk).exists():
             # Stored answers and candidate counts depend on these (annotation.projects.project_update).
             saved = Project.objects.get(pk=self.instance.pk)
@@ -107,6 +122,7 @@ class ProjectAdmin(admin.ModelAdmin):
         ("Likert", {"fields": ["likert_points", "likert_labels"]}),
         ("Ranking", {"fields": ["ranking_min_k", "ranking_k", "ranking_allow_ties"]}),
         ("Raters' work", {"fields": ["demonstrations", "edit_window_minutes"]}),
+        ("Questions beside the judgment", {"fields": ["questions"], "description": "A JSON list; see docs/questions.md."}),
         ("Rating", {"fields": ["rating_min", "rating_max", "rating_threshold", "rating_labels"]}),
         ("Assignment", {"fields": ["overlap", "lease_seconds"]}),
         ("Gold items", {"fields": ["gold_rate", "gold_pause_threshold", "gold_min_answers"]}),

@@ -5,7 +5,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from annotation import kinds, sql
+from annotation import kinds, questions, sql
 from annotation.models import Assignment, Item, Judgment, Project
 from annotation.submission import InvalidSubmission
 
@@ -95,6 +95,7 @@ def judgment_submit(
     assignment: Assignment,
     rater,
     value: dict,
+    answers: dict | None = None,
     duration_ms: int | None = None,
     rationale: str = "",
     flags: list[str] | None = None,
@@ -120,6 +121,7 @@ def judgment_submit(
     project: Project = assignment.project
     n_candidates = len(assignment.display_order) or assignment.item.candidates.count()
     clean = kinds.validate_value(project, value, n_candidates)
+    clean_answers = questions.validate_answers(project, answers, n_candidates)
     gold_correct = None
     if assignment.is_gold and assignment.item.gold:
         gold_correct = kinds.gold_matches(project.kind, assignment.item.gold, clean, rating_threshold=project.rating_threshold)
@@ -132,6 +134,7 @@ def judgment_submit(
         "kind": project.kind,
         "source": Judgment.Source.HUMAN,
         "value": clean,
+        "answers": clean_answers,
         "display_order": assignment.display_order,
         "duration_ms": duration_ms,
         "rationale": rationale or "",

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from annotation import kinds, submission
+from annotation import kinds, questions, submission
 from annotation.models import Assignment, Judgment, JudgmentRevision, Project
 from config.jsonlimits import scrub
 
@@ -107,7 +107,9 @@ class Change:
     changed: bool  # False: the same answer and rationale again, nothing stored
 
 
-def judgment_change(*, judgment: Judgment, rater, value: dict, rationale: str | None = None, now: datetime | None = None) -> Change:
+def judgment_change(
+    *, judgment: Judgment, rater, value: dict, answers: dict | None = None, rationale: str | None = None, now: datetime | None = None
+) -> Change:
     """Replace the rater's answer with a new version, keeping the old one as a revision.
 
     The window counts from the first answer (created_at), so repeated changes cannot stretch it.
@@ -124,19 +126,22 @@ def judgment_change(*, judgment: Judgment, rater, value: dict, rationale: str | 
         )
     n_candidates = len(judgment.display_order) or judgment.item.candidates.count()
     clean = kinds.validate_value(project, value, n_candidates)
+    # None keeps the answers to the other questions as they are (a form that shows only the judgment).
+    clean_answers = judgment.answers if answers is None else questions.validate_answers(project, answers, n_candidates)
     new_rationale = judgment.rationale if rationale is None else submission.free_text("rationale", rationale)
-    if clean == judgment.value and new_rationale == judgment.rationale:
+    if clean == judgment.value and clean_answers == judgment.answers and new_rationale == judgment.rationale:
         return Change(judgment, False)
     with transaction.atomic():
         current = Judgment.objects.select_for_update().get(id=judgment.id)
         revision_of(current).save()
         current.value = clean
+        current.answers = clean_answers
         current.rationale = new_rationale
         current.version += 1
         current.changed_at = now
         if current.gold_correct is not None and current.item.gold:
             current.gold_correct = kinds.gold_matches(project.kind, current.item.gold, clean, rating_threshold=project.rating_threshold)
-        current.save(update_fields=["value", "rationale", "version", "changed_at", "gold_correct"])
+        current.save(update_fields=["value", "answers", "rationale", "version", "changed_at", "gold_correct"])
     if current.gold_correct is not None:
         from annotation.quality.gold import gold_check_rater
 
@@ -152,6 +157,7 @@ def revision_of(judgment: Judgment) -> JudgmentRevision:
         judgment=judgment,
         version=judgment.version,
         value=scrub(judgment.value),
+        answers=scrub(judgment.answers or {}),
         rationale=scrub(judgment.rationale),
         duration_ms=judgment.duration_ms,
         given_at=judgment.changed_at or judgment.created_at,

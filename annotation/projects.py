@@ -14,6 +14,7 @@ from django.db.models.functions import Least
 from django.utils.text import slugify
 
 from annotation.kinds import Kind, settings_errors
+from annotation.questions import QuestionsError, validate_questions
 from annotation.models import Item, Judgment, Membership, Project, Role
 
 # What a manager may set on a project (create or update). Everything else is bookkeeping.
@@ -41,6 +42,7 @@ PROJECT_FIELDS = (
     "gold_min_answers",
     "demonstrations",
     "edit_window_minutes",
+    "questions",
     "archived",
 )
 
@@ -78,7 +80,11 @@ def _validate(project: Project) -> None:
     """Model field validation plus the kind settings that must agree with each other."""
     errors: dict[str, list[str]] = {}
     try:
-        project.full_clean(exclude=["created_by"])
+        project.questions = validate_questions(project.questions)
+    except QuestionsError as exc:
+        errors["questions"] = [f"{where}: {message}" for where, message in exc.errors.items()]
+    try:
+        project.full_clean(exclude=["created_by", "questions"])
     except ValidationError as exc:
         errors.update(exc.message_dict)
     if project.slug in RESERVED_SLUGS:
@@ -129,6 +135,8 @@ def project_update(*, project: Project, fields: dict) -> Project:
         errors.update(_ranking_range_errors(current, fields))
     if current.prompt_set and fields.get("prompt_set") is False and Item.objects.filter(project=current, candidates__isnull=True).exists():
         errors["prompt_set"] = ["cannot be turned off while items without responses exist (raters would be handed them)"]
+    if "questions" in fields and Judgment.objects.filter(project=current).exists():
+        errors.update(question_change_errors(current.questions, fields["questions"]))
     if errors:
         raise ValidationError(errors)
     for name, value in fields.items():
@@ -139,6 +147,30 @@ def project_update(*, project: Project, fields: dict) -> Project:
     for name in PROJECT_FIELDS:
         setattr(project, name, getattr(current, name))
     return project
+
+
+# What may not change in a question once answers to it are stored: the answers' shape depends on it.
+_FIXED_ONCE_ANSWERED = ("type", "per", "min", "max", "choices")
+
+
+def question_change_errors(current: list[dict], new) -> dict[str, list[str]]:
+    """A project with judgments may add questions and reword them (label, help, required,
+    scale labels, text length), never drop one or change what its stored answers mean."""
+    try:
+        new = validate_questions(new)
+    except QuestionsError:
+        return {}  # _validate reports the declaration's own errors
+    by_key = {q["key"]: q for q in new}
+    problems = []
+    for old in current:
+        now = by_key.get(old["key"])
+        if now is None:
+            problems.append(f"{old['key']!r} cannot be removed once judgments exist (its answers are stored)")
+            continue
+        changed = [name for name in _FIXED_ONCE_ANSWERED if old.get(name) != now.get(name)]
+        if changed:
+            problems.append(f"{old['key']!r}: {', '.join(changed)} cannot change once judgments exist")
+    return {"questions": problems} if problems else {}
 
 
 def _ranking_range_errors(project: Project, fields: dict) -> dict[str, list[str]]:

@@ -6,6 +6,7 @@ is stored; this module checks the extras around it and their limits, which the A
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -36,6 +37,7 @@ class InvalidSubmission(kinds.InvalidValue):
 @dataclass(frozen=True)
 class Submission:
     value: object
+    answers: object = None  # the other questions' answers, raw; annotation.questions checks them
     duration_ms: int | None = None
     rationale: str = ""
     flags: list[str] = field(default_factory=list)
@@ -45,6 +47,7 @@ class Submission:
         """The keyword arguments of annotation.judgments.judgment_submit."""
         return {
             "value": self.value,
+            "answers": self.answers,
             "duration_ms": self.duration_ms,
             "rationale": self.rationale,
             "flags": self.flags,
@@ -113,10 +116,21 @@ def parse_submission(body) -> Submission:
     if not isinstance(client_key, str) or len(client_key) > MAX_CLIENT_KEY:
         errors["client_key"] = f"must be a string of at most {MAX_CLIENT_KEY} characters"
 
+    answers = body.get("answers")
+    if isinstance(answers, str):
+        # A form posts the answers as one JSON field (label.js fills it).
+        try:
+            answers = json.loads(answers) if answers.strip() else None
+        except ValueError:
+            errors["answers"] = "must be a JSON object keyed by question"
+    if answers is not None and not isinstance(answers, Mapping):
+        errors.setdefault("answers", "must be an object keyed by question")
+
     if errors:
         raise InvalidSubmission(errors)
     return Submission(
         value=value,
+        answers=dict(answers) if answers else None,
         duration_ms=duration,
         rationale=rationale.strip(),
         flags=[f.strip() for f in flags],

@@ -93,7 +93,11 @@ class SubmitView(_HotView):
             # The fields of the request body, DRF's error shape: {"field": ["message"]}.
             return Response({field: [message] for field, message in bad.errors.items()}, status=status.HTTP_400_BAD_REQUEST)
         except kinds.InvalidValue as bad:
-            # A part of the answer, under "value": {"value": {"strength": ["must be between ..."]}}.
+            # A part of the answer, under "value": {"value": {"strength": ["must be between ..."]}},
+            # or of the other questions' answers: {"answers": {"helpfulness[1]": ["..."]}}.
+            top, _, part = bad.field.partition(".")
+            if top == "answers":
+                return Response({"answers": {part: [bad.message]} if part else [bad.message]}, status=status.HTTP_400_BAD_REQUEST)
             return Response({"value": {bad.field: [bad.message]}}, status=status.HTTP_400_BAD_REQUEST)
         except LeaseLost as lost:
             return _error(str(lost), "lease_lost", status.HTTP_409_CONFLICT)

@@ -56,6 +56,8 @@ def lease_payload(assignment: Assignment, project: Project) -> dict:
             "kind": project.kind,
             "instructions": project.instructions,
             "settings": kind_settings(project),
+            # The other questions to answer beside `value` (annotation.questions), as declared.
+            "questions": project.questions or [],
         },
     }
 
@@ -67,6 +69,7 @@ _JUDGMENT_FIELDS = (
     ("kind", "kind"),
     ("source", "source"),
     ("value", "value"),
+    ("answers", "answers"),
     ("display_order", "display_order"),
     ("duration_ms", "duration_ms"),
     ("rationale", "rationale"),
@@ -87,6 +90,9 @@ class LeaseProjectSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Kind.choices)
     instructions = serializers.CharField(help_text="Markdown; render it safely (untrusted).")
     settings = serializers.DictField(help_text="The settings of this kind: allow_tie, likert_points, ranking_k, rating_min ...")
+    questions = serializers.ListField(
+        child=serializers.DictField(), help_text="Questions to answer beside `value` (submit them as `answers`): key, label, type, per, required ..."
+    )
 
 
 class LeaseItemSerializer(serializers.Serializer):
@@ -120,6 +126,11 @@ class SubmitSerializer(serializers.Serializer):
         help_text='binary {"winner": 0|1|"tie"|"both_bad"}; likert {"winner": 0|1|"tie", "strength": k}; '
         'ranking {"ranking": [[p, ...], ...]} best first; rating {"scores": [s0, s1, ...]}'
     )
+    answers = serializers.JSONField(
+        required=False, default=dict,
+        help_text='The project\'s other questions (GET /api/projects/<slug>/ "questions"), by key, candidates by position: '
+        'scale per response [s0, s1, ...]; scale per item s; labels per item ["a", ...]; labels per response [["a"], []]; text "...".',
+    )
     duration_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=submission.MAX_DURATION_MS)
     rationale = serializers.CharField(required=False, allow_blank=True, max_length=submission.MAX_RATIONALE, default="")
     flags = serializers.ListField(
@@ -141,6 +152,7 @@ class JudgmentSerializer(serializers.Serializer):
     kind = serializers.CharField(read_only=True)
     source = serializers.CharField(read_only=True, help_text="human, ai or import")
     value = serializers.JSONField(read_only=True, help_text="Canonical: candidates by position (annotation.kinds).")
+    answers = serializers.JSONField(read_only=True, help_text="Answers to the project's other questions (annotation.questions).")
     display_order = serializers.JSONField(read_only=True, help_text="Candidate positions in on-screen order.")
     duration_ms = serializers.IntegerField(allow_null=True, read_only=True)
     rationale = serializers.CharField(read_only=True)

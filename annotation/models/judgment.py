@@ -52,6 +52,8 @@ class Judgment(models.Model):
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.HUMAN)
     # The answer in canonical form (annotation.kinds): candidates by position, never by screen side.
     value = models.JSONField(decoder=ScrubbingDecoder)
+    # Answers to the project's other questions (annotation.questions), by candidate position.
+    answers = models.JSONField(decoder=ScrubbingDecoder, default=dict, blank=True)
     display_order = models.JSONField(default=list, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     rationale = models.TextField(blank=True)
@@ -93,6 +95,7 @@ class JudgmentRevision(models.Model):
     version = models.PositiveSmallIntegerField()
     # Read through the same decoder as Judgment.value (and written scrubbed, my_work.revision_of).
     value = models.JSONField(decoder=ScrubbingDecoder)
+    answers = models.JSONField(decoder=ScrubbingDecoder, default=dict, blank=True)
     rationale = models.TextField(blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     # When this version was given, and when it was replaced.

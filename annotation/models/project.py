@@ -65,6 +65,10 @@ class Project(models.Model):
     rating_threshold = models.SmallIntegerField(default=4, validators=_bounds("rating_threshold"), help_text="A rating at or above this is 'good'.")
     rating_labels = models.JSONField(decoder=ScrubbingDecoder, default=list, blank=True, help_text="Optional label per score, lowest first.")
 
+    # Questions beside the primary judgment (annotation.questions): per-response scales such as
+    # HelpSteer's helpfulness 0-4, multi-label choices, short text. [] asks none.
+    questions = models.JSONField(decoder=ScrubbingDecoder, default=list, blank=True, help_text="Questions asked beside the judgment (annotation/questions.py): scales, labels, text.")
+
     class Demonstrations(models.TextChoices):
         OFF = "off", "Off"
         ALONGSIDE = "alongside", "Alongside the judgment"

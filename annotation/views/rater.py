@@ -30,6 +30,7 @@ from annotation.judgments import LeaseLost, judgment_submit
 from annotation.labelling import item_context, item_text, value_from_form
 from annotation.models import Assignment, Membership, Project
 from annotation.my_work import skipped_count
+from annotation.questions import answers_from_form
 from annotation.progress import rater_progress
 from annotation.selectors import assignment_get_for_rater, labelling_project_get
 from annotation.submission import Submission, parse_submission
@@ -98,6 +99,8 @@ def _parse_submission(request: HttpRequest, project: Project, assignment: Assign
     return parse_submission(
         {
             "value": value_from_form(project, request.POST, len(assignment.display_order)),
+            # label.js sends the answers as one JSON field; the page without JavaScript, field by field.
+            "answers": request.POST.get("answers") or answers_from_form(project, request.POST, len(assignment.display_order)),
             "duration_ms": request.POST.get("duration_ms"),
             "rationale": request.POST.get("rationale", ""),
             "flags": request.POST.getlist("flags"),
