@@ -160,3 +160,19 @@ def test_it_keeps_the_folders_of_a_project_without_questions(make_project, add_i
     assert not (Path(snapshot.path) / "attributes").exists() and not (Path(snapshot.path) / "labels").exists()
     assert json.loads(both(snapshot, "judgments")[0]["answers"]) == {}
     assert "Questions raters answered" not in (Path(snapshot.path) / "README.md").read_text()
+
+
+def test_it_serves_the_new_files_through_the_download_routes_to_researchers_only(asking, add_items, member, owner, researcher, outsider, client_for, api_for):
+    (item,) = add_items(asking, 1)
+    judge(asking, item, member, {"helpfulness": [2, 3], "flags": [["rude"], []]})
+    snapshot = build(asking, test_share=0.0)
+    page = f"/projects/{asking.slug}/datasets/v{snapshot.version}/files/attributes/train.jsonl"
+    api = f"/api/projects/{asking.slug}/datasets/{snapshot.version}/files/labels/train.parquet"
+    for user in (owner, researcher):
+        got = client_for(user).get(page)
+        assert got.status_code == 200 and json.loads(b"".join(got.streaming_content).splitlines()[0])["helpfulness"] == 2.0
+        assert api_for(user).get(api).status_code == 200
+    assert client_for(member).get(page).status_code == 403 and api_for(member).get(api).status_code == 403
+    assert client_for(outsider).get(page).status_code == 404 and api_for(outsider).get(api).status_code == 404
+    detail = api_for(owner).get(f"/api/projects/{asking.slug}/datasets/{snapshot.version}/").json()
+    assert {"attributes/train.jsonl", "labels/test.parquet"} <= set(detail["files"])
