@@ -1,4 +1,4 @@
-"""Building a snapshot: judgments -> the four formats, the card, the manifest; atomically.
+"""Building a snapshot: judgments -> every format (answers.py: attributes, labels), the card, the manifest; atomically.
 
 The build streams: judgments are read with .iterator() ordered by item, one item's judgments are
 combined at a time, and every row goes straight to its files. Memory depends on the largest item,
