@@ -3,7 +3,8 @@
 - options.py   every build option with its default
 - services.py  snapshot_create: the row, the next version number, enqueue after commit
 - build.py     snapshot_build: judgments -> formats, card, manifest; atomic rename
-- formats.py   the four formats as JSONL + Parquet, streamed
+- formats.py   every format as JSONL + Parquet, streamed
+- answers.py   the answers to a project's questions as rows: attributes (HelpSteer2's layout), labels
 - split.py     train/test by prompt
 - card.py      README.md dataset card
 - download.py  one file, or the whole folder as a streamed tar.gz

@@ -1,4 +1,4 @@
-"""Building a snapshot: judgments -> the four formats, the card, the manifest; atomically.
+"""Building a snapshot: judgments -> every format (answers.py: attributes, labels), the card, the manifest; atomically.
 
 The build streams: judgments are read with .iterator() ordered by item, one item's judgments are
 combined at a time, and every row goes straight to its files. Memory depends on the largest item,
@@ -32,9 +32,10 @@ from django.utils import timezone
 from annotation import kinds
 
 from annotation.quality import consensus
+from annotation.exports.answers import AnswerRows
 from annotation.exports.card import render_card
 from annotation.exports.formats import SPLITS, SnapshotWriter, encode, export_completion, export_prompt
-from annotation.exports.options import NONE, SnapshotOptions
+from annotation.exports.options import FORMATS, NONE, QUESTION_FORMATS, SnapshotOptions
 from annotation.exports.reading import Memo, Pseudonyms, loads, raw_rows, raw_text
 from annotation.exports.split import prompt_key, split_of
 from annotation.models import Adjudication, Candidate, DatasetSnapshot, Demonstration, Item, Judgment, JudgmentRevision, Membership, Project
@@ -193,10 +194,13 @@ def _build_into(snapshot: DatasetSnapshot, root: Path) -> dict:
             (item_id, _worker_key(r, s, m), v["winner"]) for item_id, r, s, m, raw in rows if _keep(v := decode[raw_text(raw)], opts)
         )
 
-    writer = SnapshotWriter(root, chat=chat, with_margin=with_margin)
+    # attributes/ and labels/ only where a project asks such questions (exports/answers.py).
+    answer_rows = AnswerRows(projects)
+    formats = tuple(f for f in FORMATS if f not in QUESTION_FORMATS or f in answer_rows.formats)
+    writer = SnapshotWriter(root, chat=chat, with_margin=with_margin, formats=formats, attribute_keys=answer_rows.keys)
     stats = _Stats()
     pseudonym = Pseudonyms()
-    fields = ("item_id", "project_id", "rater_id", "kind", "source", "ai_model", "value", "display_order", "duration_ms", "rationale", "created_at", "item__prompt", "item__external_id", "item__metadata", "id", "version")
+    fields = ("item_id", "project_id", "rater_id", "kind", "source", "ai_model", "value", "display_order", "duration_ms", "rationale", "created_at", "item__prompt", "item__external_id", "item__metadata", "id", "version", "answers")
     memo = Memo()
     ordered = qs.order_by("item_id", "id")
     if connection.vendor == "sqlite":
@@ -209,6 +213,7 @@ def _build_into(snapshot: DatasetSnapshot, root: Path) -> dict:
     cand_item, cand_group = -1, {}
     done = 0
     context = _Context(writer, memo, pseudonym, stats, opts, by_id, chat, with_margin)
+    context.answer_rows = answer_rows if answer_rows.formats else None
     context.revisions = _revisions(qs)
     stats.changed = len(context.revisions)
     if opts.use_adjudicated:
@@ -317,6 +322,7 @@ class _Context:
         self.tz_suffix = "+00:00" if settings.USE_TZ else ""
         self.revisions: dict[int, list] = {}
         self.adjudicated: dict[int, dict] = {}
+        self.answer_rows: AnswerRows | None = None
 
 
 def _write_item(ctx: _Context, rows: list[tuple], cands: dict, ds_winner) -> None:
@@ -326,14 +332,16 @@ def _write_item(ctx: _Context, rows: list[tuple], cands: dict, ds_winner) -> Non
     memo, opts, chat, writer, stats = ctx.memo, ctx.opts, ctx.chat, ctx.writer, ctx.stats
     item_id = rows[0][0]
     decode, text, canonical, as_json, pseudonym, drop = memo.decode, memo.text, memo.canonical, memo.json, ctx.pseudonym, ctx.drop
-    (_, project_id, _, kind, _, _, _, _, _, _, _, prompt_raw, external_id, metadata_raw, _, _) = rows[0]
+    (_, project_id, _, kind, _, _, _, _, _, _, _, prompt_raw, external_id, metadata_raw, _, _, _) = rows[0]
     project = ctx.by_id[project_id]
     shared = None
     split = None
     values = []
     origins = []
+    answers = []
+    answer_rows = ctx.answer_rows
     counts = stats.kind_source
-    for (_, _, rater_id, j_kind, source, ai_model, value_raw, order_raw, duration, rationale, created_at, _, _, _, judgment_id, version) in rows:
+    for (_, _, rater_id, j_kind, source, ai_model, value_raw, order_raw, duration, rationale, created_at, _, _, _, judgment_id, version, answers_raw) in rows:
         value_raw = raw_text(value_raw)
         value = decode[value_raw]
         if drop and value.get("winner") in drop:
@@ -349,6 +357,9 @@ def _write_item(ctx: _Context, rows: list[tuple], cands: dict, ds_winner) -> Non
         counts[key] = counts.get(key, 0) + 1
         values.append(value)
         origins.append(source)
+        answers_raw = raw_text(answers_raw)
+        if answer_rows is not None:
+            answers.append(loads(answers_raw))
         if created_at.__class__ is str:  # SQLite: "YYYY-MM-DD HH:MM:SS.ffffff", UTC
             created = f'"{created_at.replace(" ", "T")}{ctx.tz_suffix}"'
         else:
@@ -356,7 +367,7 @@ def _write_item(ctx: _Context, rows: list[tuple], cands: dict, ds_winner) -> Non
         who, order_json = pseudonym(rater_id, source, ai_model), as_json[raw_text(order_raw)]
         writer.judgment(
             split,
-            (*shared, text[j_kind], canonical[value_raw], who, text[source], text[ai_model],
+            (*shared, text[j_kind], canonical[value_raw], canonical[answers_raw], who, text[source], text[ai_model],
              order_json, "null" if duration is None else str(int(duration)),
              text[rationale] if not rationale else encode(rationale), created, str(version or 1), "true"),
         )
@@ -364,13 +375,15 @@ def _write_item(ctx: _Context, rows: list[tuple], cands: dict, ds_winner) -> Non
         for old in ctx.revisions.get(judgment_id, ()):
             writer.judgment(
                 split,
-                (*shared, text[j_kind], encode(json.dumps(old.value, sort_keys=True)), who, text[source], text[ai_model],
+                (*shared, text[j_kind], encode(json.dumps(old.value, sort_keys=True)), encode(json.dumps(old.answers, sort_keys=True)), who, text[source], text[ai_model],
                  order_json, "null" if old.duration_ms is None else str(int(old.duration_ms)), encode(old.rationale),
                  encode(old.given_at.isoformat()), str(old.version), "false"),
             )
     if not values:
         return
     stats.items += 1
+    if answer_rows is not None:
+        answer_rows.write_item(writer, split, project_id=project_id, prompt_json=p_json, item_id_json=shared[0], cands=cands, answers=answers)
 
     completions: dict[int, str] = {}
 

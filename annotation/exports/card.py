@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 
-from annotation import hooks
+from annotation import hooks, questions
 from annotation.exports.split import SPLIT_RULE
 from annotation.kinds import Kind
 
@@ -33,7 +33,12 @@ FORMAT_TEXT = {
     "prompts": "`prompt` — every item's prompt once, judged or not (prompt sets too) — for online RL: PPO, RLOO, GRPO",
     "judgments": "every raw judgment: item id, prompt, candidates, `value` (the canonical answer as JSON text),"
     " pseudonymous `rater`, `source`, `display_order` (on-screen order), `duration_ms`, `rationale`, `created_at`,"
-    " `version` and `latest` (a changed answer keeps every version; only the latest feeds the other formats)",
+    " `version` and `latest` (a changed answer keeps every version; only the latest feeds the other formats),"
+    " `answers` (the answers to the project's questions as JSON text, candidates by position)",
+    "attributes": "`prompt`, `response`, the mean of each per-response scale question, then `<key>_count` (the answers"
+    " behind each mean), `item_id`, `position`, `model` — HelpSteer2's layout, for a multi-objective reward model",
+    "labels": "`prompt`, `response` (null for a question about the whole item), `question`, `label`, `count` (raters who"
+    " chose it), `of` (raters who answered), `item_id`, `position` — per-label counts of the multi-label questions",
 }
 
 
@@ -129,6 +134,23 @@ def _quote(text: str) -> str:
     return "\n".join(f"> {line}" if line.strip() else ">" for line in text.strip().splitlines()) or "> (none)"
 
 
+def question_lines(projects) -> list[str]:
+    """Each question a project asked beside its judgment (annotation.questions), with its help."""
+    asking = [p for p in projects if questions.declared(p)]
+    if not asking:
+        return []
+    lines = ["", "## Questions raters answered beside the judgment", ""]
+    for project in asking:
+        if len(projects) > 1:
+            lines.append(f"{_name(project.name)}:")
+        for q in questions.declared(project):
+            help_text = f" — {_name(q['help'])}" if q.get("help") else ""
+            lines.append(f"- {_name(questions.describe(q))} (raters saw “{_name(q['label'])}”){help_text}")
+    lines += ["", "Per-response scale questions are averaged in `attributes/`; multi-label questions are counted in `labels/`;"
+              " per-item scales and text answers are in `judgments/` (`answers`) only."]
+    return lines
+
+
 def render_card(*, snapshot, projects, options, counts, stats, chat: bool, with_margin: bool) -> str:
     name = f"{snapshot.project.slug}-v{snapshot.version}"
     lines = [
@@ -206,6 +228,7 @@ def render_card(*, snapshot, projects, options, counts, stats, chat: bool, with_
             lines.append(f"- {project.slug} (raters against each other, from the quality page): "
                          + ", ".join(f"{k} = {v}" for k, v in _scalars(figures)))
     lines += ai_agreement_lines(projects, options)
+    lines += question_lines(projects)
     lines += ["", "## Instructions raters saw", ""]
     for project in projects:
         if len(projects) > 1:

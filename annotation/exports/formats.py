@@ -5,6 +5,10 @@
 - sft:        {"prompt", "completion"}                      TRL SFTTrainer
 - judgments:  every raw judgment (see JUDGMENT_FIELDS)
 - prompts:    {"prompt"}: every item's prompt once, judged or not   online RL (PPO, RLOO, GRPO)
+- attributes: {"prompt", "response", "<key>"..., "<key>_count"..., "item_id", "position", "model"}:
+              the mean of each per-response scale question, HelpSteer2's layout (exports/answers.py)
+- labels:     {"prompt", "response", "question", "label", "count", "of", "item_id", "position"}:
+              per-label counts of the multi-label questions (exports/answers.py)
 
 Chat prompts come out in TRL's conversational form: the prompt is a list of messages and each
 response is [{"role": "assistant", "content": ...}]. A snapshot is either all text or all
@@ -34,7 +38,7 @@ CHUNK_CHARS = 2 << 20
 # The raw judgment's fields, in file order. `value` is the canonical answer as a JSON string
 # (its shape depends on the kind; a string keeps one schema for every kind).
 JUDGMENT_FIELDS = (
-    "item_id", "project", "prompt", "candidates", "kind", "value", "rater", "source", "ai_model",
+    "item_id", "project", "prompt", "candidates", "kind", "value", "answers", "rater", "source", "ai_model",
     "display_order", "duration_ms", "rationale", "created_at", "version", "latest",
 )
 
@@ -55,7 +59,7 @@ def export_completion(text: str, chat: bool) -> Any:
     return [{"role": "assistant", "content": text}] if chat else text
 
 
-def schemas(*, chat: bool, with_margin: bool) -> dict:
+def schemas(*, chat: bool, with_margin: bool, attribute_keys: tuple[str, ...] = ()) -> dict:
     import pyarrow as pa
 
     messages = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
@@ -79,6 +83,9 @@ def schemas(*, chat: bool, with_margin: bool) -> dict:
                 ("candidates", pa.list_(candidate)),
                 ("kind", pa.string()),
                 ("value", pa.string()),
+                # The answers to the project's questions (annotation.questions), a JSON string
+                # like value ("{}" where the project asks none).
+                ("answers", pa.string()),
                 ("rater", pa.string()),
                 ("source", pa.string()),
                 ("ai_model", pa.string()),
@@ -91,6 +98,17 @@ def schemas(*, chat: bool, with_margin: bool) -> dict:
                 ("version", pa.int64()),
                 ("latest", pa.bool_()),
             ]
+        ),
+        # HelpSteer2's column order: prompt, response, every attribute, every count, then where from.
+        "attributes": pa.schema(
+            [("prompt", text), ("response", pa.string())]
+            + [(key, pa.float64()) for key in attribute_keys]
+            + [(f"{key}_count", pa.int64()) for key in attribute_keys]
+            + [("item_id", pa.string()), ("position", pa.int64()), ("model", pa.string())]
+        ),
+        "labels": pa.schema(
+            [("prompt", text), ("response", pa.string()), ("question", pa.string()), ("label", pa.string()),
+             ("count", pa.int64()), ("of", pa.int64()), ("item_id", pa.string()), ("position", pa.int64())]
         ),
     }
 
@@ -173,11 +191,12 @@ class _Output:
 class SnapshotWriter:
     """Every (format, split) output of a snapshot, with one method per format."""
 
-    def __init__(self, root: Path, *, chat: bool, with_margin: bool):
+    def __init__(self, root: Path, *, chat: bool, with_margin: bool, formats: tuple[str, ...] = FORMATS, attribute_keys: tuple[str, ...] = ()):
         self.chat = chat
         self.with_margin = with_margin
-        all_schemas = schemas(chat=chat, with_margin=with_margin)
-        self.outputs = {(fmt, split): _Output(root / fmt, split, all_schemas[fmt]) for fmt in FORMATS for split in SPLITS}
+        self.formats = formats
+        all_schemas = schemas(chat=chat, with_margin=with_margin, attribute_keys=attribute_keys)
+        self.outputs = {(fmt, split): _Output(root / fmt, split, all_schemas[fmt]) for fmt in formats for split in SPLITS}
 
     # Each takes JSON texts encoded by the caller (once per item where a piece repeats).
     def preference(self, split: str, prompt_json: str, chosen_json: str, rejected_json: str, margin: float | None) -> None:
@@ -201,12 +220,16 @@ class SnapshotWriter:
         """`encoded`: the JSON text of each of JUDGMENT_FIELDS, in order."""
         self.outputs[("judgments", split)].write(JUDGMENT_LINE % encoded)
 
+    def line(self, fmt: str, split: str, line: str) -> None:
+        """A line assembled by the caller (attributes, labels: exports/answers.py)."""
+        self.outputs[(fmt, split)].write(line)
+
     def digests(self) -> dict[str, str]:
         """sha256 of every JSONL file, by path inside the snapshot (after close)."""
         return {output.name: output.digest.hexdigest() for output in self.outputs.values()}
 
     def counts(self) -> dict[str, dict[str, int]]:
-        return {fmt: {split: self.outputs[(fmt, split)].count for split in SPLITS} for fmt in FORMATS}
+        return {fmt: {split: self.outputs[(fmt, split)].count for split in SPLITS} for fmt in self.formats}
 
     def close(self) -> None:
         errors = []

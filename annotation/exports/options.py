@@ -13,7 +13,10 @@ from annotation.quality.consensus import DAWID_SKENE, MAJORITY
 NONE = "none"
 AGGREGATIONS = (NONE, MAJORITY, DAWID_SKENE)
 SOURCES = ("human", "import", "ai")
-FORMATS = ("preference", "unpaired", "sft", "judgments", "prompts")
+FORMATS = ("preference", "unpaired", "sft", "judgments", "prompts", "attributes", "labels")
+# Formats written only when a project of the snapshot asks questions of that type
+# (annotation.questions): a snapshot of projects without questions keeps the five folders it always had.
+QUESTION_FORMATS = ("attributes", "labels")
 
 
 class OptionsError(ValueError):

@@ -18,7 +18,7 @@ Formats
       message but the last, which is the assistant's answer.
   They become two-candidate items: position 0 = chosen, 1 = rejected (raters see a random
   on-screen order per assignment). Other keys go to the item's metadata.
-- CSV: a header row, then one item per row. Columns: id, prompt, metadata (JSON object), gold
+- CSV (csvfile.py): a header row, then one item per row. Columns: id, prompt, metadata (JSON object), gold
   (JSON object) and the responses either as one `responses` column holding the JSON list of the
   native format, or as `response_1` .. `response_k` columns (text; empty cells are ignored, so
   rows may carry fewer responses than there are columns) with optional `model_1` .. `model_k`.
@@ -28,13 +28,11 @@ Formats
 """
 from __future__ import annotations
 
-import csv
 import gzip
 import hashlib
 import io
 import json
 import re
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -42,32 +40,17 @@ from typing import Any, BinaryIO
 from django.conf import settings
 
 from annotation import kinds
+from annotation.importers.csvfile import iter_csv
+from annotation.importers.records import NATIVE_KEYS, LineError
 from config import jsonlimits
 from annotation.kinds import Kind
 
 FORMATS = ("jsonl", "csv", "trl")
 ROLES = {"system", "user", "assistant", "tool"}
-NATIVE_KEYS = {"id", "prompt", "responses", "metadata", "gold"}
 MAX_ID = 200
 ASSISTANT = "\n\nAssistant:"
 _TURN = re.compile(r"(?:^|\n\n)(Human|Assistant|System):")
 _ROLE_OF = {"Human": "user", "Assistant": "assistant", "System": "system"}
-
-# Cells of a real CSV may be long (a whole transcript); the default 128 KiB limit is too low.
-csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-
-
-class LineError(ValueError):
-    """A bad record (field and reason). fatal: the file cannot be read on past it (no header,
-    not gzip, too large, undecodable), so even --skip-invalid imports nothing from it: the lines
-    after it were never read, and importing the ones before would lose them silently."""
-
-    def __init__(self, field: str, message: str, *, fatal: bool = False):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-        self.fatal = fatal
-
 
 @dataclass(slots=True)
 class Response:
@@ -86,6 +69,8 @@ class ParsedItem:
     gold: dict | None = None
     # The canonical judgment value a preference record carries (chosen = position 0).
     preference: dict | None = None
+    # The answers to the project's questions an imported judgment carries (attributes.py).
+    answers: dict | None = None
 
 
 # --- Opening and detecting ------------------------------------------------------------------
@@ -188,7 +173,7 @@ def iter_records(stream: BinaryIO, container: str) -> Iterator[tuple[int, dict |
     data = open_binary(stream)
     try:
         if container == "csv":
-            yield from _iter_csv(data)
+            yield from iter_csv(data)
         else:
             yield from _iter_jsonl(data)
     except InputTooLarge as exc:
@@ -225,117 +210,6 @@ def _iter_jsonl(data: BinaryIO) -> Iterator[tuple[int, dict | LineError]]:
             yield number, LineError("line", "must be a JSON object")
             continue
         yield number, record
-
-
-def _iter_csv(data: BinaryIO) -> Iterator[tuple[int, dict | LineError]]:
-    text = io.TextIOWrapper(data, encoding="utf-8-sig", newline="")
-    reader = csv.reader(text)
-    try:
-        header = next(reader)
-    except StopIteration:
-        return
-    except (UnicodeDecodeError, csv.Error) as exc:
-        yield 1, LineError("header", f"cannot read the CSV header ({exc})", fatal=True)
-        return
-    header = [h.strip() for h in header]
-    problem = _csv_header_problem(header)
-    if problem:
-        yield 1, LineError("header", problem, fatal=True)
-        return
-    start = reader.line_num + 1
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except UnicodeDecodeError:
-            yield start, LineError("line", "is not valid UTF-8", fatal=True)
-            return  # the decoder cannot resynchronise; everything after is suspect
-        except csv.Error as exc:
-            yield start, LineError("line", f"is not valid CSV ({exc})")
-            start = reader.line_num + 1
-            continue
-        number, start = start, reader.line_num + 1
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            yield number, LineError("line", f"has {len(row)} cells, the header has {len(header)}")
-            continue
-        try:
-            yield number, _csv_record(dict(zip(header, row)))
-        except LineError as exc:
-            yield number, exc
-
-
-_RESPONSE_COL = re.compile(r"^(response|model)_(\d+)$")
-
-
-def _csv_header_problem(header: list[str]) -> str:
-    """Columns no record could be read from. A file without response columns is a prompt set's
-    (whether the project is one is checked per record)."""
-    if len(set(header)) != len(header):
-        return "column names must be unique"
-    cols = set(header)
-    if {"chosen", "rejected"} <= cols:
-        return ""
-    known = NATIVE_KEYS | {"margin"}
-    unknown = [h for h in header if h not in known and not _RESPONSE_COL.match(h)]
-    if unknown:
-        return f"unknown column(s) {', '.join(unknown)}; expected id, prompt, responses or response_1.., model_1.., metadata, gold"
-    if "prompt" not in cols:
-        return "a 'prompt' column is required"
-    return ""
-
-
-def _json_cell(value: str, name: str) -> Any:
-    try:
-        return jsonlimits.loads(value)
-    except jsonlimits.UnsafeJSON as exc:
-        raise LineError(f"{name}.{exc.field}" if exc.field else name, exc.message) from None
-
-
-def _maybe_messages(value: str, name: str) -> str | list:
-    """A cell holding a JSON list of messages is a chat; anything else is text."""
-    if value.lstrip().startswith("["):
-        try:
-            parsed = jsonlimits.loads(value)
-        except jsonlimits.UnsafeJSON as exc:
-            # Meant as chat messages but not text: say so. Anything else that fails is plain text.
-            if "surrogate" in exc.message:
-                raise LineError(f"{name}.{exc.field}" if exc.field else name, exc.message) from None
-            return value
-        if isinstance(parsed, list) and parsed and all(isinstance(m, dict) and "role" in m for m in parsed):
-            return parsed
-    return value
-
-
-def _csv_record(row: dict[str, str]) -> dict:
-    if "chosen" in row and "rejected" in row:
-        record: dict[str, Any] = {k: v for k, v in row.items() if v != "" or k in ("chosen", "rejected")}
-        for key in ("prompt", "chosen", "rejected"):
-            if key in record:
-                record[key] = _maybe_messages(record[key], key)
-        if "margin" in record:
-            record["margin"] = _json_cell(record["margin"], "margin")
-        return record
-    record = {}
-    if row.get("id", "").strip():
-        record["id"] = row["id"].strip()
-    record["prompt"] = _maybe_messages(row.get("prompt", ""), "prompt")
-    if "responses" in row:
-        record["responses"] = _json_cell(row["responses"], "responses") if row["responses"].strip() else []
-    else:
-        numbered = sorted((int(m.group(2)), h) for h in row if (m := _RESPONSE_COL.match(h)) and m.group(1) == "response")
-        responses = []
-        for n, col in numbered:
-            if row[col] == "":
-                continue
-            responses.append({"text": row[col], "model": row.get(f"model_{n}", "")})
-        record["responses"] = responses
-    for key in ("metadata", "gold"):
-        if row.get(key, "").strip():
-            record[key] = _json_cell(row[key], key)
-    return record
 
 
 # --- Records to items -----------------------------------------------------------------------
@@ -491,6 +365,20 @@ def _preference(project, margin: Any) -> dict:
     raise LineError("as_judgments", f"a preference cannot become a {project.kind} judgment (it has no scores)")
 
 
+def check_count(project, n: int) -> None:
+    """The project's candidate range (K) against an item's number of responses."""
+    low, high = project.candidates_range
+    # No responses is a prompt-set item (checked with the project's setting where responses are read).
+    if n and not low <= n <= (high or n):
+        needs = f"{low}" if low == high else f"{low} to {high}" if high else f"at least {low}"
+        fix = ""
+        if project.kind == Kind.RANKING:
+            # Name the setting that fixes it: the file is probably right and the project's K too narrow.
+            fix = (f": raise the project's most responses per item (max K, ranking_k) to {n}" if n > (high or 0)
+                   else f": lower the project's fewest responses per item (min K, ranking_min_k) to {max(n, 2)}")
+        raise LineError("responses", f"this {project.kind} project needs {needs} responses per item, got {n}{fix}")
+
+
 def parse_record(record: dict, *, project, as_judgments: bool = False, trl_only: bool = False) -> ParsedItem:
     """One record (dict) -> ParsedItem for this project, or LineError naming the field."""
     is_trl = "chosen" in record or "rejected" in record
@@ -519,16 +407,7 @@ def parse_record(record: dict, *, project, as_judgments: bool = False, trl_only:
             raise LineError("as_judgments", "only preference records (chosen/rejected) carry a label to import")
         preference = None
 
-    low, high = project.candidates_range
-    # No responses is a prompt-set item (checked with the project's setting where responses are read).
-    if responses and not low <= len(responses) <= (high or len(responses)):
-        needs = f"{low}" if low == high else f"{low} to {high}" if high else f"at least {low}"
-        fix = ""
-        if project.kind == Kind.RANKING:
-            # Name the setting that fixes it: the file is probably right and the project's K too narrow.
-            fix = (f": raise the project's most responses per item (max K, ranking_k) to {len(responses)}" if len(responses) > (high or 0)
-                   else f": lower the project's fewest responses per item (min K, ranking_min_k) to {max(len(responses), 2)}")
-        raise LineError("responses", f"this {project.kind} project needs {needs} responses per item, got {len(responses)}{fix}")
+    check_count(project, len(responses))
 
     raw_id = record.get("id")
     if raw_id is None or raw_id == "":

@@ -35,7 +35,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import BinaryIO
 
@@ -44,7 +44,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from annotation.importers.attributes import parse_rows
 from annotation.importers.formats import LineError, ParsedItem, detect_format, iter_records, parse_record
+from annotation.importers.records import is_attribute_row
 from annotation.importers.rows import RowInserter
 from annotation.importers.liveness import import_take_over, importing, runner_id
 from annotation.models import Candidate, ImportBatch, Item, Judgment, Project
@@ -87,7 +89,17 @@ class _Errors:
 
 
 def _parsed(stream: BinaryIO, container: str, *, project: Project, as_judgments: bool, trl_only: bool) -> Iterator[tuple[int, ParsedItem | LineError]]:
-    for line, record in iter_records(stream, container):
+    records = iter_records(stream, container)
+    first = next(records, None)
+    if first is None:
+        return
+    records = chain([first], records)
+    # The first record says what the file is: a HelpSteer-style file's rows are grouped into
+    # items by prompt (attributes.py); every other file has one item per record.
+    if not trl_only and isinstance(first[1], dict) and is_attribute_row(first[1]):
+        yield from parse_rows(records, project=project, as_judgments=as_judgments)
+        return
+    for line, record in records:
         if isinstance(record, LineError):
             yield line, record
             continue
@@ -125,7 +137,7 @@ class _Inserter:
         self.project, self.batch, self.as_judgments = project, batch, as_judgments
         self.items = RowInserter(Item, ["project_id", "external_id", "prompt", "metadata", "gold", "is_gold", "import_batch_id", "priority"])
         self.candidates = RowInserter(Candidate, ["item_id", "position", "text", "model_name", "metadata"])
-        self.judgments = RowInserter(Judgment, ["project_id", "item_id", "kind", "source", "value"])
+        self.judgments = RowInserter(Judgment, ["project_id", "item_id", "kind", "source", "value", "answers"])
         self.created = self.skipped = self.judged = 0
         self.priority = initial_priority(project)  # the project's next-item order (annotation/selection.py)
 
@@ -168,7 +180,8 @@ class _Inserter:
             self.candidates.insert(candidates)
         if self.as_judgments:
             kind, source, j_value = str(self.project.kind), str(Judgment.Source.IMPORT), self.judgments.json
-            rows = [(project_id, item_id, kind, source, j_value(p.preference)) for item_id, p in zip(ids, fresh) if p.preference is not None]
+            rows = [(project_id, item_id, kind, source, j_value(p.preference), j_value(p.answers or {}))
+                    for item_id, p in zip(ids, fresh) if p.preference is not None]
             self.judgments.insert(rows)
             self.judged += len(rows)
         self.created += len(fresh)

@@ -7,10 +7,15 @@ are imported and every bad line is printed the same way (and kept on the import'
 the command succeeds. Ids already in the project are skipped, so running it twice adds nothing.
 
 --create makes the project; a ranking project takes its K range (fewest and most responses per
-item) from the files unless --min-k/--max-k say otherwise.
+item) from the files unless --min-k/--max-k say otherwise. A HelpSteer-style file (prompt,
+response and numeric attribute columns: annotation/importers/attributes.py) makes a rating
+project (unless --kind says otherwise) whose questions are the file's attribute columns, each a
+per-response scale from the data (HelpSteer's five attributes: 0-4), and whose rating scale is
+the helpfulness column's.
 """
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -40,7 +45,8 @@ class Command(BaseCommand):
             action="store_true",
             help="Import the good lines and list each bad one (PATH:LINE: field: reason) instead of refusing the file.",
         )
-        parser.add_argument("--create", action="store_true", help="Create the project when it does not exist (needs --kind).")
+        parser.add_argument("--create", action="store_true",
+                            help="Create the project when it does not exist (needs --kind, except for a HelpSteer-style file: rating).")
         parser.add_argument("--kind", choices=Kind.values, help="Judgment kind of a project made by --create.")
         parser.add_argument("--name", help="Name of a project made by --create (default: the slug).")
         parser.add_argument("--owner", help="Username who becomes manager of a project made by --create.")
@@ -50,11 +56,14 @@ class Command(BaseCommand):
     def handle(self, *args, paths, project: str, format: str | None, as_judgments: bool, create: bool, kind, name, owner, min_k=None, max_k=None,
                skip_invalid: bool = False, **options):
         existed = Project.objects.filter(slug=project).exists()
+        extra: dict = {}
+        if create and not existed:
+            kind, extra = self._attribute_project(paths, format, kind)
         if create and not existed and kind == Kind.RANKING and (min_k is None or max_k is None):
             low, high = self._k_range(paths, format)
             min_k = low if min_k is None else min_k
             max_k = high if max_k is None else max_k
-        target = self._project(slug=project, create=create, kind=kind, name=name, owner=owner, min_k=min_k, max_k=max_k)
+        target = self._project(slug=project, create=create, kind=kind, name=name, owner=owner, min_k=min_k, max_k=max_k, extra=extra)
         self.created = not existed
         try:
             self._import(target, paths=paths, format=format, as_judgments=as_judgments, skip_invalid=skip_invalid)
@@ -65,6 +74,41 @@ class Command(BaseCommand):
                 target.delete()
                 self.stderr.write(f"removed project {target.slug}: nothing was imported into it")
             raise
+
+    def _attribute_project(self, paths, format: str | None, kind) -> tuple[str | None, dict]:
+        """A project made from HelpSteer-style files: its kind (rating unless --kind says) and its
+        questions (one per-response scale per attribute column, the scale from the data)."""
+        from annotation.importers.attributes import declare, primary_scale, survey
+        from annotation.questions import QuestionsError
+
+        scales: dict = {}
+        for raw in paths:
+            if Path(raw).is_file() and (found := survey(Path(raw), fmt=format)):
+                for column, (low, high, required) in found.items():
+                    was = scales.get(column, (low, high, required))
+                    scales[column] = (min(was[0], low), max(was[1], high), was[2] and required)
+        if not scales:
+            return kind, {}
+        try:
+            declared = declare(scales)
+        except QuestionsError as exc:
+            columns = list(scales)
+
+            def where(field: str) -> str:
+                found = re.match(r"questions\[(\d+)\]", field)
+                return f"column {columns[int(found[1])]!r}" if found else field
+
+            raise CommandError("the file's attribute columns cannot be questions: "
+                               + "; ".join(f"{where(field)}: {msg}" for field, msg in exc.errors.items())) from None
+        kind = kind or Kind.RATING
+        extra = {"questions": declared}
+        if kind == Kind.RATING:
+            # The rating is the helpfulness column (attributes.py); "good" is its top two points.
+            key, low, high = primary_scale(scales)
+            extra.update({"rating_min": low, "rating_max": high, "rating_threshold": high - 1})
+            self.stdout.write(f"the files rate responses on {', '.join(scales)}: the project asks them as questions; "
+                              f"the rating is {key} ({low}-{high})")
+        return kind, extra
 
     def _k_range(self, paths, format: str | None) -> tuple[int | None, int | None]:
         """The fewest and most responses per item in the files, within the project's bounds;
@@ -147,7 +191,7 @@ class Command(BaseCommand):
         if failed:
             raise CommandError("some files were not imported")
 
-    def _project(self, *, slug: str, create: bool, kind, name, owner, min_k=None, max_k=None) -> Project:
+    def _project(self, *, slug: str, create: bool, kind, name, owner, min_k=None, max_k=None, extra: dict | None = None) -> Project:
         project = Project.objects.filter(slug=slug).first()
         if project is not None:
             if create and kind and project.kind != kind:
@@ -166,7 +210,7 @@ class Command(BaseCommand):
 
         from annotation.projects import project_create
 
-        fields = {"slug": slug, "name": name or slug, "kind": kind}
+        fields = {"slug": slug, "name": name or slug, "kind": kind, **(extra or {})}
         if kind == Kind.RANKING:
             fields.update({k: v for k, v in (("ranking_min_k", min_k), ("ranking_k", max_k)) if v is not None})
         try:
