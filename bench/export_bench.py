@@ -98,9 +98,9 @@ def _seed(slug: str, n_judgments: int, overlap: int) -> None:
         cur.execute("CREATE TEMPORARY TABLE bench_raters (idx integer, user_id bigint)")
         cur.executemany("INSERT INTO bench_raters VALUES (%s, %s)", [(i, u.id) for i, u in enumerate(users)])
         cur.execute(
-            f"""INSERT INTO annotation_item (project_id, external_id, prompt, metadata, is_gold, judgment_count, taken, created_at)
+            f"""INSERT INTO annotation_item (project_id, external_id, prompt, metadata, is_gold, judgment_count, taken, priority, created_at)
             SELECT %(p)s, 'p-' {cat} s.g, {text(f"'Question number ' {cat} s.g {cat} ' about topic ' {cat} (s.g %% 97) {cat} ': how would you explain it to a new colleague?'")},
-                   '{{}}'{jsonb}, {false}, {overlap}, {overlap}, {now}
+                   '{{}}'{jsonb}, {false}, {overlap}, {overlap}, 0, {now}
             FROM {seq}""",
             {"p": project.id, "n": n_items},
         )
@@ -117,11 +117,11 @@ def _seed(slug: str, n_judgments: int, overlap: int) -> None:
         )
         ks = " UNION ALL ".join(f"SELECT {k} AS k" for k in range(overlap))
         cur.execute(
-            f"""INSERT INTO annotation_judgment (project_id, item_id, rater_id, kind, source, value, display_order, duration_ms,
-                   rationale, flags, client_key, ai_model, created_at)
-            SELECT %(p)s, i.id, r.user_id, 'binary', 'human', ('{{"winner": ' {cat} {winner} {cat} '}}'){jsonb},
+            f"""INSERT INTO annotation_judgment (project_id, item_id, rater_id, kind, source, value, answers, display_order, duration_ms,
+                   rationale, flags, client_key, ai_model, ai_template, version, created_at)
+            SELECT %(p)s, i.id, r.user_id, 'binary', 'human', ('{{"winner": ' {cat} {winner} {cat} '}}'){jsonb}, '{{}}'{jsonb},
                    (CASE WHEN (i.id + k.k) %% 2 = 0 THEN '[0, 1]' ELSE '[1, 0]' END){jsonb}, 2000 + (i.id * 53 + k.k * 11) %% 9000,
-                   '', '[]'{jsonb}, '', '', {now}
+                   '', '[]'{jsonb}, '', '', '', 1, {now}
             FROM annotation_item i CROSS JOIN ({ks}) k JOIN bench_raters r ON r.idx = (i.id + k.k) %% {RATERS}
             WHERE i.project_id = %(p)s""",
             {"p": project.id},
