@@ -191,6 +191,12 @@ class ProjectForm(forms.ModelForm):
         for field, messages in error.message_dict.items():
             self.add_error(field if field in self.fields else None, messages)
 
+    def asks_questions(self) -> bool:
+        """Whether the form holds any question (a bound form's text, else the saved or default
+        ones): the page unfolds the questions section for them."""
+        value = self["questions"].value()
+        return not (value is None or "".join(str(value).split()) in ("", "[]"))
+
     def question_errors(self) -> list[dict]:
         """The service's "questions[i].field: message" errors in words that name the question
         (its number and key, as posted) and the field; the builder puts each beside its input."""

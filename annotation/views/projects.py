@@ -95,6 +95,7 @@ def _form_context(request, form, *, title: str, project=None, members: bool = Fa
         "member_choices": member_choices() if members else [],
         "question_presets": QUESTION_PRESETS,
         "answered_keys": answered,
+        "has_questions": form.asks_questions(),
     }
 
 

@@ -109,6 +109,7 @@ def test_it_shows_a_projects_questions_on_its_settings_page_and_keeps_them(clien
     project = make_project(Kind.BINARY, slug="attrs", questions=validate_questions([HELPFULNESS, HARM]))
     page = client_for(owner).get("/projects/attrs/settings/").content.decode()
     assert json.loads(_textarea(page)) == project.questions
+    assert '<details id="group-questions" class="group questions" open>' in page  # unfolded: it asks some
     assert 'id="questions-fixed"' not in page  # no judgments yet: anything may change
 
     # A post without the field (a client older than questions) leaves them as they are.
@@ -204,7 +205,8 @@ def test_it_offers_presets_that_are_whole_declarations(client_for, creator):
 def test_it_works_without_javascript_through_the_json_field(client_for, creator):
     page = client_for(creator).get("/projects/new/").content.decode()
     section = page[page.index('id="group-questions"'):page.index("</fieldset>", page.index('data-question-json'))]
-    # The builder is marked for script-enabled pages; the JSON box is open and labelled.
+    # Folded while it asks none; the builder is marked for script-enabled pages; the JSON box is open and labelled.
+    assert '<details id="group-questions" class="group questions">' in page
     assert 'class="question-builder js-only"' in section and "data-question-json open" in section
     assert '<label for="id_questions">Questions as JSON</label>' in section
     assert _textarea(page) == "[]"
