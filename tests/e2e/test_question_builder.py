@@ -121,3 +121,24 @@ def test_it_fixes_the_shape_of_answered_questions_on_the_settings_page(page, log
     project.refresh_from_db()
     assert [(q["key"], q["label"], q["type"]) for q in project.questions] == [("helpfulness", "How helpful?", "scale"), ("note", "Note", "text")]
     assert page.watch.errors == []
+
+
+def test_it_takes_the_declaration_typed_as_json_without_javascript(browser, live_server, owner):
+    from tests.conftest import PASSWORD
+
+    owner.groups.add(Group.objects.get_or_create(name=MANAGERS_GROUP)[0])
+    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
+    page = context.new_page()
+    page.goto("/accounts/login/?next=/projects/new/")
+    page.fill("input[name=username]", owner.username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form button[type=submit], form input[type=submit]")
+    page.wait_for_url("**/projects/new/")
+    assert not page.locator("[data-add-question]").is_visible()  # the builder needs the script
+    page.click("#group-questions > summary")
+    page.fill("#id_name", "Typed by hand")
+    page.fill("#id_questions", '[{"key": "overall", "type": "scale", "per": "item", "min": 0, "max": 2}]')
+    page.click("form.project-form button[type=submit]")
+    page.wait_for_url("**/projects/typed-by-hand/")
+    assert Project.objects.get(slug="typed-by-hand").questions == validate_questions([{"key": "overall", "type": "scale", "per": "item", "min": 0, "max": 2}])
+    context.close()
