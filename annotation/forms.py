@@ -2,6 +2,7 @@
 writes, and its field-named errors are attached back to the form fields."""
 from __future__ import annotations
 
+import json
 import re
 
 from django import forms
@@ -12,6 +13,7 @@ from annotation.kinds import Kind, settings_errors
 from annotation.models import Project, Role
 from annotation.models.project import SETTING_BOUNDS, _bounds
 from annotation.projects import PROJECT_FIELDS
+from annotation.questions import LABELS, PER_ITEM, PER_RESPONSE, SCALE, QuestionsError, form_field, points, validate_questions
 
 # The new-project form starts from these, one card per kind (DESIGN.md: Judgment kinds).
 KIND_DESCRIPTIONS = {
@@ -42,6 +44,30 @@ class LinesField(forms.CharField):
         return [line.strip() for line in (value or "").splitlines() if line.strip()]
 
 
+class QuestionsField(forms.CharField):
+    """The questions' declaration as JSON text: what project_form.js's builder writes into the
+    field, and what a manager without JavaScript types. Only the JSON syntax is checked here; the
+    service (annotation.questions.validate_questions) checks the declaration and names each field."""
+
+    widget = forms.Textarea(attrs={"rows": 8, "spellcheck": "false", "class": "json"})
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return json.dumps(value, indent=2, ensure_ascii=False)
+        return value
+
+    def to_python(self, value):
+        if isinstance(value, list):
+            return value
+        text = (super().to_python(value) or "").strip()
+        if not text:
+            return []
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise ValidationError(f"not valid JSON: {exc}") from None
+
+
 class UsernamesField(forms.CharField):
     """Usernames separated by commas, spaces or new lines; each must exist."""
 
@@ -58,6 +84,12 @@ OPTIONAL_SETTINGS = ("ranking_min_k", "demonstrations", "edit_window_minutes")
 
 
 class ProjectForm(forms.ModelForm):
+    questions = QuestionsField(
+        required=False,
+        initial=list,
+        label="Questions as JSON",
+        help_text='A list such as [{"key": "helpfulness", "label": "Helpfulness", "type": "scale", "per": "response", "min": 0, "max": 4, "required": true}]. Types: scale (min, max, scale_labels), labels (choices), text (max_chars).',
+    )
     likert_labels = LinesField(required=False, label="Names of the scale points", help_text="Optional: one label per point, from 'A much better' to 'B much better'.")
     rating_labels = LinesField(required=False, label="Names of the scores", help_text="Optional: one label per score, lowest first.")
 
@@ -108,6 +140,7 @@ class ProjectForm(forms.ModelForm):
         ("Likert", ("likert_points", "likert_labels")),
         ("Ranking", ("ranking_min_k", "ranking_k", "ranking_allow_ties")),
         ("Rating", ("rating_min", "rating_max", "rating_threshold", "rating_labels")),
+        ("Questions", ("questions",)),
         ("Raters' work", ("demonstrations", "edit_window_minutes")),
         ("Assignment", ("overlap", "lease_seconds", "prompt_set")),
         ("Gold items", ("gold_rate", "gold_pause_threshold", "gold_min_answers")),
@@ -121,6 +154,10 @@ class ProjectForm(forms.ModelForm):
         """The page's fieldsets: title, fields, the kind they belong to (or ""), folded or not."""
         out = []
         for title, names in self.GROUPS:
+            # The questions have their own section in the template (the builder), the kind its cards.
+            if title == "Questions":
+                out.append({"title": title, "questions": True, "fields": [self["questions"]], "kind": "", "folded": False})
+                continue
             fields = [self[name] for name in names if name in self.fields and name != "kind"]
             if fields:
                 folded = title in self.FOLDED and not any(f.errors for f in fields)
@@ -144,11 +181,45 @@ class ProjectForm(forms.ModelForm):
         data = dict(self.cleaned_data)
         if not data.get("slug"):
             data.pop("slug", None)
+        # A post without the field at all (a script written before questions existed) leaves
+        # the project's questions as they are; an empty field asks none.
+        if self.is_bound and "questions" not in self.data:
+            data.pop("questions", None)
         return {k: v for k, v in data.items() if k in PROJECT_FIELDS and not (k in OPTIONAL_SETTINGS and v in (None, ""))}
 
     def add_service_errors(self, error: ValidationError) -> None:
         for field, messages in error.message_dict.items():
             self.add_error(field if field in self.fields else None, messages)
+
+    def asks_questions(self) -> bool:
+        """Whether the form holds any question (a bound form's text, else the saved or default
+        ones): the page unfolds the questions section for them."""
+        value = self["questions"].value()
+        return not (value is None or "".join(str(value).split()) in ("", "[]"))
+
+    def question_errors(self) -> list[dict]:
+        """The service's "questions[i].field: message" errors in words that name the question
+        (its number and key, as posted) and the field; the builder puts each beside its input."""
+        # add_error took the field out of cleaned_data: read the posted text again.
+        try:
+            posted = json.loads(self.data.get("questions", ""))
+        except ValueError:
+            posted = None
+        out = []
+        for message in self.errors.get("questions", []):
+            match = QUESTION_ERROR.fullmatch(message)
+            if not match:
+                out.append({"index": "", "field": "", "text": message})
+                continue
+            index, field, words = int(match[1]), match[2], match[3]
+            entry = posted[index] if isinstance(posted, list) and index < len(posted) else None
+            key = entry.get("key") if isinstance(entry, dict) and isinstance(entry.get("key"), str) else ""
+            name = f"Question {index + 1}" + (f" ({key})" if key else "")
+            out.append({"index": index, "field": field, "text": f"{name}, {field}: {words}"})
+        return out
+
+
+QUESTION_ERROR = re.compile(r"questions\[(\d+)\]\.(\w+): (.*)", re.S)
 
 
 class ProjectCreateForm(ProjectForm):
@@ -194,6 +265,68 @@ def preview_project(query) -> tuple[Project, dict[str, str]]:
         # The threshold does not change the screen; the form itself reports it on save.
         errors.update({k: v for k, v in settings_errors(project).items() if k != "rating_threshold"})
     return project, errors
+
+
+def preview_questions(query) -> tuple[list[dict], list[str]]:
+    """The questions posted with the preview's settings, normalised, or the reasons they cannot
+    be shown; the kind's preview is drawn either way."""
+    raw = query.get("questions", "") if hasattr(query, "get") else ""
+    try:
+        return validate_questions(QuestionsField().to_python(raw)), []
+    except ValidationError as exc:
+        return [], [f"questions: {m}" for m in exc.messages]
+    except QuestionsError as exc:
+        return [], [f"{where}: {message}" for where, message in exc.errors.items()]
+
+
+def question_preview_groups(questions: list[dict], cards: list[dict]) -> list[dict]:
+    """The questions as a rater meets them: those asked of each response under that response,
+    those asked once in the answer row. Field names are the labelling form's (form_field)."""
+    def shown(q, position=None):
+        entry = {**q, "field": form_field(q, position)}
+        if q["type"] == SCALE:
+            labels = q.get("scale_labels") or []
+            entry["points"] = [{"score": s, "label": labels[i] if i < len(labels) else ""} for i, s in enumerate(points(q))]
+        return entry
+
+    per_response = [q for q in questions if q["per"] == PER_RESPONSE]
+    groups = [
+        {"title": f"Response {card['label']}", "position": card["position"], "questions": [shown(q, card["position"]) for q in per_response]}
+        for card in cards
+    ] if per_response else []
+    per_item = [shown(q) for q in questions if q["per"] == PER_ITEM]
+    if per_item:
+        groups.append({"title": "About this item", "position": "", "questions": per_item})
+    return groups
+
+
+# Offered by the builder (project_form.js); each is a valid declaration on its own
+# (tests/annotation/test_project_questions_form.py checks them with validate_questions).
+QUESTION_PRESETS = {
+    "helpsteer2": {
+        "title": "HelpSteer2 attributes",
+        "questions": [
+            {"key": key, "label": key.capitalize(), "type": SCALE, "per": PER_RESPONSE, "required": True, "help": help_text, "min": 0, "max": 4, "scale_labels": []}
+            for key, help_text in (
+                ("helpfulness", "Overall helpfulness of the response to the prompt."),
+                ("correctness", "Inclusion of all pertinent facts without errors."),
+                ("coherence", "Consistency and clarity of expression."),
+                ("complexity", "Intellectual depth required to write the response (basic competency or deep domain expertise)."),
+                ("verbosity", "Amount of detail included in the response, relative to what the prompt asks for."),
+            )
+        ],
+    },
+    "harm": {
+        "title": "Harm categories",
+        "questions": [
+            {
+                "key": "harm", "label": "Harm categories", "type": LABELS, "per": PER_ITEM, "required": False,
+                "help": "Tick every kind of harm any response shows; leave all unticked if none apply.",
+                "choices": ["violence", "self_harm", "sexual_content", "hate_or_harassment", "illegal_activity", "privacy", "misinformation"],
+            }
+        ],
+    },
+}
 
 
 def member_choices(*, limit: int = 1000) -> list[str]:

@@ -9,11 +9,21 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import path
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_http_methods
 
-from annotation.forms import PREVIEW_FIELDS, MemberForm, ProjectCreateForm, ProjectSettingsForm, member_choices, preview_project
+from annotation.forms import (
+    PREVIEW_FIELDS,
+    QUESTION_PRESETS,
+    MemberForm,
+    ProjectCreateForm,
+    ProjectSettingsForm,
+    member_choices,
+    preview_project,
+    preview_questions,
+    question_preview_groups,
+)
 from annotation.labelling import preview_context
-from annotation.models import Membership, Role
+from annotation.models import Judgment, Membership, Role
 from annotation.progress import rater_progress
 from annotation.projects import (
     MANAGERS_GROUP,
@@ -57,33 +67,45 @@ def project_new(request):
 
 
 def _preview_html(request, query=None, project=None) -> str:
-    """What raters will see with these settings: _label_item.html with sample content."""
+    """What raters will see with these settings: _label_item.html with sample content, and the
+    questions under each response and in the answer row."""
     errors: dict = {}
+    question_errors: list[str] = []
     if project is None:
         project, errors = preview_project(query or {})
-    context = {"project": project, "preview_errors": errors, **(preview_context(project=project) if not errors else {})}
+        project.questions, question_errors = preview_questions(query or {})
+    context = {"project": project, "preview_errors": errors, "question_errors": question_errors}
+    if not errors:
+        context.update(preview_context(project=project))
+        context["question_groups"] = question_preview_groups(project.questions or [], context["cards"])
     return render_to_string("annotation/_kind_preview.html", context, request=request)
 
 
 def _form_context(request, form, *, title: str, project=None, members: bool = False) -> dict:
     # A bound form previews what was posted; a fresh one the saved (or default) settings.
     preview = _preview_html(request, query=form.data) if form.is_bound else _preview_html(request, project=project or form.instance)
+    # Once judgments exist, the answered questions' shape is fixed (annotation.projects.question_change_errors).
+    answered = [q["key"] for q in project.questions or []] if project and Judgment.objects.filter(project=project).exists() else []
     return {
         "form": form,
         "title": title,
         "project": project,
         "preview_html": preview,
-        "preview_fields": " ".join(PREVIEW_FIELDS),
+        "preview_fields": " ".join((*PREVIEW_FIELDS, "questions")),
         "member_choices": member_choices() if members else [],
+        "question_presets": QUESTION_PRESETS,
+        "answered_keys": answered,
+        "has_questions": form.asks_questions(),
     }
 
 
 @login_required
-@require_GET
+@require_http_methods(["GET", "POST"])
 def project_preview(request):
-    """The form's live preview (project_form.js asks again on every change of a kind setting).
-    Sample content only, so any signed-in user may ask."""
-    return HttpResponse(_preview_html(request, query=request.GET))
+    """The form's live preview (project_form.js asks again on every change of a kind setting or
+    a question). Sample content only, so any signed-in user may ask. The script POSTs: a dozen
+    questions with their help texts outgrow the request line a proxy or gunicorn accepts."""
+    return HttpResponse(_preview_html(request, query=request.POST if request.method == "POST" else request.GET))
 
 
 @login_required
