@@ -126,9 +126,21 @@ def package_alpha(counts: np.ndarray, level: str, distances: np.ndarray | None =
     return _round(result, 12)
 
 
-def alpha_figure(unit: np.ndarray, item_of_unit: np.ndarray, value: np.ndarray, n_values: int, level: str, *, distances: np.ndarray | None = None, seed: int = 0) -> dict:
+def resample_weights(n: int, resamples: int, seed: int) -> np.ndarray:
+    """(resamples x n) how often each of n items is drawn in each resample with replacement: a
+    multinomial, drawn as uniform indices and counted (numpy's multinomial over 10,000 items
+    draws one binomial per item and took most of the time)."""
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, n, size=(resamples, n)) + (np.arange(resamples) * n)[:, None]
+    return np.bincount(picks.reshape(-1), minlength=resamples * n).reshape(resamples, n).astype(np.float64)
+
+
+def alpha_figure(
+    unit: np.ndarray, item_of_unit: np.ndarray, value: np.ndarray, n_values: int, level: str, *, distances: np.ndarray | None = None, seed: int = 0, memo: dict | None = None
+) -> dict:
     """Alpha with its 95 % bootstrap interval and its n: `unit` and `value` per answer,
-    `item_of_unit` the item of each unit index."""
+    `item_of_unit` the item of each unit index. `memo` keeps the resample weights for the
+    next call (a labels question's per-label alphas resample the same items)."""
     counts, kept = _unit_counts(unit, value, n_values)
     out = {"alpha": None, "alpha_ci": None, "pairable_units": int(len(kept)), "pairable_items": 0}
     if not len(kept):
@@ -138,9 +150,12 @@ def alpha_figure(unit: np.ndarray, item_of_unit: np.ndarray, value: np.ndarray, 
     out["alpha"] = _round(package_alpha(counts, level, distances))
     if out["alpha"] is None or len(items) < 2 or (level not in ("ordinal", "nominal") and n_values > MAX_SET_VALUES):
         return out
-    rng = np.random.default_rng(seed)
     B = RESAMPLES if len(items) <= LARGE else RESAMPLES_LARGE
-    weights = rng.multinomial(len(items), np.full(len(items), 1.0 / len(items)), size=B).astype(np.float64)
+    memo = {} if memo is None else memo
+    if (len(items), B, seed) not in memo:
+        memo.clear()  # one set of weights at a time: 200 x 50,000 items is 80 MB
+        memo[(len(items), B, seed)] = resample_weights(len(items), B, seed)
+    weights = memo[(len(items), B, seed)]
     boot = alpha_from_coincidences((weights @ per_item).reshape(B, n_values, n_values), level, distances)
     if np.isfinite(boot).any():
         out["alpha_ci"] = [_round(np.nanpercentile(boot, 2.5)), _round(np.nanpercentile(boot, 97.5))]
@@ -165,17 +180,26 @@ def _score(q: dict, raw) -> int | None:
     return raw if type(raw) is int and q["min"] <= raw <= q["max"] else None
 
 
-def _mask(q: dict, raw) -> int | None:
-    if not isinstance(raw, list) or not all(isinstance(c, str) and c in q["choices"] for c in raw):
+def _mask(q: dict, raw, memo: dict) -> int | None:
+    """The bit mask of a label set (None: not a list of the question's choices). Few distinct
+    sets occur, so each is worked out once (`memo`)."""
+    if not isinstance(raw, list):
         return None
-    return sum(1 << q["choices"].index(c) for c in set(raw))
+    key = tuple(raw) if all(isinstance(c, str) for c in raw) else None
+    if key is None:
+        return None
+    if key not in memo:
+        index = {c: i for i, c in enumerate(q["choices"])}
+        memo[key] = sum(1 << index[c] for c in set(key)) if all(c in index for c in key) else None
+    return memo[key]
 
 
-def answer_cells(q: dict, answer) -> list[tuple[int, int]]:
+def answer_cells(q: dict, answer, memo: dict | None = None) -> list[tuple[int, int]]:
     """(position, code) pairs of one canonical answer (position 0 for a per-item question);
     code is score - min for a scale, the bit mask of the chosen labels for labels. Anything not
     in canonical form (a hand-edited gold dict) is skipped, never an error."""
-    read = (lambda raw: None if (s := _score(q, raw)) is None else s - q["min"]) if q["type"] == SCALE else (lambda raw: _mask(q, raw))
+    memo = {} if memo is None else memo
+    read = (lambda raw: None if (s := _score(q, raw)) is None else s - q["min"]) if q["type"] == SCALE else (lambda raw: _mask(q, raw, memo))
     if q["per"] == PER_ITEM:
         code = read(answer)
         return [] if code is None else [(0, code)]
@@ -184,31 +208,54 @@ def answer_cells(q: dict, answer) -> list[tuple[int, int]]:
     return [(p, code) for p, raw in enumerate(answer) if (code := read(raw)) is not None]
 
 
+def _scale_matrix(q: dict, answers: list) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Scale answers as (answer index, position, code) arrays in numpy, when every answer has
+    the same shape (the common case: one score per item, or K per response); None otherwise."""
+    try:
+        matrix = np.asarray(answers, dtype=np.float64)  # None -> nan
+    except (TypeError, ValueError):
+        return None
+    if matrix.ndim != (1 if q["per"] == PER_ITEM else 2):
+        return None
+    matrix = matrix.reshape(len(answers), -1)
+    with np.errstate(invalid="ignore"):
+        valid = np.isfinite(matrix) & (matrix == np.floor(matrix)) & (matrix >= q["min"]) & (matrix <= q["max"])
+    rows, pos = np.nonzero(valid)
+    return rows, pos, (matrix[rows, pos] - q["min"]).astype(np.int64)
+
+
 class QuestionCells:
     """Every answer to one question: parallel arrays, one row per (judgment, position) answered."""
 
     def __init__(self, q: dict, rows: list[tuple[int, int, dict]], gold: dict[int, dict]):
         self.q = q
-        items, raters, positions, codes, golds = [], [], [], [], []
-        gold_cells = {item_id: dict(answer_cells(q, answers.get(q["key"]))) for item_id, answers in gold.items() if q["key"] in answers}
-        for item_id, rater, answers in rows:
-            if q["key"] not in answers:
-                continue
-            expected = gold_cells.get(item_id, {})
-            for pos, code in answer_cells(q, answers[q["key"]]):
-                items.append(item_id)
-                raters.append(rater)
-                positions.append(pos)
-                codes.append(code)
-                golds.append(expected.get(pos, -1))
-        self.item = np.asarray(items, dtype=np.int64)
-        self.rater = np.asarray(raters, dtype=np.int64)
-        self.code = np.asarray(codes, dtype=np.int64)
-        self.gold = np.asarray(golds, dtype=np.int64)  # -1: no gold answer for this cell
+        key = q["key"]
+        taken = [(item_id, rater, answers[key]) for item_id, rater, answers in rows if key in answers]
+        fast = _scale_matrix(q, [a for _, _, a in taken]) if q["type"] == SCALE and taken else None
+        if fast is not None:
+            index, positions, self.code = fast
+            self.item = np.fromiter((t[0] for t in taken), dtype=np.int64, count=len(taken))[index]
+            self.rater = np.fromiter((t[1] for t in taken), dtype=np.int64, count=len(taken))[index]
+        else:
+            memo: dict = {}
+            cells = [(item_id, rater, pos, code) for item_id, rater, answer in taken for pos, code in answer_cells(q, answer, memo)]
+            columns = list(zip(*cells)) if cells else [(), (), (), ()]
+            self.item, self.rater, positions, self.code = (np.asarray(c, dtype=np.int64) for c in columns)
         # A unit per (item, position); K <= 50 by the project settings.
-        keys, unit = np.unique(self.item * 64 + np.asarray(positions, dtype=np.int64), return_inverse=True)
+        cell_keys = self.item * 64 + np.asarray(positions, dtype=np.int64)
+        keys, unit = np.unique(cell_keys, return_inverse=True)
         self.unit = unit.astype(np.int64).reshape(-1)
         self.item_of_unit = keys // 64
+        # The gold answer of each cell, -1 where there is none.
+        expected = {item_id * 64 + pos: code for item_id, answers in gold.items() if key in answers for pos, code in answer_cells(q, answers[key])}
+        self.gold = np.full(len(self.code), -1, dtype=np.int64)
+        if expected and len(cell_keys):
+            gold_keys = np.fromiter(expected, dtype=np.int64, count=len(expected))
+            gold_codes = np.fromiter(expected.values(), dtype=np.int64, count=len(expected))
+            order = np.argsort(gold_keys)
+            gold_keys, gold_codes = gold_keys[order], gold_codes[order]
+            at = np.minimum(np.searchsorted(gold_keys, cell_keys), len(gold_keys) - 1)
+            self.gold = np.where(gold_keys[at] == cell_keys, gold_codes[at], -1)
 
     def __len__(self) -> int:
         return len(self.code)
@@ -224,11 +271,11 @@ def _share(total, n):
     return _round(total / n) if n else None
 
 
-def scale_figures(cells: QuestionCells, rater_idx: np.ndarray, n_raters: int, *, seed: int = 0) -> tuple[dict, list[dict]]:
+def scale_figures(cells: QuestionCells, rater_idx: np.ndarray, n_raters: int, *, seed: int = 0, memo: dict | None = None) -> tuple[dict, list[dict]]:
     """(question figures, one dict per rater index) of a scale question."""
     q = cells.q
     V = q["max"] - q["min"] + 1
-    figures = alpha_figure(cells.unit, cells.item_of_unit, cells.code, V, "ordinal", seed=seed)
+    figures = alpha_figure(cells.unit, cells.item_of_unit, cells.code, V, "ordinal", seed=seed, memo=memo)
     n_units = int(cells.unit.max()) + 1 if len(cells) else 0
     unit_sum = np.bincount(cells.unit, weights=cells.code, minlength=n_units)
     unit_n = np.bincount(cells.unit, minlength=n_units)
@@ -269,7 +316,7 @@ def scale_figures(cells: QuestionCells, rater_idx: np.ndarray, n_raters: int, *,
     return figures, per_rater
 
 
-def label_figures(cells: QuestionCells, rater_idx: np.ndarray, n_raters: int, *, seed: int = 0) -> tuple[dict, list[dict]]:
+def label_figures(cells: QuestionCells, rater_idx: np.ndarray, n_raters: int, *, seed: int = 0, memo: dict | None = None) -> tuple[dict, list[dict]]:
     """(question figures, one dict per rater index) of a labels question."""
     q = cells.q
     choices = q["choices"]
@@ -284,7 +331,7 @@ def label_figures(cells: QuestionCells, rater_idx: np.ndarray, n_raters: int, *,
     labels = []
     for c, choice in enumerate(choices):
         bit = (cells.code >> c) & 1
-        figure = alpha_figure(cells.unit, cells.item_of_unit, bit, 2, "nominal", seed=seed)
+        figure = alpha_figure(cells.unit, cells.item_of_unit, bit, 2, "nominal", seed=seed, memo=memo)
         figure["label"] = choice
         figure["prevalence"] = _round(bit.mean()) if len(cells) else None
         labels.append(figure)
@@ -298,7 +345,7 @@ def label_figures(cells: QuestionCells, rater_idx: np.ndarray, n_raters: int, *,
     figures = {}
     masks, code = np.unique(cells.code, return_inverse=True)
     if len(masks):
-        figures = alpha_figure(cells.unit, cells.item_of_unit, code.reshape(-1), len(masks), "jaccard", distances=jaccard_distances(masks), seed=seed)
+        figures = alpha_figure(cells.unit, cells.item_of_unit, code.reshape(-1), len(masks), "jaccard", distances=jaccard_distances(masks), seed=seed, memo=memo)
     else:
         figures = alpha_figure(cells.unit, cells.item_of_unit, cells.code, 1, "nominal")
     exact = has_gold & (cells.code == cells.gold)
@@ -334,13 +381,14 @@ def questions_figures(project, rows: list[tuple[int, int, dict]], gold: dict[int
     rater id, answers) of the human judgments; `gold` maps a gold item's id to its gold answers."""
     rater_ids = np.unique(np.asarray([r for _, r, _ in rows], dtype=np.int64))
     out = []
+    memo: dict = {}
     for q in declared(project):
         if q["type"] not in (SCALE, LABELS):
             continue
         cells = QuestionCells(q, rows, gold)
         rater_idx = np.searchsorted(rater_ids, cells.rater).astype(np.int64)
         compute = scale_figures if q["type"] == SCALE else label_figures
-        figures, per_rater = compute(cells, rater_idx, len(rater_ids), seed=seed)
+        figures, per_rater = compute(cells, rater_idx, len(rater_ids), seed=seed, memo=memo)
         head = {key: q[key] for key in ("key", "label", "type", "per")}
         if q["type"] == SCALE:
             head.update({"min": q["min"], "max": q["max"], "level": "ordinal", "gold_rule": f"within +-{GOLD_TOLERANCE} point"})

@@ -82,6 +82,18 @@ def test_it_bootstraps_with_the_same_alpha_the_package_computes():
     assert qa.jaccard_distances(np.array([0, 3, 1]))[1, 2] == 0.5 and qa.jaccard_distances(np.array([0]))[0, 0] == 0.0
 
 
+def test_it_reads_ragged_and_malformed_answers_like_the_numpy_fast_path():
+    q = questions.validate_questions(ASKED)[0]
+    rows = [(item, rater, {"helpfulness": HELP[name][item]}) for item in range(6) for rater, name in enumerate(HELP)]
+    rows[0][2]["helpfulness"] = [4, None]  # an optional score left out: no cell, still the fast path
+    fast = qa.QuestionCells(q, rows, {0: GOLD})
+    slow = qa.QuestionCells(q, rows + [(9, 0, {"helpfulness": "x"}), (9, 1, {"helpfulness": [1, 2, 9]})], {0: GOLD})
+    assert len(fast) == 35 and len(slow) == 37  # [1, 2, 9]: 9 is off the scale
+    for name in ("item", "rater", "code", "gold"):
+        assert getattr(slow, name)[:35].tolist() == getattr(fast, name).tolist(), name
+    assert fast.gold.tolist()[:4] == [4, 4, 1, 4]  # first item: gold [4, 1] on both positions (no cell for the missing score)
+
+
 def test_it_measures_each_scale_question_at_the_ordinal_level_with_an_interval(asked):
     result = project_question_quality_compute(project=asked)
     assert [q["key"] for q in result["questions"]] == ["helpfulness", "overall", "harm"]  # text has no agreement figure
