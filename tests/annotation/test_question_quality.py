@@ -86,12 +86,14 @@ def test_it_reads_ragged_and_malformed_answers_like_the_numpy_fast_path():
     q = questions.validate_questions(ASKED)[0]
     rows = [(item, rater, {"helpfulness": HELP[name][item]}) for item in range(6) for rater, name in enumerate(HELP)]
     rows[0][2]["helpfulness"] = [4, None]  # an optional score left out: no cell, still the fast path
-    fast = qa.QuestionCells(q, rows, {0: GOLD})
-    slow = qa.QuestionCells(q, rows + [(9, 0, {"helpfulness": "x"}), (9, 1, {"helpfulness": [1, 2, 9]})], {0: GOLD})
-    assert len(fast) == 35 and len(slow) == 37  # [1, 2, 9]: 9 is off the scale
+    rows[1][2]["helpfulness"] = [4, 9]  # off the scale (a hand-written import): no cell either
+    fast = qa.QuestionCells(q, rows, {3: GOLD})
+    slow = qa.QuestionCells(q, rows + [(9, 0, {"helpfulness": "x"}), (9, 1, {"helpfulness": [1, 2, 9]})], {3: GOLD})
+    assert len(fast) == 34 and len(slow) == 36
     for name in ("item", "rater", "code", "gold"):
-        assert getattr(slow, name)[:35].tolist() == getattr(fast, name).tolist(), name
-    assert fast.gold.tolist()[:4] == [4, 4, 1, 4]  # first item: gold [4, 1] on both positions (no cell for the missing score)
+        assert getattr(slow, name)[:34].tolist() == getattr(fast, name).tolist(), name
+    # Gold [4, 1] on item 3 only: both positions, for each of the three raters.
+    assert sorted(zip(fast.item[fast.gold >= 0].tolist(), fast.gold[fast.gold >= 0].tolist())) == [(3, 1)] * 3 + [(3, 4)] * 3
 
 
 def test_it_measures_each_scale_question_at_the_ordinal_level_with_an_interval(asked):
