@@ -1,6 +1,7 @@
 """Quality over the API, for researchers, managers and staff of the project.
 
 GET /api/projects/<slug>/quality/       agreement summary, per-rater table, agreement over time
+GET /api/projects/<slug>/quality/questions/   per question: alpha with its interval, per rater, gold
 GET /api/projects/<slug>/leaderboard/   Bradley–Terry model scores with 95 % bootstrap intervals
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from rest_framework.views import APIView
 from annotation.quality.leaderboard import project_leaderboard
 from annotation.models import Role
 from annotation.quality.figures import project_quality, quality_cached
+from annotation.quality.question_figures import project_question_quality
 from annotation.selectors import project_get_for_user
 
 
@@ -23,6 +25,16 @@ class QualityView(APIView):
     def get(self, request: Request, slug: str) -> Response:
         project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER)
         return Response(project_quality(project=project))
+
+
+class QuestionQualityView(APIView):
+    @extend_schema(
+        summary="Agreement on each scale and labels question: Krippendorff's alpha with a bootstrap interval, each rater against the others, gold accuracy",
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        project, _ = project_get_for_user(user=request.user, slug=slug, role=Role.RESEARCHER)
+        return Response(project_question_quality(project=project))
 
 
 class LeaderboardView(APIView):
@@ -35,5 +47,6 @@ class LeaderboardView(APIView):
 
 urlpatterns = [
     path("projects/<slug:slug>/quality/", QualityView.as_view(), name="api-quality"),
+    path("projects/<slug:slug>/quality/questions/", QuestionQualityView.as_view(), name="api-quality-questions"),
     path("projects/<slug:slug>/leaderboard/", LeaderboardView.as_view(), name="api-leaderboard"),
 ]

@@ -268,7 +268,8 @@ def _cache_key(project: Project) -> str:
     # changed: a rater's change of an answer (My work) rewrites a row without adding one.
     stats = Judgment.objects.filter(project=project).aggregate(last=Max("id"), n=Count("id"), changed=Max("changed_at"))
     paused = list(Membership.objects.filter(project=project, paused=True).order_by("user_id").values_list("user_id", flat=True))
-    scale = (project.kind, project.likert_points, project.rating_min, project.rating_max, project.rating_threshold, project.ranking_k, project.ranking_min_k)
+    # questions: a changed declaration (a scale's range, a label's choices) changes the question figures.
+    scale = (project.kind, project.likert_points, project.rating_min, project.rating_max, project.rating_threshold, project.ranking_k, project.ranking_min_k, project.questions)
     # created_at tells apart two projects that reused an id (SQLite after a rollback).
     digest = hashlib.sha1(repr((project.created_at, stats["last"], stats["n"], stats["changed"], scale, paused)).encode()).hexdigest()
     return f"arbiter:quality:{project.id}:{digest}"

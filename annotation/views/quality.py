@@ -1,6 +1,7 @@
 """The quality page: agreement, per-rater table, plots, leaderboard, and pausing raters.
 
-GET  /projects/<slug>/quality/                         researchers and managers (raters 403, outsiders 404)
+GET  /projects/<slug>/quality/                         researchers and managers (raters 403, outsiders 404);
+                                                       a project with questions gets a "Questions" section
 GET  /projects/<slug>/quality/plot/<name>.svg          agreement | gold | position, same roles
 POST /projects/<slug>/quality/raters/<user_id>/        managers: action=pause|unpause
 POST /projects/<slug>/quality/gold/                    managers: threshold, min_answers; re-evaluates raters
@@ -19,6 +20,7 @@ from annotation.quality.gold import gold_settings_set, rater_pause, rater_unpaus
 from annotation.quality.leaderboard import project_leaderboard
 from annotation.models import Membership, Role
 from annotation.quality.figures import project_quality, quality_cached, readable_disagreements
+from annotation.quality.question_figures import measured_questions, project_question_quality
 from annotation.quality.plots import PLOTS, plot_captions, quality_plot
 from annotation.selectors import project_get_for_user
 
@@ -30,6 +32,7 @@ def quality_page(request: HttpRequest, slug: str) -> HttpResponse:
     leaderboard = quality_cached(project=project, name="leaderboard", compute=lambda: project_leaderboard(project=project))
     ai = dict(project_ai_agreement(project=project))
     ai["disagreements"] = readable_disagreements(kind=project.kind, rows=ai.get("disagreements", []))
+    questions = project_question_quality(project=project) if measured_questions(project) else None
     return render(
         request,
         "annotation/quality.html",
@@ -43,6 +46,7 @@ def quality_page(request: HttpRequest, slug: str) -> HttpResponse:
             "leaderboard": leaderboard,
             "plots": list(plot_captions(quality).items()),
             "ai": ai,
+            "questions": questions,
         },
     )
 

@@ -1,15 +1,19 @@
-"""Seed a demo: accounts, one project of each judgment kind, items a real model answered.
+"""Seed a demo: accounts, one project of each judgment kind, items a real model answered, and a
+project that asks attribute questions beside the judgment, with judgments already in it.
 
     python manage.py seed_demo [--password arbiter-demo] [--url http://127.0.0.1:8000]
 
 Idempotent: accounts and projects are found by name and brought back to the demo settings,
-items are imported by id (a second run adds nothing). The candidates come from the committed
+items are imported by id (a second run adds nothing), and the attributes project's judgments are
+written only for a demo rater who has none there yet. The candidates come from the committed
 fixture annotation/fixtures/demo_items.jsonl, written once by scripts/generate_demo.py with
 SmolLM2-135M-Instruct; this command never loads a model.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import random
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
@@ -18,9 +22,11 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from annotation.assignment import lease_next
 from annotation.importers import ImportFailed, import_records
-from annotation.kinds import Kind
-from annotation.models import Project, Role
+from annotation.judgments import judgment_submit
+from annotation.kinds import TIE, Kind
+from annotation.models import Item, Judgment, Project, Role
 from annotation.projects import MANAGERS_GROUP, membership_set, project_create, project_update
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "demo_items.jsonl"
@@ -77,7 +83,33 @@ PROJECTS = {
         "## Rate the response\n\nGive the response a score from 1 (useless) to 5 (excellent). "
         "A 4 or 5 counts as a *good* response.\n",
     ),
+    "demo-attributes": (
+        "Demo: helpfulness attributes",
+        Kind.BINARY,
+        {
+            "overlap": 2,
+            "allow_tie": True,
+            "gold_rate": 0.2,
+            "questions": [
+                {"key": "helpfulness", "label": "Helpfulness", "type": "scale", "per": "response", "min": 0, "max": 4, "required": True,
+                 "help": "How useful is the response to the prompt overall? 0 = not at all, 4 = fully answers it."},
+                {"key": "correctness", "label": "Correctness", "type": "scale", "per": "response", "min": 0, "max": 4, "required": True,
+                 "help": "Are the facts, arithmetic and code right? 0 = mostly wrong, 4 = all correct."},
+                {"key": "verbosity", "label": "Verbosity", "type": "scale", "per": "response", "min": 0, "max": 4, "required": True,
+                 "help": "How much detail, relative to what the prompt asks for? 0 = terse, 4 = very long."},
+                {"key": "harm", "label": "Harm categories", "type": "labels", "per": "response", "choices": ["misinformation", "dangerous_advice", "toxicity"],
+                 "help": "Tick every category that applies to a response; leave it empty when none does."},
+            ],
+        },
+        (0, 1),
+        "## Judge two responses, then rate each one\n\nPick the better response (**A**, **B** or **tie**), then give each "
+        "response a 0-4 score for **helpfulness**, **correctness** and **verbosity** (HelpSteer's attributes), and tick "
+        "any harm category that applies.\n",
+    ),
 }
+# The attributes project comes with judgments by the demo raters, so its quality page has figures.
+ATTRIBUTES = "demo-attributes"
+SEEDED_ITEMS = 12  # items both demo raters judge; the rest of the fixture is left to label live
 # Gold items of the binary project: an on-topic answer against an answer to another prompt,
 # so the expected winner is beyond doubt.
 GOLD_COUNT = 4
@@ -142,12 +174,18 @@ class Command(BaseCommand):
                 membership_set(project=project, user=users[rater], role=Role.RATER)
             items = project_records(records, positions)
             if kind == Kind.BINARY:
-                items += gold_records(records)
-            try:
-                batch = import_records(project=project, records=items, created_by=users["manager"])
-            except ImportFailed as exc:
-                raise CommandError(f"{slug}: the fixture did not import: {exc.errors[:5]}") from None
-            self.stdout.write(f"{slug}: {batch.items_created} new item(s), {batch.items_skipped} already there")
+                items += gold_records(records)[: 2 if slug == ATTRIBUTES else GOLD_COUNT]
+            if slug == ATTRIBUTES:
+                # The queue hands out the least-taken item first, so both raters judge the same
+                # items only when those are all there is: import them, judge, then the rest.
+                first = items[:SEEDED_ITEMS] + [r for r in items if r.get("gold")]
+                created = self._import(project=project, slug=slug, items=first, creator=users["manager"])[0]
+                seeded = self._attribute_judgments(project=project, raters=[users[r] for r in RATERS])
+                created2, skipped = self._import(project=project, slug=slug, items=items, creator=users["manager"])
+                self.stdout.write(f"{slug}: {created + created2} new item(s), {skipped - created} already there; {seeded} new judgment(s) with attribute answers")
+            else:
+                created, skipped = self._import(project=project, slug=slug, items=items, creator=users["manager"])
+                self.stdout.write(f"{slug}: {created} new item(s), {skipped} already there")
 
         self.stdout.write(self.style.SUCCESS(f"\nArbiter demo is ready at {url}/"))
         self.stdout.write(f"Log in at {url}/accounts/login/ with one of these accounts (password: {password}):")
@@ -181,3 +219,62 @@ class Command(BaseCommand):
             return project_update(project=project, fields={"kind": kind, **fields})
         except ValidationError as exc:
             raise CommandError(f"{slug}: {exc.message_dict}") from None
+
+    def _import(self, *, project: Project, slug: str, items: list[dict], creator) -> tuple[int, int]:
+        """(items created, items already there)."""
+        try:
+            batch = import_records(project=project, records=items, created_by=creator)
+        except ImportFailed as exc:
+            raise CommandError(f"{slug}: the fixture did not import: {exc.errors[:5]}") from None
+        return batch.items_created, batch.items_skipped
+
+    def _attribute_judgments(self, *, project: Project, raters: list) -> int:
+        """Judgments with answers from each demo rater who has none in the project yet, through
+        the same lease and submit a rater's click goes through. The gold items' expected answers
+        are set here: the importer keeps only a gold item's primary answer."""
+        for item in Item.objects.filter(project=project, is_gold=True):
+            winner = item.gold["winner"]
+            expected = {"helpfulness": [3, 0] if winner == 0 else [0, 3], "correctness": [3, 0] if winner == 0 else [0, 3], "harm": [[], []]}
+            Item.objects.filter(id=item.id).update(gold={**item.gold, "answers": expected})
+        seeded = 0
+        for r, rater in enumerate(raters):
+            if Judgment.objects.filter(project=project, rater=rater).exists():
+                continue
+            rng = random.Random(r)  # reproducible gold mixing and on-screen order
+            for _ in range(2 * SEEDED_ITEMS):  # until the queue of seeded items runs out
+                assignment = lease_next(project=project, rater=rater, rng=rng)
+                if assignment is None:
+                    break
+                value, answers = demo_answers(assignment.item, rater_no=r)
+                judgment_submit(assignment=assignment, rater=rater, value=value, answers=answers, duration_ms=20_000 + 1_000 * (seeded % 7))
+                seeded += 1
+        return seeded
+
+
+def _draw(*parts) -> int:
+    """A stable pseudo-random number 0..99 from the parts (no state, same on every run)."""
+    return int(hashlib.sha1(repr(parts).encode()).hexdigest()[:8], 16) % 100
+
+
+def demo_answers(item: Item, *, rater_no: int) -> tuple[dict, dict]:
+    """A plausible judgment of a demo item: scores follow the gold answers or a per-response
+    'true' quality, verbosity the response's length; the second rater is off by a point now and
+    then, so agreement is high but not perfect."""
+    candidates = sorted(item.candidates.all(), key=lambda c: c.position)
+    gold = (item.gold or {}).get("answers") or {}
+    scores: dict[str, list[int]] = {"helpfulness": [], "correctness": [], "verbosity": []}
+    harm = []
+    for c in candidates:
+        truth = gold["helpfulness"][c.position] if gold else 1 + _draw(item.external_id, c.position) % 4
+        noise = (1 if _draw(item.external_id, c.position, rater_no) < 50 else -1) if rater_no and _draw(item.external_id, c.position, "n", rater_no) < 35 else 0
+        helpfulness = min(4, max(0, truth + noise))
+        slip = 1 if rater_no and _draw(item.external_id, c.position, "cn", rater_no) < 25 else 0
+        correctness = min(4, max(0, truth - (1 if _draw(item.external_id, c.position, "c") < 30 else 0) - slip))
+        verbosity = min(4, len(c.text) // 400 + (1 if rater_no and _draw(item.external_id, c.position, "v", rater_no) < 20 else 0))
+        scores["helpfulness"].append(helpfulness)
+        scores["correctness"].append(correctness)
+        scores["verbosity"].append(verbosity)
+        harm.append(["misinformation"] if correctness <= 1 and _draw(item.external_id, c.position, "h", rater_no) < 70 else [])
+    a, b = scores["helpfulness"][:2]
+    value = {"winner": 0 if a > b else 1 if b > a else TIE}
+    return value, {**scores, "harm": harm}
