@@ -225,11 +225,12 @@ def _empty(q: dict, value: Any) -> bool:
     return False
 
 
-def validate_answers(project, raw: Any, n_candidates: int) -> dict:
+def validate_answers(project, raw: Any, n_candidates: int, *, enforce_required: bool = True) -> dict:
     """The answers in canonical form, or InvalidValue naming the first bad field.
 
     Required questions must be answered (every response, for a per-response question); an
-    optional one may be left out. A project without questions takes only {} (or nothing)."""
+    optional one may be left out. A project without questions takes only {} (or nothing).
+    A gold item's expected answers (enforce_required=False) may cover only some questions."""
     questions = declared(project)
     if raw in (None, ""):
         raw = {}
@@ -245,10 +246,10 @@ def validate_answers(project, raw: Any, n_candidates: int) -> dict:
             value = _answer(q, raw[q["key"]], n_candidates)
             if not _empty(q, value):
                 clean[q["key"]] = value
-                if q["required"] and q["per"] == PER_RESPONSE and q["type"] == SCALE and None in value:
+                if enforce_required and q["required"] and q["per"] == PER_RESPONSE and q["type"] == SCALE and None in value:
                     raise InvalidValue(f"answers.{q['key']}[{value.index(None)}]", "this question is required for every response")
                 continue
-        if q["required"]:
+        if q["required"] and enforce_required:
             raise InvalidValue(f"answers.{q['key']}", "this question is required")
     return clean
 

@@ -39,7 +39,7 @@ from typing import Any, BinaryIO
 
 from django.conf import settings
 
-from annotation import kinds
+from annotation import kinds, questions
 from annotation.importers.csvfile import iter_csv
 from annotation.importers.records import NATIVE_KEYS, LineError
 from config import jsonlimits
@@ -427,7 +427,13 @@ def _gold(value: Any, project, n_candidates: int) -> dict:
     kind = answer.pop("kind", project.kind)
     if kind != project.kind:
         raise LineError("gold.kind", f"is {kind!r} but the project's kind is {project.kind!r}")
+    # The expected answers to the project's other questions (quality per question reads them);
+    # a gold item may expect some of them only.
+    extra = answer.pop("answers", None)
     try:
-        return kinds.validate_value(project, answer, n_candidates)
+        gold = kinds.validate_value(project, answer, n_candidates)
+        if extra is not None:
+            gold["answers"] = questions.validate_answers(project, extra, n_candidates, enforce_required=False)
     except kinds.InvalidValue as exc:
         raise LineError(f"gold.{exc.field}", exc.message) from exc
+    return gold

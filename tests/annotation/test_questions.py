@@ -184,3 +184,25 @@ def test_it_takes_the_same_declaration_in_the_admin(client_for, staff, owner):
     assert r.status_code == 302, r.content[:2000]
     project.refresh_from_db()
     assert project.questions[0]["per"] == "response" and project.questions[0]["required"] is False
+
+
+def test_it_imports_a_gold_items_expected_answers_and_names_a_bad_one(asking):
+    import io
+    import json
+
+    from annotation.importers import import_stream
+    from annotation.importers.service import ImportFailed
+    from annotation.models import Item
+
+    good = {"id": "g1", "prompt": "Q?", "responses": [{"text": "a"}, {"text": "b"}],
+            "gold": {"winner": 0, "answers": {"helpfulness": [4, 0]}}}
+    batch = import_stream(project=asking, stream=io.BytesIO((json.dumps(good) + "\n").encode()), filename="gold.jsonl")
+    assert batch.status == batch.Status.SUCCEEDED, batch.errors
+    # Only some questions expected: a gold item need not cover the required ones.
+    assert Item.objects.get(external_id="g1").gold == {"winner": 0, "answers": {"helpfulness": [4, 0]}}
+    bad = dict(good, id="g2", gold={"winner": 0, "answers": {"helpfulness": [9, 0]}})
+    with pytest.raises(ImportFailed):
+        import_stream(project=asking, stream=io.BytesIO((json.dumps(bad) + "\n").encode()), filename="gold.jsonl")
+    failed = asking.imports.order_by("-id").first()
+    assert failed.errors[0]["line"] == 1 and failed.errors[0]["field"] == "gold.answers.helpfulness[0]", failed.errors
+    assert not Item.objects.filter(external_id="g2").exists()
