@@ -1,0 +1,194 @@
+"""The labelling screen asks three attribute questions per response (helpfulness, correctness,
+verbosity 0-4, HelpSteer2's layout) beside a binary judgment without hiding the responses,
+measured in a real chromium at a laptop's 1366x768 and a phone's 390x844 under the 5-turn chat
+of test_label_layout.py; answered with the keyboard alone (laptop) and by touch (phone); Submit
+stays disabled, naming what is missing, until every required answer is given.
+
+"Responses' share" here is the response *text* on screen: each card's area between its name and
+its questions (the questions are not counted), less whatever the answer row covers.
+Screenshots go to $ARBITER_SCREENSHOT_DIR (default var/screenshots/), listed at the end of the run.
+"""
+from __future__ import annotations
+
+import pytest
+
+from annotation import questions
+from annotation.kinds import Kind
+from annotation.models import Judgment
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, screenshot_path  # noqa: F401
+from tests.e2e.test_label_keyboard import current_assignment, make_item, screen_positions, wait_for_next
+from tests.e2e.test_label_layout import CHAT, LAPTOP, PHONE, log_in, long_answer, sized_page  # noqa: F401  (sized_page: fixture)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+ATTRIBUTES = [
+    {"key": key, "label": key.title(), "type": "scale", "per": "response", "min": 0, "max": 4, "required": True, "help": f"How much {key}, 0 (none) to 4."}
+    for key in ("helpfulness", "correctness", "verbosity")
+]
+# Measured on the reference machine (chromium 1366x768 / 390x844): laptop ~0.50, phone ~0.75 with the
+# questions; without questions the layout tests ask 0.60 of the whole cards (names included).
+MIN_SHARE = {"laptop": 0.45, "phone": 0.60}
+TOUCH = 40  # px: the smallest target a finger hits reliably
+
+MEASURE = """() => {
+  const vh = window.innerHeight, vw = window.innerWidth, r = el => el.getBoundingClientRect();
+  const bar = r(document.querySelector('#label-stage .answer'));
+  const cards = [...document.querySelectorAll('#label-stage .candidate')].map(card => {
+    const c = r(card), head = r(card.querySelector('.candidate-head')), qs = r(card.querySelector('.cand-questions'));
+    // The text a rater can read: under the card's name, above its questions and the answer row.
+    let top = Math.max(head.bottom, 0, c.top), bottom = Math.min(qs.top, c.bottom, vh);
+    if (bar.top < bottom && bar.bottom > top) bottom = Math.min(bottom, bar.top);
+    return {top: c.top, left: c.left, text: Math.max(0, bottom - top), questions: qs.height,
+            scrolls: card.scrollHeight > card.clientHeight + 1};
+  });
+  const controls = [...document.querySelectorAll('#label-stage .q-point > span, #label-stage .q-help summary,'
+                    + ' #label-stage [data-choice], #label-stage [data-action=submit]')].filter(el => el.offsetParent !== null);
+  return {vh, vw, cards, bar: {top: bar.top, bottom: bar.bottom, height: bar.height},
+          text: cards.reduce((s, c) => s + c.text, 0), pageScrolls: document.documentElement.scrollHeight > vh + 1,
+          controlsInView: controls.every(el => { const b = r(el); return b.top >= 0 && b.bottom <= vh && b.left >= 0 && b.right <= vw; }),
+          smallest: controls.filter(el => el.closest('.question')).map(el => { const b = r(el); return Math.min(b.width, b.height); })
+                            .reduce((a, b) => Math.min(a, b), 1e9)};
+}"""
+
+
+def asking_project(make_project, slug: str, n_items: int = 1):
+    project = make_project(Kind.BINARY, slug=slug, name="Helpsteer pairs", questions=questions.validate_questions(ATTRIBUTES), allow_tie=True)
+    make_item(project, "chat", CHAT, [long_answer(0), long_answer(1)])
+    for i in range(1, n_items):
+        make_item(project, f"q{i}", f"What is {i} + {i}?", [f"It is {2 * i}.", f"It is {2 * i + 1}, I think."])
+    return project
+
+
+def measure(page, what: str) -> dict:
+    m = page.evaluate(MEASURE)
+    side_by_side = len({round(c["top"]) for c in m["cards"]}) == 1
+    # Side by side the cards share the rows of the screen: one card's text height is the share.
+    m["share"] = (m["cards"][0]["text"] if side_by_side else m["text"]) / m["vh"]
+    print(f"{what}: response text {m['share']:.0%} of {m['vh']} px, questions {m['cards'][0]['questions']:.0f} px per card, answer row {m['bar']['height']:.0f} px")
+    return m
+
+
+def submit_state(page) -> dict:
+    return page.evaluate("""() => { const b = document.querySelector('#label-stage [data-action=submit]'), m = document.querySelector('#label-stage [data-missing]');
+                                   return {disabled: b.disabled, missing: m.hidden ? '' : m.textContent}; }""")
+
+
+def test_it_leaves_the_responses_most_of_a_laptop_screen_with_three_questions(sized_page, make_project, member):
+    project = asking_project(make_project, "laptop-asks")
+    page = sized_page(LAPTOP)
+    log_in(page, member, f"/projects/{project.slug}/label/")
+    page.screenshot(path=screenshot_path("label-questions-laptop-1366x768.png"))
+    m = measure(page, "laptop binary + 3 questions")
+    assert m["share"] >= MIN_SHARE["laptop"], m
+    assert not m["pageScrolls"] and m["controlsInView"], m
+    assert len({round(c["top"]) for c in m["cards"]}) == 1 and all(c["scrolls"] for c in m["cards"]), m["cards"]
+    assert m["bar"]["height"] <= 60, m["bar"]
+    # Compact: the three questions of a response take at most 12% of the screen under it.
+    assert all(c["questions"] <= 0.12 * m["vh"] for c in m["cards"]), m["cards"]
+    # Scrolling a response leaves its questions in place, at the card's foot.
+    before = page.locator("#label-stage .cand-questions").first.bounding_box()
+    page.locator("#label-stage .candidate").first.evaluate("el => { el.scrollTop = 400; }")
+    after = page.locator("#label-stage .cand-questions").first.bounding_box()
+    assert abs(after["y"] - before["y"]) < 1 and after["height"] == before["height"], (before, after)
+    # The "?" opens the help over the text.
+    page.locator("#label-stage .q-help summary").first.click()
+    assert page.locator("#label-stage .q-help-body").first.is_visible()
+    assert page.errors == []
+
+
+def test_it_answers_every_question_with_the_keyboard_and_submits(sized_page, make_project, member):
+    project = asking_project(make_project, "keys-asks", n_items=2)
+    page = sized_page(LAPTOP)
+    log_in(page, member, f"/projects/{project.slug}/label/")
+    page.wait_for_function("() => document.documentElement.classList.contains('js')")
+    order = screen_positions(page)
+    shown = current_assignment(page)
+
+    # Nothing answered: Submit is disabled and says what is missing; Enter does not store anything.
+    state = submit_state(page)
+    assert state["disabled"] and "Helpfulness (A, B)" in state["missing"] and "Verbosity (A, B)" in state["missing"], state
+    page.keyboard.press("a")
+    page.keyboard.press("Enter")
+    assert "To answer first" in page.locator("#label-stage [data-status]").inner_text()
+    assert not Judgment.objects.exists()
+    # Enter also put the focus on the first question missing (A's helpfulness); Esc hands the keys back.
+    assert page.evaluate("() => document.activeElement.closest('[data-question]').dataset.field") == f"q_helpfulness_{order[0]}"
+    page.keyboard.press("Escape")
+
+    # Q to the first question, then a digit per question: each moves on to the next one
+    # (A's three, then B's three). Shift+Q goes back to correct one.
+    page.keyboard.press("q")
+    for key in "324":
+        page.keyboard.press(key)
+    page.keyboard.press("1")
+    page.keyboard.press("0")
+    page.keyboard.press("Shift+Q")
+    page.keyboard.press("4")  # B's correctness again: 4, not 0
+    state = submit_state(page)
+    assert state["disabled"] and state["missing"] == "To answer: Verbosity (B)", state
+    page.keyboard.press("2")
+    state = submit_state(page)
+    assert not state["disabled"] and state["missing"] == "", state
+    # Tab walks the questions too (the browser's own order): from the judgment's buttons into A's questions.
+    page.keyboard.press("Enter")
+    wait_for_next(page, shown)
+
+    judgment = Judgment.objects.get()
+    a, b = order
+    assert judgment.value == {"winner": a}
+    expected = {"helpfulness": [None, None], "correctness": [None, None], "verbosity": [None, None]}
+    for key, (on_a, on_b) in {"helpfulness": (3, 1), "correctness": (2, 4), "verbosity": (4, 2)}.items():
+        expected[key][a], expected[key][b] = on_a, on_b
+    assert judgment.answers == expected
+
+    # The next item came as JSON, its questions drawn and unanswered, Submit held again.
+    assert page.locator("#label-stage [data-question]").count() == 6
+    assert page.locator("#label-stage .q-point input:checked").count() == 0
+    assert submit_state(page)["disabled"]
+    # Tab from the last judgment control reaches the questions (every control is keyboard-reachable).
+    page.locator("#label-stage .q-point input").first.focus()
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => !!document.activeElement.closest('[data-question], summary')")
+    assert page.errors == []
+
+
+def test_it_fits_a_phone_and_answers_by_touch(browser, live_server, make_project, member):
+    project = asking_project(make_project, "phone-asks")
+    context = browser.new_context(base_url=live_server.url, viewport=PHONE, device_scale_factor=1, has_touch=True, is_mobile=True)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        log_in(page, member, f"/projects/{project.slug}/label/")
+        page.wait_for_function("() => document.documentElement.classList.contains('js')")
+        page.screenshot(path=screenshot_path("label-questions-phone-390x844.png"))
+        m = page.evaluate(MEASURE)
+        assert m["smallest"] >= TOUCH, f"a question's target is {m['smallest']:.0f} px"
+        assert m["bar"]["height"] <= 0.12 * m["vh"], m["bar"]
+        assert not page.evaluate("() => document.documentElement.scrollWidth > window.innerWidth"), "the page scrolls sideways"
+        # Scrolled to the responses, their text fills the screen above the sticky answer row.
+        page.locator("#label-stage .candidate").first.evaluate("el => window.scrollTo(0, el.getBoundingClientRect().top + window.scrollY)")
+        m = measure(page, "phone binary + 3 questions, scrolled")
+        assert m["share"] >= MIN_SHARE["phone"], m
+        page.locator("#label-stage .cand-questions").first.scroll_into_view_if_needed()
+        page.screenshot(path=screenshot_path("label-questions-phone-390x844-questions.png"))
+
+        order = screen_positions(page)
+        page.locator("#label-stage [data-choice][data-key=b]").tap()
+        assert submit_state(page)["disabled"]
+        for card in range(2):
+            for q, score in zip(ATTRIBUTES, (4, 3, 1)):
+                point = page.locator(f"#label-stage .candidate >> nth={card}").locator(f"[data-key={q['key']}] .q-point:has(input[value='{score}']) > span")
+                point.scroll_into_view_if_needed()
+                point.tap()
+        state = submit_state(page)
+        assert not state["disabled"], state
+        page.locator("#label-stage [data-action=submit]").tap()
+        page.wait_for_selector("[data-state=done]")
+        judgment = Judgment.objects.get()
+        assert judgment.value == {"winner": order[1]}
+        assert judgment.answers == {"helpfulness": [4, 4], "correctness": [3, 3], "verbosity": [1, 1]}
+        assert errors == []
+    finally:
+        context.close()
