@@ -192,3 +192,30 @@ def test_it_fits_a_phone_and_answers_by_touch(browser, live_server, make_project
         assert errors == []
     finally:
         context.close()
+
+
+def test_it_posts_the_plain_question_fields_without_javascript(browser, live_server, make_project, member):
+    project = asking_project(make_project, "nojs-asks")
+    context = browser.new_context(base_url=live_server.url, viewport=LAPTOP, java_script_enabled=False)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    try:
+        log_in(page, member, f"/projects/{project.slug}/label/")
+        order = screen_positions(page)
+        # The browser's own check holds the form while a required scale is unset.
+        page.locator("#label-stage [data-choice][data-key=a]").click()
+        page.wait_for_timeout(500)  # a post would have landed by now
+        assert not Judgment.objects.exists()
+        assert page.locator("#label-stage input[name^=q_helpfulness_]:invalid").count() > 0
+        for card, scores in zip(range(2), ((2, 3, 4), (0, 1, 2))):
+            for q, score in zip(ATTRIBUTES, scores):
+                page.locator(f"#label-stage .candidate >> nth={card}").locator(f"[data-key={q['key']}] .q-point:has(input[value='{score}']) > span").click()
+        page.locator("#label-stage [data-choice][data-key=a]").click()
+        page.wait_for_url(f"**/projects/{project.slug}/label/")
+        judgment = Judgment.objects.get()
+        a, b = order
+        assert judgment.value == {"winner": a}
+        assert judgment.answers["helpfulness"][a] == 2 and judgment.answers["helpfulness"][b] == 0
+        assert judgment.answers["verbosity"][a] == 4 and judgment.answers["verbosity"][b] == 2
+    finally:
+        context.close()
