@@ -219,3 +219,76 @@ def test_it_posts_the_plain_question_fields_without_javascript(browser, live_ser
         assert judgment.answers["verbosity"][a] == 4 and judgment.answers["verbosity"][b] == 2
     finally:
         context.close()
+
+
+def test_it_keeps_the_ranking_keys_and_answers_item_questions_by_keyboard(sized_page, make_project, member):
+    asked = questions.validate_questions([
+        {"key": "quality", "label": "Quality", "type": "scale", "per": "response", "min": 1, "max": 5, "required": True},
+        {"key": "harm", "label": "Harm", "type": "labels", "per": "item", "choices": ["violence", "self_harm", "hate"]},
+        {"key": "note", "label": "Note", "type": "text", "max_chars": 40},
+    ])
+    project = make_project(Kind.RANKING, slug="rank-asks", ranking_k=3, questions=asked)
+    make_item(project, "q1", "Name a prime.", ["2", "9", "7"])
+    page = sized_page(LAPTOP)
+    log_in(page, member, f"/projects/{project.slug}/label/")
+    page.wait_for_function("() => document.documentElement.classList.contains('js')")
+    order = screen_positions(page)
+    # A click on a question's point answers it and does not place the card in the ranking.
+    page.locator("#label-stage .candidate >> nth=0").locator(".q-point:has(input[value='5']) > span").click()
+    assert page.locator("#label-stage [data-ranking-order] li:not(.placeholder)").count() == 0
+    # Digits go to the focused question; after Esc they rank again. (The click left the focus on A's
+    # quality, where Q would move on from: Esc first, so Q starts at the first question.)
+    page.keyboard.press("Escape")
+    page.keyboard.press("q")
+    for key in "543":
+        page.keyboard.press(key)  # A, B, C's quality; then the focus is on Harm (the answer row)
+    assert page.evaluate("() => document.activeElement.closest('[data-question]').dataset.key") == "harm"
+    page.keyboard.press("3")  # toggles the third label, "hate"
+    page.keyboard.press("q")
+    page.keyboard.type("quite fine")  # the note box: Q is a letter here
+    page.keyboard.press("Escape")
+    for key in "132":
+        page.keyboard.press(key)
+    assert page.locator("#label-stage [data-ranking-order] li:not(.placeholder)").count() == 3
+    page.screenshot(path=screenshot_path("label-questions-ranking-laptop-1366x768-answered.png"))
+    page.keyboard.press("Enter")
+    page.wait_for_selector("[data-state=done]")
+    judgment = Judgment.objects.get()
+    quality = [None] * 3
+    for shown, score in zip(order, (5, 4, 3)):
+        quality[shown] = score
+    assert judgment.answers == {"quality": quality, "harm": ["hate"], "note": "quite fine"}
+    assert judgment.value == {"ranking": [[order[0]], [order[2]], [order[1]]]}
+    assert page.errors == []
+
+
+def test_it_changes_the_answers_in_my_work_by_keyboard(sized_page, make_project, member):
+    project = asking_project(make_project, "mywork-asks")
+    project.edit_window_minutes = 60
+    project.save(update_fields=["edit_window_minutes"])
+    page = sized_page(LAPTOP)
+    log_in(page, member, f"/projects/{project.slug}/label/")
+    page.wait_for_function("() => document.documentElement.classList.contains('js')")
+    order = screen_positions(page)
+    page.keyboard.press("a")
+    page.keyboard.press("q")
+    for key in "324102":
+        page.keyboard.press(key)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("[data-state=done]")
+    judgment = Judgment.objects.get()
+    page.goto(f"/projects/{project.slug}/my-work/{judgment.id}/")
+    page.wait_for_selector("form[data-keys-ready]")
+    # The answers as given, preset; Tab reaches the questions and a digit sets the focused one.
+    assert page.locator(f"input[name=q_helpfulness_{order[0]}]:checked").get_attribute("value") == "3"
+    page.locator(f"input[name=q_helpfulness_{order[0]}]:checked").focus()
+    page.keyboard.press("1")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_url(f"**/projects/{project.slug}/my-work/")
+    judgment.refresh_from_db()
+    assert judgment.version == 2 and judgment.answers["helpfulness"][order[0]] == 1
+    assert judgment.revisions.get().answers["helpfulness"][order[0]] == 3
+    page.goto(f"/projects/{project.slug}/my-work/{judgment.id}/")
+    page.screenshot(path=screenshot_path("my-judgment-questions-1366x768.png"), full_page=True)
+    assert "Helpfulness: A 3, B 1" in page.locator("text=Earlier versions >> xpath=..").inner_text()
+    assert page.errors == []
