@@ -24,7 +24,7 @@
  *                        > .item-questions   the per-item questions (scale, labels, text)
  *                        > .actions  [data-status], [data-missing], drawer buttons, Skip, Submit
  *
- * Questions (annotation/questions.py; form data-questions lists them): each is a
+ * Questions (annotation/questions.py; form data-questions lists them; static/js/label_questions.js, loaded first, reads them): each is a
  * div[data-question][data-key][data-type][data-per] (+ data-position under a response card) of plain
  * form fields named q_<key>[_<position>], the very fields the page posts without JavaScript. This
  * file collects them into the canonical `answers` (by position), keeps Submit disabled while a
@@ -186,104 +186,15 @@
     return true;
   }
 
-  // --- Questions -------------------------------------------------------------------------------
+  // --- Questions (static/js/label_questions.js reads and marks them) --------------------------------
 
-  function groups() {
-    return Array.prototype.slice.call(cur.form.querySelectorAll("[data-question]"));
-  }
-
-  function positions() {
-    return cur.cards.map(function (c) { return Number(c.dataset.position); }).sort(function (a, b) { return a - b; });
-  }
-
-  function fieldName(q, position) {
-    return position === undefined ? "q_" + q.key : "q_" + q.key + "_" + position;
-  }
-
-  function inputs(name) {
-    return Array.prototype.slice.call(cur.form.querySelectorAll('[name="' + CSS.escape(name) + '"]'));
-  }
-
-  // One field's answer: a scale's checked point (or null), the ticked labels, the text.
-  function fieldAnswer(q, name) {
-    var els = inputs(name);
-    if (q.type === "scale") {
-      var on = els.filter(function (el) { return el.checked; })[0];
-      return on ? Number(on.value) : null;
-    }
-    if (q.type === "labels") return els.filter(function (el) { return el.checked; }).map(function (el) { return el.value; });
-    return els.length ? els[0].value : "";
-  }
-
-  // The answers in canonical form (annotation/questions.py): per response, a list by position.
-  function collectAnswers() {
-    var answers = {};
-    cur.questions.forEach(function (q) {
-      var value;
-      if (q.per === "response") {
-        value = positions().map(function (p) { return fieldAnswer(q, fieldName(q, p)); });
-        if (q.type === "scale" && value.every(function (v) { return v === null; })) return;
-      } else {
-        value = fieldAnswer(q, fieldName(q));
-        if (value === null || (q.type === "text" && !value.trim())) return;
-      }
-      answers[q.key] = value;
-    });
-    return answers;
-  }
-
-  // What a required question still lacks, in words: "Helpfulness (A, B)". Labels always have
-  // an answer (none ticked: none apply), as in the form without JavaScript.
-  function missing() {
-    var out = [];
-    cur.questions.forEach(function (q) {
-      if (!q.required || q.type === "labels") return;
-      if (q.per === "response") {
-        var lacking = cur.cards.filter(function (card) { return fieldAnswer(q, fieldName(q, card.dataset.position)) === null; })
-          .map(function (card) { return card.dataset.label; });
-        if (lacking.length) out.push({ key: q.key, text: q.label + " (" + lacking.join(", ") + ")" });
-      } else {
-        var v = fieldAnswer(q, fieldName(q));
-        if (v === null || (q.type === "text" && !v.trim())) out.push({ key: q.key, text: q.label });
-      }
-    });
-    return out;
-  }
-
-  function firstMissingGroup() {
-    return groups().filter(function (g) {
-      if (g.dataset.type === "labels") return false;
-      var q = cur.questions.filter(function (x) { return x.key === g.dataset.key; })[0];
-      if (!q || !q.required) return false;
-      var v = fieldAnswer(q, g.dataset.field);
-      return v === null || (q.type === "text" && !v.trim());
-    })[0];
-  }
-
-  function paintQuestions() {
-    if (!cur.questions.length) return;
-    groups().forEach(function (g) {
-      var q = cur.questions.filter(function (x) { return x.key === g.dataset.key; })[0];
-      var v = q ? fieldAnswer(q, g.dataset.field) : null;
-      g.classList.toggle("answered", v !== null && !(q && q.type === "text" && !v.trim()));
-    });
-    var lack = missing();
-    var text = lack.length ? "To answer: " + lack.map(function (m) { return m.text; }).join("; ") : "";
-    var button = cur.form.querySelector("[data-action=submit]");
-    button.disabled = lack.length > 0;
-    button.title = text || "Submit (Enter)";
-    var note = cur.form.querySelector("[data-missing]");
-    if (note) { note.textContent = text; note.title = text ? text + " — go to the first (Q)" : ""; note.hidden = !text; }
-  }
-
-  function focusGroup(group) {
-    if (!group) return;
-    var field = group.querySelector("input:checked") || group.querySelector("input, textarea");
-    if (!field) return;
-    field.focus({ preventScroll: true });
-    // Into view where the page scrolls (a phone); on a laptop the questions are already on screen.
-    group.scrollIntoView({ block: "nearest" });
-  }
+  var Q = window.arbiterQuestions;
+  function groups() { return Q.groups(cur); }
+  function collectAnswers() { return Q.collect(cur); }
+  function missing() { return Q.missing(cur); }
+  function firstMissingGroup() { return Q.firstMissing(cur); }
+  function paintQuestions() { Q.paint(cur); }
+  function focusGroup(group) { Q.focus(group); }
 
   function moveQuestion(from, step) {
     var all = groups();
