@@ -5,7 +5,7 @@ The labelling page draws its own controls (label.js drives them); these pages ar
 so they work without JavaScript and share the parsing of the page's no-JS path."""
 from __future__ import annotations
 
-from annotation import kinds
+from annotation import kinds, questions
 from annotation.kinds import Kind
 from annotation.labelling import binary_choices, likert_choices, rating_choices, screen_label
 from annotation.models import Project
@@ -48,3 +48,30 @@ def is_valid(project: Project, value: dict, n: int) -> bool:
     except kinds.InvalidValue:
         return False
     return True
+
+
+def describe_answers(project: Project, answers: dict | None, order: list[int]) -> list[dict]:
+    """The answers to the project's questions in the screen's words, one line per question:
+    [{"key", "label", "text": "A 3, B 1"}] with responses named as in `order` (positions)."""
+    answers = answers or {}
+    label_of = {p: screen_label(i) for i, p in enumerate(order or [])}
+    lines = []
+    for q in questions.declared(project):
+        if q["key"] not in answers:
+            continue
+        value = answers[q["key"]]
+        if q["per"] == questions.PER_RESPONSE and isinstance(value, list):
+            shown = order or list(range(len(value)))
+            text = ", ".join(f"{label_of.get(p, f'#{p + 1}')} {_shown(q, value[p])}" for p in shown if p < len(value))
+        else:
+            text = _shown(q, value)
+        lines.append({"key": q["key"], "label": q["label"], "text": text})
+    return lines
+
+
+def _shown(q: dict, value) -> str:
+    if value is None:
+        return "–"
+    if q["type"] == questions.LABELS:
+        return ", ".join(value) if value else "none"
+    return str(value)

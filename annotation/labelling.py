@@ -13,7 +13,7 @@ from string import ascii_uppercase
 
 from django.urls import reverse
 
-from annotation import kinds, submission
+from annotation import kinds, questions, submission
 from annotation.assignment import assignment_candidates
 from annotation.kinds import BOTH_BAD, TIE, Kind
 from annotation.models import Assignment, Project
@@ -119,7 +119,7 @@ def item_text(*, assignment: Assignment, part: str) -> str | None:
     return None
 
 
-def item_context(*, project: Project, assignment: Assignment) -> dict:
+def item_context(*, project: Project, assignment: Assignment, answers: dict | None = None) -> dict:
     item = assignment.item
     # assignment_candidates reuses the candidates lease_next already fetched (no extra query).
     shown = assignment_candidates(assignment)
@@ -147,6 +147,7 @@ def item_context(*, project: Project, assignment: Assignment) -> dict:
         "skip_url": reverse("annotation:label-skip", kwargs={"slug": project.slug, "assignment_id": assignment.id}),
         **answer_context(project, order),
     }
+    context.update(question_context(project=project, cards=cards, answers=answers))
     return context
 
 
@@ -195,7 +196,63 @@ def preview_context(*, project: Project) -> dict:
         "submit_url": "",
         "skip_url": "",
         **answer_context(project, list(range(k))),
+        **question_context(project=project, cards=cards),
     }
+
+
+def question_points(q: dict) -> list[dict]:
+    """The points of a scale question, lowest first, each with its key. As for a rating, a digit
+    names the score itself when the scale fits on the digits (0-4, 1-5); otherwise the n-th key."""
+    labels = q.get("scale_labels") or []
+    natural = q["min"] >= 0 and q["max"] <= 9
+    out = []
+    for i, score in enumerate(questions.points(q)):
+        key = str(score) if natural else (SCALE_KEYS[i] if i < len(SCALE_KEYS) else "")
+        out.append({"score": score, "key": key, "label": labels[i] if i < len(labels) else "", "show_key": key != str(score)})
+    return out
+
+
+def question_control(q: dict, *, position: int | None = None, card_label: str = "", value=None) -> dict:
+    """What _question_controls.html draws for one question (for one response, or for the item),
+    preset to `value` (that response's or the item's canonical answer, None: unanswered)."""
+    control = {
+        "key": q["key"], "label": q["label"], "help": q["help"], "type": q["type"], "per": q["per"], "required": q["required"],
+        "field": questions.form_field(q, position), "position": position, "card_label": card_label,
+    }
+    if q["type"] == questions.SCALE:
+        control["points"] = [dict(p, checked=value == p["score"]) for p in question_points(q)]
+        control["scale_help"] = [f"{p['score']} = {p['label']}" for p in control["points"] if p["label"]]
+    elif q["type"] == questions.LABELS:
+        chosen = set(value or [])
+        # Digits 1..9 and 0 toggle the first ten labels of the focused question (label.js).
+        control["choices"] = [
+            {"name": c, "key": str(i + 1) if i < 9 else ("0" if i == 9 else ""), "checked": c in chosen} for i, c in enumerate(q["choices"])
+        ]
+    else:
+        control["value"] = value or ""
+        control["max_chars"] = q["max_chars"]
+    return control
+
+
+def question_context(*, project: Project, cards: list[dict], answers: dict | None = None) -> dict:
+    """The project's questions as controls: `cards` gain `questions` (the per-response ones, drawn
+    under each response), `item_questions` go in the answer row; `questions_json` tells label.js
+    what to collect. Preset to `answers` (canonical, by position) when given (My work)."""
+    declared = questions.declared(project)
+    answers = answers or {}
+    per_response = [q for q in declared if q["per"] == questions.PER_RESPONSE]
+    for card in cards:
+        p = card["position"]
+        card["questions"] = [
+            question_control(q, position=p, card_label=card["label"], value=_nth(answers.get(q["key"]), p)) for q in per_response
+        ]
+    item_questions = [question_control(q, value=answers.get(q["key"])) for q in declared if q["per"] == questions.PER_ITEM]
+    shape = [{"key": q["key"], "label": q["label"], "type": q["type"], "per": q["per"], "required": q["required"]} for q in declared]
+    return {"item_questions": item_questions, "questions_json": json.dumps(shape), "has_questions": bool(declared)}
+
+
+def _nth(value, position: int):
+    return value[position] if isinstance(value, list) and position < len(value) else None
 
 
 def value_from_form(project: Project, post, n_candidates: int) -> dict:

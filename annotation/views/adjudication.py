@@ -20,7 +20,7 @@ from annotation import kinds, submission
 
 from annotation.quality import consensus
 from annotation.adjudication import adjudication_clear, adjudication_set, disagreement_queue, item_judgments, next_to_decide
-from annotation.answer_form import answer_controls, cards_for
+from annotation.answer_form import answer_controls, cards_for, describe_answers
 from annotation.labelling import chat_messages, value_from_form
 from annotation.models import Adjudication, Demonstration, Item, Role
 from annotation.my_work import describe_answer
@@ -83,7 +83,9 @@ def adjudication_item_page(request: HttpRequest, slug: str, item_id: int) -> Htt
         "chat": chat_messages(item.prompt) if item.is_chat else [],
         "cards": cards,
         "answers": [
-            {"rater": j.rater.get_username() if j.rater else "(removed)", "answer": describe_answer(j.kind, j.value, order), "rationale": j.rationale, "version": j.version}
+            {"rater": j.rater.get_username() if j.rater else "(removed)", "answer": describe_answer(j.kind, j.value, order), "rationale": j.rationale, "version": j.version,
+             # The other questions' answers, read-only (the final answer is the judgment's alone).
+             "questions": describe_answers(project, j.answers, order)}
             for j in judgments
         ],
         "demonstrations": list(Demonstration.objects.filter(item=item).select_related("rater")),

@@ -14,8 +14,9 @@ from django.urls import path
 from django.views.decorators.http import require_http_methods
 
 from annotation import kinds, my_work, submission
-from annotation.answer_form import answer_controls, cards_for
-from annotation.labelling import chat_messages, value_from_form
+from annotation.answer_form import answer_controls, cards_for, describe_answers
+from annotation.labelling import chat_messages, question_context, value_from_form
+from annotation.questions import answers_from_form
 from annotation.models import Judgment, Role
 from annotation.selectors import labelling_project_get
 
@@ -96,6 +97,7 @@ def my_judgment_page(request: HttpRequest, slug: str, judgment_id: int) -> HttpR
     judgment = _own_judgment(request, project, judgment_id)
     cards = cards_for(judgment.item, judgment.display_order)
     value = judgment.value
+    answers = judgment.answers or {}
     rationale = judgment.rationale
     status = 200
     if request.method == "POST":
@@ -103,7 +105,10 @@ def my_judgment_page(request: HttpRequest, slug: str, judgment_id: int) -> HttpR
         rationale = request.POST.get("rationale", "")
         try:
             value = value_from_form(project, request.POST, len(cards))
-            change = my_work.judgment_change(judgment=judgment, rater=request.user, value=value, rationale=rationale)
+            # The form shows every question, so what it posts is the whole new set of answers
+            # (None for a project that asks none: the stored {} stays as it is).
+            answers = answers_from_form(project, request.POST, len(cards)) if project.questions else None
+            change = my_work.judgment_change(judgment=judgment, rater=request.user, value=value, answers=answers, rationale=rationale)
         except kinds.InvalidValue as invalid:
             messages.error(request, f"{invalid.field}: {invalid.message}")
             status = 400
@@ -114,6 +119,10 @@ def my_judgment_page(request: HttpRequest, slug: str, judgment_id: int) -> HttpR
             messages.success(request, f"Changed: now version {change.judgment.version}." if change.changed else "Nothing changed.")
             return redirect("annotation:my-work", slug=project.slug)
     item = judgment.item
+    order = [c["position"] for c in cards]
+    # Copies: _item_cards.html draws `cards`; the question form draws these, preset to the answers.
+    question_cards = [dict(c) for c in cards]
+    questions_shown = question_context(project=project, cards=question_cards, answers=answers)
     context = {
         "project": project,
         "judgment": judgment,
@@ -128,8 +137,12 @@ def my_judgment_page(request: HttpRequest, slug: str, judgment_id: int) -> HttpR
         "editable": my_work.can_edit(project=project, judgment=judgment),
         "deadline": my_work.edit_deadline(project=project, judgment=judgment),
         "controls": answer_controls(project, cards, value),
+        "answers": describe_answers(project, judgment.answers, order),
+        "question_cards": [c for c in question_cards if c.get("questions")],
+        **questions_shown,
         "revisions": [
-            {"version": r.version, "given_at": r.given_at, "answer": my_work.describe_answer(judgment.kind, r.value, judgment.display_order), "rationale": r.rationale}
+            {"version": r.version, "given_at": r.given_at, "answer": my_work.describe_answer(judgment.kind, r.value, judgment.display_order), "rationale": r.rationale,
+             "answers": describe_answers(project, r.answers, order)}
             for r in judgment.revisions.order_by("-version")
         ],
     }

@@ -16,6 +16,8 @@ do not label (403); outsiders learn nothing (404).
 """
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -73,6 +75,8 @@ def _stage_payload(request: HttpRequest, project: Project, membership: Membershi
     if stage["state"] == "item":
         payload["assignment"] = stage["assignment"].id
         payload["display_order"] = stage["assignment"].display_order
+        # The html draws the questions; the declaration beside it is for clients that read JSON.
+        payload["questions"] = project.questions or []
     return payload
 
 
@@ -109,6 +113,31 @@ def _parse_submission(request: HttpRequest, project: Project, assignment: Assign
     )
 
 
+def _posted_answers(request: HttpRequest, project: Project, n_candidates: int) -> dict:
+    """The answers as posted, to draw them again on a refused page (nothing typed is lost)."""
+    raw = request.POST.get("answers")
+    if raw:
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+    try:
+        return answers_from_form(project, request.POST, n_candidates)
+    except kinds.InvalidValue:
+        return {}
+
+
+def _refused_page(request: HttpRequest, project: Project, assignment: Assignment, invalid: kinds.InvalidValue) -> HttpResponse:
+    """A plain form post (no JavaScript) that was refused: the same item again, status 400, the
+    error naming the field, and the answers the rater gave still set."""
+    messages.error(request, f"{invalid.field}: {invalid.message}" if invalid.field else invalid.message)
+    answers = _posted_answers(request, project, len(assignment.display_order))
+    stage = {"state": "item", **item_context(project=project, assignment=assignment, answers=answers)}
+    context = {"project": project, "progress": _progress(request, project, stage), "skipped": skipped_count(project=project, rater=request.user), **stage}
+    return render(request, "annotation/label.html", context, status=400)
+
+
 @login_required
 @require_GET
 def label_page(request: HttpRequest, slug: str) -> HttpResponse:
@@ -134,6 +163,8 @@ def label_submit(request: HttpRequest, slug: str, assignment_id: int) -> HttpRes
         submission = _parse_submission(request, project, assignment)
         judgment, created = judgment_submit(assignment=assignment, rater=request.user, **submission.as_kwargs())
     except kinds.InvalidValue as invalid:
+        if not _wants_json(request):
+            return _refused_page(request, project, assignment, invalid)
         return _error(request, project, 400, invalid.message, invalid.field)
     except LeaseLost as lost:
         # The answer cannot count any more; hand the rater their next item straight away.

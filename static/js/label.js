@@ -21,7 +21,16 @@
  *         section.answer > .answer-controls   one row: [data-choice] buttons (binary/likert),
  *                                 [data-ranking-order] (ranking), fieldset[data-scores][data-position]
  *                                 per response (rating)
- *                        > .actions  [data-status], drawer buttons, Skip, Submit
+ *                        > .item-questions   the per-item questions (scale, labels, text)
+ *                        > .actions  [data-status], [data-missing], drawer buttons, Skip, Submit
+ *
+ * Questions (annotation/questions.py; form data-questions lists them; static/js/label_questions.js, loaded first, reads them): each is a
+ * div[data-question][data-key][data-type][data-per] (+ data-position under a response card) of plain
+ * form fields named q_<key>[_<position>], the very fields the page posts without JavaScript. This
+ * file collects them into the canonical `answers` (by position), keeps Submit disabled while a
+ * required one is unanswered ([data-missing] names them), and gives them keys: Q / Shift+Q (or Tab)
+ * move between questions, a digit sets the focused scale (then moves on) or toggles the focused
+ * question's numbered label, Esc hands the digits back to the judgment.
  */
 (function () {
   "use strict";
@@ -56,8 +65,12 @@
       tieNext: false,      // ranking: the next placement joins the last tier
       current: 0,          // rating: index of the card the score keys apply to
       moved: false,        // rating: the current card changed by key; scroll it into view
+      questions: JSON.parse(form.dataset.questions || "[]"),
       busy: false
     };
+    // Required fields are checked here (naming what is missing); the browser's own check would
+    // stop the form before label.js sees it. Without JavaScript the browser's check stays on.
+    form.noValidate = true;
     // The turn being answered is in view on every item (static/js/prompt_end.js).
     if (window.arbiterShowLastTurn) window.arbiterShowLastTurn(form.querySelector(".prompt"));
     paint();
@@ -73,6 +86,7 @@
   function paint() {
     if (!cur) return;
     var form = cur.form;
+    paintQuestions();
     form.querySelectorAll("[data-choice]").forEach(function (b) {
       b.classList.toggle("selected", b === cur.choice);
       b.setAttribute("aria-pressed", b === cur.choice ? "true" : "false");
@@ -172,6 +186,44 @@
     return true;
   }
 
+  // --- Questions (static/js/label_questions.js reads and marks them) --------------------------------
+
+  var Q = window.arbiterQuestions;
+  function groups() { return Q.groups(cur); }
+  function collectAnswers() { return Q.collect(cur); }
+  function missing() { return Q.missing(cur); }
+  function firstMissingGroup() { return Q.firstMissing(cur); }
+  function paintQuestions() { Q.paint(cur); }
+  function focusGroup(group) { Q.focus(group); }
+
+  function moveQuestion(from, step) {
+    var all = groups();
+    if (!all.length) return;
+    var i = from ? all.indexOf(from) : -1;
+    var next = i === -1 ? (step > 0 ? 0 : all.length - 1) : i + step;
+    if (next < 0 || next >= all.length) { if (from) document.activeElement.blur(); status("Back to the judgment's keys"); return; }
+    focusGroup(all[next]);
+  }
+
+  // A digit (or - =) inside a focused question: the scale's point, or toggle the numbered label.
+  function answerKey(group, key) {
+    var input = group.querySelector('input[data-point-key="' + CSS.escape(key) + '"]');
+    if (!input) return false;
+    if (input.type === "radio") {
+      input.checked = true;
+      paint();
+      var all = groups();
+      var i = all.indexOf(group);
+      if (i + 1 < all.length) focusGroup(all[i + 1]);
+      else { input.blur(); status(missing().length ? "" : "All questions answered — Enter submits"); }
+    } else {
+      input.checked = !input.checked;
+      input.focus({ preventScroll: true });
+      paint();
+    }
+    return true;
+  }
+
   function valueOrError() {
     if (cur.kind === "binary" || cur.kind === "likert") {
       if (!cur.choice) return { error: "Choose an answer first" };
@@ -236,11 +288,18 @@
     if (!cur || cur.busy) return;
     var got = valueOrError();
     if (got.error) { status(got.error, true); return; }
+    var lack = missing();
+    if (lack.length) {
+      status("To answer first: " + lack.map(function (m) { return m.text; }).join("; "), true);
+      focusGroup(firstMissingGroup());
+      return;
+    }
     cur.busy = true;
     status("Saving…");
     var mine = cur;
     post(cur.form.dataset.submitUrl, {
       value: got.value,
+      answers: collectAnswers(),
       duration_ms: Math.max(1, Math.round(performance.now() - cur.started)),
       rationale: cur.form.querySelector("textarea[name=rationale]").value,
       client_key: cur.clientKey  // the same key on a retry, so the answer is stored once
@@ -310,6 +369,11 @@
 
   function onKey(event) {
     var target = event.target;
+    var group = cur && target && target.closest ? target.closest("[data-question]") : null;
+    if (group && target.tagName === "TEXTAREA") {
+      // A text question: Tab and Esc leave it; Q is a letter here.
+      if (event.key === "Escape") { event.preventDefault(); target.blur(); return; }
+    }
     var typing = target && (target.tagName === "TEXTAREA" || (target.tagName === "INPUT" && target.type === "text") || target.tagName === "SELECT");
     if (typing) {
       if (event.key === "Escape") { leaveField(target); event.preventDefault(); }
@@ -318,6 +382,15 @@
     }
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     var key = event.key;
+    if (cur && cur.questions.length) {
+      if (key === "q" || key === "Q") { event.preventDefault(); moveQuestion(group, event.shiftKey ? -1 : 1); return; }
+      if (group) {
+        if (key === "Escape") { event.preventDefault(); target.blur(); status(""); return; }
+        if (key.length === 1 && answerKey(group, key)) { event.preventDefault(); return; }
+        // Arrows walk a scale's points and Space ticks a label, as the browser does for them.
+        if (key === "ArrowLeft" || key === "ArrowRight" || key === "ArrowUp" || key === "ArrowDown" || key === " ") return;
+      }
+    }
     if (key === "?" || key === "i" || key === "I") { event.preventDefault(); toggleInstructions(); return; }
     if (!cur) return;
     var lower = key.length === 1 ? key.toLowerCase() : key;
@@ -354,7 +427,9 @@
     if (!cur) return;
     var choice = event.target.closest("[data-choice]");
     if (choice) { event.preventDefault(); choose(choice); return; }
+    if (event.target.closest("[data-question]")) return; // a question's own control, not the card
     var action = event.target.closest("[data-action]");
+    if (action && action.dataset.action === "goto-missing") { event.preventDefault(); focusGroup(firstMissingGroup()); return; }
     if (action && action.dataset.action === "submit") { event.preventDefault(); submit(); return; }
     if (action && action.dataset.action === "skip") { event.preventDefault(); skip(); return; }
     if (action && action.dataset.action === "drawer") {
