@@ -13,7 +13,7 @@ from annotation.kinds import Kind, settings_errors
 from annotation.models import Project, Role
 from annotation.models.project import SETTING_BOUNDS, _bounds
 from annotation.projects import PROJECT_FIELDS
-from annotation.questions import LABELS, PER_ITEM, PER_RESPONSE, SCALE, QuestionsError, form_field, points, validate_questions
+from annotation.questions import LABELS, PER_ITEM, PER_RESPONSE, SCALE, QuestionsError, validate_questions
 
 # The new-project form starts from these, one card per kind (DESIGN.md: Judgment kinds).
 KIND_DESCRIPTIONS = {
@@ -277,27 +277,6 @@ def preview_questions(query) -> tuple[list[dict], list[str]]:
         return [], [f"questions: {m}" for m in exc.messages]
     except QuestionsError as exc:
         return [], [f"{where}: {message}" for where, message in exc.errors.items()]
-
-
-def question_preview_groups(questions: list[dict], cards: list[dict]) -> list[dict]:
-    """The questions as a rater meets them: those asked of each response under that response,
-    those asked once in the answer row. Field names are the labelling form's (form_field)."""
-    def shown(q, position=None):
-        entry = {**q, "field": form_field(q, position)}
-        if q["type"] == SCALE:
-            labels = q.get("scale_labels") or []
-            entry["points"] = [{"score": s, "label": labels[i] if i < len(labels) else ""} for i, s in enumerate(points(q))]
-        return entry
-
-    per_response = [q for q in questions if q["per"] == PER_RESPONSE]
-    groups = [
-        {"title": f"Response {card['label']}", "position": card["position"], "questions": [shown(q, card["position"]) for q in per_response]}
-        for card in cards
-    ] if per_response else []
-    per_item = [shown(q) for q in questions if q["per"] == PER_ITEM]
-    if per_item:
-        groups.append({"title": "About this item", "position": "", "questions": per_item})
-    return groups
 
 
 # Offered by the builder (project_form.js); each is a valid declaration on its own

@@ -20,7 +20,6 @@ from annotation.forms import (
     member_choices,
     preview_project,
     preview_questions,
-    question_preview_groups,
 )
 from annotation.labelling import preview_context
 from annotation.models import Judgment, Membership, Role
@@ -67,8 +66,8 @@ def project_new(request):
 
 
 def _preview_html(request, query=None, project=None) -> str:
-    """What raters will see with these settings: _label_item.html with sample content, and the
-    questions under each response and in the answer row."""
+    """What raters will see with these settings: _label_item.html with sample content, the
+    questions under each response and in the answer row included (labelling.question_context)."""
     errors: dict = {}
     question_errors: list[str] = []
     if project is None:
@@ -77,7 +76,6 @@ def _preview_html(request, query=None, project=None) -> str:
     context = {"project": project, "preview_errors": errors, "question_errors": question_errors}
     if not errors:
         context.update(preview_context(project=project))
-        context["question_groups"] = question_preview_groups(project.questions or [], context["cards"])
     return render_to_string("annotation/_kind_preview.html", context, request=request)
 
 

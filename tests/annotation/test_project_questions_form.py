@@ -167,13 +167,13 @@ def test_it_previews_the_questions_under_each_response_and_once_for_the_item(cli
     questions = json.dumps([{**HELPFULNESS, "scale_labels": ["none", "a little", "some", "much", "fully"]}, HARM, NOTE])
     page = client_for(member).post("/projects/new/preview/", {"kind": "ranking", "ranking_k": "3", "questions": questions}).content.decode()
     assert page.count('class="candidate card"') == 3  # the kind's own preview is still drawn
-    groups = page[page.index("data-preview-questions"):]
+    # The rater's own controls (_label_item.html): the scale under each response, the item's once, after them.
     for position, label in enumerate("ABC"):
-        assert f'aria-label="Response {label}" data-position="{position}"' in groups
-        assert groups.count(f'name="q_helpfulness_{position}"') == 5
-    assert "fully" in groups and groups.count('type="checkbox" name="q_harm"') == 2
-    assert 'name="q_note"' in groups and 'maxlength="200"' in groups and "Anything odd?" in groups
-    assert groups.index("About this item") > groups.index("Response C")
+        assert f'data-position="{position}" data-card-label="{label}"' in page
+        assert page.count(f'name="q_helpfulness_{position}"') == 5
+    assert "fully" in page and page.count('type="checkbox" name="q_harm"') == 2
+    assert 'name="q_note"' in page and 'maxlength="200"' in page and "Anything odd?" in page
+    assert page.index('name="q_note"') > page.index('name="q_helpfulness_2"')
 
 
 def test_it_says_why_it_cannot_preview_the_questions_but_still_shows_the_kind(client_for, member):
@@ -181,7 +181,7 @@ def test_it_says_why_it_cannot_preview_the_questions_but_still_shows_the_kind(cl
     page = client_for(member).post("/projects/new/preview/", {"kind": "binary", "questions": bad}).content.decode()
     assert "questions[0].max: a scale has at most 11 points" in page and "A is better" in page
     page = client_for(member).post("/projects/new/preview/", {"kind": "binary", "questions": "[{"}).content.decode()
-    assert "questions: not valid JSON" in page and "data-preview-questions" not in page
+    assert "questions: not valid JSON" in page and 'name="q_' not in page
 
 
 def test_it_checks_the_preview_post_for_the_csrf_token(member):
