@@ -112,6 +112,15 @@ def run_check_compatible(*, method: str, values: dict, base_model: ModelArtifact
                 f"({difference}), so a critic started from it cannot value the policy's tokens; set critic_init to policy, "
                 f"or choose a reward model trained from {base_model.name}"
             )
+    if values.get("attribute_weights") and reward_model is not None:
+        # Names checked against the reward model's heads (its arbiter_heads.json) before the run queues.
+        from training.core.heads import WeightsError, heads_read, weights_check, weights_parse
+
+        try:
+            weights_check(heads_read(model_path(reward_model)), weights_parse(values["attribute_weights"], field="attribute_weights"),
+                          field="attribute_weights", model=f"the reward model {reward_model.name}")
+        except (WeightsError, ValueError) as exc:
+            raise ConfigError(str(exc)) from None
     if values.get("use_liger_kernel") is True and base_model.kind == ModelArtifact.Kind.ENCODER:
         # Liger patches decoder LMs (Llama, Qwen2, Mistral, Gemma, ...); for a BERT-style encoder it
         # logs that it has no kernels and the run goes on without them.
