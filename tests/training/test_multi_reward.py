@@ -311,3 +311,26 @@ def test_it_computes_rank_correlation_and_intervals_by_hand():
     assert t_quantile(0.975, 10) == pytest.approx(2.2281, abs=1e-4)  # Student's table
     lo, hi = mean_interval([1.0, 2.0, 3.0])  # mean 2, sd 1, t(0.975, 2) = 4.303: 2 ± 2.484
     assert lo == pytest.approx(2 - 2.484, abs=0.05) and hi == pytest.approx(2 + 2.484, abs=0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.dbless
+def test_it_leaves_null_attributes_out_of_the_loss(tmp_path):
+    import torch
+
+    from training.recipes.multi_reward import collate, normalised, trainer_class
+    from training.rl import models as M
+
+    net, tokenizer = M.load_reward_model(build_multi_head_model(tmp_path / "rm"))
+    targets, present = normalised({"polite": 4.0, "rude": None, "wordy": 2.0}, list(ATTRIBUTES), {a: [0.0, 4.0] for a in ATTRIBUTES})
+    assert (targets, present) == ([1.0, 0.0, 0.5], [1.0, 0.0, 1.0])
+    ids = tokenizer(" it is thanks")["input_ids"]
+
+    def loss(rude_target: float, polite_target: float = 1.0) -> float:
+        item = {"ids": [ids], "targets": [[polite_target, rude_target, 0.5]], "present": [present], "pairs": []}
+        # compute_loss reads nothing of the trainer but the loss settings it was built with.
+        return float(trainer_class(weights=[1.0, 0.0, 0.0], pair_loss_weight=0.0).compute_loss(None, net, collate([item], pad_id=0)))
+
+    with torch.no_grad():
+        assert loss(0.0) == loss(1.0)  # a null teaches its head nothing, whatever stands in its place
+        assert loss(0.0, polite_target=0.0) != loss(0.0)
