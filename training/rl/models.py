@@ -41,9 +41,10 @@ def load_prompts(snapshot_dir: Path | str, split: str) -> list:
     """The snapshot's prompts of one split (text, or lists of chat messages), each once.
 
     The `prompts` format holds every item's prompt, judged or not; a snapshot built before that
-    format existed still has its prompts in the preference (or sft) rows, which we fall back to."""
+    format existed still has its prompts in the preference (or sft) rows, which we fall back to
+    (last, the `attributes` rows of a snapshot exported for a multi-objective reward model)."""
     folder = Path(snapshot_dir)
-    for fmt in ("prompts", "preference", "sft", "unpaired"):
+    for fmt in ("prompts", "preference", "sft", "unpaired", "attributes"):
         path = folder / fmt / f"{split}.jsonl"
         if path.exists():
             prompts = _jsonl_prompts(path)
