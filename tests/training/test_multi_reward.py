@@ -161,14 +161,18 @@ def test_it_saves_a_lora_adapter_with_its_heads_and_scores_with_it(project, owne
 @pytest.mark.dbless
 @pytest.mark.django_db(transaction=True)
 def test_it_fails_in_words_without_attributes_or_with_unknown_default_weights(project, tiny_model, make_snapshot):
+    from training.recipes.base import ConfigError
+
     base = tiny_model()
     empty = run_create(project=project, snapshot=make_snapshot(project, [], []), base_model=base, method="multi_reward", config=FAST)
     empty.refresh_from_db()
     assert empty.status == TrainingRun.Status.FAILED and "attributes/train.jsonl" in empty.error
     snapshot = make_snapshot(project, attribute_rows(4, seed=5), attribute_rows(2, seed=6), fmt="attributes")
-    run = run_create(project=project, snapshot=snapshot, base_model=base, method="multi_reward", config={**FAST, "default_weights": "kind=1"})
-    run.refresh_from_db()
-    assert run.status == TrainingRun.Status.FAILED and "default_weights.kind" in run.error and "polite" in run.error
+    # Refused when the run is created, before it waits in the queue (the worker checks again).
+    with pytest.raises(ConfigError, match=r"default_weights\.kind: the snapshot has no attribute 'kind' \(it has polite, rude, wordy\)"):
+        run_create(project=project, snapshot=snapshot, base_model=base, method="multi_reward", config={**FAST, "default_weights": "kind=1"})
+    with pytest.raises(ConfigError, match="default_weights.polite: 101 is outside -100..100"):
+        run_create(project=project, snapshot=snapshot, base_model=base, method="multi_reward", config={"default_weights": {"polite": 101}})
 
 
 # --- the combined score under weights --------------------------------------------------------------
