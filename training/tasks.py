@@ -26,10 +26,10 @@ def runs_check_stale() -> list[int]:
 # process waits for the return value (training.registry.scoring.score_on_worker), so this task keeps its
 # result; it is not redelivered after a crash, since nobody waits for it any more by then.
 @shared_task(name="training.tasks.score_responses", queue="score", ignore_result=False, acks_late=False, reject_on_worker_lost=False)
-def score_responses(model_id: int, prompt, responses: list) -> dict:
+def score_responses(model_id: int, prompt, responses: list, weights: dict | None = None) -> dict:
     from training.registry.scoring import score_request
 
-    return score_request(model_id=model_id, prompt=prompt, responses=responses)
+    return score_request(model_id=model_id, prompt=prompt, responses=responses, weights=weights)
 
 
 @shared_task(name="training.tasks.selection_score", acks_late=True, reject_on_worker_lost=True)

@@ -45,7 +45,8 @@ class ModelScore(APIView):
         body.is_valid(raise_exception=True)
         # On a `score` worker (training/registry/scoring.py): this process never loads torch.
         try:
-            scores = score_on_worker(model=artifact, prompt=body.validated_data["prompt"], responses=body.validated_data["responses"])
+            scores = score_on_worker(model=artifact, prompt=body.validated_data["prompt"], responses=body.validated_data["responses"],
+                                     weights=body.validated_data.get("weights"))
         except ScoringError as exc:
             raise ValidationError({exc.field: [str(exc)]}) from None
         except ScoringUnavailable as exc:

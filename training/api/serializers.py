@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from training.core.heads import MAX_WEIGHT, WeightsError, weights_parse
 from training.registry import scoring
 from training.registry.models import ModelArtifact
 from training.runs.models import TrainingRun
@@ -122,6 +123,21 @@ class ScoreRequestSerializer(serializers.Serializer):
         help_text=f"At most {scoring.MAX_RESPONSES} responses of {scoring.MAX_RESPONSE_CHARS} characters; prompt and response together "
                   f"at most {scoring.MAX_TOKENS} tokens.",
     )
+
+    weights = serializers.JSONField(
+        required=False, allow_null=True, default=None,
+        help_text=f"A multi-objective reward model only: how its heads combine, {{attribute: weight}} (each within ±{MAX_WEIGHT:g}; "
+                  "attributes left out weigh 0). Absent or null: the weights the model was saved with.",
+    )
+
+    def validate_weights(self, value):
+        # Shape and bounds here; the names against the model's heads on the worker (ScoringError "weights.<name>").
+        if value is not None and not isinstance(value, dict):
+            raise serializers.ValidationError('an object of attribute name to weight, e.g. {"helpfulness": 1}')
+        try:
+            return weights_parse(value, field="weights")
+        except WeightsError as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
     def validate_prompt(self, value):
         if isinstance(value, str):

@@ -8,6 +8,8 @@ training.rl.models.RewardModel). The rules, stated once here:
 - A pair is rendered as the RewardTrainer saw it (chat.render_pair), and its special tokens are
   decided per row: a chat rendering carries its template's own, plain text gets the tokenizer's.
   One batch may therefore mix chat and text prompts.
+- A multi-objective reward model (one head per attribute) gives one float too: the heads combined
+  under the caller's weights, or the ones it was saved with (training/core/heads.py).
 - A pair longer than the model's own maximum positions (or a smaller cap the caller sets) is cut
   from the LEFT, that is from the start of the prompt: the head reads the last token, so the
   response it scores is kept whole as long as it fits by itself.
@@ -60,8 +62,9 @@ def pair_ids(tokenizer, prompts: list, responses: list, *, max_length: int | Non
     return out  # type: ignore[return-value]
 
 
-def reward_scores(net, tokenizer, prompts: list, responses: list, *, batch_size: int = 16, cap: int | None = None):
-    """Rewards as a float tensor on the model's device, one per (prompt, response) pair."""
+def head_scores(net, tokenizer, prompts: list, responses: list, *, batch_size: int = 16, cap: int | None = None):
+    """Every head's output as a float tensor [pairs, heads] on the model's device (a single-head
+    reward model: one column; a multi-objective one: one per attribute, training/core/heads.py)."""
     import torch
 
     device = next(net.parameters()).device
@@ -74,7 +77,31 @@ def reward_scores(net, tokenizer, prompts: list, responses: list, *, batch_size:
             for start in range(0, len(ids), batch_size):
                 enc = tokenizer.pad({"input_ids": ids[start : start + batch_size]}, padding=True, return_tensors="pt")
                 logits = net(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device)).logits
-                scores.append(logits[:, 0].float())
+                scores.append(logits.float())
     finally:
         tokenizer.padding_side = side
-    return torch.cat(scores) if scores else torch.zeros(0, device=device)
+    heads = getattr(getattr(net, "config", None), "num_labels", 1) or 1
+    return torch.cat(scores) if scores else torch.zeros((0, heads), device=device)
+
+
+def model_heads(net) -> dict | None:
+    """The heads a loader recorded on the network's config (training/core/heads.py); None: one head."""
+    return getattr(getattr(net, "config", None), "arbiter_heads", None) or None
+
+
+def reward_scores(net, tokenizer, prompts: list, responses: list, *, batch_size: int = 16, cap: int | None = None,
+                  weights: dict[str, float] | None = None):
+    """Rewards as a float tensor on the model's device, one per (prompt, response) pair. A
+    multi-objective model gives sum(w_k * head_k) under `weights` (None: the weights it was saved
+    with); a single-head model refuses any weights (heads.WeightsError, naming the field)."""
+    import torch
+
+    from training.core.heads import weights_check, weights_vector
+
+    heads = model_heads(net)
+    weights_check(heads, weights)
+    scores = head_scores(net, tokenizer, prompts, responses, batch_size=batch_size, cap=cap)
+    if heads is None:
+        return scores[:, 0]
+    vector = torch.tensor(weights_vector(heads, weights), dtype=scores.dtype, device=scores.device)
+    return scores @ vector

@@ -30,9 +30,10 @@ MAX_PROMPTS = 2000
 
 def evaluation_create(*, policy: ModelArtifact, reference: ModelArtifact | None, reward_model: ModelArtifact, project,
                       snapshot=None, prompts_project=None, split: str = "test", limit: int = DEFAULT_PROMPTS,
-                      sampling: Sampling | None = None, run=None, created_by=None) -> Job:
+                      sampling: Sampling | None = None, run=None, created_by=None, reward_weights=None) -> Job:
     """Validate and queue an evaluation on the gpu worker. reference defaults to the policy's
-    base model. `project` is the project the job belongs to (permissions, listing)."""
+    base model. `project` is the project the job belongs to (permissions, listing). `reward_weights`:
+    how a multi-objective reward model's heads combine (a dict or "a=1, b=0.5"; None: its defaults)."""
     policy_validate(policy, field="policy")
     reference = reference or policy.base_model
     if reference is None:
@@ -45,11 +46,13 @@ def evaluation_create(*, policy: ModelArtifact, reference: ModelArtifact | None,
     if not 1 <= int(limit) <= MAX_PROMPTS:
         raise GenerationError(f"limit: {limit} must be 1..{MAX_PROMPTS}")
     sampling = (sampling or Sampling()).validate()
+    weights = _weights(reward_model, reward_weights)
     params = {
         "reference": reference.pk, "reference_name": reference.name,
         "reward_model": reward_model.pk, "reward_model_name": reward_model.name,
         "prompts": prompt_source(snapshot=snapshot, project=prompts_project, split=split),
         "limit": int(limit), "sampling": sampling.as_dict(),
+        **({"reward_weights": weights} if weights else {}),
     }
     from training.loop.jobs import job_enqueue
 
@@ -57,6 +60,20 @@ def evaluation_create(*, policy: ModelArtifact, reference: ModelArtifact | None,
         job = Job.objects.create(kind=Job.Kind.EVALUATION, policy=policy, project=project, run=run, params=params, created_by=created_by)
         job_enqueue(job=job)
     return job
+
+
+def _weights(reward_model: ModelArtifact, raw) -> dict[str, float] | None:
+    """Weights checked against the reward model's heads (its arbiter_heads.json) before the job queues."""
+    from training.core.heads import WeightsError, heads_read, weights_check, weights_parse
+    from training.registry.services import model_path
+
+    try:
+        weights = weights_parse(raw, field="reward_weights")
+        if weights:
+            weights_check(heads_read(model_path(reward_model)), weights, field="reward_weights", model=reward_model.name)
+    except (WeightsError, ValueError) as exc:
+        raise GenerationError(str(exc)) from None
+    return weights
 
 
 def evaluate_after_run(run, *, reward_model: ModelArtifact | None = None, limit: int = DEFAULT_PROMPTS) -> Job | None:
@@ -78,12 +95,15 @@ def evaluate_after_run(run, *, reward_model: ModelArtifact | None = None, limit:
         judge = ModelArtifact.objects.filter(**{field: wanted}, kind=ModelArtifact.Kind.REWARD_MODEL).first()
     if judge is None:
         return None
+    # An online run judged by its own reward model is judged under the weights it was trained with.
+    own = getattr(run, "reward_model_id", None) is not None and judge.pk == run.reward_model_id
     return evaluation_create(policy=policy, reference=run.base_model, reward_model=judge, project=run.project,
-                             snapshot=run.snapshot, limit=limit, run=run, created_by=run.created_by)
+                             snapshot=run.snapshot, limit=limit, run=run, created_by=run.created_by,
+                             reward_weights=(run.config or {}).get("attribute_weights") if own else None)
 
 
 def policy_compare(*, policy: ModelArtifact, reference: ModelArtifact, reward_model: ModelArtifact, prompts: list,
-                   sampling: Sampling, on_progress=None, batch_size: int = 8) -> dict:
+                   sampling: Sampling, on_progress=None, batch_size: int = 8, reward_weights: dict[str, float] | None = None) -> dict:
     """The evaluation itself (torch on this process): load the registered models, then the one
     comparison (training/rl/comparison.py). on_progress(done, total) after each step."""
     from training.loop.generation import policy_load
@@ -97,9 +117,10 @@ def policy_compare(*, policy: ModelArtifact, reference: ModelArtifact, reward_mo
         ref_net, ref_tok = policy_load(reference)
         if ref_tok.get_vocab() != tokenizer.get_vocab():
             raise GenerationError(f"reference: {reference.name} has another tokenizer than {policy.name}; KL needs the same one")
-    result = compare(policy=net, reference=ref_net, tokenizer=tokenizer, reward=reward_model_load(reward_model), prompts=prompts,
+    result = compare(policy=net, reference=ref_net, tokenizer=tokenizer, reward=reward_model_load(reward_model, weights=reward_weights), prompts=prompts,
                      sampling=sampling, batch_size=batch_size, on_progress=on_progress)
-    return {**result, "policy": policy.name, "reference": reference.name, "reward_model": reward_model.name}
+    return {**result, "policy": policy.name, "reference": reference.name, "reward_model": reward_model.name,
+            **({"reward_weights": reward_weights} if reward_weights else {})}
 
 
 def evaluation_execute(*, job: Job, progress) -> dict:
@@ -110,7 +131,7 @@ def evaluation_execute(*, job: Job, progress) -> dict:
     prompts = prompts_load(params["prompts"], limit=params.get("limit"))
     progress.step(done=0, total=3 * len(prompts))
     result = policy_compare(policy=job.policy, reference=reference, reward_model=reward_model, prompts=prompts,
-                            sampling=Sampling(**params.get("sampling", {})),
+                            sampling=Sampling(**params.get("sampling", {})), reward_weights=params.get("reward_weights"),
                             on_progress=lambda done, total: progress.step(done=done, total=total))
     result["prompts"] = params["prompts"].get("label", "")
     return result

@@ -83,7 +83,7 @@ def evaluation_request(*, user, policy: ModelArtifact, data) -> Job:
     return evaluation_create(
         policy=policy, reference=reference, reward_model=_model(user, data.get("reward_model"), "reward_model"),
         project=owner, snapshot=snapshot, prompts_project=prompts_project, split=str(data.get("split") or "test"),
-        limit=_number(data, "limit", 64, int), sampling=_sampling(data), created_by=user,
+        limit=_number(data, "limit", 64, int), sampling=_sampling(data), created_by=user, reward_weights=data.get("reward_weights"),
     )
 
 

@@ -24,10 +24,13 @@ MAX_TEMPERATURE = 5.0  # what evaluation sampling accepts (training.rl.sampling.
 
 
 def _f(default: Any, help: str, *, choices: tuple | None = None, minimum: float | None = None, maximum: float | None = None,
-       auto: bool = False):
+       auto: bool = False, weights: bool = False):
     """One setting: default, help text and, for numbers, the inclusive bounds that validation, the
-    run form, the API schema and the admin all read from here."""
-    return field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum, "maximum": maximum, "auto": auto})
+    run form, the API schema and the admin all read from here. `weights`: a str field that holds
+    name=number pairs (attribute weights, training/core/heads.py), given as text or as a JSON
+    object; the bounds then apply to each number, and the stored value is the canonical text."""
+    return field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum, "maximum": maximum, "auto": auto,
+                                            "weights": weights})
 
 
 def _reworded(base: type, name: str, help: str, **changes: Any):
@@ -179,6 +182,9 @@ def config_validate(method: str, data: dict | None) -> dict:
     out = {}
     unused = cls.unused()
     for f, tp in _fields(cls):
+        if f.metadata.get("weights"):
+            out[f.name] = _weights(f, data.get(f.name, f.default))
+            continue
         value = _coerce(f.name, data[f.name], tp) if f.name in data else f.default
         if f.name in unused:
             # Off is the only truthful value: the trainer runs without it whatever the row says
@@ -197,6 +203,17 @@ def config_validate(method: str, data: dict | None) -> dict:
         out[f.name] = value
     cls.check(out)
     return out
+
+
+def _weights(f: dataclasses.Field, raw: Any) -> str | None:
+    """A weights setting checked entry by entry against the field's bounds; stored as canonical text."""
+    from training.core.heads import WeightsError, weights_parse, weights_text
+
+    try:
+        parsed = weights_parse(raw, field=f.name, minimum=f.metadata["minimum"], maximum=f.metadata["maximum"])
+    except WeightsError as exc:
+        raise ConfigError(str(exc)) from None
+    return weights_text(parsed)
 
 
 def config_schema(method: str) -> list[dict]:
@@ -218,6 +235,8 @@ def config_schema(method: str) -> list[dict]:
                 "choices": list(f.metadata["choices"]) if f.metadata.get("choices") else None,
                 "minimum": f.metadata.get("minimum"),
                 "maximum": f.metadata.get("maximum"),
+                # name=number pairs (training/core/heads.py): text in a form, an object or text in the API.
+                "weights": bool(f.metadata.get("weights")),
                 # The method never reads it (TrainConfig.UNUSED): stored as off, any other value refused;
                 # the start form leaves it out.
                 "unused": unused.get(f.name),

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 # method -> module; importing the module registers its Recipe. Order is the order of the start form.
 RECIPE_MODULES: dict[str, str] = {
     "reward": "training.recipes.reward",
+    "multi_reward": "training.recipes.multi_reward",
     "dpo": "training.recipes.dpo",
     "sft": "training.recipes.sft",
     "kto": "training.recipes.kto",
@@ -70,7 +71,7 @@ class Recipe:
     label: str  # shown in forms: "Reward model", "DPO policy", ...
     description: str  # one sentence for the start form: what it trains and from what
     config_class: type  # a TrainConfig dataclass (training/recipes/base.py)
-    reads: str  # snapshot format it consumes: "preference" | "unpaired" | "sft" | "prompts"
+    reads: str  # snapshot format it consumes: "preference" | "unpaired" | "sft" | "prompts" | "attributes"
     base_kinds: tuple[str, ...]  # ModelArtifact.Kind values accepted as the base model
     produces: str  # ModelArtifact.Kind of the output
     module: str  # dotted path of the module with train(ctx)

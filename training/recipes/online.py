@@ -20,6 +20,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
+from training.core.heads import MAX_WEIGHT, weights_parse
 from training.recipes.base import MAX_TEMPERATURE, MAX_TOKENS, ConfigError, TrainConfig, _f, _reworded
 from training.recipes.catalog import Metric, Recipe, TrainContext, register_policy
 from training.recipes.common import effective_settings, lora_effective
@@ -60,6 +61,10 @@ class RLConfig(TrainConfig):
     sample_prompts: int = _f(4, "Held-out samples (policy beside reference) kept in the result.", minimum=0, maximum=1000)
     logging_steps: int = _reworded(TrainConfig, "logging_steps", "Steps between metric points and log lines.", default=1)
     save_steps: int = _reworded(TrainConfig, "save_steps", "Steps between checkpoints; a run resumes from the last one.", default=20)
+    attribute_weights: str | None = _f(
+        None, "How a multi-objective reward model's heads are combined into the reward: attribute=weight pairs, e.g. "
+        "\"helpfulness=1, verbosity=-0.5\" (attributes left out weigh 0). Empty: the weights the model was saved with. "
+        "A single-head reward model refuses any.", minimum=-MAX_WEIGHT, maximum=MAX_WEIGHT, weights=True)
     keep_checkpoints: int = _f(5, "Checkpoints kept as selectable policies: the newest N (one every save_steps steps) stay on disk, older ones are deleted; "
                                "each can be registered as a model or sent to raters from the run page. Replaces save_total_limit for online runs.",
                                minimum=1, maximum=100)
@@ -163,6 +168,11 @@ def reward_model_specs(ctx: TrainContext) -> list[dict]:
             for i, spec in enumerate(specs)]
 
 
+def attribute_weights(ctx: TrainContext) -> dict[str, float] | None:
+    """The run's attribute_weights as a dict (None: the reward model's saved defaults)."""
+    return weights_parse(ctx.config.get("attribute_weights"), field="attribute_weights")
+
+
 def reward_model_load(spec: dict, *, dtype=None):
     """One reward model of reward_model_specs as a plain network and its tokenizer."""
     from training.rl import models as M
@@ -254,7 +264,8 @@ def reward_functions(ctx: TrainContext, *, device, max_length: int, batch_size: 
     for i, spec in enumerate(specs):
         net, tokenizer = reward_model_load(spec)
         net.requires_grad_(False).eval().to(device)
-        funcs.append(_Reward(M.RewardModel(net, tokenizer, batch_size=batch_size, max_length=max_length), spec.get("name") or f"rm{i}"))
+        model = M.RewardModel(net, tokenizer, batch_size=batch_size, max_length=max_length, weights=attribute_weights(ctx))
+        funcs.append(_Reward(model, spec.get("name") or f"rm{i}"))
     weights = [float(spec["weight"]) for spec in specs if spec.get("weight") is not None]
     return funcs, (weights if len(weights) == len(specs) else None)
 

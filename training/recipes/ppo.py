@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from training.recipes.base import MAX_BATCH, MAX_COUNT, MAX_TEMPERATURE, MAX_TOKENS, ConfigError, _f, _reworded
 from training.recipes.online import (
-    RLConfig, evaluated, no_dropout, policy_load, register_online, reward_model_load, reward_model_specs, start,
+    RLConfig, attribute_weights, evaluated, no_dropout, policy_load, register_online, reward_model_load, reward_model_specs, start,
 )
 from training.recipes.catalog import Metric, TrainContext
 from training.recipes.common import effective_settings, lora_effective
@@ -108,6 +108,11 @@ def build(ctx: TrainContext, *, device, bf16_ok: bool):
     rm_net, rm_tokenizer = reward_model_load(reward_model_specs(ctx)[0], dtype=dtype)
     if cfg.critic_init == "reward_model" and not M.same_vocabulary(tokenizer, rm_tokenizer):
         raise ValueError("critic_init: the reward model's tokenizer differs from the policy's, so it cannot give per-token values; use critic_init=policy")
+    if cfg.critic_init == "reward_model" and rm_net.config.num_labels != 1:
+        # A value is one number per token; a multi-objective reward model's head gives one per attribute.
+        raise ValueError(f"critic_init: the reward model has {rm_net.config.num_labels} heads (one per attribute), "
+                         "so it cannot give per-token values; use critic_init=policy")
+    weights = attribute_weights(ctx)  # the multi-objective heads' combination (None: the model's defaults)
     heads = [name for name, _ in rm_net.named_children() if name in M.HEADS]
     lora = dict(r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
     if ctx.use_lora:
@@ -117,18 +122,21 @@ def build(ctx: TrainContext, *, device, bf16_ok: bool):
             # One network for both: the critic is the reward model plus its own adapter and head copy,
             # the reward is the same network with the adapter off.
             critic_net = M.with_lora(rm_net, task_type="SEQ_CLS", modules_to_save=heads, **lora)
-            reward = M.RewardModel(critic_net, rm_tokenizer, adapter_off=True, batch_size=cfg.per_device_eval_batch_size, max_length=cfg.max_length)
+            reward = M.RewardModel(critic_net, rm_tokenizer, adapter_off=True, batch_size=cfg.per_device_eval_batch_size, max_length=cfg.max_length,
+                                   weights=weights)
         else:
             base_critic = M.critic_from_policy(ctx.base_model_path, pad_token_id=tokenizer.pad_token_id, dtype=dtype)
             critic_net = M.with_lora(base_critic, task_type="SEQ_CLS", modules_to_save=[n for n, _ in base_critic.named_children() if n in M.HEADS], **lora)
-            reward = M.RewardModel(rm_net.requires_grad_(False).eval(), rm_tokenizer, batch_size=cfg.per_device_eval_batch_size, max_length=cfg.max_length)
+            reward = M.RewardModel(rm_net.requires_grad_(False).eval(), rm_tokenizer, batch_size=cfg.per_device_eval_batch_size, max_length=cfg.max_length,
+                                   weights=weights)
     else:
         ref = copy.deepcopy(policy).requires_grad_(False).eval().to(device)
         if cfg.critic_init == "reward_model":
             critic_net = copy.deepcopy(rm_net)
         else:
             critic_net = M.critic_from_policy(ctx.base_model_path, pad_token_id=tokenizer.pad_token_id, dtype=dtype)
-        reward = M.RewardModel(rm_net.requires_grad_(False).eval(), rm_tokenizer, batch_size=cfg.per_device_eval_batch_size, max_length=cfg.max_length)
+        reward = M.RewardModel(rm_net.requires_grad_(False).eval(), rm_tokenizer, batch_size=cfg.per_device_eval_batch_size, max_length=cfg.max_length,
+                                   weights=weights)
     for net in (policy, critic_net):
         no_dropout(net)
     rm_net.to(device)

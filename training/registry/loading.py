@@ -22,6 +22,7 @@ def _load(model: ModelArtifact):
     import torch
     from transformers import AutoModelForSequenceClassification
 
+    from training.core.heads import heads_attach, num_labels
     from training.recipes.common import load_tokenizer
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -32,11 +33,13 @@ def _load(model: ModelArtifact):
         if model.base_model is None:
             raise LoadError(f"{model.name}: an adapter without a base model cannot be loaded")
         base = AutoModelForSequenceClassification.from_pretrained(
-            str(artifact_path(model.base_model.path)), num_labels=1, use_safetensors=True
+            str(artifact_path(model.base_model.path)), num_labels=num_labels(folder), use_safetensors=True
         )
         net = PeftModel.from_pretrained(base, str(folder), use_safetensors=True)
     else:
-        net = AutoModelForSequenceClassification.from_pretrained(str(folder), num_labels=1, use_safetensors=True)
+        net = AutoModelForSequenceClassification.from_pretrained(str(folder), num_labels=num_labels(folder), use_safetensors=True)
+    # One head per attribute for a multi-objective model (arbiter_heads.json): the scorer combines them.
+    heads_attach(net, folder)
     tokenizer = load_tokenizer(folder)
     # The head reads the last non-pad token; it must agree with the tokenizer on which that is.
     net.config.pad_token_id = tokenizer.pad_token_id

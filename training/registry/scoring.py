@@ -11,7 +11,8 @@ The scoring itself is training/core/scorer.py's, the loading training/registry/l
 torch is imported inside the functions only."""
 from __future__ import annotations
 
-from training.core.scorer import pair_ids, reward_scores, scoring_length
+from training.core.heads import WeightsError, weights_check, weights_parse
+from training.core.scorer import model_heads, pair_ids, reward_scores, scoring_length
 from training.registry.loading import LoadError, reward_model_loaded
 from training.registry.models import ModelArtifact
 
@@ -35,7 +36,7 @@ class ScoringUnavailable(Exception):
     """No scoring worker answered in time (or it failed)."""
 
 
-def score_on_worker(*, model: ModelArtifact, prompt, responses: list) -> list[float]:
+def score_on_worker(*, model: ModelArtifact, prompt, responses: list, weights: dict[str, float] | None = None) -> list[float]:
     """The web side: send the request to the `score` queue and wait for the scores. Raises
     ScoringError (the request is at fault: 400) or ScoringUnavailable (503)."""
     from celery.exceptions import TimeoutError as CeleryTimeout
@@ -45,7 +46,9 @@ def score_on_worker(*, model: ModelArtifact, prompt, responses: list) -> list[fl
 
     timeout = settings.ARBITER_SCORE_TIMEOUT_SECONDS
     # `expires`: a worker that picks the message up after we gave up drops it instead of scoring for nobody.
-    pending = score_responses.apply_async(args=[model.pk, prompt, list(responses)], queue="score", expires=timeout)
+    # weights only when given: a message without them is the one every worker version understands.
+    pending = score_responses.apply_async(args=[model.pk, prompt, list(responses)], kwargs={"weights": weights} if weights else {},
+                                          queue="score", expires=timeout)
     try:
         answer = pending.get(timeout=timeout, propagate=False)
     except CeleryTimeout:
@@ -64,13 +67,13 @@ def score_on_worker(*, model: ModelArtifact, prompt, responses: list) -> list[fl
     return answer["scores"]
 
 
-def score_request(*, model_id: int, prompt, responses: list) -> dict:
+def score_request(*, model_id: int, prompt, responses: list, weights: dict[str, float] | None = None) -> dict:
     """The worker side (training.tasks.score_responses): scores, or the error for a 400."""
     model = ModelArtifact.objects.select_related("base_model").filter(pk=model_id).first()
     if model is None:
         return {"error": f"no model {model_id}", "field": "model"}
     try:
-        return {"scores": [float(s) for s in score(model=model, prompt=prompt, responses=responses)]}
+        return {"scores": [float(s) for s in score(model=model, prompt=prompt, responses=responses, weights=weights)]}
     except ScoringError as exc:
         return {"error": str(exc), "field": exc.field}
     except (ValueError, OSError) as exc:
@@ -90,24 +93,33 @@ def _reward_model(model: ModelArtifact):
         raise ScoringError(str(exc)) from None
 
 
-def score(*, model: ModelArtifact, prompt, responses: list, batch_size: int = 16) -> list[float]:
+def score(*, model: ModelArtifact, prompt, responses: list, batch_size: int = 16, weights: dict[str, float] | None = None) -> list[float]:
     """Rewards for responses to one prompt (text, or a list of chat messages), higher is better.
-    A request over the limit is refused rather than cut: its caller asked for these texts scored."""
+    A request over the limit is refused rather than cut: its caller asked for these texts scored.
+    `weights`: how a multi-objective model's heads combine (training/core/heads.py); None: its defaults."""
     _check_kind(model)
+    try:
+        weights = weights_parse(weights, field="weights")  # the worker checks what the web process checked: a message may come from elsewhere
+    except WeightsError as exc:
+        raise ScoringError(str(exc), field=exc.field) from None
     if not responses:
         return []
     if len(responses) > MAX_RESPONSES:
         raise ScoringError(f"responses: at most {MAX_RESPONSES} per request, got {len(responses)}", field="responses")
     net, tokenizer = _reward_model(model)
+    try:
+        weights_check(model_heads(net), weights, model=model.name)
+    except WeightsError as exc:
+        raise ScoringError(str(exc), field=exc.field) from None
     limit = scoring_length(net, tokenizer, MAX_TOKENS)
     prompts = [prompt] * len(responses)
     for i, ids in enumerate(pair_ids(tokenizer, prompts, responses, max_length=None)):
         if len(ids) > limit:
             raise ScoringError(f"responses[{i}]: the prompt and this response are {len(ids)} tokens; the limit is {limit}", field="responses")
-    return reward_scores(net, tokenizer, prompts, responses, batch_size=batch_size, cap=MAX_TOKENS).cpu().tolist()
+    return reward_scores(net, tokenizer, prompts, responses, batch_size=batch_size, cap=MAX_TOKENS, weights=weights).cpu().tolist()
 
 
-def reward_model_load(model: ModelArtifact):
+def reward_model_load(model: ModelArtifact, *, weights: dict[str, float] | None = None):
     """A registered reward model as a batched scorer for many prompts at once (policy evaluation):
     training.rl.models.RewardModel on the cached network. A pair longer than the model's context is
     cut from the left (training/core/scorer.py), where score() refuses it: one long answer must not
@@ -115,4 +127,7 @@ def reward_model_load(model: ModelArtifact):
     from training.rl.models import RewardModel
 
     net, tokenizer = _reward_model(model)
-    return RewardModel(net, tokenizer, max_length=MAX_TOKENS)
+    try:
+        return RewardModel(net, tokenizer, max_length=MAX_TOKENS, weights=weights)
+    except WeightsError as exc:
+        raise ScoringError(str(exc), field=exc.field) from None

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from training.core.scorer import reward_scores
+from training.core.scorer import model_heads, reward_scores
 
 # The classification heads of transformers models (decoder LMs: score; encoders: classifier).
 HEADS = ("score", "classifier")
@@ -41,9 +41,10 @@ def load_prompts(snapshot_dir: Path | str, split: str) -> list:
     """The snapshot's prompts of one split (text, or lists of chat messages), each once.
 
     The `prompts` format holds every item's prompt, judged or not; a snapshot built before that
-    format existed still has its prompts in the preference (or sft) rows, which we fall back to."""
+    format existed still has its prompts in the preference (or sft) rows, which we fall back to
+    (last, the `attributes` rows of a snapshot exported for a multi-objective reward model)."""
     folder = Path(snapshot_dir)
-    for fmt in ("prompts", "preference", "sft", "unpaired"):
+    for fmt in ("prompts", "preference", "sft", "unpaired", "attributes"):
         path = folder / fmt / f"{split}.jsonl"
         if path.exists():
             prompts = _jsonl_prompts(path)
@@ -69,17 +70,23 @@ def _head(model) -> nn.Module:
 class RewardModel:
     """Scores whole responses: one float per (prompt, response), higher is better. `adapter_off`:
     the network is the critic's too (LoRA), and the reward is what it says with the adapter off.
-    `max_length` caps the model's own maximum positions."""
+    `max_length` caps the model's own maximum positions. `weights`: how a multi-objective model's
+    heads are combined (None: its saved defaults); checked against the model here, before any rollout."""
 
-    def __init__(self, net, tokenizer, *, adapter_off: bool = False, batch_size: int = 16, max_length: int = 2048):
+    def __init__(self, net, tokenizer, *, adapter_off: bool = False, batch_size: int = 16, max_length: int = 2048,
+                 weights: dict[str, float] | None = None):
+        from training.core.heads import weights_check
+
         self.net, self.tokenizer, self.adapter_off = net, tokenizer, adapter_off
-        self.batch_size, self.max_length = batch_size, max_length
+        self.batch_size, self.max_length, self.weights = batch_size, max_length, weights
+        weights_check(model_heads(net), weights, field="attribute_weights")
 
     def __call__(self, prompts: list, responses: list[str]) -> torch.Tensor:
         # The one scorer (training/core/scorer.py): per-row special tokens, cut from the prompt's left.
         off = self.net.disable_adapter() if self.adapter_off else nullcontext()
         with off:
-            return reward_scores(self.net, self.tokenizer, prompts, responses, batch_size=self.batch_size, cap=self.max_length)
+            return reward_scores(self.net, self.tokenizer, prompts, responses, batch_size=self.batch_size, cap=self.max_length,
+                                 weights=self.weights)
 
 
 class ValueModel(nn.Module):
@@ -177,15 +184,19 @@ def load_reward_model(path: Path | str, *, is_adapter: bool = False, dtype=None,
     (`base_path`, or the one named in the adapter's config), so a critic's adapter can go on top."""
     from transformers import AutoModelForSequenceClassification
 
+    from training.core.heads import heads_attach, num_labels
+
     path = Path(path)
+    heads = num_labels(path)  # one per attribute for a multi-objective model (arbiter_heads.json)
     if is_adapter or (path / "adapter_config.json").exists():
         from peft import PeftModel
 
         base_path = base_path or json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
-        base = AutoModelForSequenceClassification.from_pretrained(base_path, num_labels=1, dtype=dtype, use_safetensors=True)
+        base = AutoModelForSequenceClassification.from_pretrained(base_path, num_labels=heads, dtype=dtype, use_safetensors=True)
         net = PeftModel.from_pretrained(base, str(path)).merge_and_unload()
     else:
-        net = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1, dtype=dtype, use_safetensors=True)
+        net = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=heads, dtype=dtype, use_safetensors=True)
+    heads_attach(net, path)
     tokenizer = load_tokenizer(path)
     net.config.pad_token_id = tokenizer.pad_token_id  # the head reads the last non-pad token
     return net, tokenizer

@@ -99,9 +99,31 @@ def tokenizer_difference(a: dict, b: dict) -> str | None:
     return "; ".join(parts + diff[:2])
 
 
+def snapshot_attributes(snapshot) -> list[str] | None:
+    """The attribute columns of a snapshot's `attributes` rows (a column with its `_count` beside
+    it), from the first row: every row has every scale question. None when there is no such file."""
+    from training.core.paths import artifact_path
+
+    try:
+        with open(artifact_path(snapshot.path) / "attributes" / "train.jsonl", encoding="utf-8") as fh:
+            row = json.loads(fh.readline())
+    except (OSError, ValueError):
+        return None
+    return [k for k in row if f"{k}_count" in row] if isinstance(row, dict) else None
+
+
 def run_check_compatible(*, method: str, values: dict, base_model: ModelArtifact, reward_model: ModelArtifact | None,
-                         num_processes: int) -> None:
+                         num_processes: int, snapshot=None) -> None:
     """Refuse, naming the fix, a run whose settings and models cannot work together."""
+    if values.get("default_weights") and snapshot is not None:
+        # multi_reward: a weight for an attribute the snapshot lacks is refused before the run waits in the queue
+        # (the worker checks again, for a file it could not read here).
+        from training.core.heads import weights_parse
+
+        attributes = snapshot_attributes(snapshot)
+        unknown = sorted(set(weights_parse(values["default_weights"], field="default_weights") or {}) - set(attributes or []))
+        if attributes is not None and unknown:
+            raise ConfigError(f"default_weights.{unknown[0]}: the snapshot has no attribute {unknown[0]!r} (it has {', '.join(attributes)})")
     if values.get("critic_init") == "reward_model" and reward_model is not None:
         # The critic gives a value per policy token, so it must read the policy's token ids.
         policy_tok, rm_tok = artifact_tokenizer(base_model), artifact_tokenizer(reward_model)
@@ -112,6 +134,15 @@ def run_check_compatible(*, method: str, values: dict, base_model: ModelArtifact
                 f"({difference}), so a critic started from it cannot value the policy's tokens; set critic_init to policy, "
                 f"or choose a reward model trained from {base_model.name}"
             )
+    if values.get("attribute_weights") and reward_model is not None:
+        # Names checked against the reward model's heads (its arbiter_heads.json) before the run queues.
+        from training.core.heads import WeightsError, heads_read, weights_check, weights_parse
+
+        try:
+            weights_check(heads_read(model_path(reward_model)), weights_parse(values["attribute_weights"], field="attribute_weights"),
+                          field="attribute_weights", model=f"the reward model {reward_model.name}")
+        except (WeightsError, ValueError) as exc:
+            raise ConfigError(str(exc)) from None
     if values.get("use_liger_kernel") is True and base_model.kind == ModelArtifact.Kind.ENCODER:
         # Liger patches decoder LMs (Llama, Qwen2, Mistral, Gemma, ...); for a BERT-style encoder it
         # logs that it has no kernels and the run goes on without them.

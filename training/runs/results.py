@@ -51,15 +51,32 @@ def win_rate_text(values: dict) -> str | None:
             f"95% CI {v['ci_low']:.2f}–{v['ci_high']:.2f})")
 
 
+def attribute_text(fig: dict) -> str:
+    """'Spearman 0.812 (95% CI 0.66–0.90), MAE 0.312 (95% CI 0.25–0.37); n=40' for one head of a
+    multi-objective reward model (training/recipes/multi_reward.py)."""
+    def part(name: str, value, ci) -> str:
+        if not isinstance(value, (int, float)):
+            return f"{name} n/a"
+        return f"{name} {value:.3f}" + (f" (95% CI {ci[0]:.2f}–{ci[1]:.2f})" if ci else " (no interval)")
+
+    return f"{part('Spearman', fig.get('spearman'), fig.get('spearman_ci95'))}, {part('MAE', fig.get('mae'), fig.get('mae_ci95'))}; n={fig.get('n')}"
+
+
 def display_rows(values: dict) -> list[tuple[str, str]]:
     """Plain values as display text: accuracies with n and interval, a win rate with its counts and
     interval, other floats to 4 significant digits, the rest as they are; the keys that an accuracy
     or the win rate already shows are left out."""
     figures = accuracy_figures(values)
     win = win_rate_text(values)
+    heads = values.get("attributes") if isinstance(values.get("attributes"), dict) else {}
+    shown = {f"{a}_{k}" for a in heads for k in ("mae", "spearman")}  # the flat copies, shown with their intervals
     rows = []
     for key, value in values.items():
-        if key in figures:
+        if key == "attributes" and heads:
+            rows += [(name, attribute_text(fig)) for name, fig in heads.items() if isinstance(fig, dict)]
+        elif key in shown:
+            continue
+        elif key in figures:
             rows.append((key, accuracy_text(figures[key])))
         elif key.endswith("_n") and key[:-2] in figures:
             continue

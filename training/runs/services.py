@@ -83,7 +83,8 @@ def run_create(
         raise ConfigError(f"num_processes: between 1 and {MAX_PROCESSES} (one per device), not {num_processes!r}")
     if distributed not in TrainingRun.Distributed.values:
         raise ConfigError(f"distributed: one of {', '.join(TrainingRun.Distributed.values)}, not {distributed!r}")
-    run_check_compatible(method=method, values=values, base_model=base_model, reward_model=reward_model, num_processes=num_processes)
+    run_check_compatible(method=method, values=values, base_model=base_model, reward_model=reward_model, num_processes=num_processes,
+                         snapshot=snapshot)
     with transaction.atomic():
         run = TrainingRun.objects.create(
             project=project,

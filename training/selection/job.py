@@ -36,8 +36,9 @@ def _status(project_id: int, **fields) -> None:
     Project.objects.filter(pk=project_id).update(selection_status=status)
 
 
-def priorities_score(*, project_id: int, batch_size: int = 16) -> str:
-    """Score every pending item of the project; returns what it did ("skipped", "done: N items")."""
+def priorities_score(*, project_id: int, batch_size: int = 16, weights: dict[str, float] | None = None) -> str:
+    """Score every pending item of the project; returns what it did ("skipped", "done: N items").
+    `weights`: how a multi-objective reward model's heads combine (None: the weights it was saved with)."""
     from training.core.scorer import reward_scores
     from training.registry.loading import reward_model_loaded
 
@@ -70,7 +71,7 @@ def priorities_score(*, project_id: int, batch_size: int = 16) -> str:
                 responses += texts
                 owners += [item.id] * len(texts)
             # Chat and text prompts mixed, each pair cut to the model's own positions (the one scorer).
-            scores = reward_scores(net, tokenizer, prompts, responses, batch_size=batch_size).cpu().tolist()
+            scores = reward_scores(net, tokenizer, prompts, responses, batch_size=batch_size, weights=weights).cpu().tolist()
             per_item: dict[int, list[float]] = {}
             for owner, value in zip(owners, scores):
                 per_item.setdefault(owner, []).append(value)
