@@ -197,7 +197,7 @@ def test_it_says_a_single_head_model_takes_no_weights_on_the_page(project, add_i
 # --- the evaluation form on a policy's page -------------------------------------------------------
 
 @pytest.fixture
-def multi_judge(owned_policy, settings):  # noqa: F811
+def multi_judge(owned_policy, settings):
     policy, judge, snapshot = owned_policy
     build_multi_head_model(Path(settings.ARTIFACT_ROOT) / "models" / "judge-3", weights={"polite": 1.0, "rude": -1.0, "wordy": 0.0})
     rm = ModelArtifact.objects.create(name="judge-3", kind=ModelArtifact.Kind.REWARD_MODEL, source=ModelArtifact.Source.TRAINED,
