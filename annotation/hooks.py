@@ -23,9 +23,18 @@ class UncertaintyScorer(Protocol):
     def model_effective(self, *, project) -> str | None:
         """The name of the model that scores the project now, or None when there is none."""
 
-    def model_choose(self, *, project, model_id: int | None, user) -> None:
-        """Store the choice (None: the newest); raises SelectionError for a model this user may
-        not choose for this project. `user` None: an operator at the shell."""
+    def model_weights(self, *, project) -> dict[str, float]:
+        """The stored weights of a multi-objective model's heads ({}: the weights it was saved with)."""
+
+    def model_attributes(self, *, project) -> list[str] | None:
+        """The attributes (heads) of the model that scores the project now; None: a single-head
+        model, or no model."""
+
+    def model_choose(self, *, project, model_id: int | None, user, weights=None) -> None:
+        """Store the choice (None: the newest) and the weights, as given (a dict, or a text
+        "helpfulness=1, verbosity=-0.5"; None or empty: the model's own). Raises SelectionError for
+        a model this user may not choose for this project ("selection_model: ...") or weights the
+        model that will score cannot apply ("selection_weights...: ..."). `user` None: an operator at the shell."""
 
     def queue(self, *, project_id: int) -> None:
         """Score every pending item of the project on a worker, after this transaction commits."""

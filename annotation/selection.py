@@ -78,12 +78,15 @@ def priorities_reset_now(*, project_id: int) -> int:
     return updated
 
 
-def selection_set(*, project: Project, selection: str, model_id: int | None = None, user=None) -> Project:
+def selection_set(*, project: Project, selection: str, model_id: int | None = None, weights=None, user=None) -> Project:
     """Change how the project's next items are picked, and bring the stored priorities in line
     (an UPDATE for fewest/random; a scoring job for uncertain, queued after commit). `model_id`
     is the reward model for uncertain (None: the newest trained on the project), kept by the
     scorer that training installs (annotation.hooks.uncertainty), among those `user` may choose
-    for this project (None: an operator at the shell)."""
+    for this project (None: an operator at the shell). `weights`: how a multi-objective model's
+    heads combine, raw as the person gave them (a dict or "helpfulness=1, verbosity=-0.5"; None:
+    the model's own); the scorer parses and checks them against the model's heads, since only
+    training knows what a model's heads are. Every call replaces both (the form and a PUT send all)."""
     if selection not in Selection.values:
         raise SelectionError(f"selection: {selection!r} is not one of {', '.join(Selection.values)}")
     scorer = hooks.uncertainty
@@ -91,9 +94,11 @@ def selection_set(*, project: Project, selection: str, model_id: int | None = No
         project.selection = selection
         fields = ["selection"]
         if scorer is not None:
-            scorer.model_choose(project=project, model_id=model_id, user=user)
+            scorer.model_choose(project=project, model_id=model_id, user=user, weights=weights)
         elif model_id is not None or selection == Selection.UNCERTAIN:
             raise SelectionError("selection_model: no reward-model scorer is installed (the training app)")
+        elif weights not in (None, "", {}) and not (isinstance(weights, str) and not weights.strip()):
+            raise SelectionError("selection_weights: no reward-model scorer is installed (the training app)")
         if selection == Selection.UNCERTAIN:
             if scorer.model_effective(project=project) is None:
                 raise SelectionError("selection_model: no reward model is trained on this project yet; choose one")

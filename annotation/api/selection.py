@@ -1,7 +1,8 @@
 """How a project picks the next item, over the API (annotation/selection.py).
 
 GET  /api/projects/<slug>/selection/           researchers and managers: the setting and the last scoring job
-PUT  /api/projects/<slug>/selection/           managers: {"selection": "fewest"|"random"|"uncertain", "selection_model": id|null}
+PUT  /api/projects/<slug>/selection/           managers: {"selection": "fewest"|"random"|"uncertain", "selection_model": id|null,
+                                               "selection_weights": {"helpfulness": 1, "verbosity": -0.5}|null}
 POST /api/projects/<slug>/selection/refresh/   managers: score the pending items again (uncertain only)
 """
 from __future__ import annotations
@@ -24,12 +25,26 @@ class SelectionSerializer(serializers.Serializer):
     selection = serializers.ChoiceField(choices=Project.Selection.choices)
     selection_model = serializers.IntegerField(allow_null=True, required=False, min_value=1, max_value=2**63 - 1,
                                                help_text="A reward model's id; null: the newest reward model trained on this project.")
+    # Parsed and checked against the model's heads by training (the scorer), not here: annotation
+    # knows nothing of heads. Errors come back keyed by the field they name ("selection_weights.verbosity").
+    selection_weights = serializers.JSONField(
+        allow_null=True, required=False,
+        help_text="A multi-objective reward model's weights, {attribute: weight} (-100..100); null or {}: the weights it was saved with. "
+                  "Refused for a single-head model.")
+    selection_attributes = serializers.ListField(child=serializers.CharField(), read_only=True, allow_null=True,
+                                                 help_text="The attributes of the model that scores now; null: a single head, or none.")
     status = serializers.JSONField(read_only=True, source="selection_status")
 
 
 def _payload(project: Project) -> dict:
-    chosen = hooks.uncertainty.model_chosen(project=project) if hooks.uncertainty else None
-    return {"selection": project.selection, "selection_model": chosen, "status": project.selection_status}
+    scorer = hooks.uncertainty
+    return {
+        "selection": project.selection,
+        "selection_model": scorer.model_chosen(project=project) if scorer else None,
+        "selection_weights": scorer.model_weights(project=project) if scorer else {},
+        "selection_attributes": scorer.model_attributes(project=project) if scorer else None,
+        "status": project.selection_status,
+    }
 
 
 class SelectionView(APIView):
@@ -47,7 +62,7 @@ class SelectionView(APIView):
         data.is_valid(raise_exception=True)
         try:
             selection_set(project=project, selection=data.validated_data["selection"], model_id=data.validated_data.get("selection_model"),
-                          user=request.user)
+                          weights=data.validated_data.get("selection_weights"), user=request.user)
         except SelectionError as exc:
             field, _, message = str(exc).partition(": ")
             raise ValidationError({field: [message]}) from None

@@ -1,7 +1,7 @@
 """The next-item order of a project, in the browser (annotation/selection.py).
 
 GET  /projects/<slug>/selection/           researchers and managers: the setting and the last scoring job
-POST /projects/<slug>/selection/           managers: selection, selection_model; or action=refresh
+POST /projects/<slug>/selection/           managers: selection, selection_model, selection_weights; or action=refresh
 """
 from __future__ import annotations
 
@@ -34,10 +34,12 @@ def selection_page(request: HttpRequest, slug: str) -> HttpResponse:
                 if model_id and not (model_id.isdigit() and len(model_id) < 19):
                     raise SelectionError("selection_model: no such reward model")
                 selection_set(project=project, selection=request.POST.get("selection", ""), model_id=int(model_id) if model_id else None,
-                              user=request.user)
+                              weights=request.POST.get("selection_weights", ""), user=request.user)
                 messages.success(request, f"Next items: {project.get_selection_display().lower()}.")
         except SelectionError as exc:
-            messages.error(request, str(exc).partition(": ")[2] or str(exc))
+            field, _, message = str(exc).partition(": ")
+            # The weights' errors name their entry ("selection_weights.verbosity"): say which, in words.
+            messages.error(request, f"Weights ({field}): {message}" if field.startswith("selection_weights") else message or str(exc))
         return redirect(reverse("annotation:project-selection", kwargs={"slug": project.slug}))
     scorer = hooks.uncertainty
     return render(
@@ -51,9 +53,16 @@ def selection_page(request: HttpRequest, slug: str) -> HttpResponse:
             "models": scorer.model_choices(project=project, user=request.user) if scorer else [],
             "chosen_model": scorer.model_chosen(project=project) if scorer else None,
             "effective_model": scorer.model_effective(project=project) if scorer else None,
+            "attributes": scorer.model_attributes(project=project) if scorer else None,
+            "weights_text": _weights_text(scorer.model_weights(project=project) if scorer else {}),
             "status": project.selection_status or {},
         },
     )
+
+
+def _weights_text(weights: dict) -> str:
+    # The form's syntax, as the person typed it ("helpfulness=1, verbosity=-0.5").
+    return ", ".join(f"{name}={value:g}" for name, value in (weights or {}).items())
 
 
 urlpatterns = [path("projects/<slug:slug>/selection/", selection_page, name="project-selection")]

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from annotation.models import Candidate, Item, Project
 from annotation.selection import Selection
-from training.selection.services import selection_model_for
+from training.selection.services import selection_model_for, selection_weights_for
 
 log = logging.getLogger(__name__)
 ITEMS_PER_BATCH = 256
@@ -38,8 +38,10 @@ def _status(project_id: int, **fields) -> None:
 
 def priorities_score(*, project_id: int, batch_size: int = 16, weights: dict[str, float] | None = None) -> str:
     """Score every pending item of the project; returns what it did ("skipped", "done: N items").
-    `weights`: how a multi-objective reward model's heads combine (None: the weights it was saved with)."""
-    from training.core.scorer import reward_scores
+    `weights`: how a multi-objective reward model's heads combine (None: the project's stored
+    selection weights, read when the job starts like the model; none stored: the model's own)."""
+    from training.core.heads import WeightsError, weights_check
+    from training.core.scorer import model_heads, reward_scores
     from training.registry.loading import reward_model_loaded
 
     project = Project.objects.filter(pk=project_id).first()
@@ -50,11 +52,19 @@ def priorities_score(*, project_id: int, batch_size: int = 16, weights: dict[str
         _status(project_id, state="failed", error="no reward model is trained on this project yet")
         return "skipped"
     pending = Item.objects.filter(project=project, is_gold=False, judgment_count__lt=F("project__overlap"))
+    if weights is None:
+        weights = selection_weights_for(project) or None
     total = pending.count()
-    _status(project_id, state="running", model=model.name, scored=0, total=total, error="")
+    _status(project_id, state="running", model=model.name, weights=weights or {}, scored=0, total=total, error="")
     started = time.monotonic()
     try:
         net, tokenizer = reward_model_loaded(model)
+        try:
+            # Checked when chosen; checked again here, since "the newest model" may have changed since.
+            weights_check(model_heads(net), weights, field="selection_weights", model=model.name)
+        except WeightsError as exc:
+            _status(project_id, state="failed", error=str(exc)[:500])
+            return "skipped"
         scored, last_id = 0, 0
         while True:
             items = list(pending.filter(id__gt=last_id).order_by("id").only("id", "prompt")[:ITEMS_PER_BATCH])

@@ -35,15 +35,35 @@ def policy_loop(context, model: ModelArtifact):
     viewable = projects_viewable(user=user)
     snapshots = DatasetSnapshot.objects.filter(project__in=viewable, status=DatasetSnapshot.Status.READY).select_related("project").order_by("project__slug", "-version")[:50]
     reference = model.base_model
+    reward_models = list(model_list_for_user(user=user).filter(kind=ModelArtifact.Kind.REWARD_MODEL).order_by("name"))
     return {
         "show": True,
         "model": model,
         "jobs": jobs,
         "csrf_token": context.get("csrf_token"),
-        "reward_models": model_list_for_user(user=user).filter(kind=ModelArtifact.Kind.REWARD_MODEL).order_by("name"),
+        "reward_models": reward_models,
+        "judge_attributes": judge_attributes(reward_models[:200]),  # a small JSON file each: bounded
         "prompt_choices": [(f"{s.project.slug}:v{s.version}", f"{s.project.name} v{s.version} (snapshot)") for s in snapshots]
         + [(p.slug, f"{p.name} (its items)") for p in viewable.order_by("slug")],
         "managed": projects_managed(user=user).order_by("slug"),
         "default_policies": f"{model.name}@0.7" + (f"\n{reference.name}@1.0" if reference else ""),
         "reference": reference,
     }
+
+
+def judge_attributes(models: list[ModelArtifact]) -> list[tuple[str, list[str]]]:
+    """(name, attributes) of the multi-objective reward models among `models`: the evaluation
+    form's help says what its reward_weights may name. A folder that is missing or broken says
+    nothing here; queueing the evaluation names the problem."""
+    from training.core.heads import heads_read
+    from training.registry.services import model_path
+
+    out = []
+    for m in models:
+        try:
+            heads = heads_read(model_path(m))
+        except (OSError, ValueError):
+            continue
+        if heads:
+            out.append((m.name, heads["attributes"]))
+    return out

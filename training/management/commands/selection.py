@@ -2,7 +2,7 @@
 training's: training/selection/).
 
     python manage.py selection --project SLUG                        # show the setting and the last scoring job
-    python manage.py selection --project SLUG --order uncertain [--model NAME]
+    python manage.py selection --project SLUG --order uncertain [--model NAME] [--weights "helpfulness=1, verbosity=-0.5"]
     python manage.py selection --project SLUG --refresh [--now]      # score pending items again (--now: here, not on the gpu worker)
 """
 from __future__ import annotations
@@ -21,10 +21,11 @@ class Command(BaseCommand):
         parser.add_argument("--project", required=True)
         parser.add_argument("--order", choices=Project.Selection.values)
         parser.add_argument("--model", help="reward model name (default: the newest trained on the project)")
+        parser.add_argument("--weights", help="a multi-objective reward model's weights, name=weight, ... (default: the weights it was saved with)")
         parser.add_argument("--refresh", action="store_true", help="score the pending items again")
         parser.add_argument("--now", action="store_true", help="with --refresh: score in this process instead of queueing")
 
-    def handle(self, *args, project: str, order: str | None, model: str | None, refresh: bool, now: bool, **options):
+    def handle(self, *args, project: str, order: str | None, model: str | None, weights: str | None, refresh: bool, now: bool, **options):
         found = Project.objects.filter(slug=project).first()
         if found is None:
             raise CommandError(f"--project: no project with slug {project!r}")
@@ -35,7 +36,7 @@ class Command(BaseCommand):
                 raise CommandError(f"--model: no model named {model!r}")
         try:
             if order:
-                selection_set(project=found, selection=order, model_id=artifact.pk if artifact else None)
+                selection_set(project=found, selection=order, model_id=artifact.pk if artifact else None, weights=weights)
             if refresh:
                 if now:
                     from training.selection.job import priorities_score
