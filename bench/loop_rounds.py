@@ -25,14 +25,19 @@ to the held-out set, the next --train-prompts to training.
 The raters' rule, stated in each judgment's rationale: **prefer the answer that speaks to the
 person, not about itself** -- the larger share of second-person words (you, your, yourself, you're...)
 less the share of first-person singular ones (I, me, my, I'm...); an answer of fewer than four words
-counts worst, and equal scores are decided by a coin. Why this rule:
+counts worst, and when the rule cannot tell two answers apart (equal scores: most often neither
+says "you" or "I") the rater answers "tie", as a person would, and the pair teaches nothing. Why this rule:
  - it is not length: shares of the words, so padding an answer does not raise it (the classic confounder);
  - a reward model can learn it only from labels (nothing tells it the rule), and the policy never
    sees it, so a win for the policy is the loop working: labels -> reward model -> RL -> answers;
  - SmolLM2-135M's answers vary both ways ("I'm sorry, I can't..." against "You can..."), so RL has
    variance to move, and few pairs tie;
  - it is a real preference of rating guides ("address the user's situation, not yourself").
---noise flips each rater's answer with that probability (default 0.2: real raters disagree).
+--noise flips each rater's preference with that probability (default 0.2: real raters disagree).
+Ties matter: in a first version the raters broke them with a coin, so about half the labels were
+noise, the reward model learned what the coin said, and RL against it raised the reward model's win
+rate over the base to 0.73 while the raters' stayed at 0.53 (over-optimisation of a bad reward
+model; docs/loop-rounds.md). A tie counts half a win on the leaderboard, as a coin would on average.
 
 Writes bench/results/loop_rounds.json: {"settings": ..., "rounds": [...]}, one object per round.
 """
@@ -90,12 +95,12 @@ def hh_prompts(path: Path) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--train-prompts", type=int, default=200, help="Training prompts; each round labels a pair on each.")
+    parser.add_argument("--train-prompts", type=int, default=300, help="Training prompts; each round labels a pair on each.")
     parser.add_argument("--heldout", type=int, default=100, help="Held-out prompts the raters judge the policies on.")
     parser.add_argument("--noise", type=float, default=0.2, help="Probability that a rater's answer is flipped.")
     parser.add_argument("--method", default="grpo", choices=("grpo", "ppo"))
-    parser.add_argument("--rl-steps", type=int, default=30, help="Optimizer steps of each round's RL run.")
-    parser.add_argument("--rl-lr", type=float, default=1e-5, help="Learning rate of the RL runs (full fine-tuning).")
+    parser.add_argument("--rl-steps", type=int, default=24, help="Optimizer steps of each round's RL run.")
+    parser.add_argument("--rl-lr", type=float, default=2.5e-5, help="Learning rate of the RL runs (full fine-tuning).")
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--long-run", type=int, default=0, metavar="STEPS",
                         help="After the rounds, one longer RL run from the base against the last reward model, its "
@@ -160,7 +165,7 @@ class Loop:
         self.heldout_prompts = self._prompt_set("loop-heldout-prompts", heldout)
         members = {u: "rater" for u in self.raters}
         self.labels = project_create(name="Loop labels", slug="loop-labels", created_by=self.manager, members=members,
-                                     allow_tie=False, instructions=RULE)
+                                     allow_tie=True, instructions=RULE)
         t0 = time.monotonic()
         self.base = model_register_smollm2()
         self.encoder = model_register_minilm()
@@ -246,9 +251,12 @@ class Loop:
         print(f"  {stored} judgments by the simulated raters on {project.slug}")
         return stored
 
-    def _choose(self, candidates: list[dict]) -> int:
-        scores = [(rater_score(c["text"]), self.rng.random(), c["position"]) for c in candidates]
-        best, worst = max(scores)[2], min(scores)[2]
+    def _choose(self, candidates: list[dict]) -> int | str:
+        """The position the rule prefers, "tie" when it cannot tell them apart; --noise flips a preference."""
+        scores = [(rater_score(c["text"]), c["position"]) for c in candidates]
+        (low, worst), (high, best) = min(scores), max(scores)
+        if low == high:
+            return "tie"
         return worst if self.rng.random() < self.args.noise else best
 
     def _rank(self, candidates: list[dict]) -> dict:
@@ -306,7 +314,7 @@ class Loop:
     def _eval_project(self, slug):
         from annotation.projects import project_create
 
-        return project_create(name=slug, slug=slug, created_by=self.manager, members=self.members, allow_tie=False,
+        return project_create(name=slug, slug=slug, created_by=self.manager, members=self.members, allow_tie=True,
                               instructions=RULE)
 
     def _rater_win_rate(self, project, policy, other, label) -> dict:
