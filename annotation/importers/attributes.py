@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from annotation import kinds, questions
-from annotation.importers.formats import ParsedItem, Response, _prompt, _text, check_count, detect_format, iter_records, stable_id
+from annotation.importers.formats import ParsedItem, Response, _prompt, _text, check_count, readable_records, stable_id
 from annotation.importers.records import ATTRIBUTE_ROW_KEYS, LineError, is_attribute_row
 from annotation.kinds import Kind
 
@@ -168,14 +168,10 @@ def survey(path: Path, *, fmt: str | None = None) -> dict[str, tuple[int, int, b
     found: dict[str, tuple[int, int]] = {}
     present: dict[str, int] = {}
     rows = 0
-    with Path(path).open("rb") as stream:
-        try:
-            container = detect_format(stream, Path(path).name, fmt)
-        except LineError:
+    with readable_records(path, fmt) as records:
+        if records is None:
             return None
-        for _, record in iter_records(stream, container):
-            if isinstance(record, LineError):
-                continue
+        for record in records:
             if not is_attribute_row(record):
                 return None
             rows += 1

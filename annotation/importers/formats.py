@@ -34,7 +34,9 @@ import io
 import json
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from django.conf import settings
@@ -437,3 +439,17 @@ def _gold(value: Any, project, n_candidates: int) -> dict:
     except kinds.InvalidValue as exc:
         raise LineError(f"gold.{exc.field}", exc.message) from exc
     return gold
+
+
+@contextmanager
+def readable_records(path, fmt: str | None = None):
+    """The file's well-formed records, for a quick look before importing it (importers/survey.py,
+    attributes.survey); None when its format cannot be told (the import itself says why).
+    Bad lines are skipped: the import reports them."""
+    with Path(path).open("rb") as stream:
+        try:
+            container = detect_format(stream, Path(path).name, fmt)
+        except LineError:
+            yield None
+            return
+        yield (record for _, record in iter_records(stream, container) if not isinstance(record, LineError))

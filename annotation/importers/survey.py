@@ -8,21 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from annotation.importers.formats import LineError, detect_format, iter_records
+from annotation.importers.formats import readable_records
 
 
 def response_counts(path: Path, *, fmt: str | None = None) -> tuple[int, int] | None:
     """(fewest, most) responses per item in the file, or None where no record has any (a prompt
     set, an unreadable file: the import says why)."""
     low = high = None
-    with Path(path).open("rb") as stream:
-        try:
-            container = detect_format(stream, Path(path).name, fmt)
-        except LineError:
+    with readable_records(path, fmt) as records:
+        if records is None:
             return None
-        for _, record in iter_records(stream, container):
-            if isinstance(record, LineError):
-                continue
+        for record in records:
             if "chosen" in record or "rejected" in record:
                 n = 2  # a preference record is a pair
             elif isinstance(record.get("responses"), list) and record["responses"]:
