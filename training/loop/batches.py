@@ -5,7 +5,13 @@ same validation, one transaction, ids already there skipped, so a retried job ad
 
 Each candidate's model_name is "<model> T=<temperature>", so the project's Bradley–Terry
 leaderboard ranks each policy at each setting; its metadata carries the model id and every
-sampling setting. `head_to_head` reads the human verdict between two of them."""
+sampling setting. `head_to_head` reads the human verdict between two of them.
+
+A batch of two policies, one answer each, may name a reward model: the job then also records the
+reward model's verdict on the very pairs it sends to raters (training/rl/comparison.py::compare on
+those answers: win rate of the first policy with its interval, mean KL of the first to the second),
+so the page shows the raters' and the reward model's verdicts on the same answers, side by side,
+and no second generation is needed to know where they part."""
 from __future__ import annotations
 
 from django.db import transaction
@@ -18,6 +24,9 @@ from training.loop.prompt_sources import prompt_source, prompts_load
 
 MAX_PROMPTS = 5000
 MAX_ANSWERS_PER_PROMPT = 16
+# Sequences generated at once (prompts × answers each): measured on 2 CPU threads with
+# SmolLM2-135M, 32 rows answer 1.7x faster than 8 (bench/loop_rounds.py's batches); a GPU only gains.
+ROWS_PER_BATCH = 32
 
 
 def candidate_name(model_name: str, temperature: float) -> str:
@@ -26,9 +35,11 @@ def candidate_name(model_name: str, temperature: float) -> str:
 
 def generation_batch_create(*, project: Project, policies: list[tuple[ModelArtifact, int, Sampling]], snapshot=None,
                             prompts_project: Project | None = None, split: str = "test", limit: int = 100,
-                            run=None, created_by=None) -> Job:
+                            run=None, created_by=None, reward_model: ModelArtifact | None = None, reward_weights=None) -> Job:
     """Validate and queue a batch. policies: (model, k answers per prompt, sampling) each; the
-    first one's page owns the job. The answers per prompt must fit the target project's kind."""
+    first one's page owns the job. The answers per prompt must fit the target project's kind.
+    `reward_model` (two policies, one answer each): also record its verdict on the pairs (see the
+    module's docstring); `reward_weights` as for an evaluation."""
     if not policies:
         raise GenerationError("policies: name at least one policy")
     names = set()
@@ -52,6 +63,8 @@ def generation_batch_create(*, project: Project, policies: list[tuple[ModelArtif
     if not 1 <= int(limit) <= MAX_PROMPTS:
         raise GenerationError(f"limit: {limit} must be 1..{MAX_PROMPTS}")
     params = {"policies": specs, "prompts": prompt_source(snapshot=snapshot, project=prompts_project, split=split), "limit": int(limit)}
+    if reward_model is not None:
+        params.update(_judge_params(specs, reward_model, reward_weights))
     from training.loop.jobs import job_enqueue
 
     with transaction.atomic():
@@ -89,37 +102,80 @@ def batch_records(*, job_id: int, prompts: list, answers: dict[str, list[list[di
     return records, empty
 
 
+def _judge_params(specs: list[dict], reward_model: ModelArtifact, raw_weights) -> dict:
+    from training.loop.evaluation import reward_model_validate, reward_weights_checked
+
+    reward_model_validate(reward_model)
+    if len(specs) != 2 or any(s["k"] != 1 for s in specs):
+        raise GenerationError("reward_model: its verdict compares two policies' answers one to one; "
+                              f"this batch has {' + '.join(str(s['k']) for s in specs)} answers per prompt (give two policies, k=1 each)")
+    weights = reward_weights_checked(reward_model, raw_weights)
+    return {"reward_model": reward_model.pk, "reward_model_name": reward_model.name, **({"reward_weights": weights} if weights else {})}
+
+
 def generation_batch_execute(*, job: Job, progress):
-    """What the worker runs for a generation job: generate, then import in one transaction."""
+    """What the worker runs for a generation job: generate, then import in one transaction; with a
+    reward model, then its verdict on the imported pairs."""
     import gc
 
     from annotation.importers.service import import_records
     from training.loop.generation import generate, policy_load
 
     specs = job.params["policies"]
+    judged = "reward_model" in job.params
     prompts = prompts_load(job.params["prompts"], limit=job.params.get("limit"))
-    total = len(prompts) * len(specs)
+    total = len(prompts) * (len(specs) + judged)
     progress.step(done=0, total=total)
-    answers = {}
+    answers, nets = {}, []
     for n, spec in enumerate(specs):
         model = ModelArtifact.objects.select_related("base_model").get(pk=spec["model"])
         net, tokenizer = policy_load(model)
         answers[spec["candidate_name"]] = generate(
             net=net, tokenizer=tokenizer, prompts=prompts, n=spec["k"], sampling=Sampling(**spec["sampling"]),
-            on_batch=lambda done, n=n: progress.step(done=n * len(prompts) + done),
+            batch_size=max(1, ROWS_PER_BATCH // spec["k"]), on_batch=lambda done, n=n: progress.step(done=n * len(prompts) + done),
         )
+        if judged:  # both stay loaded for the verdict: the KL needs the two
+            nets.append((net, tokenizer))
         del net
         gc.collect()
     records, empty = batch_records(job_id=job.pk, prompts=prompts, answers=answers, specs=specs,
                                    source=job.params["prompts"].get("label", ""))
-    progress.step(done=total)
+    progress.step(done=len(prompts) * len(specs))
     if not records:
         raise GenerationError(f"every one of the {len(prompts)} prompts got an empty answer from some policy "
                               f"({_empty_text(empty)}): nothing to send to raters")
     batch = import_records(project=job.project, records=records, created_by=job.created_by)
-    return {"prompts": len(prompts), "items_created": batch.items_created, "items_skipped": batch.items_skipped,
-            "prompts_left_out": len(prompts) - len(records), "empty_answers": empty,
-            "models": [s["candidate_name"] for s in specs], "import_batch": batch.pk}, batch
+    result = {"prompts": len(prompts), "items_created": batch.items_created, "items_skipped": batch.items_skipped,
+              "prompts_left_out": len(prompts) - len(records), "empty_answers": empty,
+              "models": [s["candidate_name"] for s in specs], "import_batch": batch.pk}
+    if judged:
+        result["reward_model"] = _verdict(job, prompts, [answers[s["candidate_name"]] for s in specs], nets,
+                                          on_progress=lambda done: progress.step(done=len(prompts) * len(specs) + done))
+    progress.step(done=total)
+    return result, batch
+
+
+def _verdict(job: Job, prompts: list, answers: list[list], nets: list, *, on_progress) -> dict:
+    """The reward model's verdict on the pairs the raters got: prompts where an answer was empty
+    are left out of both (batch_records leaves them out of the items)."""
+    from training.registry.scoring import reward_model_load
+    from training.rl.comparison import compare
+
+    params = job.params
+    (policy, tokenizer), (reference, ref_tokenizer) = nets
+    if ref_tokenizer.get_vocab() != tokenizer.get_vocab():
+        raise GenerationError(f"reward_model: {params['policies'][1]['model_name']} has another tokenizer than "
+                              f"{params['policies'][0]['model_name']}; the KL between them needs the same one")
+    kept = [i for i in range(len(prompts)) if all(side[i][0]["text"].strip() for side in answers)]
+    judge = ModelArtifact.objects.select_related("base_model").get(pk=params["reward_model"])
+    result = compare(policy=policy, reference=reference, tokenizer=tokenizer, reward=reward_model_load(judge, weights=params.get("reward_weights")),
+                     prompts=[prompts[i] for i in kept], answers=[answers[0][i] for i in kept],
+                     ref_answers=[answers[1][i] for i in kept], sampling=Sampling(**params["policies"][0]["sampling"]),
+                     batch_size=ROWS_PER_BATCH // 2, samples_kept=0,
+                     on_progress=lambda done, total: on_progress(max(0, done - 2 * len(kept))))
+    result.pop("samples")
+    return {**result, "policy": params["policies"][0]["candidate_name"], "reference": params["policies"][1]["candidate_name"],
+            "reward_model": judge.name}
 
 
 def batch_summary(result: dict, target: str) -> str:

@@ -41,12 +41,11 @@ def evaluation_create(*, policy: ModelArtifact, reference: ModelArtifact | None,
     policy_validate(reference, field="reference")
     if reference.pk == policy.pk:
         raise GenerationError("reference: a policy compared with itself says nothing")
-    if reward_model.kind != ModelArtifact.Kind.REWARD_MODEL:
-        raise GenerationError(f"reward_model: {reward_model.name} is {with_article(reward_model.get_kind_display().lower())}, not a reward model")
+    reward_model_validate(reward_model)
     if not 1 <= int(limit) <= MAX_PROMPTS:
         raise GenerationError(f"limit: {limit} must be 1..{MAX_PROMPTS}")
     sampling = (sampling or Sampling()).validate()
-    weights = _weights(reward_model, reward_weights)
+    weights = reward_weights_checked(reward_model, reward_weights)
     params = {
         "reference": reference.pk, "reference_name": reference.name,
         "reward_model": reward_model.pk, "reward_model_name": reward_model.name,
@@ -62,7 +61,13 @@ def evaluation_create(*, policy: ModelArtifact, reference: ModelArtifact | None,
     return job
 
 
-def _weights(reward_model: ModelArtifact, raw) -> dict[str, float] | None:
+def reward_model_validate(reward_model: ModelArtifact) -> ModelArtifact:
+    if reward_model.kind != ModelArtifact.Kind.REWARD_MODEL:
+        raise GenerationError(f"reward_model: {reward_model.name} is {with_article(reward_model.get_kind_display().lower())}, not a reward model")
+    return reward_model
+
+
+def reward_weights_checked(reward_model: ModelArtifact, raw) -> dict[str, float] | None:
     """Weights checked against the reward model's heads (its arbiter_heads.json) before the job queues."""
     from training.core.heads import WeightsError, heads_read, weights_check, weights_parse
     from training.registry.services import model_path

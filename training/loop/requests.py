@@ -130,8 +130,10 @@ def generation_request(*, user, policy: ModelArtifact, data) -> Job:
     policies = policies_parse(data.get("policies") or f"{policy.name}@0.7", user=user, defaults=defaults)
     # The job lives on the page it was started from.
     policies.sort(key=lambda p: p[0].pk != policy.pk)
+    judge = _model(user, data["reward_model"], "reward_model") if data.get("reward_model") not in (None, "") else None
     return generation_batch_create(project=target, policies=policies, snapshot=snapshot, prompts_project=prompts_project,
-                                   split=str(data.get("split") or "test"), limit=_number(data, "limit", 100, int), created_by=user)
+                                   split=str(data.get("split") or "test"), limit=_number(data, "limit", 100, int), created_by=user,
+                                   reward_model=judge, reward_weights=data.get("reward_weights") if judge else None)
 
 
 def job_get_for_user(*, user, job_id: int, role: str = Role.RESEARCHER) -> Job:

@@ -60,8 +60,13 @@ def _mean(values):
 
 
 def compare(*, policy, reference, tokenizer, reward, prompts: list, sampling: Sampling, batch_size: int = 8,
-            on_progress=None, samples_kept: int = SAMPLES_KEPT) -> dict:
+            on_progress=None, samples_kept: int = SAMPLES_KEPT, answers: list | None = None,
+            ref_answers: list | None = None) -> dict:
     """The policy against `reference` (None: the policy with its LoRA adapter off) on `prompts`.
+
+    `answers` / `ref_answers`: answers already drawn (as generate() returns them, one list per
+    prompt, the first used) with `sampling`, e.g. the pairs a generation batch sends to raters, so
+    that the reward model judges the very pairs the raters judge; each side not given is generated.
 
     `reward`: callable (prompts, response texts) -> one score per text (a tensor or a list; e.g.
     training.rl.models.RewardModel). `on_progress(done, total)`: after each step, total being
@@ -76,11 +81,13 @@ def compare(*, policy, reference, tokenizer, reward, prompts: list, sampling: Sa
     off = policy.disable_adapter if reference is None else nullcontext
 
     with _eval_mode(policy, reference):
-        answers = generate(net=policy, tokenizer=tokenizer, prompts=prompts, sampling=sampling, batch_size=batch_size,
-                           on_batch=lambda done: step(done, total))
-        with off():
-            ref_answers = generate(net=ref_net, tokenizer=tokenizer, prompts=prompts, sampling=sampling, batch_size=batch_size,
-                                   on_batch=lambda done: step(len(prompts) + done, total))
+        if answers is None:
+            answers = generate(net=policy, tokenizer=tokenizer, prompts=prompts, sampling=sampling, batch_size=batch_size,
+                               on_batch=lambda done: step(done, total))
+        if ref_answers is None:
+            with off():
+                ref_answers = generate(net=ref_net, tokenizer=tokenizer, prompts=prompts, sampling=sampling, batch_size=batch_size,
+                                       on_batch=lambda done: step(len(prompts) + done, total))
         kls, policy_scores, reference_scores = [], [], []
         for start in range(0, len(prompts), batch_size):
             chunk = prompts[start : start + batch_size]

@@ -2,7 +2,7 @@
 as items of a project.
 
     python manage.py generate_batch --project SLUG --prompts SLUG:vN|SLUG:latest|SLUG \
-        --policy NAME[@TEMPERATURE][xK] [--policy ...] [--limit 100] [--max-new-tokens 64] [--here]
+        --policy NAME[@TEMPERATURE][xK] [--policy ...] [--limit 100] [--max-new-tokens 64] [--reward-model NAME] [--here]
 
 e.g. --policy my-dpo-policy@0.7 --policy smollm2-135m-instruct@0.7 (one answer each, for a binary
 project), or --policy my-policy@0.3x2 --policy my-policy@1.0x2 (a ranking project of 4)."""
@@ -40,6 +40,7 @@ class Command(BaseCommand):
         parser.add_argument("--max-new-tokens", type=int, default=64)
         parser.add_argument("--top-p", type=float, default=1.0)
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--reward-model", help="Two policies, one answer each: also record this reward model's verdict on the same pairs.")
         parser.add_argument("--here", action="store_true", help="Run in this process instead of queueing on the gpu worker.")
 
     def handle(self, *args, **o):
@@ -52,7 +53,8 @@ class Command(BaseCommand):
         policies = [policy_spec(v, max_new_tokens=o["max_new_tokens"], seed=o["seed"], top_p=o["top_p"]) for v in o["policy"]]
         try:
             job = generation_batch_create(project=target, policies=policies, snapshot=snapshot, prompts_project=prompts_project,
-                                          split=o["split"], limit=o["limit"], created_by=target.created_by)
+                                          split=o["split"], limit=o["limit"], created_by=target.created_by,
+                                          reward_model=model_named(o["reward_model"], "--reward-model") if o["reward_model"] else None)
         except GenerationError as exc:
             raise CommandError(str(exc)) from None
         if not o["here"]:
@@ -60,3 +62,4 @@ class Command(BaseCommand):
             return
         job_run_here(job, self.stdout)
         self.stdout.write(f"generation batch {job.pk}: {batch_summary(job.result, target.slug)}")
+
