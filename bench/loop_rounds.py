@@ -14,9 +14,11 @@ queued job runs here, as a worker would run it):
  4. online RL of the current policy against that reward model (GRPO by default, full fine-tuning,
     so the new policy can start the next round; its KL term pulls toward the round's start);
  5. generation batches on the held-out prompts, never used for training: the new policy against
-    the base, and against the previous round's policy, each into a project of its own;
+    the base, and against the previous round's policy, each into a project of its own; each batch
+    names the round's reward model, so the job also records its verdict on the very same pairs
+    (win rate, and the mean KL of the new policy to the other) with no second generation;
  6. simulated raters judge those batches; the raters' win rate is read from the projects'
-    leaderboards, the reward model's win rate and the KL from an evaluation job.
+    leaderboards, beside the reward model's on the same answers.
 
 The prompts are real: the first user turn of each conversation in Anthropic's HH-RLHF
 harmless-base test file (../shared/data/hh-rlhf), shuffled with a fixed seed; the first --heldout go
@@ -100,7 +102,7 @@ def main() -> int:
     parser.add_argument("--noise", type=float, default=0.2, help="Probability that a rater's answer is flipped.")
     parser.add_argument("--method", default="grpo", choices=("grpo", "ppo"))
     parser.add_argument("--rl-steps", type=int, default=24, help="Optimizer steps of each round's RL run.")
-    parser.add_argument("--rl-lr", type=float, default=2.5e-5, help="Learning rate of the RL runs (full fine-tuning).")
+    parser.add_argument("--rl-lr", type=float, default=5e-5, help="Learning rate of the RL runs (full fine-tuning).")
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--long-run", type=int, default=0, metavar="STEPS",
                         help="After the rounds, one longer RL run from the base against the last reward model, its "
@@ -215,22 +217,26 @@ class Loop:
                 row.update({k.replace("_vs_base", "_vs_previous"): v for k, v in row.items() if k.endswith("_vs_base")})
                 continue
             project = self._eval_project(f"loop-r{r}-vs-{label}")
-            self._batch(project, [(policy, 1, sampling), (other, 1, sampling)], self.heldout_prompts, a.heldout)
+            job = self._batch(project, [(policy, 1, sampling), (other, 1, sampling)], self.heldout_prompts, a.heldout,
+                              reward_model=judge)
             self._rate(project)
             row.update(self._rater_win_rate(project, policy, other, label))
-            row.update(self._rm_figures(policy, other, judge, sampling, label))
+            rm = job.result["reward_model"]  # the reward model's verdict on the same pairs the raters judged
+            row.update({f"rm_win_rate_vs_{label}": _round(rm["win_rate"]), f"rm_n_vs_{label}": rm["n"],
+                        f"kl_mean_vs_{label}": _round(rm["kl_mean"])})
         row["round_seconds"] = round(time.monotonic() - started, 1)
         return row
 
-    def _batch(self, project, policies, prompts_project, limit):
+    def _batch(self, project, policies, prompts_project, limit, reward_model=None):
         from training.loop.batches import batch_summary, generation_batch_create
         from training.loop.cli import job_run_here
 
         t0 = time.monotonic()
         job = generation_batch_create(project=project, policies=policies, prompts_project=prompts_project, limit=limit,
-                                      created_by=self.manager)
+                                      created_by=self.manager, reward_model=reward_model)
         job_run_here(job, sys.stdout)
         print(f"  {batch_summary(job.result, project.slug)} [{time.monotonic() - t0:.0f}s]")
+        return job
 
     def _rate(self, project, ranking: bool = False) -> int:
         """Every rater takes leases and submits through the rater API until nothing is left."""
@@ -328,18 +334,6 @@ class Loop:
         figures = win_figures(wins=mine["wins"], ties=mine["ties"], n=mine["games"])
         return {f"rater_win_rate_vs_{label}": round(figures["win_rate"], 3), f"rater_ci_low_vs_{label}": round(figures["ci_low"], 3),
                 f"rater_ci_high_vs_{label}": round(figures["ci_high"], 3), f"n_vs_{label}": figures["n"]}
-
-    def _rm_figures(self, policy, other, judge, sampling, label) -> dict:
-        from training.loop.cli import job_run_here
-        from training.loop.evaluation import evaluation_create
-
-        job = evaluation_create(policy=policy, reference=other, reward_model=judge, project=self.labels,
-                                prompts_project=self.heldout_prompts, limit=self.args.heldout, sampling=sampling,
-                                created_by=self.manager)
-        job_run_here(job, sys.stdout)
-        res = job.result
-        return {f"rm_win_rate_vs_{label}": _round(res.get("win_rate")), f"rm_n_vs_{label}": res.get("n"),
-                f"kl_mean_vs_{label}": _round(res.get("kl_mean"))}
 
     # --- one long run, its checkpoints judged by the raters --------------------------------------
 
