@@ -94,3 +94,16 @@ def test_it_hands_the_runs_own_kl_coefficient_to_trl(tmp_path, method, beta):
     args_cls = {"rloo": trl.RLOOConfig, "grpo": trl.GRPOConfig}[method]
     args = online.trl_args(cfg, args_cls=args_cls, output_dir=tmp_path, device_type="cpu", n_rewards=1, method_args=online.method_args(cfg))
     assert args.beta == beta
+
+
+def test_a_full_run_asked_for_no_evaluation_reports_none_and_no_failure(tmp_path, setup):
+    """eval_prompts 0 (the loop bench's runs; every process but the main one in DDP) used to call the
+    comparison with no prompts and a full policy, which looked for a LoRA adapter to switch off and
+    put "evaluation failed: AttributeError" on the run's page."""
+    from training.recipes.catalog import get
+
+    config = {**FAST, **PER_METHOD["grpo"], "max_steps": 1, "eval_prompts": 0}
+    progress = tiny_rl.FakeProgress()
+    result = get("grpo").train_fn()(tiny_rl.context(tmp_path, method="grpo", config=config, use_lora=False, progress=progress, **setup))
+    assert result["global_step"] == 1 and result["test"] == {}
+    assert not any("evaluation failed" in line for line in progress.lines), progress.lines

@@ -408,6 +408,8 @@ def evaluate(model, tokenizer, funcs, prompts, *, cfg, device, base_model_path) 
     from training.rl.models import load_policy
     from training.rl.sampling import Sampling
 
+    if not prompts:  # eval_prompts 0, or a process other than the main one: nothing to compare
+        return {}, []
     weights = [float(w) for w in cfg.reward_weights.split(",") if w.strip()] if cfg.reward_weights else [1.0] * len(funcs)
 
     def reward(batch_prompts, texts):
@@ -415,7 +417,7 @@ def evaluate(model, tokenizer, funcs, prompts, *, cfg, device, base_model_path) 
         return [sum(w * s for w, s in zip(weights, vals)) for vals in zip(*per_func)]
 
     reference = None
-    if prompts and not hasattr(model, "disable_adapter"):
+    if not hasattr(model, "disable_adapter"):
         reference = load_policy(base_model_path, dtype=next(model.parameters()).dtype).to(device).eval()
     figures = compare(policy=model, reference=reference, tokenizer=tokenizer, reward=reward, prompts=prompts,
                       sampling=Sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_completion_length),
