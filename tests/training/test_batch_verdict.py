@@ -72,10 +72,26 @@ def test_a_policy_against_its_own_weights_is_an_even_match_at_no_kl(setup, owner
     assert Candidate.objects.filter(item__project=target).count() == 2 * verdict["n"]
 
 
+@pytest.mark.slow
+def test_with_several_policies_each_is_judged_against_the_last(setup, owner, make_project, django_capture_on_commit_callbacks):
+    """A checkpoint batch: every policy's verdict and KL against the reference, the last one."""
+    base, new, judge, snapshot, _ = setup
+    twin = ModelArtifact.objects.create(name="twin", kind=ModelArtifact.Kind.CAUSAL_LM, source=ModelArtifact.Source.LOCAL, path=base.path)
+    ranked = make_project(Kind.RANKING, slug="ranked", ranking_k=3)
+    job = _run(ranked, snapshot, owner, [(new, 1, SAMPLING), (twin, 1, SAMPLING), (base, 1, SAMPLING)], judge,
+               django_capture_on_commit_callbacks)
+    by_policy = job.result["reward_model_by_policy"]
+    assert set(by_policy) == {"tiny-new T=1", "twin T=1"}
+    assert all(v["reference"] == "tiny-base T=1" and v["n"] == ranked.items.count() > 0 for v in by_policy.values())
+    assert by_policy["twin T=1"]["kl_mean"] == pytest.approx(0.0, abs=1e-4) and by_policy["twin T=1"]["win_rate"] == 0.5
+    assert by_policy["tiny-new T=1"]["kl_mean"] > 0.01
+    assert job.result["reward_model"] == by_policy["tiny-new T=1"]
+
+
 def test_it_refuses_a_verdict_that_is_not_one_answer_against_one(setup, owner, make_project):
     base, new, judge, snapshot, target = setup
     ranked = make_project(Kind.RANKING, slug="ranked", ranking_k=3)
-    with pytest.raises(GenerationError, match=r"reward_model: .*1 \+ 2 answers per prompt"):
+    with pytest.raises(GenerationError, match=r"reward_model: .*1 \+ 2 answers per prompt \(give two or more policies, k=1 each\)"):
         generation_batch_create(project=ranked, snapshot=snapshot, policies=[(new, 1, SAMPLING), (base, 2, SAMPLING)], reward_model=judge)
     with pytest.raises(GenerationError, match="reward_model: tiny-base is .*, not a reward model"):
         generation_batch_create(project=target, snapshot=snapshot, policies=[(new, 1, SAMPLING), (base, 1, SAMPLING)], reward_model=base)

@@ -168,6 +168,27 @@ def test_it_refuses_a_project_that_cannot_take_every_checkpoint_and_the_referenc
     assert not Job.objects.exists() and not ModelArtifact.objects.exclude(pk=base_model.pk).exists()
 
 
+def test_where_training_logged_no_kl_the_chart_takes_the_kl_measured_on_the_raters_answers(project, make_project, snapshot,
+                                                                                            base_model, owner):
+    """GRPO at its default beta 0 computes no KL: the chart reads each checkpoint's KL from the
+    checkpoint batch's reward-model verdict on the answers the raters got; a logged KL stays first."""
+    from training.runs.checkpoints import checkpoint_figures, checkpoint_model_name
+
+    run = _fake_run(project, snapshot, base_model, owner)
+    run.result["checkpoints"][1]["kl"] = None
+    run.save(update_fields=["result"])
+    names = {step: f"{checkpoint_model_name(run, step)} T=0.7" for step in (2, 4)}
+    target = make_project(Kind.RANKING, slug="ckpt", ranking_k=3)
+    Job.objects.create(kind=Job.Kind.GENERATION, policy=base_model, project=target, run=run, status=Job.Status.SUCCEEDED,
+                       params={"policies": [{"model": 0, "model_name": checkpoint_model_name(run, s), "candidate_name": names[s]}
+                                            for s in (2, 4)] + [{"model": base_model.pk, "model_name": base_model.name,
+                                                                 "candidate_name": f"{base_model.name} T=0.7"}]},
+                       result={"reward_model_by_policy": {names[2]: {"kl_mean": 9.0}, names[4]: {"kl_mean": 3.5}}})
+    rows = {r["step"]: r for r in checkpoint_figures(run=run, projects_readable=type(target).objects.all())["checkpoints"]}
+    assert rows[4]["kl"] == 3.5  # measured on the answers
+    assert rows[2]["kl"] == 0.0  # logged in training: kept
+
+
 @pytest.mark.parametrize("who, code", [("member", 403), ("researcher", 403), ("outsider", 404)])
 def test_it_lets_only_a_manager_of_the_run_send_or_register_checkpoints(project, make_project, snapshot, base_model, owner,
                                                                         client_for, request, who, code):

@@ -7,11 +7,14 @@ Each candidate's model_name is "<model> T=<temperature>", so the project's Bradl
 leaderboard ranks each policy at each setting; its metadata carries the model id and every
 sampling setting. `head_to_head` reads the human verdict between two of them.
 
-A batch of two policies, one answer each, may name a reward model: the job then also records the
-reward model's verdict on the very pairs it sends to raters (training/rl/comparison.py::compare on
-those answers: win rate of the first policy with its interval, mean KL of the first to the second),
-so the page shows the raters' and the reward model's verdicts on the same answers, side by side,
-and no second generation is needed to know where they part."""
+A batch of policies with one answer each may name a reward model: the job then also records the
+reward model's verdict on the very answers it sends to raters (training/rl/comparison.py::compare on
+those answers), each policy against the LAST one, the reference: win rate with its interval and the
+mean KL to the reference on the policy's own answers. The page shows the raters' and the reward
+model's verdicts on the same answers side by side, with no second generation, and a run's
+checkpoint batch gets each checkpoint's KL this way even when training logged none (GRPO with
+beta 0 never computes it). For the verdict the models are loaded again one at a time beside the
+reference, so a batch of many checkpoints never holds more than two."""
 from __future__ import annotations
 
 from django.db import transaction
@@ -38,8 +41,8 @@ def generation_batch_create(*, project: Project, policies: list[tuple[ModelArtif
                             run=None, created_by=None, reward_model: ModelArtifact | None = None, reward_weights=None) -> Job:
     """Validate and queue a batch. policies: (model, k answers per prompt, sampling) each; the
     first one's page owns the job. The answers per prompt must fit the target project's kind.
-    `reward_model` (two policies, one answer each): also record its verdict on the pairs (see the
-    module's docstring); `reward_weights` as for an evaluation."""
+    `reward_model` (one answer per policy): also record its verdict on the answers, each policy
+    against the last (see the module's docstring); `reward_weights` as for an evaluation."""
     if not policies:
         raise GenerationError("policies: name at least one policy")
     names = set()
@@ -106,27 +109,27 @@ def _judge_params(specs: list[dict], reward_model: ModelArtifact, raw_weights) -
     from training.loop.evaluation import reward_model_validate, reward_weights_checked
 
     reward_model_validate(reward_model)
-    if len(specs) != 2 or any(s["k"] != 1 for s in specs):
-        raise GenerationError("reward_model: its verdict compares two policies' answers one to one; "
-                              f"this batch has {' + '.join(str(s['k']) for s in specs)} answers per prompt (give two policies, k=1 each)")
+    if len(specs) < 2 or any(s["k"] != 1 for s in specs):
+        raise GenerationError("reward_model: its verdict compares each policy's answer with the last policy's, one to one; "
+                              f"this batch has {' + '.join(str(s['k']) for s in specs)} answers per prompt (give two or more policies, k=1 each)")
     weights = reward_weights_checked(reward_model, raw_weights)
     return {"reward_model": reward_model.pk, "reward_model_name": reward_model.name, **({"reward_weights": weights} if weights else {})}
 
 
 def generation_batch_execute(*, job: Job, progress):
     """What the worker runs for a generation job: generate, then import in one transaction; with a
-    reward model, then its verdict on the imported pairs."""
+    reward model, then its verdict on the imported answers."""
     import gc
 
     from annotation.importers.service import import_records
     from training.loop.generation import generate, policy_load
 
     specs = job.params["policies"]
-    judged = "reward_model" in job.params
+    judged = len(specs) - 1 if "reward_model" in job.params else 0  # comparisons to the reference
     prompts = prompts_load(job.params["prompts"], limit=job.params.get("limit"))
     total = len(prompts) * (len(specs) + judged)
     progress.step(done=0, total=total)
-    answers, nets = {}, []
+    answers = {}
     for n, spec in enumerate(specs):
         model = ModelArtifact.objects.select_related("base_model").get(pk=spec["model"])
         net, tokenizer = policy_load(model)
@@ -134,8 +137,6 @@ def generation_batch_execute(*, job: Job, progress):
             net=net, tokenizer=tokenizer, prompts=prompts, n=spec["k"], sampling=Sampling(**spec["sampling"]),
             batch_size=max(1, ROWS_PER_BATCH // spec["k"]), on_batch=lambda done, n=n: progress.step(done=n * len(prompts) + done),
         )
-        if judged:  # both stay loaded for the verdict: the KL needs the two
-            nets.append((net, tokenizer))
         del net
         gc.collect()
     records, empty = batch_records(job_id=job.pk, prompts=prompts, answers=answers, specs=specs,
@@ -149,33 +150,45 @@ def generation_batch_execute(*, job: Job, progress):
               "prompts_left_out": len(prompts) - len(records), "empty_answers": empty,
               "models": [s["candidate_name"] for s in specs], "import_batch": batch.pk}
     if judged:
-        result["reward_model"] = _verdict(job, prompts, [answers[s["candidate_name"]] for s in specs], nets,
-                                          on_progress=lambda done: progress.step(done=len(prompts) * len(specs) + done))
+        verdicts = _verdicts(job, prompts, [answers[s["candidate_name"]] for s in specs],
+                             on_progress=lambda done: progress.step(done=len(prompts) * len(specs) + done))
+        result["reward_model"] = verdicts[0]  # the first policy's: what the job page shows
+        result["reward_model_by_policy"] = {v["policy"]: v for v in verdicts}
     progress.step(done=total)
     return result, batch
 
 
-def _verdict(job: Job, prompts: list, answers: list[list], nets: list, *, on_progress) -> dict:
-    """The reward model's verdict on the pairs the raters got: prompts where an answer was empty
-    are left out of both (batch_records leaves them out of the items)."""
+def _verdicts(job: Job, prompts: list, answers: list[list], *, on_progress) -> list[dict]:
+    """The reward model's verdict of each policy but the last over the last, on the answers the raters
+    got: prompts where any answer was empty are left out (batch_records leaves them out of the items)."""
+    import gc
+
+    from training.loop.generation import policy_load
     from training.registry.scoring import reward_model_load
     from training.rl.comparison import compare
 
     params = job.params
-    (policy, tokenizer), (reference, ref_tokenizer) = nets
-    if ref_tokenizer.get_vocab() != tokenizer.get_vocab():
-        raise GenerationError(f"reward_model: {params['policies'][1]['model_name']} has another tokenizer than "
-                              f"{params['policies'][0]['model_name']}; the KL between them needs the same one")
+    specs = params["policies"]
     kept = [i for i in range(len(prompts)) if all(side[i][0]["text"].strip() for side in answers)]
     judge = ModelArtifact.objects.select_related("base_model").get(pk=params["reward_model"])
-    result = compare(policy=policy, reference=reference, tokenizer=tokenizer, reward=reward_model_load(judge, weights=params.get("reward_weights")),
-                     prompts=[prompts[i] for i in kept], answers=[answers[0][i] for i in kept],
-                     ref_answers=[answers[1][i] for i in kept], sampling=Sampling(**params["policies"][0]["sampling"]),
-                     batch_size=ROWS_PER_BATCH // 2, samples_kept=0,
-                     on_progress=lambda done, total: on_progress(max(0, done - 2 * len(kept))))
-    result.pop("samples")
-    return {**result, "policy": params["policies"][0]["candidate_name"], "reference": params["policies"][1]["candidate_name"],
-            "reward_model": judge.name}
+    reward = reward_model_load(judge, weights=params.get("reward_weights"))
+    reference, ref_tokenizer = policy_load(ModelArtifact.objects.select_related("base_model").get(pk=specs[-1]["model"]))
+    out = []
+    for n, spec in enumerate(specs[:-1]):
+        policy, tokenizer = policy_load(ModelArtifact.objects.select_related("base_model").get(pk=spec["model"]))
+        if ref_tokenizer.get_vocab() != tokenizer.get_vocab():
+            raise GenerationError(f"reward_model: {specs[-1]['model_name']} has another tokenizer than "
+                                  f"{spec['model_name']}; the KL between them needs the same one")
+        result = compare(policy=policy, reference=reference, tokenizer=tokenizer, reward=reward,
+                         prompts=[prompts[i] for i in kept], answers=[answers[n][i] for i in kept],
+                         ref_answers=[answers[-1][i] for i in kept], sampling=Sampling(**spec["sampling"]),
+                         batch_size=ROWS_PER_BATCH // 2, samples_kept=0,
+                         on_progress=lambda done, total, n=n: on_progress(n * len(prompts) + max(0, done - 2 * len(kept))))
+        result.pop("samples")
+        out.append({**result, "policy": spec["candidate_name"], "reference": specs[-1]["candidate_name"], "reward_model": judge.name})
+        del policy
+        gc.collect()
+    return out
 
 
 def batch_summary(result: dict, target: str) -> str:

@@ -117,15 +117,19 @@ def checkpoints_to_raters(*, run: TrainingRun, steps: list[int] | None, project:
     sampling = Sampling(temperature=temperature, max_new_tokens=max_new)
     models = [checkpoint_register(run=run, step=step, user=user) for step in steps]
     policies = [(m, 1, sampling) for m in models] + [(run.base_model, 1, sampling)]
+    # The run's reward model also judges the answers: each checkpoint's KL to the reference on them,
+    # which the chart needs when training logged none (GRPO's default beta 0 computes no KL).
+    judge = run.reward_model if run.reward_model and run.reward_model.kind == ModelArtifact.Kind.REWARD_MODEL else None
     return generation_batch_create(project=project, policies=policies, snapshot=snapshot, prompts_project=prompts_project,
-                                   split=split, limit=limit, run=run, created_by=user)
+                                   split=split, limit=limit, run=run, created_by=user, reward_model=judge)
 
 
 # --- reads: what the run page charts -------------------------------------------------------------
 
 def checkpoint_figures(*, run: TrainingRun, projects_readable) -> dict:
     """{"checkpoints": [{step, score, kl, model, rater}], "preferred": step | None, "batch": Job | None}.
-    `rater` is the raters' verdict of the checkpoint over the reference in the newest finished batch
+    `score` and `kl` are the training log's at that step; where it logged no KL, the KL measured on
+    the batch's answers (the batch's reward-model verdict). `rater` is the raters' verdict of the checkpoint over the reference in the newest finished batch
     of this run whose project the reader may read (`projects_readable`, a queryset): win rate with
     n and a 95% Wilson interval, a tie counting half. The preferred checkpoint is the one with the
     highest lower bound (a high rate on few games is not yet a preference)."""
@@ -134,19 +138,22 @@ def checkpoint_figures(*, run: TrainingRun, projects_readable) -> dict:
     models = {m.name: m for m in ModelArtifact.objects.filter(name__in=names)}
     batch = (Job.objects.filter(run=run, kind=Job.Kind.GENERATION, status=Job.Status.SUCCEEDED, project__in=projects_readable)
              .select_related("project").order_by("-created_at").first())
-    verdicts = {}
+    verdicts, measured = {}, {}
     if batch is not None:
         specs = batch.params.get("policies", [])
+        judged = (batch.result or {}).get("reward_model_by_policy") or {}
         reference = next((s["candidate_name"] for s in specs if s["model"] == run.base_model_id), None)
         for spec in specs:
             step = names.get(spec["model_name"])
             if step is not None and reference is not None:
                 verdicts[step] = head_to_head(project=batch.project, a=spec["candidate_name"], b=reference)
+                measured[step] = (judged.get(spec["candidate_name"]) or {}).get("kl_mean")
     rows = []
     for c in kept:
         name = checkpoint_model_name(run, c["step"])
         rater = verdicts.get(c["step"])
-        rows.append({"step": c["step"], "score": c.get("score"), "kl": c.get("kl"), "model": models.get(name),
+        kl = c.get("kl") if c.get("kl") is not None else measured.get(c["step"])
+        rows.append({"step": c["step"], "score": c.get("score"), "kl": kl, "model": models.get(name),
                      "rater": rater if rater and rater.get("n") else None})
     rated = [r for r in rows if r["rater"]]
     preferred = max(rated, key=lambda r: (r["rater"]["ci_low"], r["rater"]["win_rate"]))["step"] if rated else None
