@@ -35,6 +35,10 @@ says "you" or "I") the rater answers "tie", as a person would, and the pair teac
  - SmolLM2-135M's answers vary both ways ("I'm sorry, I can't..." against "You can..."), so RL has
    variance to move, and few pairs tie;
  - it is a real preference of rating guides ("address the user's situation, not yourself").
+It can be gamed: with no KL anchor, by round 3 the policy answered "You are you are you're you
+are..." in all 100 held-out answers, which the plain rule scores best. --rule no-repeats adds what a
+person does on sight: an answer with fewer than half its words distinct counts worst (none of
+SmolLM2's own 700 answers in that run did).
 --noise flips each rater's preference with that probability (default 0.2: real raters disagree).
 Ties matter: in a first version the raters broke them with a coin, so about half the labels were
 noise, the reward model learned what the coin said, and RL against it raised the reward model's win
@@ -67,16 +71,26 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 HH = ROOT.parent / "shared" / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz"
 RESULTS = ROOT / "bench" / "results" / "loop_rounds.json"
-RULE = "simulated rater: prefers the answer that speaks to the person, not about itself (share of you-words less share of I-words)"
+RULES = {
+    "plain": "simulated rater: prefers the answer that speaks to the person, not about itself "
+             "(share of you-words less share of I-words)",
+    "no-repeats": "simulated rater: prefers the answer that speaks to the person, not about itself "
+                  "(share of you-words less share of I-words); an answer that repeats itself "
+                  "(fewer than half its words distinct) counts worst",
+}
 _WORDS = re.compile(r"[A-Za-z']+")
 _SECOND_PERSON = {"you", "your", "yours", "yourself", "yourselves", "you're", "you've", "you'll", "you'd"}
 _FIRST_PERSON = {"i", "me", "my", "mine", "myself", "i'm", "i've", "i'll", "i'd"}
 
 
-def rater_score(text: str) -> float:
+def rater_score(text: str, rule: str = "plain") -> float:
     """The rule the simulated raters follow (see the module docstring)."""
     words = [w.lower() for w in _WORDS.findall(text)]
     if len(words) < 4:
+        return -1.0
+    # "You are you are you are..." scores the plain rule's best; a person rejects it on sight.
+    # None of SmolLM2's own 700 answers in the reported run fell under one half (docs/loop-rounds.md).
+    if rule == "no-repeats" and len(set(words)) / len(words) < 0.5:
         return -1.0
     return (sum(w in _SECOND_PERSON for w in words) - sum(w in _FIRST_PERSON for w in words)) / len(words)
 
@@ -111,6 +125,8 @@ def main() -> int:
                         help="After the rounds, one longer RL run from the base against the last reward model, its "
                              "checkpoints sent to the raters: the over-optimisation chart (0: skip).")
     parser.add_argument("--checkpoints", type=int, default=5, help="Checkpoints the long run keeps and sends to raters.")
+    parser.add_argument("--rule", default="plain", choices=sorted(RULES),
+                        help="The raters' rule: plain, or no-repeats (a self-repeating answer counts worst).")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="A few prompts and steps, to see that it runs.")
     parser.add_argument("--out", default=str(RESULTS))
@@ -170,7 +186,7 @@ class Loop:
         self.heldout_prompts = self._prompt_set("loop-heldout-prompts", heldout)
         members = {u: "rater" for u in self.raters}
         self.labels = project_create(name="Loop labels", slug="loop-labels", created_by=self.manager, members=members,
-                                     allow_tie=True, instructions=RULE)
+                                     allow_tie=True, instructions=RULES[self.args.rule])
         t0 = time.monotonic()
         self.base = model_register_smollm2()
         self.encoder = model_register_minilm()
@@ -253,7 +269,7 @@ class Loop:
                 body = lease.json()
                 submit = client.post(f"/api/assignments/{body['assignment']}/submit/",
                                      {"value": self._rank(body["candidates"]) if ranking else {"winner": self._choose(body["candidates"])},
-                                      "rationale": RULE, "duration_ms": 1},
+                                      "rationale": RULES[self.args.rule], "duration_ms": 1},
                                      content_type="application/json")
                 assert submit.status_code in (200, 201), submit.content
                 stored += 1
@@ -262,7 +278,7 @@ class Loop:
 
     def _choose(self, candidates: list[dict]) -> int | str:
         """The position the rule prefers, "tie" when it cannot tell them apart; --noise flips a preference."""
-        scores = [(rater_score(c["text"]), c["position"]) for c in candidates]
+        scores = [(rater_score(c["text"], self.args.rule), c["position"]) for c in candidates]
         (low, worst), (high, best) = min(scores), max(scores)
         if low == high:
             return "tie"
@@ -270,7 +286,7 @@ class Loop:
 
     def _rank(self, candidates: list[dict]) -> dict:
         """Best first by the rule; with probability --noise two neighbours swap places."""
-        order = [c["position"] for c in sorted(candidates, key=lambda c: (rater_score(c["text"]), self.rng.random()), reverse=True)]
+        order = [c["position"] for c in sorted(candidates, key=lambda c: (rater_score(c["text"], self.args.rule), self.rng.random()), reverse=True)]
         if self.rng.random() < self.args.noise:
             i = self.rng.randrange(len(order) - 1)
             order[i], order[i + 1] = order[i + 1], order[i]
@@ -324,7 +340,7 @@ class Loop:
         from annotation.projects import project_create
 
         return project_create(name=slug, slug=slug, created_by=self.manager, members=self.members, allow_tie=True,
-                              instructions=RULE)
+                              instructions=RULES[self.args.rule])
 
     def _rater_win_rate(self, project, policy, other, label) -> dict:
         from annotation.quality.leaderboard import project_leaderboard
@@ -356,7 +372,7 @@ class Loop:
                                   extra={"save_steps": every, "keep_checkpoints": a.checkpoints})
         k = len(run.result.get("checkpoints", [])) + 1
         project = project_create(name="loop-checkpoints", slug="loop-checkpoints", created_by=self.manager, members=self.members,
-                                 kind="ranking", ranking_min_k=k, ranking_k=k, instructions=RULE)
+                                 kind="ranking", ranking_min_k=k, ranking_k=k, instructions=RULES[self.args.rule])
         t0 = time.monotonic()
         job = checkpoints_to_raters(run=run, steps=None, project=project, prompts_project=self.heldout_prompts,
                                     limit=a.heldout, user=self.manager)
@@ -364,7 +380,9 @@ class Loop:
         print(f"  checkpoint batch: {job.result.get('items_created')} items [{time.monotonic() - t0:.0f}s]")
         self._rate(project, ranking=True)
         figures = checkpoint_figures(run=run, projects_readable=Project.objects.all())
-        chart = Path(self.args.out).with_name("loop_checkpoints.svg")
+        out = Path(self.args.out)  # loop_rounds.json -> loop_checkpoints.svg, loop_rounds_x.json -> loop_checkpoints_x.svg
+        stem = out.stem.replace("loop_rounds", "loop_checkpoints", 1)
+        chart = out.with_name((stem if stem != out.stem else stem + "_checkpoints") + ".svg")
         chart.write_text(checkpoint_chart(figures))
         rows = [{"step": c["step"], "rm_score": _round(c["score"]), "kl": _round(c["kl"]),
                  **({"rater_win_rate": _round(c["rater"]["win_rate"]), "rater_ci_low": _round(c["rater"]["ci_low"]),
@@ -391,7 +409,7 @@ def _write(args, rounds, long_run=None):
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     settings = {k: v for k, v in vars(args).items() if k != "out"}
-    body = {"settings": settings, "rule": RULE, "rounds": rounds}
+    body = {"settings": settings, "rule": RULES[args.rule], "rounds": rounds}
     if long_run:
         body["long_run"] = long_run
     out.write_text(json.dumps(body, indent=2) + "\n")
