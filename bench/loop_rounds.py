@@ -16,7 +16,9 @@ queued job runs here, as a worker would run it):
  5. generation batches on the held-out prompts, never used for training: the new policy against
     the base, and against the previous round's policy, each into a project of its own; each batch
     names the round's reward model, so the job also records its verdict on the very same pairs
-    (win rate, and the mean KL of the new policy to the other) with no second generation;
+    (win rate, and the mean KL of the new policy to the other) with no second generation; answers
+    a policy already made there (the base, the previous policy, the new one in its second batch)
+    are read back, not generated again (training/loop/answers.py);
  6. simulated raters judge those batches; the raters' win rate is read from the projects'
     leaderboards, beside the reward model's on the same answers.
 

@@ -2,6 +2,8 @@
 project's items), K answers from each of one or more registered policies, generated on the gpu
 worker and imported as items into a project through the ordinary importer (import_records: the
 same validation, one transaction, ids already there skipped, so a retried job adds nothing twice).
+Answers a policy already made for the same prompts and sampling are read back instead of made
+again (training/loop/answers.py).
 
 Each candidate's model_name is "<model> T=<temperature>", so the project's Bradley–Terry
 leaderboard ranks each policy at each setting; its metadata carries the model id and every
@@ -122,23 +124,31 @@ def generation_batch_execute(*, job: Job, progress):
     import gc
 
     from annotation.importers.service import import_records
-    from training.loop.generation import generate, policy_load
+    from training.loop.answers import answers_keep, answers_path, answers_read
+    from training.loop.generation import device_pick, generate, policy_load
 
     specs = job.params["policies"]
     judged = len(specs) - 1 if "reward_model" in job.params else 0  # comparisons to the reference
     prompts = prompts_load(job.params["prompts"], limit=job.params.get("limit"))
     total = len(prompts) * (len(specs) + judged)
     progress.step(done=0, total=total)
-    answers = {}
+    answers, reused = {}, []
     for n, spec in enumerate(specs):
         model = ModelArtifact.objects.select_related("base_model").get(pk=spec["model"])
-        net, tokenizer = policy_load(model)
-        answers[spec["candidate_name"]] = generate(
-            net=net, tokenizer=tokenizer, prompts=prompts, n=spec["k"], sampling=Sampling(**spec["sampling"]),
-            batch_size=max(1, ROWS_PER_BATCH // spec["k"]), on_batch=lambda done, n=n: progress.step(done=n * len(prompts) + done),
-        )
-        del net
-        gc.collect()
+        batch_size = max(1, ROWS_PER_BATCH // spec["k"])
+        kept = answers_path(model=model, sampling=spec["sampling"], k=spec["k"], batch_size=batch_size,
+                            device=device_pick(), prompts=prompts)
+        made = answers_read(kept, prompts=len(prompts), k=spec["k"])
+        if made is not None:
+            reused.append(spec["candidate_name"])
+        else:
+            net, tokenizer = policy_load(model)
+            made = generate(net=net, tokenizer=tokenizer, prompts=prompts, n=spec["k"], sampling=Sampling(**spec["sampling"]),
+                            batch_size=batch_size, on_batch=lambda done, n=n: progress.step(done=n * len(prompts) + done))
+            answers_keep(kept, made)
+            del net
+            gc.collect()
+        answers[spec["candidate_name"]] = made
     records, empty = batch_records(job_id=job.pk, prompts=prompts, answers=answers, specs=specs,
                                    source=job.params["prompts"].get("label", ""))
     progress.step(done=len(prompts) * len(specs))
@@ -148,7 +158,7 @@ def generation_batch_execute(*, job: Job, progress):
     batch = import_records(project=job.project, records=records, created_by=job.created_by)
     result = {"prompts": len(prompts), "items_created": batch.items_created, "items_skipped": batch.items_skipped,
               "prompts_left_out": len(prompts) - len(records), "empty_answers": empty,
-              "models": [s["candidate_name"] for s in specs], "import_batch": batch.pk}
+              "models": [s["candidate_name"] for s in specs], "answers_reused": reused, "import_batch": batch.pk}
     if judged:
         verdicts = _verdicts(job, prompts, [answers[s["candidate_name"]] for s in specs],
                              on_progress=lambda done: progress.step(done=len(prompts) * len(specs) + done))
@@ -195,6 +205,8 @@ def batch_summary(result: dict, target: str) -> str:
     """One line for the commands: what was imported, and what was left out and why."""
     line = (f"{result['prompts']} prompts, {result['items_created']} items imported into {target} "
             f"({result['items_skipped']} already there) from {', '.join(result['models'])}")
+    if result.get("answers_reused"):
+        line += f"; answers kept from an earlier batch: {', '.join(result['answers_reused'])}"
     if result.get("prompts_left_out"):
         line += f"; {result['prompts_left_out']} prompts left out for an empty answer ({_empty_text(result['empty_answers'])})"
     return line
