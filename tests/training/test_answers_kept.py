@@ -81,6 +81,10 @@ def test_another_seed_another_model_or_a_damaged_file_is_generated(setup, make_p
     third = _batch(make_project, "third", snapshot, owner, [(new, 1, SAMPLING), (base, 1, SAMPLING)], capture)
     assert third.result["answers_reused"] == ["tiny-new T=1"]
     assert _texts(third, "tiny-base T=1") == _texts(first, "tiny-base T=1")  # made again, and kept again whole
+    with monkeypatch.context() as upgraded:  # another transformers may sample other tokens from the same seed
+        upgraded.setattr("transformers.__version__", "99.0.0")
+        assert _batch(make_project, "upgraded", snapshot, owner, [(new, 1, SAMPLING), (base, 1, SAMPLING)],
+                      capture).result["answers_reused"] == []
     _no_generation(monkeypatch)
     fourth = _batch(make_project, "fourth", snapshot, owner, [(new, 1, SAMPLING), (base, 1, SAMPLING)], capture)
     assert fourth.result["answers_reused"] == ["tiny-new T=1", "tiny-base T=1"]

@@ -8,7 +8,8 @@ already (bench/loop_rounds.py: three of every four held-out answers after round 
 
 The key names the model by its id, folder and registration time (a test database that reuses an
 id gets another time), so a retrained or re-registered model never meets an older model's
-answers. A file that cannot be read is a miss: the answers are made again and the file replaced.
+answers, and the torch and transformers versions, so an upgrade never serves answers the new
+versions would not give. A file that cannot be read is a miss: the answers are made again and the file replaced.
 Files live under ARTIFACT_ROOT/answers/model-<id>/, one folder per model, so an operator can
 clear one model's answers, or all of them, with rm."""
 from __future__ import annotations
@@ -25,8 +26,13 @@ from training.registry.models import ModelArtifact
 
 def answers_path(*, model: ModelArtifact, sampling: dict, k: int, batch_size: int, device: str, prompts: list) -> Path:
     """Where the answers of this exact request live (whether or not they are there yet)."""
+    import torch
+    import transformers
+
+    # Another torch or transformers may sample other tokens from the same seed: an upgrade starts afresh.
     request = {"model": [model.pk, model.path, model.created_at.isoformat() if model.created_at else None],
                "sampling": sampling, "k": k, "batch_size": batch_size, "device": device,
+               "versions": [str(torch.__version__), transformers.__version__],
                "prompts": hashlib.sha256(json.dumps(prompts, sort_keys=True).encode()).hexdigest()}
     digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
     return Path(settings.ARTIFACT_ROOT) / "answers" / f"model-{model.pk}" / f"{digest}.json"

@@ -132,12 +132,12 @@ def generation_batch_execute(*, job: Job, progress):
     prompts = prompts_load(job.params["prompts"], limit=job.params.get("limit"))
     total = len(prompts) * (len(specs) + judged)
     progress.step(done=0, total=total)
-    answers, reused = {}, []
+    answers, reused, device = {}, [], device_pick()
     for n, spec in enumerate(specs):
         model = ModelArtifact.objects.select_related("base_model").get(pk=spec["model"])
         batch_size = max(1, ROWS_PER_BATCH // spec["k"])
         kept = answers_path(model=model, sampling=spec["sampling"], k=spec["k"], batch_size=batch_size,
-                            device=device_pick(), prompts=prompts)
+                            device=device, prompts=prompts)
         made = answers_read(kept, prompts=len(prompts), k=spec["k"])
         if made is not None:
             reused.append(spec["candidate_name"])
